@@ -1,0 +1,1 @@
+//! Host capabilities answered by imagegate.

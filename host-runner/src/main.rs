@@ -1,0 +1,2 @@
+//! `imagegate`: the host-runner CLI.
+fn main() {}

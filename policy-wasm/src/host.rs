@@ -1,0 +1,24 @@
+//! The capabilities the engine needs from its host.
+//!
+//! The engine never talks waPC: it asks a [`Host`]. In the wasm module that is
+//! [`WapcHost`] (a `__host_call` with binding `kubewarden`); in native tests it
+//! is any fake that answers the same namespaces and operations.
+
+/// A Kubewarden host: answers `namespace` / `operation` calls with a JSON payload.
+///
+/// `Err` carries the host's error text. Every error is a failed check for the
+/// engine (fail closed).
+pub trait Host {
+    fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String>;
+}
+
+/// The real host of the wasm module.
+#[cfg(target_arch = "wasm32")]
+pub struct WapcHost;
+
+#[cfg(target_arch = "wasm32")]
+impl Host for WapcHost {
+    fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        wapc_guest::host_call("kubewarden", namespace, operation, payload).map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,20 @@
+//! imagegate: decides which container images may run in a Kubernetes cluster.
+//!
+//! This crate is both the Kubewarden policy module (`cdylib` for
+//! `wasm32-wasip1`) and a plain Rust library used by the host-runner and by
+//! native tests. Data flows one way:
+//!
+//! request JSON -> [`workload`] finds images -> [`reference`] normalizes ->
+//! [`pattern`] finds the winning rule -> [`decide`] asks the [`host::Host`] ->
+//! [`wire::ValidationResponse`].
+//!
+//! The waPC glue lives in `entry.rs` and is compiled for wasm only.
+
+pub mod glob;
+pub mod host;
+pub mod pattern;
+pub mod reference;
+pub mod wire;
+
+#[cfg(target_arch = "wasm32")]
+mod entry;
