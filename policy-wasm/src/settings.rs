@@ -107,6 +107,7 @@ enum CheckSettings {
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
     },
+    #[serde(rename_all = "camelCase")]
     Notary {
         server: String,
         #[serde(default)]
@@ -820,6 +821,29 @@ mod tests {
             panic!()
         };
         assert_eq!(keys[0].name, "inline");
+    }
+
+    #[test]
+    fn notary_fields_are_camel_case() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let json = format!(
+            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443","caCert":"{}","rootKeys":["{KEY}"]}}}}]}}}}]}}"#,
+            ca.replace('\n', "\\n")
+        );
+        let p = Policy::from_json(&json).unwrap();
+        let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
+            panic!()
+        };
+        let Check::Notary {
+            ca_cert, root_keys, ..
+        } = &checks[0]
+        else {
+            panic!()
+        };
+        assert_eq!(ca_cert.as_deref(), Some(ca));
+        assert_eq!(root_keys.as_ref().map(Vec::len), Some(1));
+        let snake = r#"{"rules":[{"name":"a","images":["a"],"verify":{"anyOf":[{"notary":{"server":"https://n:4443","ca_cert":"x"}}]}}]}"#;
+        assert!(err(snake).contains("unknown field `ca_cert`"));
     }
 
     #[test]
