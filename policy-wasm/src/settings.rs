@@ -802,7 +802,7 @@ mod tests {
     #[test]
     fn notary_roles_are_normalized_and_inline_keys_work() {
         let json = format!(
-            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
+            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}],"rootKeys":["{KEY}"]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
         );
         let p = Policy::from_json(&json).unwrap();
         let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
