@@ -20,6 +20,54 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
+    explain(req, policy, host).0
+}
+
+/// What the engine decided for one image (shown by the playground).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    /// `container "app"`, `init container "setup"`, ...
+    pub container: String,
+    /// The image as written.
+    pub image: String,
+    /// Its normalized form; `None` when it does not parse.
+    pub normalized: Option<String>,
+    pub decision: Decision,
+    /// The rule that decided; `None` when no rule matched or the image was not evaluated.
+    pub rule: Option<String>,
+    /// Why it was denied or warned about.
+    pub reason: Option<String>,
+    /// The image as the mutation writes it, when a digest is pinned.
+    pub pinned: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allowed,
+    Warned,
+    Denied,
+    Exempt,
+}
+
+/// [`validate`], plus one report per image checked (none when the request
+/// was decided without looking at images).
+pub fn explain(
+    req: &AdmissionRequest,
+    policy: &Policy,
+    host: &dyn Host,
+) -> (ValidationResponse, Vec<ImageReport>) {
+    let mut reports = Vec::new();
+    let response = decide_request(req, policy, host, &mut reports);
+    (response, reports)
+}
+
+fn decide_request(
+    req: &AdmissionRequest,
+    policy: &Policy,
+    host: &dyn Host,
+    reports: &mut Vec<ImageReport>,
+) -> ValidationResponse {
     if matches!(req.operation.as_str(), "DELETE" | "CONNECT") {
         return accept();
     }
@@ -72,6 +120,15 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
     let mut pins: Vec<(&ImageSite, String)> = Vec::new();
     let mut exempt = Vec::new();
     for site in &sites {
+        let mut report = ImageReport {
+            container: site.describe(),
+            image: site.image.clone(),
+            normalized: None,
+            decision: Decision::Allowed,
+            rule: None,
+            reason: None,
+            pinned: None,
+        };
         let image = match Reference::parse(&site.image) {
             Ok(image) => image,
             Err(e) => {
@@ -80,16 +137,26 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
                     site.describe(),
                     site.image
                 ));
+                report.decision = Decision::Denied;
+                report.reason = Some(format!("cannot be parsed: {e}"));
+                reports.push(report);
                 continue;
             }
         };
+        report.normalized = Some(image.to_string());
         let label = format!("{}: image {}", site.describe(), shown(&site.image, &image));
         match evaluate(&image, policy, &calls) {
-            Outcome::Exempt => exempt.push(site.image.clone()),
-            Outcome::Allowed { pin } => {
+            Outcome::Exempt => {
+                exempt.push(site.image.clone());
+                report.decision = Decision::Exempt;
+            }
+            Outcome::Allowed { rule, pin } => {
+                report.rule = rule.map(|i| policy.rules[i].name.clone());
                 if let Some(digest) = pin {
                     if site.mutable {
-                        pins.push((site, reference::pin(&site.image, &digest)));
+                        let pinned = reference::pin(&site.image, &digest);
+                        report.pinned = Some(pinned.clone());
+                        pins.push((site, pinned));
                     } else {
                         warnings.push(format!(
                             "{label}: not pinned to {digest}: this subresource can only change ephemeral containers"
@@ -99,22 +166,30 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
             }
             Outcome::Denied { rule, reason } => {
                 let rule = rule.map(|i| &policy.rules[i]);
+                report.rule = rule.map(|r| r.name.clone());
+                report.reason = Some(format!("{reason}{}", rule.map(suffix).unwrap_or_default()));
+                report.decision = Decision::Denied;
                 match rule {
-                    Some(r) if r.mode == Mode::Warn => warnings.push(format!(
-                        "{label}: rule {:?} is in warn mode, would deny: {reason}{}",
-                        r.name,
-                        suffix(r)
-                    )),
+                    Some(r) if r.mode == Mode::Warn => {
+                        report.decision = Decision::Warned;
+                        warnings.push(format!(
+                            "{label}: rule {:?} is in warn mode, would deny: {reason}{}",
+                            r.name,
+                            suffix(r)
+                        ))
+                    }
                     Some(r) => {
                         denials.push(format!("{label}: rule {:?}: {reason}{}", r.name, suffix(r)))
                     }
                     None if policy.unmatched == Unmatched::Warn => {
+                        report.decision = Decision::Warned;
                         warnings.push(format!("{label}: {reason} (unmatched: warn)"))
                     }
                     None => denials.push(format!("{label}: {reason}")),
                 }
             }
         }
+        reports.push(report);
     }
     if !exempt.is_empty() {
         audit.insert("exempt-images".to_string(), exempt.join(", "));
@@ -160,8 +235,9 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
 /// What the policy says about one parsed image.
 enum Outcome {
     Exempt,
-    /// Allowed, optionally pinned to a digest.
+    /// Allowed by `rule` (or by `unmatched` when `None`), optionally pinned to a digest.
     Allowed {
+        rule: Option<usize>,
         pin: Option<String>,
     },
     /// Denied by `rule` (an index into `policy.rules`), or by `unmatched` when `None`.
@@ -184,7 +260,10 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
         .max_by_key(|&i| (policy.rules[i].priority, std::cmp::Reverse(i)));
     let Some(index) = best else {
         return match policy.unmatched {
-            Unmatched::Allow => Outcome::Allowed { pin: None },
+            Unmatched::Allow => Outcome::Allowed {
+                rule: None,
+                pin: None,
+            },
             Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
                 rule: None,
                 reason: "matches no rule".to_string(),
@@ -193,7 +272,10 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
     };
     let rule = &policy.rules[index];
     match decide_rule(image, rule, calls) {
-        Ok(pin) => Outcome::Allowed { pin },
+        Ok(pin) => Outcome::Allowed {
+            rule: Some(index),
+            pin,
+        },
         Err(reason) => Outcome::Denied {
             rule: Some(index),
             reason,
@@ -655,6 +737,37 @@ mod tests {
             msg(&r),
             r#"imagegate: cannot read Deployment "d": spec.template.spec is missing"#
         );
+    }
+
+    #[test]
+    fn explain_reports_every_image() {
+        let s = json!({"rules":[{"name":"corp","images":["corp.io/**"],"tags":{"deny":["latest"]}}],"exemptImages":["registry.k8s.io/pause"]});
+        let policy = Policy::from_json(&s.to_string()).unwrap();
+        let (r, reports) = explain(
+            &pod(&["corp.io/a:1", "corp.io/b", "Bad", "registry.k8s.io/pause:3"]),
+            &policy,
+            &FakeHost::none(),
+        );
+        assert!(!r.accepted);
+        let got: Vec<_> = reports
+            .iter()
+            .map(|r| (r.decision, r.rule.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Decision::Allowed, Some("corp")),
+                (Decision::Denied, Some("corp")),
+                (Decision::Denied, None),
+                (Decision::Exempt, None)
+            ]
+        );
+        assert_eq!(reports[1].normalized.as_deref(), Some("corp.io/b:latest"));
+        assert!(reports[2]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot be parsed"));
     }
 
     #[test]
