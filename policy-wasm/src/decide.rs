@@ -6,7 +6,7 @@
 //! host error is a failed check (fail closed).
 
 use crate::host::Host;
-use crate::reference::{self, Reference};
+use crate::reference::{self, ParseError, Reference};
 use crate::settings::{Action, Check, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify};
 use crate::wire::{
     AdmissionRequest, ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse,
@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
-    explain(req, policy, host).0
+    decide_request(req, policy, host, None)
 }
 
 /// What the engine decided for one image (shown by the playground).
@@ -58,7 +58,7 @@ pub fn explain(
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<ImageReport>) {
     let mut reports = Vec::new();
-    let response = decide_request(req, policy, host, &mut reports);
+    let response = decide_request(req, policy, host, Some(&mut reports));
     (response, reports)
 }
 
@@ -66,7 +66,7 @@ fn decide_request(
     req: &AdmissionRequest,
     policy: &Policy,
     host: &dyn Host,
-    reports: &mut Vec<ImageReport>,
+    reports: Option<&mut Vec<ImageReport>>,
 ) -> ValidationResponse {
     if matches!(req.operation.as_str(), "DELETE" | "CONNECT") {
         return accept();
@@ -95,8 +95,12 @@ fn decide_request(
         return accept_with(None, warnings, audit);
     }
     if let Some(bg) = &policy.break_glass {
-        let object = req.object.as_ref();
-        if object.and_then(|o| workload::annotation(o, &bg.annotation)) == Some("true") {
+        let object = req.object.as_deref();
+        if object
+            .and_then(|o| workload::annotation(o, &bg.annotation))
+            .as_deref()
+            == Some("true")
+        {
             let user = req.user_info.username.as_deref().unwrap_or("");
             let permitted =
                 bg.groups.is_empty() || req.user_info.groups.iter().any(|g| bg.groups.contains(g));
@@ -119,77 +123,70 @@ fn decide_request(
     let mut denials = Vec::new();
     let mut pins: Vec<(&ImageSite, String)> = Vec::new();
     let mut exempt = Vec::new();
-    for site in &sites {
-        let mut report = ImageReport {
-            container: site.describe(),
-            image: site.image.clone(),
-            normalized: None,
-            decision: Decision::Allowed,
-            rule: None,
-            reason: None,
-            pinned: None,
-        };
-        let image = match Reference::parse(&site.image) {
-            Ok(image) => image,
+    // Decide every image first; words are only spent on what needs them.
+    let results: Vec<Result<(Reference, Outcome), ParseError>> = sites
+        .iter()
+        .map(|site| {
+            let image = Reference::parse(&site.image)?;
+            let outcome = evaluate(&image, policy, &calls);
+            Ok((image, outcome))
+        })
+        .collect();
+    if let Some(reports) = reports {
+        reports.extend(
+            sites
+                .iter()
+                .zip(&results)
+                .map(|(site, r)| report(site, r, policy)),
+        );
+    }
+    for (site, result) in sites.iter().zip(&results) {
+        let (image, outcome) = match result {
+            Ok(decided) => decided,
             Err(e) => {
                 denials.push(format!(
                     "{}: image {:?} cannot be parsed: {e}",
                     site.describe(),
                     site.image
                 ));
-                report.decision = Decision::Denied;
-                report.reason = Some(format!("cannot be parsed: {e}"));
-                reports.push(report);
                 continue;
             }
         };
-        report.normalized = Some(image.to_string());
-        let label = format!("{}: image {}", site.describe(), shown(&site.image, &image));
-        match evaluate(&image, policy, &calls) {
-            Outcome::Exempt => {
-                exempt.push(site.image.clone());
-                report.decision = Decision::Exempt;
-            }
-            Outcome::Allowed { rule, pin } => {
-                report.rule = rule.map(|i| policy.rules[i].name.clone());
-                if let Some(digest) = pin {
-                    if site.mutable {
-                        let pinned = reference::pin(&site.image, &digest);
-                        report.pinned = Some(pinned.clone());
-                        pins.push((site, pinned));
-                    } else {
-                        warnings.push(format!(
-                            "{label}: not pinned to {digest}: this subresource can only change ephemeral containers"
-                        ));
-                    }
+        let label = || format!("{}: image {}", site.describe(), shown(&site.image, image));
+        match outcome {
+            Outcome::Exempt => exempt.push(site.image.clone()),
+            Outcome::Allowed { pin: None, .. } => {}
+            Outcome::Allowed {
+                pin: Some(digest), ..
+            } => {
+                if site.mutable {
+                    pins.push((site, reference::pin(&site.image, digest)));
+                } else {
+                    warnings.push(format!(
+                        "{}: not pinned to {digest}: this subresource can only change ephemeral containers",
+                        label()
+                    ));
                 }
             }
-            Outcome::Denied { rule, reason } => {
-                let rule = rule.map(|i| &policy.rules[i]);
-                report.rule = rule.map(|r| r.name.clone());
-                report.reason = Some(format!("{reason}{}", rule.map(suffix).unwrap_or_default()));
-                report.decision = Decision::Denied;
-                match rule {
-                    Some(r) if r.mode == Mode::Warn => {
-                        report.decision = Decision::Warned;
-                        warnings.push(format!(
-                            "{label}: rule {:?} is in warn mode, would deny: {reason}{}",
-                            r.name,
-                            suffix(r)
-                        ))
-                    }
-                    Some(r) => {
-                        denials.push(format!("{label}: rule {:?}: {reason}{}", r.name, suffix(r)))
-                    }
-                    None if policy.unmatched == Unmatched::Warn => {
-                        report.decision = Decision::Warned;
-                        warnings.push(format!("{label}: {reason} (unmatched: warn)"))
-                    }
-                    None => denials.push(format!("{label}: {reason}")),
+            Outcome::Denied { rule, reason } => match rule.map(|i| &policy.rules[i]) {
+                Some(r) if r.mode == Mode::Warn => warnings.push(format!(
+                    "{}: rule {:?} is in warn mode, would deny: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r)
+                )),
+                Some(r) => denials.push(format!(
+                    "{}: rule {:?}: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r)
+                )),
+                None if policy.unmatched == Unmatched::Warn => {
+                    warnings.push(format!("{}: {reason} (unmatched: warn)", label()))
                 }
-            }
+                None => denials.push(format!("{}: {reason}", label())),
+            },
         }
-        reports.push(report);
     }
     if !exempt.is_empty() {
         audit.insert("exempt-images".to_string(), exempt.join(", "));
@@ -210,10 +207,20 @@ fn decide_request(
     let mutated = if pins.is_empty() {
         None
     } else {
-        let Some(mut object) = req.object.clone() else {
-            return ValidationResponse::reject(
-                "imagegate: cannot pin digests: the request has no object",
-            );
+        let object = req
+            .object
+            .as_deref()
+            .map(|o| serde_json::from_str::<serde_json::Value>(o.get()));
+        let mut object = match object {
+            Some(Ok(object)) => object,
+            Some(Err(e)) => {
+                return ValidationResponse::reject(format!("imagegate: cannot pin digests: {e}"))
+            }
+            None => {
+                return ValidationResponse::reject(
+                    "imagegate: cannot pin digests: the request has no object",
+                )
+            }
         };
         for (site, image) in &pins {
             if let Err(e) = workload::set_image(&mut object, &site.pointer, image.clone()) {
@@ -230,6 +237,57 @@ fn decide_request(
         Some(object)
     };
     accept_with(mutated, warnings, audit)
+}
+
+/// The report of one image, from what [`decide_request`] decided.
+fn report(
+    site: &ImageSite,
+    result: &Result<(Reference, Outcome), ParseError>,
+    policy: &Policy,
+) -> ImageReport {
+    let mut report = ImageReport {
+        container: site.describe(),
+        image: site.image.clone(),
+        normalized: None,
+        decision: Decision::Allowed,
+        rule: None,
+        reason: None,
+        pinned: None,
+    };
+    let (image, outcome) = match result {
+        Ok(decided) => decided,
+        Err(e) => {
+            report.decision = Decision::Denied;
+            report.reason = Some(format!("cannot be parsed: {e}"));
+            return report;
+        }
+    };
+    report.normalized = Some(image.to_string());
+    match outcome {
+        Outcome::Exempt => report.decision = Decision::Exempt,
+        Outcome::Allowed { rule, pin } => {
+            report.rule = rule.map(|i| policy.rules[i].name.clone());
+            report.pinned = pin
+                .as_ref()
+                .filter(|_| site.mutable)
+                .map(|digest| reference::pin(&site.image, digest));
+        }
+        Outcome::Denied { rule, reason } => {
+            let rule = rule.map(|i| &policy.rules[i]);
+            report.rule = rule.map(|r| r.name.clone());
+            report.reason = Some(format!("{reason}{}", rule.map(suffix).unwrap_or_default()));
+            let warned = match rule {
+                Some(r) => r.mode == Mode::Warn,
+                None => policy.unmatched == Unmatched::Warn,
+            };
+            report.decision = if warned {
+                Decision::Warned
+            } else {
+                Decision::Denied
+            };
+        }
+    }
+    report
 }
 
 /// What the policy says about one parsed image.
@@ -703,6 +761,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Changes the request's (raw) object.
+    fn edit(req: &mut AdmissionRequest, change: impl FnOnce(&mut Value)) {
+        let mut object: Value = serde_json::from_str(req.object.as_ref().unwrap().get()).unwrap();
+        change(&mut object);
+        req.object = Some(serde_json::value::RawValue::from_string(object.to_string()).unwrap());
+    }
+
     fn run(settings: Value, req: &AdmissionRequest, host: &FakeHost) -> ValidationResponse {
         let policy = Policy::from_json(&settings.to_string()).unwrap();
         validate(req, &policy, host)
@@ -810,8 +875,9 @@ mod tests {
     fn break_glass_needs_the_exact_value_and_an_allowed_group() {
         let s = json!({"breakGlass":{"groups":["sre"]},"rules":[{"name":"none","images":["*"],"action":"deny"}]});
         let mut req = pod(&["nginx"]);
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"true"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"true"})
+        });
         let r = run(s.clone(), &req, &FakeHost::none());
         assert!(!r.accepted, "alice is not in sre");
         assert!(r.warnings.unwrap()[0].contains("ignored"));
@@ -822,8 +888,9 @@ mod tests {
             r.audit_annotations.unwrap()["break-glass"],
             r#"used by "alice""#
         );
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"True"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"True"})
+        });
         assert!(!run(s, &req, &FakeHost::none()).accepted);
     }
 
@@ -923,7 +990,9 @@ mod tests {
             }
         });
         let mut req = pod(&["ghcr.io/corp/app:1.0", "ghcr.io/corp/app:1.0"]);
-        req.object.as_mut().unwrap()["spec"]["x-unknown-field"] = json!({"kept": true});
+        edit(&mut req, |o| {
+            o["spec"]["x-unknown-field"] = json!({"kept": true})
+        });
         let r = run(cosign_settings(json!({"pinDigest": true})), &req, &host);
         assert!(r.accepted, "{:?}", r.message);
         assert_eq!(
@@ -1075,8 +1144,9 @@ mod tests {
             Ok(json!({"digest": D1}))
         });
         let mut req = pod(&["nginx:1"]);
-        req.object.as_mut().unwrap()["spec"]["ephemeralContainers"] =
-            json!([{"name":"dbg","image":"busybox:1"}]);
+        edit(&mut req, |o| {
+            o["spec"]["ephemeralContainers"] = json!([{"name":"dbg","image":"busybox:1"}])
+        });
         let r = run(s.clone(), &req, &host);
         let obj = r.mutated_object.unwrap();
         assert_eq!(

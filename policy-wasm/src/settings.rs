@@ -286,11 +286,20 @@ impl Policy {
         if !json.trim_start().starts_with('{') {
             return Err("settings must be a JSON object".to_string());
         }
-        let mut de = serde_json::Deserializer::from_str(json);
-        let settings: Settings = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| schema_error(e.path().to_string(), e.into_inner()))?;
-        de.end().map_err(|e| e.to_string())?;
-        compile(settings)
+        // Path tracking doubles the parse time, and a fresh policy-server
+        // instance parses the settings on every request: parse plainly, and
+        // only when that fails parse again to say where.
+        match serde_json::from_str::<Settings>(json) {
+            Ok(settings) => compile(settings),
+            Err(plain) => {
+                let mut de = serde_json::Deserializer::from_str(json);
+                let tracked: Result<Settings, _> = serde_path_to_error::deserialize(&mut de);
+                Err(match tracked {
+                    Err(e) => schema_error(e.path().to_string(), e.into_inner()),
+                    Ok(_) => plain.to_string(),
+                })
+            }
+        }
     }
 }
 
