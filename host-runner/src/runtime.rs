@@ -641,6 +641,23 @@ mod tests {
     }
 
     #[test]
+    fn policy_can_be_shared_across_threads() {
+        // `serve` evaluates concurrently with one compiled policy.
+        fn shared<T: Send + Sync>() {}
+        shared::<Policy>();
+        let p = Arc::new(policy(ECHO, Some(Duration::from_secs(5))));
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let p = p.clone();
+                std::thread::spawn(move || (&*p).invoke("t", format!("{n}").as_bytes()).unwrap())
+            })
+            .collect();
+        for (n, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), format!("t{n}").into_bytes());
+        }
+    }
+
+    #[test]
     fn no_timeout_means_no_deadline() {
         let p = policy(ECHO, None);
         let mut i = p.instantiate().unwrap();
