@@ -19,7 +19,8 @@ use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
 use super::{crypto, Backend, CallbackRequest};
 
-#[derive(Debug, Clone)]
+/// Configuration of the live backend (no derives beyond what the capability
+/// configs guarantee: `Default`).
 pub struct LiveConfig {
     pub oci: OciConfig,
     pub notary: NotaryConfig,
