@@ -862,7 +862,8 @@ mod tests {
             json!({"is_trusted": true, "digest": "sha256:short"}),
             json!({"unexpected": 1}),
         ] {
-            let host = FakeHost::new(move |_, _, _| Ok(answer.clone()));
+            let given = answer.clone();
+            let host = FakeHost::new(move |_, _, _| Ok(given.clone()));
             let r = run(
                 cosign_settings(json!({})),
                 &pod(&["ghcr.io/corp/app:1.0"]),
