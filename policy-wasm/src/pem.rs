@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn headers_are_skipped() {
-        let with_header = P256.replace("KEY-----\n", "KEY-----\nrole: jenkins\n\n");
+        let with_header = P256.replacen("KEY-----\n", "KEY-----\nrole: jenkins\n\n", 1);
         expect_one(&with_header, &["PUBLIC KEY"]).unwrap();
     }
 

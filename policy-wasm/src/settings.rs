@@ -145,6 +145,7 @@ enum CheckSettings {
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
     },
+    #[serde(rename_all = "camelCase")]
     Notary {
         server: String,
         #[serde(default)]
@@ -344,15 +345,13 @@ pub struct NamedKey {
 impl Policy {
     /// Parses, validates and compiles settings JSON (`{}` for none).
     pub fn from_json(json: &str) -> Result<Policy, String> {
+        // serde reads a struct from a JSON array too; settings are an object.
+        if !json.trim_start().starts_with('{') {
+            return Err("settings must be a JSON object".to_string());
+        }
         let mut de = serde_json::Deserializer::from_str(json);
-        let settings: Settings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-            let path = e.path().to_string();
-            if path == "." {
-                e.inner().to_string()
-            } else {
-                format!("{path}: {}", e.inner())
-            }
-        })?;
+        let settings: Settings = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| schema_error(e.path().to_string(), e.into_inner()))?;
         de.end().map_err(|e| e.to_string())?;
         let sources = match &settings.sources {
             Some(s) if s.tmax || s.tanzu => {
@@ -372,6 +371,30 @@ impl Policy {
         let mut policy = compile(settings)?;
         policy.sources = sources;
         Ok(policy)
+    }
+}
+
+/// `rules[0].tags: unknown field `requiredigest`, expected ...`: the path of
+/// the object that has the bad field, without serde_json's line and column
+/// (settings arrive re-serialized by the host, so positions mean nothing).
+fn schema_error(path: String, inner: serde_json::Error) -> String {
+    let mut message = inner.to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    let path = if message.starts_with("unknown field") {
+        // serde_path_to_error's path ends with the unknown field itself.
+        match path.rfind('.') {
+            Some(dot) => path[..dot].to_string(),
+            None => ".".to_string(),
+        }
+    } else {
+        path
+    };
+    if path == "." {
+        message
+    } else {
+        format!("{path}: {message}")
     }
 }
 
@@ -795,7 +818,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_errors_with_their_path() {
-        assert!(err(r#"{"rule":[]}"#).starts_with("unknown field `rule`"));
+        let e = err(r#"{"rule":[]}"#);
+        assert!(e.starts_with("unknown field `rule`"), "{e}");
         let e = err(
             r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"deny":["latest"],"requiredigest":true}}]}"#,
         );
@@ -886,7 +910,7 @@ mod tests {
     #[test]
     fn notary_roles_are_normalized_and_inline_keys_work() {
         let json = format!(
-            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
+            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}],"rootKeys":["{KEY}"]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
         );
         let p = Policy::from_json(&json).unwrap();
         let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
