@@ -1121,7 +1121,11 @@ mod tests {
             r.warnings.unwrap(),
             vec!["busybox did not match any image policies.".to_string()]
         );
-        let r = run(s, &pod(&["gcr.io/projectsigstore/cosign:v0.3.0"]), &FakeHost::none());
+        let r = run(
+            s,
+            &pod(&["gcr.io/projectsigstore/cosign:v0.3.0"]),
+            &FakeHost::none(),
+        );
         assert!(
             msg(&r).ends_with("(The image: gcr.io/projectsigstore/cosign:v0.3.0 is not signed.)"),
             "{}",
@@ -1138,9 +1142,17 @@ mod tests {
         let s = json!({"rules":[
             {"name":"alpine","imageRegex":[".*(?:library/alp.*).*"],"priority":1,"action":"deny"},
             {"name":"all","images":["**"]}]});
-        for image in ["alpine:3", "docker.io/library/alpine", "index.docker.io/alpine:3.10"] {
+        for image in [
+            "alpine:3",
+            "docker.io/library/alpine",
+            "index.docker.io/alpine:3.10",
+        ] {
             let r = run(s.clone(), &pod(&[image]), &FakeHost::none());
-            assert!(msg(&r).contains(r#"rule "alpine": denied"#), "{image}: {}", msg(&r));
+            assert!(
+                msg(&r).contains(r#"rule "alpine": denied"#),
+                "{image}: {}",
+                msg(&r)
+            );
         }
         assert!(run(s, &pod(&["nginx"]), &FakeHost::none()).accepted);
     }
@@ -1170,7 +1182,11 @@ mod tests {
         assert!(msg(&r).contains(r#"rule "no-dev": denied"#), "{}", msg(&r));
         assert!(run(s(false), &pod(&["quay.io/x/app:1"]), &host()).accepted);
         let r = run(s(false), &pod(&["quay.io/x/broken:1"]), &host());
-        assert!(msg(&r).contains("cannot read the image labels (imageLabels): Cannot fetch manifest"), "{}", msg(&r));
+        assert!(
+            msg(&r).contains("cannot read the image labels (imageLabels): Cannot fetch manifest"),
+            "{}",
+            msg(&r)
+        );
         assert!(run(s(true), &pod(&["quay.io/x/broken:1"]), &host()).accepted);
     }
 
@@ -1180,7 +1196,10 @@ mod tests {
         let host = FakeHost::new(|ns, op, p| {
             assert_eq!((ns, op), ("kubernetes", "get_resource"));
             assert_eq!(p["kind"], "ClusterImagePolicy");
-            Err(r#"clusterimagepolicies.signing.apps.tanzu.vmware.com "image-policy" not found"#.into())
+            Err(
+                r#"clusterimagepolicies.signing.apps.tanzu.vmware.com "image-policy" not found"#
+                    .into(),
+            )
         });
         let r = run(s.clone(), &pod(&["busybox"]), &host);
         assert!(r.accepted);

@@ -939,21 +939,42 @@ mod tests {
                 {"name":"lab","images":["a"],"imageLabels":[{"key":"tier","value":"dev"},{"key":"any"}],"skipOnResolutionFailure":true}]}"#,
         )
         .unwrap();
-        assert_eq!(p.unmatched_message.as_deref(), Some("{image} is not allowed"));
+        assert_eq!(
+            p.unmatched_message.as_deref(),
+            Some("{image} is not allowed")
+        );
         assert!(p.regexes[0].0.is_match("docker.io/library/alpine"));
-        assert!(!p.regexes[0].0.is_match("evil.io/docker.io/library/alpine"), "anchored");
+        assert!(
+            !p.regexes[0].0.is_match("evil.io/docker.io/library/alpine"),
+            "anchored"
+        );
         assert_eq!(p.regexes[0].1, 0);
-        assert_eq!(p.rules[1].labels[1], LabelCondition { key: "any".into(), value: None });
+        assert_eq!(
+            p.rules[1].labels[1],
+            LabelCondition {
+                key: "any".into(),
+                value: None
+            }
+        );
         let src = p.sources.unwrap();
         assert!(src.sources.tmax && !src.sources.tanzu);
         assert!(!src.base.contains_key("sources") && src.base.contains_key("exemptNamespaces"));
-        assert!(Policy::from_json(r#"{"sources":{}}"#).unwrap().sources.is_none());
-        assert!(err(r#"{"sources":{"kyverno":true}}"#).starts_with("sources: unknown field `kyverno`"));
+        assert!(Policy::from_json(r#"{"sources":{}}"#)
+            .unwrap()
+            .sources
+            .is_none());
+        assert!(
+            err(r#"{"sources":{"kyverno":true}}"#).starts_with("sources: unknown field `kyverno`")
+        );
         assert!(err(r#"{"rules":[{"name":"a","imageRegex":["("]}]}"#)
             .starts_with("rules[0].imageRegex[0]: invalid regular expression"));
-        assert!(err(r#"{"rules":[{"name":"a","images":["a"],"skipOnResolutionFailure":true}]}"#)
-            .starts_with("rules[0].skipOnResolutionFailure:"));
-        assert!(err(r#"{"rules":[{"name":"a"}]}"#).starts_with("rules[0].images: at least one pattern"));
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"skipOnResolutionFailure":true}]}"#)
+                .starts_with("rules[0].skipOnResolutionFailure:")
+        );
+        assert!(
+            err(r#"{"rules":[{"name":"a"}]}"#).starts_with("rules[0].images: at least one pattern")
+        );
     }
 
     #[test]
