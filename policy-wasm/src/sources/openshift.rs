@@ -234,7 +234,7 @@ fn image_policy(
             .collect();
         if rule["matchIntegratedRegistry"].as_bool().unwrap_or(false) {
             if !images.is_empty() {
-                out.note(format!("{rat}"), "matchIntegratedRegistry and matchRegistries both set: OpenShift requires both, imagegate matches either (looser)");
+                out.note(rat.clone(), "matchIntegratedRegistry and matchRegistries both set: OpenShift requires both, imagegate matches either (looser)");
             }
             images.push(format!("{integrated}/**"));
             out.note(format!("{rat}.matchIntegratedRegistry"), format!("the integrated registry is taken to be {integrated} (--integrated-registry to change)"));

@@ -192,6 +192,16 @@ mod tests {
     }
 
     #[test]
+    fn webhook_namespace_selector_goes_to_the_admission_policy() {
+        let selector = json!({"matchExpressions": [{"key": "sighup.io/webhook", "operator": "NotIn", "values": ["ignore"]}]});
+        let v =
+            json!({"repositories": [], "opa": {"admissionControllerNamespaceSelector": selector}});
+        let c = convert_documents(&[v]).unwrap();
+        assert_eq!(c.namespace_selector, Some(selector));
+        assert!(c.settings.get("exemptNamespaces").is_none());
+    }
+
+    #[test]
     fn equal_priorities_are_reported() {
         let v = json!({"repositories": [{"name": "a", "trust": {}}, {"name": "b", "trust": {}}]});
         let c = convert_documents(&[v]).unwrap();
