@@ -6,7 +6,7 @@
 //! host error is a failed check (fail closed).
 
 use crate::host::Host;
-use crate::reference::{self, Reference};
+use crate::reference::{self, ParseError, Reference};
 use crate::settings::{
     Action, Check, LabelCondition, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify,
 };
@@ -22,6 +22,54 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
+    decide_request(req, policy, host, None)
+}
+
+/// What the engine decided for one image (shown by the playground).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    /// `container "app"`, `init container "setup"`, ...
+    pub container: String,
+    /// The image as written.
+    pub image: String,
+    /// Its normalized form; `None` when it does not parse.
+    pub normalized: Option<String>,
+    pub decision: Decision,
+    /// The rule that decided; `None` when no rule matched or the image was not evaluated.
+    pub rule: Option<String>,
+    /// Why it was denied or warned about.
+    pub reason: Option<String>,
+    /// The image as the mutation writes it, when a digest is pinned.
+    pub pinned: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allowed,
+    Warned,
+    Denied,
+    Exempt,
+}
+
+/// [`validate`], plus one report per image checked (none when the request
+/// was decided without looking at images).
+pub fn explain(
+    req: &AdmissionRequest,
+    policy: &Policy,
+    host: &dyn Host,
+) -> (ValidationResponse, Vec<ImageReport>) {
+    let mut reports = Vec::new();
+    let response = decide_request(req, policy, host, Some(&mut reports));
+    (response, reports)
+}
+
+fn decide_request(
+    req: &AdmissionRequest,
+    policy: &Policy,
+    host: &dyn Host,
+    reports: Option<&mut Vec<ImageReport>>,
+) -> ValidationResponse {
     if matches!(req.operation.as_str(), "DELETE" | "CONNECT") {
         return accept();
     }
@@ -31,7 +79,7 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
         Err(reason) => return ValidationResponse::reject(format!("imagegate: {reason}")),
     };
     if let Some(sourced) = &policy.sources {
-        return validate_sourced(req, sourced, host);
+        return validate_sourced(req, sourced, host, reports);
     }
 
     let mut audit = BTreeMap::new();
@@ -52,8 +100,12 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
         return accept_with(None, warnings, audit);
     }
     if let Some(bg) = &policy.break_glass {
-        let object = req.object.as_ref();
-        if object.and_then(|o| workload::annotation(o, &bg.annotation)) == Some("true") {
+        let object = req.object.as_deref();
+        if object
+            .and_then(|o| workload::annotation(o, &bg.annotation))
+            .as_deref()
+            == Some("true")
+        {
             let user = req.user_info.username.as_deref().unwrap_or("");
             let permitted =
                 bg.groups.is_empty() || req.user_info.groups.iter().any(|g| bg.groups.contains(g));
@@ -76,9 +128,26 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
     let mut denials = Vec::new();
     let mut pins: Vec<(&ImageSite, String)> = Vec::new();
     let mut exempt = Vec::new();
-    for site in &sites {
-        let image = match Reference::parse(&site.image) {
-            Ok(image) => image,
+    // Decide every image first; words are only spent on what needs them.
+    let results: Vec<Result<(Reference, Outcome), ParseError>> = sites
+        .iter()
+        .map(|site| {
+            let image = Reference::parse(&site.image)?;
+            let outcome = evaluate(&image, policy, &calls);
+            Ok((image, outcome))
+        })
+        .collect();
+    if let Some(reports) = reports {
+        reports.extend(
+            sites
+                .iter()
+                .zip(&results)
+                .map(|(site, r)| report(site, r, policy)),
+        );
+    }
+    for (site, result) in sites.iter().zip(&results) {
+        let (image, outcome) = match result {
+            Ok(decided) => decided,
             Err(e) => {
                 denials.push(format!(
                     "{}: image {:?} cannot be parsed: {e}",
@@ -88,46 +157,44 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
                 continue;
             }
         };
-        let label = format!("{}: image {}", site.describe(), shown(&site.image, &image));
-        let unmatched = |reason: String| match &policy.unmatched_message {
-            Some(text) => text.replace("{image}", &site.image),
-            None => reason,
-        };
-        match evaluate(&image, policy, &calls) {
+        let label = || format!("{}: image {}", site.describe(), shown(&site.image, image));
+        let unmatched = |reason: &str| unmatched_text(policy, &site.image, reason);
+        match outcome {
             Outcome::Exempt => exempt.push(site.image.clone()),
-            Outcome::Allowed { pin } => {
-                if let Some(digest) = pin {
-                    if site.mutable {
-                        pins.push((site, reference::pin(&site.image, &digest)));
-                    } else {
-                        warnings.push(format!(
-                            "{label}: not pinned to {digest}: this subresource can only change ephemeral containers"
-                        ));
-                    }
+            Outcome::Allowed { pin: None, .. } => {}
+            Outcome::Allowed {
+                pin: Some(digest), ..
+            } => {
+                if site.mutable {
+                    pins.push((site, reference::pin(&site.image, digest)));
+                } else {
+                    warnings.push(format!(
+                        "{}: not pinned to {digest}: this subresource can only change ephemeral containers",
+                        label()
+                    ));
                 }
             }
-            Outcome::Denied { rule, reason } => {
-                let rule = rule.map(|i| &policy.rules[i]);
-                match rule {
-                    Some(r) if r.mode == Mode::Warn => warnings.push(format!(
-                        "{label}: rule {:?} is in warn mode, would deny: {reason}{}",
-                        r.name,
-                        suffix(r, &site.image)
-                    )),
-                    Some(r) => denials.push(format!(
-                        "{label}: rule {:?}: {reason}{}",
-                        r.name,
-                        suffix(r, &site.image)
-                    )),
-                    // A custom unmatched text is the whole warning, as the tool it
-                    // comes from words it (Tanzu's AllowUnmatchedImages warning).
-                    None if policy.unmatched == Unmatched::Warn => match policy.unmatched_message {
-                        Some(_) => warnings.push(unmatched(reason)),
-                        None => warnings.push(format!("{label}: {reason} (unmatched: warn)")),
-                    },
-                    None => denials.push(format!("{label}: {}", unmatched(reason))),
-                }
-            }
+            Outcome::Denied { rule, reason } => match rule.map(|i| &policy.rules[i]) {
+                Some(r) if r.mode == Mode::Warn => warnings.push(format!(
+                    "{}: rule {:?} is in warn mode, would deny: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r, &site.image)
+                )),
+                Some(r) => denials.push(format!(
+                    "{}: rule {:?}: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r, &site.image)
+                )),
+                // A custom unmatched text is the whole warning, worded as the tool
+                // it comes from words it (Tanzu's AllowUnmatchedImages warning).
+                None if policy.unmatched == Unmatched::Warn => match policy.unmatched_message {
+                    Some(_) => warnings.push(unmatched(reason)),
+                    None => warnings.push(format!("{}: {reason} (unmatched: warn)", label())),
+                },
+                None => denials.push(format!("{}: {}", label(), unmatched(reason))),
+            },
         }
     }
     if !exempt.is_empty() {
@@ -152,10 +219,20 @@ pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Val
     let mutated = if pins.is_empty() {
         None
     } else {
-        let Some(mut object) = req.object.clone() else {
-            return ValidationResponse::reject(
-                "imagegate: cannot pin digests: the request has no object",
-            );
+        let object = req
+            .object
+            .as_deref()
+            .map(|o| serde_json::from_str::<serde_json::Value>(o.get()));
+        let mut object = match object {
+            Some(Ok(object)) => object,
+            Some(Err(e)) => {
+                return ValidationResponse::reject(format!("imagegate: cannot pin digests: {e}"))
+            }
+            None => {
+                return ValidationResponse::reject(
+                    "imagegate: cannot pin digests: the request has no object",
+                )
+            }
         };
         for (site, image) in &pins {
             if let Err(e) = workload::set_image(&mut object, &site.pointer, image.clone()) {
@@ -181,6 +258,7 @@ fn validate_sourced(
     req: &AdmissionRequest,
     sourced: &crate::settings::SourcedSettings,
     host: &dyn Host,
+    reports: Option<&mut Vec<ImageReport>>,
 ) -> ValidationResponse {
     let namespace = req.namespace.as_deref().unwrap_or("");
     let settings = match crate::sources::context::merged_settings(
@@ -193,18 +271,73 @@ fn validate_sourced(
         Err(e) => return ValidationResponse::reject(format!("imagegate: sources: {e}")),
     };
     match Policy::from_json(&settings.to_string()) {
-        Ok(policy) => validate(req, &policy, host),
+        Ok(policy) => decide_request(req, &policy, host, reports),
         Err(e) => ValidationResponse::reject(format!(
             "imagegate: the settings built from sources are invalid: {e}"
         )),
     }
 }
 
+/// The report of one image, from what [`decide_request`] decided.
+fn report(
+    site: &ImageSite,
+    result: &Result<(Reference, Outcome), ParseError>,
+    policy: &Policy,
+) -> ImageReport {
+    let mut report = ImageReport {
+        container: site.describe(),
+        image: site.image.clone(),
+        normalized: None,
+        decision: Decision::Allowed,
+        rule: None,
+        reason: None,
+        pinned: None,
+    };
+    let (image, outcome) = match result {
+        Ok(decided) => decided,
+        Err(e) => {
+            report.decision = Decision::Denied;
+            report.reason = Some(format!("cannot be parsed: {e}"));
+            return report;
+        }
+    };
+    report.normalized = Some(image.to_string());
+    match outcome {
+        Outcome::Exempt => report.decision = Decision::Exempt,
+        Outcome::Allowed { rule, pin } => {
+            report.rule = rule.map(|i| policy.rules[i].name.clone());
+            report.pinned = pin
+                .as_ref()
+                .filter(|_| site.mutable)
+                .map(|digest| reference::pin(&site.image, digest));
+        }
+        Outcome::Denied { rule, reason } => {
+            let rule = rule.map(|i| &policy.rules[i]);
+            report.rule = rule.map(|r| r.name.clone());
+            report.reason = Some(match rule {
+                Some(r) => format!("{reason}{}", suffix(r, &site.image)),
+                None => unmatched_text(policy, &site.image, reason),
+            });
+            let warned = match rule {
+                Some(r) => r.mode == Mode::Warn,
+                None => policy.unmatched == Unmatched::Warn,
+            };
+            report.decision = if warned {
+                Decision::Warned
+            } else {
+                Decision::Denied
+            };
+        }
+    }
+    report
+}
+
 /// What the policy says about one parsed image.
 enum Outcome {
     Exempt,
-    /// Allowed, optionally pinned to a digest.
+    /// Allowed by `rule` (or by `unmatched` when `None`), optionally pinned to a digest.
     Allowed {
+        rule: Option<usize>,
         pin: Option<String>,
     },
     /// Denied by `rule` (an index into `policy.rules`), or by `unmatched` when `None`.
@@ -251,7 +384,10 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
             }
         }
         return match decide_rule(image, rule, calls) {
-            Ok(pin) => Outcome::Allowed { pin },
+            Ok(pin) => Outcome::Allowed {
+                rule: Some(index),
+                pin,
+            },
             Err(reason) => Outcome::Denied {
                 rule: Some(index),
                 reason,
@@ -259,7 +395,10 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
         };
     }
     match policy.unmatched {
-        Unmatched::Allow => Outcome::Allowed { pin: None },
+        Unmatched::Allow => Outcome::Allowed {
+            rule: None,
+            pin: None,
+        },
         Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
             rule: None,
             reason: "matches no rule".to_string(),
@@ -613,6 +752,15 @@ fn shown(written: &str, image: &Reference) -> String {
     }
 }
 
+/// Why an image no rule matches is denied or warned about: `unmatchedMessage`
+/// with `{image}` replaced by the image as written, or the engine's reason.
+fn unmatched_text(policy: &Policy, image: &str, reason: &str) -> String {
+    match &policy.unmatched_message {
+        Some(text) => text.replace("{image}", image),
+        None => reason.to_string(),
+    }
+}
+
 /// The rule's `message`, `{image}` replaced by the image as written.
 fn suffix(rule: &Rule, image: &str) -> String {
     rule.message
@@ -716,6 +864,13 @@ mod tests {
         .unwrap()
     }
 
+    /// Changes the request's (raw) object.
+    fn edit(req: &mut AdmissionRequest, change: impl FnOnce(&mut Value)) {
+        let mut object: Value = serde_json::from_str(req.object.as_ref().unwrap().get()).unwrap();
+        change(&mut object);
+        req.object = Some(serde_json::value::RawValue::from_string(object.to_string()).unwrap());
+    }
+
     fn run(settings: Value, req: &AdmissionRequest, host: &FakeHost) -> ValidationResponse {
         let policy = Policy::from_json(&settings.to_string()).unwrap();
         validate(req, &policy, host)
@@ -750,6 +905,37 @@ mod tests {
             msg(&r),
             r#"imagegate: cannot read Deployment "d": spec.template.spec is missing"#
         );
+    }
+
+    #[test]
+    fn explain_reports_every_image() {
+        let s = json!({"rules":[{"name":"corp","images":["corp.io/**"],"tags":{"deny":["latest"]}}],"exemptImages":["registry.k8s.io/pause"]});
+        let policy = Policy::from_json(&s.to_string()).unwrap();
+        let (r, reports) = explain(
+            &pod(&["corp.io/a:1", "corp.io/b", "Bad", "registry.k8s.io/pause:3"]),
+            &policy,
+            &FakeHost::none(),
+        );
+        assert!(!r.accepted);
+        let got: Vec<_> = reports
+            .iter()
+            .map(|r| (r.decision, r.rule.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Decision::Allowed, Some("corp")),
+                (Decision::Denied, Some("corp")),
+                (Decision::Denied, None),
+                (Decision::Exempt, None)
+            ]
+        );
+        assert_eq!(reports[1].normalized.as_deref(), Some("corp.io/b:latest"));
+        assert!(reports[2]
+            .reason
+            .as_deref()
+            .unwrap()
+            .starts_with("cannot be parsed"));
     }
 
     #[test]
@@ -792,8 +978,9 @@ mod tests {
     fn break_glass_needs_the_exact_value_and_an_allowed_group() {
         let s = json!({"breakGlass":{"groups":["sre"]},"rules":[{"name":"none","images":["*"],"action":"deny"}]});
         let mut req = pod(&["nginx"]);
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"true"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"true"})
+        });
         let r = run(s.clone(), &req, &FakeHost::none());
         assert!(!r.accepted, "alice is not in sre");
         assert!(r.warnings.unwrap()[0].contains("ignored"));
@@ -804,8 +991,9 @@ mod tests {
             r.audit_annotations.unwrap()["break-glass"],
             r#"used by "alice""#
         );
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"True"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"True"})
+        });
         assert!(!run(s, &req, &FakeHost::none()).accepted);
     }
 
@@ -905,7 +1093,9 @@ mod tests {
             }
         });
         let mut req = pod(&["ghcr.io/corp/app:1.0", "ghcr.io/corp/app:1.0"]);
-        req.object.as_mut().unwrap()["spec"]["x-unknown-field"] = json!({"kept": true});
+        edit(&mut req, |o| {
+            o["spec"]["x-unknown-field"] = json!({"kept": true})
+        });
         let r = run(cosign_settings(json!({"pinDigest": true})), &req, &host);
         assert!(r.accepted, "{:?}", r.message);
         assert_eq!(
@@ -1057,8 +1247,9 @@ mod tests {
             Ok(json!({"digest": D1}))
         });
         let mut req = pod(&["nginx:1"]);
-        req.object.as_mut().unwrap()["spec"]["ephemeralContainers"] =
-            json!([{"name":"dbg","image":"busybox:1"}]);
+        edit(&mut req, |o| {
+            o["spec"]["ephemeralContainers"] = json!([{"name":"dbg","image":"busybox:1"}])
+        });
         let r = run(s.clone(), &req, &host);
         let obj = r.mutated_object.unwrap();
         assert_eq!(

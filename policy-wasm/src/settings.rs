@@ -349,10 +349,22 @@ impl Policy {
         if !json.trim_start().starts_with('{') {
             return Err("settings must be a JSON object".to_string());
         }
-        let mut de = serde_json::Deserializer::from_str(json);
-        let settings: Settings = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| schema_error(e.path().to_string(), e.into_inner()))?;
-        de.end().map_err(|e| e.to_string())?;
+        // Path tracking doubles the parse time, and a fresh policy-server
+        // instance parses the settings on every request: parse plainly, and
+        // only when that fails parse again to say where.
+        let settings = match serde_json::from_str::<Settings>(json) {
+            Ok(settings) => settings,
+            Err(plain) => {
+                let mut de = serde_json::Deserializer::from_str(json);
+                let tracked: Result<Settings, _> = serde_path_to_error::deserialize(&mut de);
+                return Err(match tracked {
+                    Err(e) => schema_error(e.path().to_string(), e.into_inner()),
+                    Ok(_) => plain.to_string(),
+                });
+            }
+        };
+        // With `sources`, the settings as written are completed per request
+        // (sources::context); keep them, without `sources`, for that.
         let sources = match &settings.sources {
             Some(s) if s.tmax || s.tanzu => {
                 let mut base: serde_json::Map<String, serde_json::Value> =
@@ -975,6 +987,29 @@ mod tests {
         assert!(
             err(r#"{"rules":[{"name":"a"}]}"#).starts_with("rules[0].images: at least one pattern")
         );
+    }
+
+    #[test]
+    fn notary_fields_are_camel_case() {
+        let ca = "-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n";
+        let json = format!(
+            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443","caCert":"{}","rootKeys":["{KEY}"]}}}}]}}}}]}}"#,
+            ca.replace('\n', "\\n")
+        );
+        let p = Policy::from_json(&json).unwrap();
+        let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
+            panic!()
+        };
+        let Check::Notary {
+            ca_cert, root_keys, ..
+        } = &checks[0]
+        else {
+            panic!()
+        };
+        assert_eq!(ca_cert.as_deref(), Some(ca));
+        assert_eq!(root_keys.as_ref().map(Vec::len), Some(1));
+        let snake = r#"{"rules":[{"name":"a","images":["a"],"verify":{"anyOf":[{"notary":{"server":"https://n:4443","ca_cert":"x"}}]}}]}"#;
+        assert!(err(snake).contains("unknown field `ca_cert`"));
     }
 
     #[test]
