@@ -470,7 +470,7 @@ fn compile(s: Settings) -> Result<Policy, String> {
         }
         if r.images.is_empty() && r.image_regex.is_empty() {
             return Err(format!(
-                "{at}.images: at least one pattern (images or imageRegex) is required"
+                "{at}.images: at least one pattern is required (in images or imageRegex)"
             ));
         }
         for (j, re) in r.image_regex.iter().enumerate() {
