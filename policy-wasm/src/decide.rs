@@ -7,10 +7,12 @@
 
 use crate::host::Host;
 use crate::reference::{self, ParseError, Reference};
-use crate::settings::{Action, Check, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify};
+use crate::settings::{
+    Action, Check, LabelCondition, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify,
+};
 use crate::wire::{
-    AdmissionRequest, ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse,
-    SigstoreVerifyRequest, ValidationResponse, VerifyResponse,
+    AdmissionRequest, ManifestConfigResponse, ManifestDigestResponse, NotaryVerifyRequest,
+    NotaryVerifyResponse, SigstoreVerifyRequest, ValidationResponse, VerifyResponse,
 };
 use crate::workload::{self, ImageSite};
 use serde::de::DeserializeOwned;
@@ -76,6 +78,9 @@ fn decide_request(
         Ok(Some(sites)) => sites,
         Err(reason) => return ValidationResponse::reject(format!("imagegate: {reason}")),
     };
+    if let Some(sourced) = &policy.sources {
+        return validate_sourced(req, sourced, host, reports);
+    }
 
     let mut audit = BTreeMap::new();
     let mut warnings = Vec::new();
@@ -153,6 +158,7 @@ fn decide_request(
             }
         };
         let label = || format!("{}: image {}", site.describe(), shown(&site.image, image));
+        let unmatched = |reason: &str| unmatched_text(policy, &site.image, reason);
         match outcome {
             Outcome::Exempt => exempt.push(site.image.clone()),
             Outcome::Allowed { pin: None, .. } => {}
@@ -173,24 +179,30 @@ fn decide_request(
                     "{}: rule {:?} is in warn mode, would deny: {reason}{}",
                     label(),
                     r.name,
-                    suffix(r)
+                    suffix(r, &site.image)
                 )),
                 Some(r) => denials.push(format!(
                     "{}: rule {:?}: {reason}{}",
                     label(),
                     r.name,
-                    suffix(r)
+                    suffix(r, &site.image)
                 )),
-                None if policy.unmatched == Unmatched::Warn => {
-                    warnings.push(format!("{}: {reason} (unmatched: warn)", label()))
-                }
-                None => denials.push(format!("{}: {reason}", label())),
+                // A custom unmatched text is the whole warning, worded as the tool
+                // it comes from words it (Tanzu's AllowUnmatchedImages warning).
+                None if policy.unmatched == Unmatched::Warn => match policy.unmatched_message {
+                    Some(_) => warnings.push(unmatched(reason)),
+                    None => warnings.push(format!("{}: {reason} (unmatched: warn)", label())),
+                },
+                None => denials.push(format!("{}: {}", label(), unmatched(reason))),
             },
         }
     }
     if !exempt.is_empty() {
         audit.insert("exempt-images".to_string(), exempt.join(", "));
     }
+    // One warning per distinct text (two containers, one unmatched message).
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
 
     if !denials.is_empty() {
         let mut response = ValidationResponse::reject(format!(
@@ -239,6 +251,33 @@ fn decide_request(
     accept_with(mutated, warnings, audit)
 }
 
+/// Completes the settings with the objects of `sources` (read through the
+/// host's `kubernetes/*` capabilities) and decides with the result: one
+/// decision path whatever the settings came from.
+fn validate_sourced(
+    req: &AdmissionRequest,
+    sourced: &crate::settings::SourcedSettings,
+    host: &dyn Host,
+    reports: Option<&mut Vec<ImageReport>>,
+) -> ValidationResponse {
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    let settings = match crate::sources::context::merged_settings(
+        sourced.sources,
+        &sourced.base,
+        namespace,
+        host,
+    ) {
+        Ok(settings) => settings,
+        Err(e) => return ValidationResponse::reject(format!("imagegate: sources: {e}")),
+    };
+    match Policy::from_json(&settings.to_string()) {
+        Ok(policy) => decide_request(req, &policy, host, reports),
+        Err(e) => ValidationResponse::reject(format!(
+            "imagegate: the settings built from sources are invalid: {e}"
+        )),
+    }
+}
+
 /// The report of one image, from what [`decide_request`] decided.
 fn report(
     site: &ImageSite,
@@ -275,7 +314,10 @@ fn report(
         Outcome::Denied { rule, reason } => {
             let rule = rule.map(|i| &policy.rules[i]);
             report.rule = rule.map(|r| r.name.clone());
-            report.reason = Some(format!("{reason}{}", rule.map(suffix).unwrap_or_default()));
+            report.reason = Some(match rule {
+                Some(r) => format!("{reason}{}", suffix(r, &site.image)),
+                None => unmatched_text(policy, &site.image, reason),
+            });
             let warned = match rule {
                 Some(r) => r.mode == Mode::Warn,
                 None => policy.unmatched == Unmatched::Warn,
@@ -312,32 +354,71 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
         return Outcome::Exempt;
     }
     policy.patterns.matches_into(image, &mut ids);
-    // Highest priority wins; on a tie the rule listed first.
-    let best = ids
-        .into_iter()
-        .max_by_key(|&i| (policy.rules[i].priority, std::cmp::Reverse(i)));
-    let Some(index) = best else {
-        return match policy.unmatched {
-            Unmatched::Allow => Outcome::Allowed {
-                rule: None,
-                pin: None,
+    if !policy.regexes.is_empty() {
+        let name = repository(image);
+        ids.extend(
+            policy
+                .regexes
+                .iter()
+                .filter(|(re, _)| re.is_match(&name))
+                .map(|(_, i)| *i),
+        );
+    }
+    // Highest priority wins; on a tie the rule listed first. A rule with
+    // image label conditions matches only when the image carries them.
+    ids.sort_by_key(|&i| (std::cmp::Reverse(policy.rules[i].priority), i));
+    ids.dedup();
+    for index in ids {
+        let rule = &policy.rules[index];
+        if !rule.labels.is_empty() {
+            match calls.labels(&image.to_string()) {
+                Ok(labels) if rule.labels.iter().all(|c| has_label(&labels, c)) => {}
+                Ok(_) => continue,
+                Err(_) if rule.skip_on_resolution_failure => continue,
+                Err(e) => {
+                    return Outcome::Denied {
+                        rule: Some(index),
+                        reason: format!("cannot read the image labels (imageLabels): {e}"),
+                    }
+                }
+            }
+        }
+        return match decide_rule(image, rule, calls) {
+            Ok(pin) => Outcome::Allowed {
+                rule: Some(index),
+                pin,
             },
-            Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
-                rule: None,
-                reason: "matches no rule".to_string(),
+            Err(reason) => Outcome::Denied {
+                rule: Some(index),
+                reason,
             },
         };
-    };
-    let rule = &policy.rules[index];
-    match decide_rule(image, rule, calls) {
-        Ok(pin) => Outcome::Allowed {
-            rule: Some(index),
-            pin,
+    }
+    match policy.unmatched {
+        Unmatched::Allow => Outcome::Allowed {
+            rule: None,
+            pin: None,
         },
-        Err(reason) => Outcome::Denied {
-            rule: Some(index),
-            reason,
+        Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
+            rule: None,
+            reason: "matches no rule".to_string(),
         },
+    }
+}
+
+/// `host[:port]/path`: what `imageRegex` is matched against.
+fn repository(image: &Reference) -> String {
+    match image.port() {
+        Some(port) => format!("{}:{port}/{}", image.host(), image.path()),
+        None => format!("{}/{}", image.host(), image.path()),
+    }
+}
+
+fn has_label(labels: &serde_json::Map<String, serde_json::Value>, c: &LabelCondition) -> bool {
+    match (labels.get(&c.key), &c.value) {
+        (Some(_), None) => true,
+        (Some(v), Some(want)) => v.as_str() == Some(want.as_str()),
+        (None, _) => false,
     }
 }
 
@@ -622,6 +703,18 @@ impl<'a> Calls<'a> {
         Ok(resp.digest)
     }
 
+    /// `oci/v1/oci_manifest_config`: the labels of the image's config
+    /// (`config.Labels`; none is an empty map).
+    fn labels(&self, image: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let resp: ManifestConfigResponse = self.call("oci", "v1/oci_manifest_config", &image)?;
+        Ok(resp
+            .config
+            .pointer("/config/Labels")
+            .and_then(serde_json::Value::as_object)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// `oci/v1/manifest_digest`: the digest the image resolves to now.
     fn manifest_digest(&self, image: &str) -> Result<String, String> {
         let resp: ManifestDigestResponse = self
@@ -659,10 +752,20 @@ fn shown(written: &str, image: &Reference) -> String {
     }
 }
 
-fn suffix(rule: &Rule) -> String {
+/// Why an image no rule matches is denied or warned about: `unmatchedMessage`
+/// with `{image}` replaced by the image as written, or the engine's reason.
+fn unmatched_text(policy: &Policy, image: &str, reason: &str) -> String {
+    match &policy.unmatched_message {
+        Some(text) => text.replace("{image}", image),
+        None => reason.to_string(),
+    }
+}
+
+/// The rule's `message`, `{image}` replaced by the image as written.
+fn suffix(rule: &Rule, image: &str) -> String {
     rule.message
         .as_ref()
-        .map(|m| format!(" ({m})"))
+        .map(|m| format!(" ({})", m.replace("{image}", image)))
         .unwrap_or_default()
 }
 
@@ -1196,5 +1299,107 @@ mod tests {
             "{}",
             msg(&r)
         );
+    }
+
+    #[test]
+    fn unmatched_message_is_the_whole_warning_once_and_messages_name_the_image() {
+        let s = json!({"unmatched":"warn","unmatchedMessage":"{image} did not match any image policies.",
+            "rules":[{"name":"t","images":["gcr.io/projectsigstore/cosign*"],"action":"deny",
+                "message":"The image: {image} is not signed."}]});
+        let r = run(s.clone(), &pod(&["busybox", "busybox"]), &FakeHost::none());
+        assert!(r.accepted);
+        assert_eq!(
+            r.warnings.unwrap(),
+            vec!["busybox did not match any image policies.".to_string()]
+        );
+        let r = run(
+            s,
+            &pod(&["gcr.io/projectsigstore/cosign:v0.3.0"]),
+            &FakeHost::none(),
+        );
+        assert!(
+            msg(&r).ends_with("(The image: gcr.io/projectsigstore/cosign:v0.3.0 is not signed.)"),
+            "{}",
+            msg(&r)
+        );
+        let s = json!({"unmatchedMessage":"Image '{image}' does not meet registry security policy",
+            "rules":[{"name":"a","images":["reg.io/**"]}]});
+        assert!(msg(&run(s, &pod(&["nginx"]), &FakeHost::none()))
+            .ends_with("Image 'nginx' does not meet registry security policy"));
+    }
+
+    #[test]
+    fn regex_rules_match_the_normalized_name_whatever_the_spelling() {
+        let s = json!({"rules":[
+            {"name":"alpine","imageRegex":[".*(?:library/alp.*).*"],"priority":1,"action":"deny"},
+            {"name":"all","images":["**"]}]});
+        for image in [
+            "alpine:3",
+            "docker.io/library/alpine",
+            "index.docker.io/alpine:3.10",
+        ] {
+            let r = run(s.clone(), &pod(&[image]), &FakeHost::none());
+            assert!(
+                msg(&r).contains(r#"rule "alpine": denied"#),
+                "{image}: {}",
+                msg(&r)
+            );
+        }
+        assert!(run(s, &pod(&["nginx"]), &FakeHost::none()).accepted);
+    }
+
+    #[test]
+    fn label_conditions_read_the_image_config() {
+        let s = |skip: bool| {
+            let mut rule = json!({"name":"no-dev","images":["**"],"priority":1,"action":"deny",
+                "imageLabels":[{"key":"tier","value":"dev"}]});
+            if skip {
+                rule["skipOnResolutionFailure"] = json!(true);
+            }
+            json!({"rules":[rule, {"name":"all","images":["**"]}]})
+        };
+        let host = || {
+            FakeHost::new(|ns, op, p| {
+                assert_eq!((ns, op), ("oci", "v1/oci_manifest_config"));
+                let image = p.as_str().unwrap();
+                if image.contains("broken") {
+                    return Err("Cannot fetch manifest: connection refused".into());
+                }
+                let tier = if image.contains("dev") { "dev" } else { "prod" };
+                Ok(json!({"manifest":{},"digest":D1,"config":{"config":{"Labels":{"tier":tier}}}}))
+            })
+        };
+        let r = run(s(false), &pod(&["quay.io/x/dev-app:1"]), &host());
+        assert!(msg(&r).contains(r#"rule "no-dev": denied"#), "{}", msg(&r));
+        assert!(run(s(false), &pod(&["quay.io/x/app:1"]), &host()).accepted);
+        let r = run(s(false), &pod(&["quay.io/x/broken:1"]), &host());
+        assert!(
+            msg(&r).contains("cannot read the image labels (imageLabels): Cannot fetch manifest"),
+            "{}",
+            msg(&r)
+        );
+        assert!(run(s(true), &pod(&["quay.io/x/broken:1"]), &host()).accepted);
+    }
+
+    #[test]
+    fn sources_are_read_at_request_time_through_kubernetes_capabilities() {
+        let s = json!({"sources":{"tanzu":true},"exemptNamespaces":["ops"]});
+        let host = FakeHost::new(|ns, op, p| {
+            assert_eq!((ns, op), ("kubernetes", "get_resource"));
+            assert_eq!(p["kind"], "ClusterImagePolicy");
+            Err(
+                r#"clusterimagepolicies.signing.apps.tanzu.vmware.com "image-policy" not found"#
+                    .into(),
+            )
+        });
+        let r = run(s.clone(), &pod(&["busybox"]), &host);
+        assert!(r.accepted);
+        assert_eq!(
+            r.warnings.unwrap(),
+            vec![crate::sources::tanzu::NOT_FOUND.to_string()]
+        );
+        let down = FakeHost::new(|_, _, _| Err("connection refused".into()));
+        let r = run(s, &pod(&["busybox"]), &down);
+        assert!(msg(&r).starts_with("imagegate: sources: cannot read ClusterImagePolicy image-policy: connection refused"), "{}", msg(&r));
     }
 }
