@@ -6,14 +6,16 @@
 //! matching itself. The groups therefore measure build and match separately:
 //!
 //! - `normalize`: parse + normalize a mix of image strings.
-//! - `match`: parse patterns and build a [`PatternSet`] of 10 / 100 / 1000 rules,
-//!   match images against it, and (for scale) a linear scan of `Pattern::is_match`.
+//! - `match`: parse 10 / 100 / 1000 patterns (`parse`), parse and build a
+//!   [`PatternSet`] of them (`build`), match images against it (`match`), and
+//!   for scale a linear scan of `Pattern::is_match` (`linear_scan`).
 //! - `globset`: the same rules as one `globset::GlobSet` over `host/path`, build
 //!   and match, to justify not using globset in the guest.
 //!
 //! One function per group, so more groups (e.g. validating a 5-container pod)
 //! can be added beside them. Every match / normalize iteration handles all
-//! [`images`] (14), so divide by 14 for one image. Run: `cargo bench -p imagegate-policy --bench engine -- --quick`.
+//! [`images`] (14), so divide by 14 for one image.
+//! Run: `cargo bench -p imagegate-policy --bench engine -- --quick`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use globset::{Candidate, GlobBuilder, GlobSet, GlobSetBuilder};
@@ -97,6 +99,14 @@ fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("match");
     for n in SIZES {
         let rules = rules(n);
+        // Parsing alone, so that indexing = build - parse.
+        group.bench_with_input(BenchmarkId::new("parse", n), &rules, |b, rules| {
+            b.iter(|| {
+                for rule in rules {
+                    let _ = black_box(Pattern::parse(black_box(rule)));
+                }
+            })
+        });
         // What a fresh instance pays per request: parse every pattern and index them.
         group.bench_with_input(BenchmarkId::new("build", n), &rules, |b, rules| {
             b.iter(|| build_set(black_box(rules)))
