@@ -211,5 +211,62 @@ fn globset_comparison(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, normalize, matching, globset_comparison);
+/// Settings with `n` allow rules in the shape of examples/bench/gen-settings.sh.
+fn settings_json(n: usize) -> String {
+    let rules: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"name":"team-{i}","images":["registry.corp.example/team-{i}/**"],"tags":{{"deny":["latest"]}}}}"#
+            )
+        })
+        .chain([
+            r#"{"name":"official","images":["docker.io/*"]}"#.to_string(),
+            r#"{"name":"corp-io","images":["*.corp.io/**"]}"#.to_string(),
+            r#"{"name":"quay","images":["quay.io/**"]}"#.to_string(),
+            r#"{"name":"ghcr","images":["ghcr.io/**"]}"#.to_string(),
+        ])
+        .collect();
+    format!(r#"{{"rules":[{}]}}"#, rules.join(","))
+}
+
+/// A host that is never called: these settings verify nothing.
+struct NoHost;
+
+impl imagegate_policy::host::Host for NoHost {
+    fn call(&self, ns: &str, op: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        Err(format!("unexpected host call {ns}/{op}"))
+    }
+}
+
+/// The whole engine on a 5-container pod: what a reused instance pays per
+/// request (`validate`), and what a fresh one adds (`compile`).
+fn validate(c: &mut Criterion) {
+    use imagegate_policy::{decide, settings::Policy, wire::AdmissionRequest};
+    let request: AdmissionRequest = serde_json::from_str(
+        r#"{"uid":"b","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+            "namespace":"default","operation":"CREATE","userInfo":{},
+            "object":{"metadata":{"name":"b"},"spec":{"containers":[
+              {"name":"a","image":"registry.corp.example/team-5/app:1.2.3"},{"name":"b","image":"nginx:1.27"},
+              {"name":"c","image":"ghcr.io/org-6/tool:v2"},{"name":"d","image":"quay.io/prometheus/node-exporter:v1.8.0"},
+              {"name":"e","image":"a.corp.io/x/y:3"}]}}}"#,
+    )
+    .expect("bench request");
+    let mut group = c.benchmark_group("validate");
+    for n in [10, 1000] {
+        let json = settings_json(n);
+        group.bench_with_input(BenchmarkId::new("compile", n), &json, |b, json| {
+            b.iter(|| Policy::from_json(black_box(json)).expect("bench settings"))
+        });
+        let policy = Policy::from_json(&json).expect("bench settings");
+        group.bench_with_input(BenchmarkId::new("pod-5", n), &policy, |b, policy| {
+            b.iter(|| {
+                let r = decide::validate(black_box(&request), policy, &NoHost);
+                assert!(r.accepted, "{:?}", r.message);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, normalize, matching, globset_comparison, validate);
 criterion_main!(benches);
