@@ -1,1 +1,3 @@
 //! Host capabilities answered by imagegate.
+
+pub mod notary;
