@@ -246,6 +246,18 @@ async fn notary_server_end_to_end() {
         trusted(D4, "targets/jenkins")
     );
 
+    // Two root rotations since the cached root: followed through N.root.json.
+    lab.rotate_root(GUN);
+    lab.rotate_root(GUN);
+    assert_eq!(
+        call.run(&image("1.0"), vec![signer("jenkins", None)], None)
+            .await,
+        trusted(D1, "targets/jenkins")
+    );
+    let root: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&cached_root).unwrap()).unwrap();
+    assert_eq!(root["signed"]["version"], 4);
+
     // Server down -> denied, saying why.
     lab.stop_server();
     let err = call

@@ -32,8 +32,8 @@
 //! when no cache directory is configured, an attacker holding a threshold of
 //! the signing keys. Not supported: nested delegations (`targets/a/b`),
 //! `path_hash_prefixes`, ed25519 keys, registry token auth (Docker Hub's
-//! notary), and walking more than one root rotation at a time (a new root
-//! must be signed by the cached one).
+//! notary). Root rotations are followed through `<version>.root.json` (each
+//! root signed by its predecessor), at most 64 per call.
 
 mod canonical;
 mod client;
@@ -127,7 +127,13 @@ impl Notary {
         let state = self.store.load(gun)?;
         let files = self
             .fetcher
-            .fetch(&req.server, gun, req.ca_cert.as_deref(), &roles)
+            .fetch(
+                &req.server,
+                gun,
+                req.ca_cert.as_deref(),
+                &roles,
+                state.root.as_deref(),
+            )
             .await?;
         let anchor = match (&pinned_roots[..], &state.root) {
             ([], Some(root)) => Anchor::Trusted(root),

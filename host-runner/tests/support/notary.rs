@@ -8,6 +8,7 @@
 //! `lab.publish(...)` and `lab.signer_pem(...)`.
 #![allow(dead_code)] // each test binary uses a different part of the lab
 
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -122,6 +123,11 @@ impl NotaryLab {
             dir,
         };
         lab.signer = Some(lab.spawn("notary-signer", "signer.json"));
+        // The server's health check polls the signer only periodically, so
+        // wait for the signer itself before starting the server.
+        lab.wait_until("notary-signer listening", || {
+            std::net::TcpStream::connect(("127.0.0.1", signer_port)).is_ok()
+        });
         lab.server = Some(lab.spawn("notary-server", "server.json"));
         lab.wait_healthy();
         lab
@@ -140,23 +146,25 @@ impl NotaryLab {
 
     fn wait_healthy(&self) {
         let health = format!("{}/_notary_server/health", self.url);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ok = Command::new("curl")
+        self.wait_until(&format!("notary-server healthy at {health}"), || {
+            Command::new("curl")
                 .args(["-sf", "-o", "/dev/null", "--cacert"])
                 .arg(self.dir.path().join("ca.crt"))
                 .arg(&health)
                 .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
+                .is_ok_and(|s| s.success())
+        });
+    }
+
+    fn wait_until(&self, what: &str, ready: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ready() {
             assert!(
                 Instant::now() < deadline,
-                "notary-server not healthy at {health}; logs: {}",
+                "timed out waiting for {what}; logs: {}",
                 self.logs()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
@@ -174,21 +182,46 @@ impl NotaryLab {
 
     /// Runs the `notary` CLI against this lab; panics with its output on failure.
     pub fn notary(&self, args: &[&str]) -> String {
-        let out = Command::new("notary")
+        self.notary_with_input(args, "")
+    }
+
+    /// Like [`NotaryLab::notary`], answering prompts with `input`.
+    pub fn notary_with_input(&self, args: &[&str], input: &str) -> String {
+        let mut child = Command::new("notary")
             .arg("-c")
             .arg(self.dir.path().join("client.json"))
             .args(args)
             .envs(PASSPHRASES)
             .current_dir(self.dir.path())
-            .output()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(out.status.success(), "notary {args:?} failed: {text}");
+        assert!(
+            out.status.success(),
+            "notary {args:?} failed: {text}\nserver logs:\n{}",
+            self.logs()
+        );
         text
+    }
+
+    /// Rotates the root key (new root signed by the old and the new key) and publishes.
+    pub fn rotate_root(&self, gun: &str) {
+        let out = self.notary_with_input(&["key", "rotate", gun, "root"], "yes\n");
+        assert!(
+            out.contains("Successfully rotated root key"),
+            "root rotation: {out}"
+        );
     }
 
     /// `notary init` + server-managed snapshot key (what `docker trust` does).

@@ -25,6 +25,9 @@ use super::tuf::RepoFiles;
 const MAX_FILE: usize = 16 * 1024 * 1024;
 
 /// (GUN, role) -> (sha256 hex, bytes).
+/// Root rotations followed in one call (each costs a request).
+const MAX_ROTATIONS: u64 = 64;
+
 type FileCache = HashMap<(String, String), (String, Arc<Vec<u8>>)>;
 
 pub struct Fetcher {
@@ -52,14 +55,16 @@ impl Fetcher {
         }
     }
 
-    /// Fetches root, timestamp, snapshot, targets and those of `roles` that
-    /// snapshot.json lists.
+    /// Fetches root, timestamp, snapshot, targets, those of `roles` that
+    /// snapshot.json lists, and the root versions between `trusted_root`
+    /// and the current one.
     pub async fn fetch(
         &self,
         server: &str,
         gun: &str,
         ca_cert: Option<&str>,
         roles: &[String],
+        trusted_root: Option<&[u8]>,
     ) -> Result<RepoFiles, String> {
         let server = server.trim_end_matches('/');
         let repo = Repo {
@@ -84,13 +89,47 @@ impl Fetcher {
                 );
             }
         }
+        let root_rotations = self.rotations(&repo, trusted_root, &root).await?;
         Ok(RepoFiles {
+            root_rotations,
             root: root.to_vec(),
             timestamp: timestamp.to_vec(),
             snapshot: snapshot.to_vec(),
             targets: targets.to_vec(),
             delegations,
         })
+    }
+
+    /// `<v>.root.json` for every version strictly between the trusted root
+    /// and `current` (unverified versions; the core checks the chain).
+    async fn rotations(
+        &self,
+        repo: &Repo<'_>,
+        trusted: Option<&[u8]>,
+        current: &[u8],
+    ) -> Result<Vec<Vec<u8>>, String> {
+        let version = |bytes: &[u8]| {
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|doc| doc["signed"]["version"].as_u64())
+        };
+        let (Some(from), Some(to)) = (trusted.and_then(version), version(current)) else {
+            return Ok(Vec::new());
+        };
+        if to <= from.saturating_add(1) {
+            return Ok(Vec::new());
+        }
+        if to - from > MAX_ROTATIONS {
+            return Err(format!(
+                "root.json: version {to} is {} rotations past the trusted version {from}; at most {MAX_ROTATIONS} are followed",
+                to - from
+            ));
+        }
+        let mut roots = Vec::new();
+        for v in from + 1..to {
+            roots.push(self.get(repo, &format!("{v}.root")).await?.to_vec());
+        }
+        Ok(roots)
     }
 
     fn client(&self, ca_cert: Option<&str>) -> Result<reqwest::Client, String> {

@@ -52,6 +52,7 @@ fn example_files() -> RepoFiles {
         snapshot: data("snapshot.json"),
         targets: data("targets.json"),
         delegations,
+        root_rotations: Vec::new(),
     }
 }
 
@@ -519,6 +520,7 @@ impl TestRepo {
             snapshot,
             targets,
             delegations,
+            root_rotations: Vec::new(),
         }
     }
 
@@ -719,7 +721,7 @@ fn root_rotation_needs_the_trusted_root_keys() {
     assert_eq!(
         err,
         format!(
-            "root.json is not signed by the trusted root (version 1): root.json: not signed by a key of role root (signed by key {})",
+            "root.json is not signed by the previous root (version 1): root.json: not signed by a key of role root (signed by key {})",
             new_root_key.id
         )
     );
@@ -755,4 +757,75 @@ fn wrong_type_and_garbage_are_named() {
     files.root = b"<html>".to_vec();
     let err = verify_repo(GUN, &files, Anchor::FirstUse, &Versions::new(), valid_at()).unwrap_err();
     assert!(err.starts_with("root.json: not JSON"), "{err}");
+}
+
+#[test]
+fn root_rotations_are_walked_version_by_version() {
+    let v1 = TestRepo::new();
+    let trusted = v1.build().root;
+    let (k2, k3) = (key("root v2"), key("root v3"));
+    let rotate = |repo: &mut TestRepo, k: &TestKey, version: u64| {
+        repo.root["keys"][&k.id] = k.entry.clone();
+        repo.root["roles"]["root"] = json!({"keyids": [k.id], "threshold": 1});
+        repo.root["version"] = json!(version);
+    };
+    let mut v2 = TestRepo::new();
+    rotate(&mut v2, &k2, 2);
+    v2.root_sigs = vec![by(&k2), by(&v1.keys["root"])];
+    let mut v3 = TestRepo::new();
+    rotate(&mut v3, &k3, 3);
+    v3.root_sigs = vec![by(&k3), by(&k2)];
+    let mut files = v3.build();
+    let verify = |files: &RepoFiles| {
+        verify_repo(
+            GUN,
+            files,
+            Anchor::Trusted(&trusted),
+            &Versions::new(),
+            valid_at(),
+        )
+    };
+    let err = verify(&files).unwrap_err();
+    assert!(
+        err.starts_with("root.json is not signed by the previous root (version 1)"),
+        "{err}"
+    );
+    files.root_rotations = vec![v2.build().root];
+    assert_eq!(verify(&files).unwrap().versions["root"], 3);
+    // A rotation step not signed by its predecessor breaks the chain.
+    v2.root_sigs = vec![by(&k2)];
+    files.root_rotations = vec![v2.build().root];
+    let err = verify(&files).unwrap_err();
+    assert!(
+        err.starts_with("2.root.json is not signed by the previous root (version 1)"),
+        "{err}"
+    );
+    // Going back to an older root is not a rotation.
+    let err = verify_repo(
+        GUN,
+        &v1.build(),
+        Anchor::Trusted(&v3.build().root),
+        &Versions::new(),
+        valid_at(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err,
+        "root.json: version 1 does not follow the trusted root version 3"
+    );
+}
+
+#[test]
+fn verify_future_is_send() {
+    // The dispatcher runs verifications on a multi-threaded runtime.
+    fn is_send<T: Send>(_: &T) {}
+    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let req = NotaryVerifyRequest {
+        image: format!("{GUN}:1.0"),
+        server: "https://127.0.0.1:1".to_string(),
+        signers: vec![],
+        ca_cert: None,
+        root_keys: None,
+    };
+    is_send(&notary.verify(&req));
 }

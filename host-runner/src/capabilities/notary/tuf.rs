@@ -31,6 +31,9 @@ pub struct RepoFiles {
     pub targets: Vec<u8>,
     /// Delegated roles by name (`targets/jenkins`); only the ones asked for.
     pub delegations: BTreeMap<String, Vec<u8>>,
+    /// `<version>.root.json` files between the trusted root and root.json
+    /// (ascending), when the root was rotated more than once since.
+    pub root_rotations: Vec<Vec<u8>>,
 }
 
 /// What root.json is checked against.
@@ -38,7 +41,8 @@ pub struct RepoFiles {
 pub enum Anchor<'a> {
     /// Root keys pinned in settings: root.json must carry a valid signature by one of them.
     Pinned(&'a [KeyMaterial]),
-    /// root.json trusted before (TOFU cache): a different root must be signed by its root keys.
+    /// root.json trusted before (TOFU cache): a newer root must be reached
+    /// through rotations, each signed by its predecessor's root keys.
     Trusted(&'a [u8]),
     /// Nothing known: root.json is trusted as served (trust on first use).
     FirstUse,
@@ -88,7 +92,7 @@ pub fn verify_repo(
     now: DateTime<Utc>,
 ) -> Result<Verified, String> {
     let mut versions = seen.clone();
-    let root = verify_root(gun, &files.root, anchor, now)?;
+    let root = verify_root(gun, &files.root, &files.root_rotations, anchor, now)?;
     check_version(&root.envelope, "root", seen, &mut versions)?;
 
     let timestamp = Envelope::parse("timestamp.json", &files.timestamp, "Timestamp")?;
@@ -455,6 +459,7 @@ impl Root {
 fn verify_root(
     gun: &str,
     bytes: &[u8],
+    rotations: &[Vec<u8>],
     anchor: Anchor<'_>,
     now: DateTime<Utc>,
 ) -> Result<Root, String> {
@@ -485,20 +490,42 @@ fn verify_root(
             }
         }
         Anchor::Trusted(trusted) if trusted != bytes => {
-            let old = Root::parse("trusted root.json", trusted)?;
-            let old_version = old.envelope.version()?;
-            root.envelope
-                .check_signatures(old.role("root")?, &old.keys)
-                .map_err(|e| {
-                    format!(
-                        "root.json is not signed by the trusted root (version {old_version}): {e}"
-                    )
-                })?;
+            let mut previous = Root::parse("trusted root.json", trusted)?;
+            for step in rotations {
+                let mut next = Root::parse("root.json (rotation)", step)?;
+                next.envelope.file = format!("{}.root.json", next.envelope.version()?);
+                next.envelope
+                    .check_signatures(next.role("root")?, &next.keys)?;
+                check_rotation(&previous, &next)?;
+                previous = next;
+            }
+            check_rotation(&previous, &root)?;
         }
         Anchor::Trusted(_) | Anchor::FirstUse => {}
     }
     root.envelope.check_expiry(now)?;
     Ok(root)
+}
+
+/// `next` must be newer than `previous` and signed by a threshold of
+/// `previous`'s root keys.
+fn check_rotation(previous: &Root, next: &Root) -> Result<(), String> {
+    let (old, new) = (previous.envelope.version()?, next.envelope.version()?);
+    if new <= old {
+        return Err(format!(
+            "{}: version {new} does not follow the trusted root version {old}",
+            next.envelope.file
+        ));
+    }
+    next.envelope
+        .check_signatures(previous.role("root")?, &previous.keys)
+        .map(|_| ())
+        .map_err(|e| {
+            format!(
+                "{} is not signed by the previous root (version {old}): {e}",
+                next.envelope.file
+            )
+        })
 }
 
 fn parse_keys(file: &str, keys: &Value) -> Result<BTreeMap<String, TufKey>, String> {
