@@ -97,17 +97,28 @@ async fn notary_server_end_to_end() {
         .await;
     let cold = start.elapsed();
     assert_eq!(got, trusted(D1, "targets/jenkins"));
-    let start = Instant::now();
-    let got = call
-        .run(
-            &image("1.0"),
-            vec![signer("targets/jenkins", Some(&jenkins))],
-            None,
-        )
-        .await;
-    let warm = start.elapsed();
-    assert_eq!(got, trusted(D1, "targets/jenkins"));
-    eprintln!("notary verify (debug build): first call {cold:?}, cached metadata {warm:?}");
+    let mut warm = Vec::new();
+    for _ in 0..10 {
+        let start = Instant::now();
+        let got = call
+            .run(
+                &image("1.0"),
+                vec![signer("targets/jenkins", Some(&jenkins))],
+                None,
+            )
+            .await;
+        warm.push(start.elapsed());
+        assert_eq!(got, trusted(D1, "targets/jenkins"));
+    }
+    warm.sort();
+    // Reported, never asserted (timings belong in benchmarks).
+    eprintln!(
+        "notary verify ({} build): first call {cold:?}, cached metadata median {:?} (min {:?}, max {:?})",
+        if cfg!(debug_assertions) { "debug" } else { "release" },
+        warm[warm.len() / 2],
+        warm[0],
+        warm[warm.len() - 1]
+    );
 
     // RSA certificate signer (rsa-x509 key, rsapss signatures); any signer suffices.
     let both = vec![signer("jenkins", None), signer("alice", Some(&alice))];
