@@ -829,3 +829,75 @@ fn verify_future_is_send() {
     };
     is_send(&notary.verify(&req));
 }
+
+fn request_to(server: String) -> NotaryVerifyRequest {
+    NotaryVerifyRequest {
+        image: format!("{GUN}:1.0"),
+        server,
+        signers: vec![],
+        ca_cert: None,
+        root_keys: None,
+    }
+}
+
+#[tokio::test]
+async fn server_down_is_reported_as_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let server = format!("https://127.0.0.1:{port}");
+    let err = notary
+        .verify(&request_to(server.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with(&format!(
+            "notary: notary server {server} unreachable (timestamp.json): "
+        )),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unresponsive_server_times_out() {
+    // Accepts TCP connections (kernel backlog) but never answers the TLS handshake.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let server = format!("https://{}", listener.local_addr().unwrap());
+    let config = super::NotaryConfig {
+        timeout: std::time::Duration::from_millis(300),
+        ..super::NotaryConfig::default()
+    };
+    let notary = super::Notary::new(config).unwrap();
+    let err = notary
+        .verify(&request_to(server.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        format!(
+            "notary: notary server {server} unreachable (timestamp.json): timed out after 300ms"
+        )
+    );
+    drop(listener);
+}
+
+#[tokio::test]
+async fn bad_request_fields_are_named() {
+    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let mut req = request_to("https://127.0.0.1:1".to_string());
+    req.root_keys = Some(vec!["not pem".to_string()]);
+    assert_eq!(
+        notary.verify(&req).await.unwrap_err(),
+        "notary: root_keys[0]: no PEM block"
+    );
+    let mut req = request_to("https://127.0.0.1:1".to_string());
+    req.ca_cert = Some("not pem".to_string());
+    assert!(notary
+        .verify(&req)
+        .await
+        .unwrap_err()
+        .starts_with("notary: ca_cert: "));
+}
