@@ -1,1 +1,4 @@
 //! Host capabilities answered by imagegate.
+
+pub mod crypto;
+pub mod oci;
