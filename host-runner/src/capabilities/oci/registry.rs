@@ -126,7 +126,7 @@ impl RegistryAccess {
             .iter()
             .map(|c| (normalize_pattern(&c.pattern), c.credential.clone()))
             .collect();
-        image_credentials.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        image_credentials.sort_by_key(|(pattern, _)| std::cmp::Reverse(pattern.len()));
         Ok(RegistryAccess {
             client_config,
             image_credentials,
@@ -445,7 +445,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let not_pem = dir.path().join("ca.pem");
         std::fs::write(&not_pem, "hello").unwrap();
-        let e = RegistryAccess::new(&[], &[not_pem.clone()], None, &[]).unwrap_err();
+        let e = RegistryAccess::new(&[], std::slice::from_ref(&not_pem), None, &[]).unwrap_err();
         assert!(format!("{e:#}").contains("ca.pem"), "{e:#}");
         let missing = dir.path().join("missing.json");
         let e = RegistryAccess::new(&[], &[], Some(&missing), &[]).unwrap_err();
