@@ -131,3 +131,141 @@ impl webpki::ExtendedKeyUsageValidator for AnyExtendedKeyUsage {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    };
+    use time::{Duration, OffsetDateTime};
+
+    struct Ca {
+        pem: String,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str, parent: Option<&Ca>) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let cert = match parent {
+            Some(p) => params.signed_by(&key, &p.issuer).unwrap(),
+            None => params.self_signed(&key).unwrap(),
+        };
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    fn leaf(issuer: &Ca, not_before: OffsetDateTime, not_after: OffsetDateTime) -> String {
+        let mut params = CertificateParams::new(vec!["signer.example.com".to_string()]).unwrap();
+        params.not_before = not_before;
+        params.not_after = not_after;
+        params
+            .signed_by(&KeyPair::generate().unwrap(), &issuer.issuer)
+            .unwrap()
+            .pem()
+    }
+
+    fn pem(text: &str) -> Certificate {
+        Certificate {
+            encoding: CertificateEncoding::Pem,
+            data: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn check(cert: &str, chain: Option<&[&str]>, not_after: Option<&str>) -> CertificateTrustResponse {
+        is_certificate_trusted(&CertificateTrustRequest {
+            cert: pem(cert),
+            cert_chain: chain.map(|c| c.iter().map(|p| pem(p)).collect()),
+            not_after: not_after.map(str::to_string),
+        })
+        .unwrap()
+    }
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+
+    #[test]
+    fn trusted_through_intermediate_and_directly_by_root() {
+        let root = ca("root", None);
+        let intermediate = ca("intermediate", Some(&root));
+        let by_intermediate = leaf(&intermediate, now() - Duration::days(1), now() + Duration::days(1));
+        let ok = CertificateTrustResponse {
+            trusted: true,
+            reason: String::new(),
+        };
+        assert_eq!(check(&by_intermediate, Some(&[&intermediate.pem, &root.pem]), None), ok);
+        let by_root = leaf(&root, now() - Duration::days(1), now() + Duration::days(1));
+        assert_eq!(check(&by_root, Some(&[&root.pem]), Some("")), ok);
+    }
+
+    #[test]
+    fn untrusted_is_a_response_with_kubewarden_reasons() {
+        let root = ca("root", None);
+        let stranger = ca("stranger", None);
+        let valid = leaf(&root, now() - Duration::days(10), now() + Duration::days(10));
+        let r = check(&valid, Some(&[&stranger.pem]), None);
+        assert_eq!((r.trusted, r.reason.as_str()), (false, NOT_TRUSTED_BY_CHAIN));
+        // no chain: Mozilla roots, which do not include a test CA
+        let r = check(&valid, None, None);
+        assert_eq!((r.trusted, r.reason.as_str()), (false, NOT_TRUSTED_BY_CHAIN));
+        let expired = leaf(&root, now() - Duration::days(10), now() - Duration::days(1));
+        let r = check(&expired, Some(&[&root.pem]), None);
+        assert_eq!((r.trusted, r.reason.as_str()), (false, USED_AFTER_EXPIRATION));
+        let future = leaf(&root, now() + Duration::days(1), now() + Duration::days(10));
+        let r = check(&future, Some(&[&root.pem]), None);
+        assert_eq!((r.trusted, r.reason.as_str()), (false, USED_BEFORE_VALIDITY));
+    }
+
+    #[test]
+    fn not_after_moves_the_verification_time() {
+        let root = ca("root", None);
+        let expired = leaf(&root, now() - Duration::days(10), now() - Duration::days(1));
+        let at = (chrono::Utc::now() - chrono::Duration::days(5)).to_rfc3339();
+        assert!(check(&expired, Some(&[&root.pem]), Some(&at)).trusted);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error() {
+        let bad_pem = CertificateTrustRequest {
+            cert: pem("not a certificate"),
+            cert_chain: None,
+            not_after: None,
+        };
+        assert!(is_certificate_trusted(&bad_pem).unwrap_err().starts_with("cert: PEM data"));
+        let root = ca("root", None);
+        let mut bad_time = CertificateTrustRequest {
+            cert: pem(&leaf(&root, now() - Duration::days(1), now() + Duration::days(1))),
+            cert_chain: Some(vec![pem(&root.pem)]),
+            not_after: Some("yesterday".into()),
+        };
+        assert!(is_certificate_trusted(&bad_time).unwrap_err().contains("RFC3339"));
+        bad_time.not_after = None;
+        bad_time.cert_chain = Some(vec![pem("junk")]);
+        assert!(is_certificate_trusted(&bad_time).unwrap_err().starts_with("cert_chain[0]"));
+    }
+
+    #[test]
+    fn wire_format_is_kubewarden_s() {
+        let json = r#"{"cert":{"encoding":"Pem","data":[45,45]},"cert_chain":null,"not_after":"2030-01-01T00:00:00Z"}"#;
+        let req: CertificateTrustRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(req.cert.encoding, CertificateEncoding::Pem);
+        assert_eq!(serde_json::to_string(&req).unwrap(), json);
+        let der: Certificate = serde_json::from_str(r#"{"encoding":"Der","data":[48]}"#).unwrap();
+        assert_eq!(der.encoding, CertificateEncoding::Der);
+        let response = CertificateTrustResponse {
+            trusted: false,
+            reason: "r".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&response).unwrap(),
+            r#"{"trusted":false,"reason":"r"}"#
+        );
+    }
+}
