@@ -5,13 +5,16 @@
 mod support;
 
 use imagegate::capabilities::oci::{Credential, ImageCredential, Oci, OciConfig};
-use imagegate_policy::wire::{SigstoreVerifyRequest, VerifyResponse};
+use imagegate_policy::wire::{
+    KeylessInfo, KeylessPrefixInfo, SigstoreVerifyRequest, VerifyResponse,
+};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use support::certs::TestCa;
-use support::cosign::{sign, CosignKey, SignOptions};
+use support::certs::{Leaf, TestCa};
+use support::cosign::{payload, sign, signature_tag, CosignKey, SignOptions};
 use support::image::{Format, Image};
 use support::registry::{self, Registry, Variant};
+use support::sigstore::{FakeSigstore, Identity};
 
 /// Starts a registry, or skips the test (loudly) when the binary is missing.
 macro_rules! registry_or_skip {
@@ -76,7 +79,7 @@ async fn signed_image(
     registry: &Registry,
     repo: &str,
     key: &CosignKey,
-    options: &SignOptions,
+    options: &SignOptions<'_>,
 ) -> (String, String) {
     let image = Image::single(repo, Format::Oci);
     let digest = image.push(registry, repo, "1.0").await;
@@ -571,5 +574,257 @@ async fn manifest_operations_on_a_single_image() {
         oci.manifest_digest(&missing).await,
         &missing,
         &["Cannot fetch manifest of"],
+    );
+}
+
+/// Keyless signing against the fake Fulcio/Rekor: certificate + chain (+
+/// Rekor bundle) annotations on the layer, like `cosign sign` with OIDC.
+async fn keyless_signed(
+    registry: &Registry,
+    repo: &str,
+    digest: &str,
+    fake: &FakeSigstore,
+    leaf: Leaf,
+    with_bundle: bool,
+) {
+    let options = SignOptions {
+        certificate: Some((leaf.cert_pem.clone(), vec![fake.fulcio.cert_pem.clone()])),
+        rekor: with_bundle.then_some(fake),
+        append: true,
+        ..SignOptions::default()
+    };
+    sign(
+        registry,
+        repo,
+        digest,
+        &CosignKey { key: leaf.key },
+        &options,
+    )
+    .await;
+}
+
+fn oci_with_trust(registry: &Registry, fake: &FakeSigstore) -> Oci {
+    let mut config = config_for(registry);
+    config.sigstore_trust_config = Some(fake.write_trust_config(registry.dir()));
+    Oci::new(config).expect("Oci with trust config")
+}
+
+const GITHUB: &str = "https://token.actions.githubusercontent.com";
+const WORKFLOW: &str =
+    "https://github.com/kubewarden/app/.github/workflows/release.yml@refs/tags/v1";
+
+#[tokio::test]
+async fn keyless_variants_with_an_offline_trust_root() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let fake = FakeSigstore::new();
+    let repo = "demo/keylessok";
+    let digest = Image::single(repo, Format::Oci)
+        .push(&registry, repo, "1.0")
+        .await;
+    let oauth = "https://github.com/login/oauth";
+    let leaf = fake.keyless_certificate(Identity::Email("dev@example.com"), oauth, None);
+    keyless_signed(&registry, repo, &digest, &fake, leaf, true).await;
+    let leaf = fake.keyless_certificate(Identity::Uri(WORKFLOW), GITHUB, Some("kubewarden/app"));
+    keyless_signed(&registry, repo, &digest, &fake, leaf, true).await;
+    let image = registry.image(repo, "1.0");
+    let oci = oci_with_trust(&registry, &fake);
+
+    let keyless = |subject: &str| SigstoreVerifyRequest::SigstoreKeylessVerify {
+        image: image.clone(),
+        keyless: vec![KeylessInfo {
+            issuer: oauth.into(),
+            subject: subject.into(),
+        }],
+        annotations: None,
+    };
+    assert_eq!(
+        oci.verify(&keyless("dev@example.com")).await,
+        Ok(trusted(&digest))
+    );
+    let result = oci.verify(&keyless("kubewarden@cncf.io")).await;
+    assert_error(
+        result,
+        &image,
+        &["missing signatures", "subject: !equal kubewarden@cncf.io"],
+    );
+
+    let github =
+        |owner: &str, repo: Option<&str>| SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+            image: image.clone(),
+            owner: owner.into(),
+            repo: repo.map(str::to_string),
+            annotations: None,
+        };
+    assert_eq!(
+        oci.verify(&github("kubewarden", Some("app"))).await,
+        Ok(trusted(&digest))
+    );
+    assert_error(
+        oci.verify(&github("other", None)).await,
+        &image,
+        &["kind: githubAction"],
+    );
+
+    let prefix = |url_prefix: &str| SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+        image: image.clone(),
+        keyless_prefix: vec![KeylessPrefixInfo {
+            issuer: GITHUB.into(),
+            url_prefix: url_prefix.into(),
+        }],
+        annotations: None,
+    };
+    assert_eq!(
+        oci.verify(&prefix("https://github.com/kubewarden")).await,
+        Ok(trusted(&digest))
+    );
+    let result = oci.verify(&prefix("https://github.com/kube")).await;
+    assert_error(
+        result,
+        &image,
+        &["subject: !urlPrefix https://github.com/kube/"],
+    );
+}
+
+#[tokio::test]
+async fn keyless_signature_needs_fulcio_and_rekor_of_the_trust_root() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (fake, impostor) = (FakeSigstore::new(), FakeSigstore::new());
+    let repo = "demo/keylessbad";
+    let digest = Image::single(repo, Format::Oci)
+        .push(&registry, repo, "1.0")
+        .await;
+    let oauth = "https://github.com/login/oauth";
+    // no Rekor bundle (tlog upload skipped): the certificate is not trusted
+    let leaf = fake.keyless_certificate(Identity::Email("nobundle@example.com"), oauth, None);
+    keyless_signed(&registry, repo, &digest, &fake, leaf, false).await;
+    // certificate and bundle from another "Sigstore"
+    let leaf = impostor.keyless_certificate(Identity::Email("impostor@example.com"), oauth, None);
+    keyless_signed(&registry, repo, &digest, &impostor, leaf, true).await;
+    let image = registry.image(repo, "1.0");
+    let oci = oci_with_trust(&registry, &fake);
+    for subject in ["nobundle@example.com", "impostor@example.com"] {
+        let request = SigstoreVerifyRequest::SigstoreKeylessVerify {
+            image: image.clone(),
+            keyless: vec![KeylessInfo {
+                issuer: oauth.into(),
+                subject: subject.into(),
+            }],
+            annotations: None,
+        };
+        let result = oci.verify(&request).await;
+        assert_error(result, &image, &["missing signatures", subject]);
+    }
+}
+
+#[tokio::test]
+async fn certificate_requiring_a_rekor_bundle_passes_with_one() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let fake = FakeSigstore::new();
+    let root = TestCa::root("signing root");
+    let leaf = root.code_signing("release@example.com");
+    let options = SignOptions {
+        certificate: Some((leaf.cert_pem.clone(), vec![root.cert_pem.clone()])),
+        rekor: Some(&fake),
+        ..SignOptions::default()
+    };
+    let cert_pem = leaf.cert_pem.clone();
+    let (image, digest) = signed_image(
+        &registry,
+        "demo/certrekor",
+        &CosignKey { key: leaf.key },
+        &options,
+    )
+    .await;
+    let request = certificate_request(&image, &cert_pem, &[&root.cert_pem], true, &[]);
+    // without the trust root the bundle cannot be checked
+    let result = oci_for(&registry).verify(&request).await;
+    assert_error(
+        result,
+        &image,
+        &["missing signatures", "--sigstore-trust-config"],
+    );
+    assert_eq!(
+        oci_with_trust(&registry, &fake).verify(&request).await,
+        Ok(trusted(&digest))
+    );
+}
+
+#[tokio::test]
+async fn lab_signatures_are_stored_in_cosign_format() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (k1, k2) = (CosignKey::generate(), CosignKey::generate());
+    let repo = "demo/format";
+    let digest = Image::single(repo, Format::Oci)
+        .push(&registry, repo, "1.0")
+        .await;
+    let first = sign(&registry, repo, &digest, &k1, &SignOptions::default()).await;
+    let options = SignOptions {
+        annotations: annotations(&[("env", "prod")]),
+        append: true,
+        ..SignOptions::default()
+    };
+    let second = sign(&registry, repo, &digest, &k2, &options).await;
+    let sig_image = registry.image(repo, &signature_tag(&digest));
+    let oci = oci_for(&registry);
+
+    // what the registry serves under sha256-<hex>.sig is exactly what the lab wrote
+    assert_eq!(
+        oci.manifest_digest(&sig_image).await.map(|r| r.digest),
+        Ok(second.manifest_digest.clone())
+    );
+    let stored = oci.manifest(&sig_image).await.expect("signature manifest");
+    assert_eq!(serde_json::to_vec(&stored).expect("json"), second.manifest);
+    // appending kept the first signature as the first layer
+    let layers = stored["layers"].as_array().expect("layers");
+    assert_eq!(layers.len(), 2);
+    assert_eq!(
+        layers[0]["annotations"]["dev.cosignproject.cosign/signature"],
+        first.signature.as_str()
+    );
+    assert_eq!(
+        layers[1]["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    assert_eq!(
+        layers[1]["digest"],
+        support::image::sha256(&second.payload).as_str()
+    );
+    // payload: Go's JSON of the simple-signing claims, signed by the key (DER, base64)
+    assert_eq!(
+        second.payload,
+        payload(
+            &format!("{}/{repo}", registry.addr),
+            &digest,
+            &annotations(&[("env", "prod")])
+        )
+    );
+    assert_eq!(
+        String::from_utf8(first.payload.clone()).expect("utf8"),
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"{}/{repo}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#,
+            registry.addr
+        )
+    );
+    let key = sigstore::crypto::CosignVerificationKey::try_from_pem(k2.public_pem().as_bytes())
+        .expect("key");
+    assert!(key
+        .verify_signature(
+            sigstore::crypto::Signature::Base64Encoded(second.signature.as_bytes()),
+            &second.payload
+        )
+        .is_ok());
+}
+
+#[test]
+fn payload_escapes_like_go() {
+    let text = String::from_utf8(payload(
+        "r/x",
+        "sha256:00",
+        &annotations(&[("a&b", "<x>"), ("z", "\u{2028}")]),
+    ))
+    .expect("utf8");
+    assert!(
+        text.ends_with(r#""optional":{"a\u0026b":"\u003cx\u003e","z":"\u2028"}}"#),
+        "{text}"
     );
 }

@@ -178,7 +178,11 @@ mod tests {
         }
     }
 
-    fn check(cert: &str, chain: Option<&[&str]>, not_after: Option<&str>) -> CertificateTrustResponse {
+    fn check(
+        cert: &str,
+        chain: Option<&[&str]>,
+        not_after: Option<&str>,
+    ) -> CertificateTrustResponse {
         is_certificate_trusted(&CertificateTrustRequest {
             cert: pem(cert),
             cert_chain: chain.map(|c| c.iter().map(|p| pem(p)).collect()),
@@ -195,12 +199,23 @@ mod tests {
     fn trusted_through_intermediate_and_directly_by_root() {
         let root = ca("root", None);
         let intermediate = ca("intermediate", Some(&root));
-        let by_intermediate = leaf(&intermediate, now() - Duration::days(1), now() + Duration::days(1));
+        let by_intermediate = leaf(
+            &intermediate,
+            now() - Duration::days(1),
+            now() + Duration::days(1),
+        );
         let ok = CertificateTrustResponse {
             trusted: true,
             reason: String::new(),
         };
-        assert_eq!(check(&by_intermediate, Some(&[&intermediate.pem, &root.pem]), None), ok);
+        assert_eq!(
+            check(
+                &by_intermediate,
+                Some(&[&intermediate.pem, &root.pem]),
+                None
+            ),
+            ok
+        );
         let by_root = leaf(&root, now() - Duration::days(1), now() + Duration::days(1));
         assert_eq!(check(&by_root, Some(&[&root.pem]), Some("")), ok);
     }
@@ -209,18 +224,34 @@ mod tests {
     fn untrusted_is_a_response_with_kubewarden_reasons() {
         let root = ca("root", None);
         let stranger = ca("stranger", None);
-        let valid = leaf(&root, now() - Duration::days(10), now() + Duration::days(10));
+        let valid = leaf(
+            &root,
+            now() - Duration::days(10),
+            now() + Duration::days(10),
+        );
         let r = check(&valid, Some(&[&stranger.pem]), None);
-        assert_eq!((r.trusted, r.reason.as_str()), (false, NOT_TRUSTED_BY_CHAIN));
+        assert_eq!(
+            (r.trusted, r.reason.as_str()),
+            (false, NOT_TRUSTED_BY_CHAIN)
+        );
         // no chain: Mozilla roots, which do not include a test CA
         let r = check(&valid, None, None);
-        assert_eq!((r.trusted, r.reason.as_str()), (false, NOT_TRUSTED_BY_CHAIN));
+        assert_eq!(
+            (r.trusted, r.reason.as_str()),
+            (false, NOT_TRUSTED_BY_CHAIN)
+        );
         let expired = leaf(&root, now() - Duration::days(10), now() - Duration::days(1));
         let r = check(&expired, Some(&[&root.pem]), None);
-        assert_eq!((r.trusted, r.reason.as_str()), (false, USED_AFTER_EXPIRATION));
+        assert_eq!(
+            (r.trusted, r.reason.as_str()),
+            (false, USED_AFTER_EXPIRATION)
+        );
         let future = leaf(&root, now() + Duration::days(1), now() + Duration::days(10));
         let r = check(&future, Some(&[&root.pem]), None);
-        assert_eq!((r.trusted, r.reason.as_str()), (false, USED_BEFORE_VALIDITY));
+        assert_eq!(
+            (r.trusted, r.reason.as_str()),
+            (false, USED_BEFORE_VALIDITY)
+        );
     }
 
     #[test]
@@ -238,17 +269,27 @@ mod tests {
             cert_chain: None,
             not_after: None,
         };
-        assert!(is_certificate_trusted(&bad_pem).unwrap_err().starts_with("cert: PEM data"));
+        assert!(is_certificate_trusted(&bad_pem)
+            .unwrap_err()
+            .starts_with("cert: PEM data"));
         let root = ca("root", None);
         let mut bad_time = CertificateTrustRequest {
-            cert: pem(&leaf(&root, now() - Duration::days(1), now() + Duration::days(1))),
+            cert: pem(&leaf(
+                &root,
+                now() - Duration::days(1),
+                now() + Duration::days(1),
+            )),
             cert_chain: Some(vec![pem(&root.pem)]),
             not_after: Some("yesterday".into()),
         };
-        assert!(is_certificate_trusted(&bad_time).unwrap_err().contains("RFC3339"));
+        assert!(is_certificate_trusted(&bad_time)
+            .unwrap_err()
+            .contains("RFC3339"));
         bad_time.not_after = None;
         bad_time.cert_chain = Some(vec![pem("junk")]);
-        assert!(is_certificate_trusted(&bad_time).unwrap_err().starts_with("cert_chain[0]"));
+        assert!(is_certificate_trusted(&bad_time)
+            .unwrap_err()
+            .starts_with("cert_chain[0]"));
     }
 
     #[test]

@@ -11,11 +11,13 @@ use std::collections::BTreeMap;
 
 use super::image::{push_blob, push_manifest, sha256};
 use super::registry::Registry;
+use super::sigstore::FakeSigstore;
 
 pub const SIMPLE_SIGNING_MEDIA_TYPE: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
 pub const CHAIN_ANNOTATION: &str = "dev.sigstore.cosign/chain";
+pub const BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
@@ -30,22 +32,14 @@ impl CosignKey {
             key: KeyPair::generate().expect("P-256 key"),
         }
     }
-    pub fn from_pkcs8_pem(pem: &str) -> CosignKey {
-        CosignKey {
-            key: KeyPair::from_pem(pem).expect("PKCS#8 key"),
-        }
-    }
     pub fn public_pem(&self) -> String {
         self.key.public_key_pem()
-    }
-    pub fn private_pem(&self) -> String {
-        self.key.serialize_pem()
     }
 }
 
 /// What to sign, beyond the image digest.
 #[derive(Default)]
-pub struct SignOptions {
+pub struct SignOptions<'a> {
     /// `-a key=value`: the payload's `optional` claims.
     pub annotations: BTreeMap<String, String>,
     /// Keep the signatures already under the `.sig` tag (several signatures).
@@ -55,6 +49,9 @@ pub struct SignOptions {
     /// `--certificate` / `--certificate-chain`: PEM of the signing certificate
     /// and its chain, stored as layer annotations.
     pub certificate: Option<(String, Vec<String>)>,
+    /// Upload to this (fake) Rekor: adds a `dev.sigstore.cosign/bundle`
+    /// annotation for `certificate` (keyless signing).
+    pub rekor: Option<&'a FakeSigstore>,
 }
 
 /// Go's `encoding/json` string escaping on top of serde_json's: `<`, `>`,
@@ -116,7 +113,7 @@ pub async fn sign(
     repo: &str,
     digest: &str,
     key: &CosignKey,
-    options: &SignOptions,
+    options: &SignOptions<'_>,
 ) -> Signed {
     let payload = payload(
         &format!("{}/{repo}", registry.addr),
@@ -125,7 +122,16 @@ pub async fn sign(
     );
     let der = key.key.sign(&payload).expect("ecdsa signature");
     let signature = base64_encode(&der);
-    let layer = layer_json(&payload, &signature, options.certificate.as_ref());
+    let bundle = options.rekor.map(|rekor| {
+        let certificate = options.certificate.as_ref().map_or("", |(c, _)| c.as_str());
+        rekor.bundle(&payload, &signature, certificate)
+    });
+    let layer = layer_json(
+        &payload,
+        &signature,
+        bundle.as_deref(),
+        options.certificate.as_ref(),
+    );
 
     let client = registry.client();
     let auth = registry.auth();
@@ -158,9 +164,13 @@ pub async fn sign(
 fn layer_json(
     payload: &[u8],
     signature: &str,
+    bundle: Option<&str>,
     certificate: Option<&(String, Vec<String>)>,
 ) -> String {
     let mut annotations = vec![(SIGNATURE_ANNOTATION, signature.to_string())];
+    if let Some(bundle) = bundle {
+        annotations.push((BUNDLE_ANNOTATION, bundle.to_string()));
+    }
     if let Some((cert, chain)) = certificate {
         annotations.push((CERTIFICATE_ANNOTATION, cert.clone()));
         annotations.push((CHAIN_ANNOTATION, chain.concat()));

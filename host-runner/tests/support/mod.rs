@@ -2,9 +2,9 @@
 //! (plain, htpasswd, TLS with a generated CA), deterministic images and
 //! cosign-format signatures, all built in Rust (no Python, no files outside
 //! temp dirs). Each test file uses what it needs.
-#![allow(dead_code)]
 
 pub mod certs;
 pub mod cosign;
 pub mod image;
 pub mod registry;
+pub mod sigstore;
