@@ -10,9 +10,7 @@ pub struct Glob {
 
 impl Glob {
     pub fn new(text: &str) -> Glob {
-        Glob {
-            text: text.to_string(),
-        }
+        Glob { text: text.to_string() }
     }
     pub fn as_str(&self) -> &str {
         &self.text

@@ -19,7 +19,6 @@ pub struct WapcHost;
 #[cfg(target_arch = "wasm32")]
 impl Host for WapcHost {
     fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-        wapc_guest::host_call("kubewarden", namespace, operation, payload)
-            .map_err(|e| e.to_string())
+        wapc_guest::host_call("kubewarden", namespace, operation, payload).map_err(|e| e.to_string())
     }
 }

@@ -48,9 +48,7 @@ pub struct PatternSet {
 
 impl PatternSet {
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
-        PatternSet {
-            patterns: patterns.into_iter().collect(),
-        }
+        PatternSet { patterns: patterns.into_iter().collect() }
     }
     /// Appends the ids of every pattern matching `image` to `out` (order unspecified,
     /// an id may appear more than once).
