@@ -1,4 +1,12 @@
-//! `imagegate` host-runner library: the host capabilities and runtime behind
-//! the `imagegate` CLI, shared by the binary and the integration tests.
+//! imagegate host-runner: runs the imagegate Kubewarden policy with wasmtime
+//! and real host capabilities. The binary (`main.rs`) is a thin CLI over
+//! these modules; integration tests use them directly.
 
+pub mod admission;
+pub mod bench;
 pub mod capabilities;
+pub mod context_aware;
+pub mod fixtures;
+pub mod run;
+pub mod runtime;
+pub mod session;
