@@ -365,17 +365,17 @@ async fn auth_registry_with_and_without_credentials() {
     let mut config = config_for(&registry);
     config.credentials = vec![
         ImageCredential {
-            pattern: registry.addr.clone(),
-            credential: Credential::Basic {
-                username: user.into(),
-                password: "wrong".into(),
-            },
-        },
-        ImageCredential {
-            pattern: format!("{}/team-a", registry.addr),
+            pattern: format!("{}/team-a/**", registry.addr),
             credential: Credential::Basic {
                 username: user.into(),
                 password: pass.into(),
+            },
+        },
+        ImageCredential {
+            pattern: format!("{}/**", registry.addr),
+            credential: Credential::Basic {
+                username: user.into(),
+                password: "wrong".into(),
             },
         },
     ];

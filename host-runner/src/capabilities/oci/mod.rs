@@ -41,7 +41,8 @@ pub struct OciConfig {
     /// Registries (`host:port`, exactly as in image references) spoken to
     /// over plain http.
     pub insecure_registries: Vec<String>,
-    /// Credentials per image pattern; they take precedence over the docker config.
+    /// Credentials per image pattern (policy image patterns, first match
+    /// wins); they take precedence over the docker config.
     pub credentials: Vec<ImageCredential>,
     /// Sigstore `ClientTrustConfig` / `trusted_root.json` with the Fulcio CAs
     /// and Rekor keys; needed for keyless verification and Rekor bundles.

@@ -3,22 +3,23 @@
 //! error texts that name the image and the cause.
 //!
 //! Credentials are chosen per image, in this order:
-//! 1. the [`ImageCredential`] with the longest pattern matching the image
-//!    (what Kubewarden users ask for: per-registry / per-repository pull
-//!    credentials for verification, kubewarden/policy-server#912);
+//! 1. the first [`ImageCredential`] (in configuration order) whose pattern
+//!    matches the image (what Kubewarden users ask for: per-registry /
+//!    per-repository pull credentials for verification, policy-server#912);
 //! 2. the `auths` entry of the docker `config.json` for the image's registry;
 //! 3. anonymous.
 //!
-//! Patterns are plain repository prefixes, matched on whole path components
-//! of the normalized `registry/repository` name: `127.0.0.1:5001` matches every
-//! repository of that registry, `ghcr.io/corp` matches `ghcr.io/corp/app` and
-//! `ghcr.io/corp/team/app` but not `ghcr.io/corporate/app`. Short names are
-//! normalized like docker does (`nginx` = `docker.io/library/nginx`). This is
-//! deliberately simpler than the policy's image patterns (no wildcards), so a
-//! credential can never be sent to a registry its author did not name.
+//! Patterns are the policy's image patterns ([`imagegate_policy::pattern`],
+//! same normalization and wildcards as the rules' `images`):
+//! `127.0.0.1:5001/**` is every repository of that registry,
+//! `ghcr.io/corp/**` every repository under `ghcr.io/corp` (not
+//! `ghcr.io/corporate/...`), `nginx` is `docker.io/library/nginx`. A host
+//! pattern without port matches only images without port, so a credential is
+//! never sent to a registry its author did not name.
 
 use anyhow::{bail, Context};
 use base64::Engine as _;
+use imagegate_policy::pattern::Pattern;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
 use rustls_pki_types::pem::PemObject;
@@ -49,8 +50,8 @@ impl Credential {
     }
 }
 
-/// A credential used for every image whose repository is under `pattern`
-/// (see the module documentation for the matching rule).
+/// A credential used for every image `pattern` matches (an image pattern of
+/// the policy settings, e.g. `ghcr.io/corp/**`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageCredential {
@@ -77,7 +78,7 @@ impl Image {
         Ok(Image { reference, name })
     }
 
-    /// `registry/repository`, the name credential patterns match against.
+    /// `registry/repository`, for messages.
     pub fn repository_name(&self) -> String {
         format!(
             "{}/{}",
@@ -91,8 +92,8 @@ impl Image {
 #[derive(Debug, Clone)]
 pub(crate) struct RegistryAccess {
     client_config: ClientConfig,
-    /// Sorted longest pattern first, so the first match is the most specific.
-    image_credentials: Vec<(String, Credential)>,
+    /// In configuration order: the first match wins.
+    image_credentials: Vec<(Pattern, Credential)>,
     /// Normalized registry host -> credential, from docker `config.json`.
     docker_credentials: BTreeMap<String, Credential>,
 }
@@ -122,11 +123,15 @@ impl RegistryAccess {
             Some(path) => read_docker_config(path)?,
             None => BTreeMap::new(),
         };
-        let mut image_credentials: Vec<(String, Credential)> = image_credentials
+        let image_credentials = image_credentials
             .iter()
-            .map(|c| (normalize_pattern(&c.pattern), c.credential.clone()))
-            .collect();
-        image_credentials.sort_by_key(|(pattern, _)| std::cmp::Reverse(pattern.len()));
+            .map(|c| {
+                let pattern = Pattern::parse(&c.pattern).map_err(|e| {
+                    anyhow::anyhow!("credential image pattern {:?}: {e}", c.pattern)
+                })?;
+                Ok((pattern, c.credential.clone()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(RegistryAccess {
             client_config,
             image_credentials,
@@ -141,10 +146,11 @@ impl RegistryAccess {
 
     /// The credential for `image`, `None` for anonymous access.
     pub fn credential_for(&self, image: &Image) -> Option<&Credential> {
-        let name = image.repository_name();
+        // An image the policy's stricter grammar rejects matches no pattern.
+        let reference = imagegate_policy::reference::Reference::parse(&image.name).ok();
         self.image_credentials
             .iter()
-            .find(|(pattern, _)| pattern_matches(pattern, &name))
+            .find(|(pattern, _)| reference.as_ref().is_some_and(|r| pattern.is_match(r)))
             .map(|(_, c)| c)
             .or_else(|| {
                 self.docker_credentials
@@ -254,38 +260,6 @@ fn normalize_registry(key: &str) -> String {
     }
 }
 
-/// Normalizes a credential pattern the way images are normalized: host
-/// lower-cased, docker.io aliases folded, one-component docker.io paths get
-/// `library/`, a pattern without a host means docker.io, trailing `/` dropped.
-fn normalize_pattern(pattern: &str) -> String {
-    let pattern = pattern.trim_end_matches('/');
-    let (first, rest) = match pattern.split_once('/') {
-        Some((first, rest)) => (first, Some(rest)),
-        None => (pattern, None),
-    };
-    let is_host = first.contains('.') || first.contains(':') || first == "localhost";
-    let (host, path) = if is_host {
-        (normalize_registry(first), rest.map(str::to_string))
-    } else {
-        ("docker.io".to_string(), Some(pattern.to_string()))
-    };
-    match path {
-        None => host,
-        Some(path) if host == "docker.io" && !path.contains('/') => {
-            format!("{host}/library/{path}")
-        }
-        Some(path) => format!("{host}/{path}"),
-    }
-}
-
-/// Whole-component prefix match of a normalized pattern on `registry/repository`.
-fn pattern_matches(pattern: &str, name: &str) -> bool {
-    name == pattern
-        || name
-            .strip_prefix(pattern)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 /// `error: cause: cause...` over the whole source chain, skipping repeats
 /// (transparent wrappers repeat their inner message), so the root cause
 /// (connection refused, unknown CA, 401) is always visible.
@@ -349,35 +323,7 @@ mod tests {
     }
 
     #[test]
-    fn patterns_normalize_like_images() {
-        assert_eq!(normalize_pattern("nginx"), "docker.io/library/nginx");
-        assert_eq!(
-            normalize_pattern("bitnami/redis"),
-            "docker.io/bitnami/redis"
-        );
-        assert_eq!(
-            normalize_pattern("index.docker.io/corp/app/"),
-            "docker.io/corp/app"
-        );
-        assert_eq!(
-            normalize_pattern("index.docker.io/corp"),
-            "docker.io/library/corp"
-        );
-        assert_eq!(normalize_pattern("127.0.0.1:5001"), "127.0.0.1:5001");
-        assert_eq!(normalize_pattern("GHCR.io/corp"), "ghcr.io/corp");
-    }
-
-    #[test]
-    fn pattern_matches_whole_components_only() {
-        assert!(pattern_matches("ghcr.io/corp", "ghcr.io/corp/app"));
-        assert!(pattern_matches("ghcr.io/corp", "ghcr.io/corp"));
-        assert!(!pattern_matches("ghcr.io/corp", "ghcr.io/corporate/app"));
-        assert!(pattern_matches("127.0.0.1:5001", "127.0.0.1:5001/a/b"));
-        assert!(!pattern_matches("127.0.0.1:5001", "127.0.0.1:50012/a"));
-    }
-
-    #[test]
-    fn most_specific_image_credential_wins_then_docker_config() {
+    fn first_matching_image_credential_wins_then_docker_config() {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("docker:pw");
@@ -394,12 +340,16 @@ mod tests {
             Some(&config),
             &[
                 ImageCredential {
-                    pattern: "ghcr.io".into(),
+                    pattern: "ghcr.io/team-a/**".into(),
+                    credential: basic("team-a"),
+                },
+                ImageCredential {
+                    pattern: "ghcr.io/**".into(),
                     credential: basic("registry-wide"),
                 },
                 ImageCredential {
-                    pattern: "ghcr.io/team-a".into(),
-                    credential: basic("team-a"),
+                    pattern: "127.0.0.1:5001/**".into(),
+                    credential: basic("local"),
                 },
             ],
         )
@@ -411,9 +361,12 @@ mod tests {
         };
         assert_eq!(who("ghcr.io/team-a/app:1"), "team-a");
         assert_eq!(who("ghcr.io/team-b/app:1"), "registry-wide");
+        assert_eq!(who("ghcr.io/team-a-evil/app:1"), "registry-wide");
+        assert_eq!(who("127.0.0.1:5001/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000"), "local");
         assert_eq!(who("nginx"), "hub");
         assert_eq!(who("quay.io/x/y"), "anonymous");
         assert_eq!(who("127.0.0.1:5000/x"), "anonymous");
+        assert_eq!(who("ghcr.io:5000/team-a/app"), "anonymous");
     }
 
     #[test]
@@ -438,6 +391,24 @@ mod tests {
             registrytoken: None,
         };
         assert!(docker_auth_credential(&bad).is_err());
+    }
+
+    #[test]
+    fn invalid_credential_patterns_are_configuration_errors() {
+        let e = RegistryAccess::new(
+            &[],
+            &[],
+            None,
+            &[ImageCredential {
+                pattern: "ghcr.*/x".into(),
+                credential: basic("u"),
+            }],
+        )
+        .unwrap_err();
+        assert!(
+            format!("{e:#}").contains("credential image pattern \"ghcr.*/x\""),
+            "{e:#}"
+        );
     }
 
     #[test]
