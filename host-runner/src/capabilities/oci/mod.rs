@@ -13,10 +13,12 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
+mod args;
 mod registry;
 mod trust_root;
 mod verify;
 
+pub use args::OciArgs;
 pub use registry::{Credential, ImageCredential};
 
 use anyhow::Context;

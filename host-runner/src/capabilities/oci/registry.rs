@@ -29,9 +29,9 @@ use sigstore::registry::{Certificate, CertificateEncoding, ClientConfig, ClientP
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// A registry credential.
+/// A registry credential; in files `{username, password}` or `{token}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(untagged, deny_unknown_fields)]
 pub enum Credential {
     /// HTTP basic auth (also what the registry token endpoint receives).
     Basic { username: String, password: String },
