@@ -105,6 +105,9 @@ pub struct EvalArgs {
 
     #[command(flatten)]
     pub policy_args: PolicyArgs,
+
+    #[command(flatten)]
+    pub oci: crate::capabilities::oci::OciArgs,
 }
 
 impl EvalArgs {
@@ -247,6 +250,7 @@ impl Evaluation {
                 let live = Box::new(Live::new(LiveConfig {
                     context_dir: args.context.clone(),
                     cache_ttl: args.policy_args.cache_ttl(),
+                    oci: args.oci.config()?,
                     ..LiveConfig::default()
                 })?);
                 match record {
