@@ -15,11 +15,14 @@
 //! would claim a kwctl that never ran.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use wasm_encoder::{CustomSection, Section};
 
 use crate::metadata::{keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION};
+use crate::runtime::{HostCallbacks, Invoke, Policy, RuntimeConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -117,10 +120,29 @@ fn is_metadata_section(contents: &[u8]) -> Result<bool> {
     Ok(r.read_string().context("malformed custom section name")? == METADATA_SECTION)
 }
 
-/// Calls the module's `protocol_version` with no host capabilities (as kwctl
-/// does with its deny-all context) and parses the JSON string it answers.
+/// kwctl asks with a channel-less, deny-all context: every host call fails.
+struct NoCapabilities;
+
+impl HostCallbacks for NoCapabilities {
+    fn host_call(
+        &self,
+        _binding: &str,
+        namespace: &str,
+        operation: &str,
+        _payload: &[u8],
+        _deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "host capability {namespace}/{operation} is not available while annotating"
+        ))
+    }
+}
+
+/// Calls the module's `protocol_version` on a fresh instance without host
+/// capabilities and parses the JSON string it answers.
 pub fn protocol_version(module: &[u8]) -> Result<ProtocolVersion> {
-    let answer = crate::wapc_probe::call(module, "protocol_version", b"")?;
+    let policy = Policy::new(module, RuntimeConfig::default(), Arc::new(NoCapabilities))?;
+    let answer = (&policy).invoke("protocol_version", b"")?;
     serde_json::from_slice(&answer).with_context(|| {
         format!(
             "protocol_version answered {:?}, expected \"v1\"",

@@ -1,21 +1,17 @@
-//! `imagegate`: the host-runner CLI.
-//!
-//! NOTE (ship branch): minimal CLI wiring for annotate / artifacthub /
-//! scaffold / push / pull until the runtime branch's main.rs lands; then each
-//! subcommand is one line in its `Command` enum.
+//! `imagegate`: the host-runner CLI. One variant per subcommand, each
+//! implemented by its module's `run` function.
 
-mod annotate;
-mod artifacthub;
-mod metadata;
-mod push;
-mod questions;
-mod scaffold;
-mod wapc_probe;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use imagegate::{annotate, artifacthub, bench, fixtures, push, run, scaffold};
 
 #[derive(Parser)]
-#[command(name = "imagegate", version, about)]
+#[command(
+    name = "imagegate",
+    version,
+    about = "Run, test and benchmark the imagegate Kubewarden policy"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,6 +19,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Evaluate one admission request and print the AdmissionResponse (like `kwctl run`).
+    Run(run::EvalArgs),
+    /// Run every fixture under a directory and check its expectations.
+    Test(fixtures::TestArgs),
+    /// Measure validate latency with fresh and reused instances.
+    Bench(bench::BenchArgs),
     /// Embed metadata.yml in the module (like `kwctl annotate`).
     Annotate(annotate::Args),
     /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
@@ -35,12 +37,20 @@ enum Command {
     Pull(push::PullArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Annotate(a) => annotate::run(&a),
-        Command::Artifacthub(a) => artifacthub::run(&a),
-        Command::Scaffold(a) => scaffold::run(&a),
-        Command::Push(a) => push::run(&a),
-        Command::Pull(a) => push::run_pull(&a),
-    }
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Test(args) => fixtures::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Annotate(args) => annotate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Artifacthub(args) => artifacthub::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Scaffold(args) => scaffold::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Push(args) => push::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Pull(args) => push::run_pull(&args).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("Error: {e:#}");
+        ExitCode::FAILURE
+    })
 }

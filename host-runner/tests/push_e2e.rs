@@ -8,24 +8,40 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::registry::Registry;
+use support::registry::{Registry, Variant};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// A waPC guest answering `"v1"` to every operation (enough for annotate).
+/// A waPC guest that answers by operation name length: `protocol_version`
+/// (16) -> "v1", `validate_settings` (17) -> valid, `validate` (8) -> a
+/// rejection. Enough to annotate, push, pull and run it.
 fn guest() -> Vec<u8> {
-    wat::parse_str(
+    let reject = r#"{"accepted":false,"message":"rejected by the test guest","code":null,"mutated_object":null,"audit_annotations":null,"warnings":null}"#;
+    let valid = r#"{"valid":true,"message":null}"#;
+    let hex = |s: &str| s.bytes().map(|b| format!("\\{b:02x}")).collect::<String>();
+    wat::parse_str(format!(
         r#"(module
           (import "wapc" "__guest_request" (func $req (param i32 i32)))
           (import "wapc" "__guest_response" (func $resp (param i32 i32)))
           (memory (export "memory") 1)
           (data (i32.const 1024) "\22v1\22")
+          (data (i32.const 2048) "{valid}")
+          (data (i32.const 4096) "{reject}")
           (func (export "wapc_init"))
-          (func (export "__guest_call") (param i32 i32) (result i32)
-            (call $req (i32.const 0) (i32.const 512))
-            (call $resp (i32.const 1024) (i32.const 4))
+          (func (export "__guest_call") (param $op i32) (param $msg i32) (result i32)
+            (call $req (i32.const 0) (i32.const 8192))
+            (if (i32.eq (local.get $op) (i32.const 16))
+              (then (call $resp (i32.const 1024) (i32.const 4))))
+            (if (i32.eq (local.get $op) (i32.const 17))
+              (then (call $resp (i32.const 2048) (i32.const {valid_len}))))
+            (if (i32.eq (local.get $op) (i32.const 8))
+              (then (call $resp (i32.const 4096) (i32.const {reject_len}))))
             (i32.const 1)))"#,
-    )
+        valid = hex(valid),
+        reject = hex(reject),
+        valid_len = valid.len(),
+        reject_len = reject.len(),
+    ))
     .unwrap()
 }
 
@@ -75,7 +91,7 @@ fn repo_file(name: &str) -> PathBuf {
 
 #[test]
 fn push_then_pull_round_trips_the_policy() {
-    let registry = Registry::start();
+    let registry = Registry::start(Variant::Plain);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = |n: &str| d.join(n).to_str().unwrap().to_string();
@@ -176,6 +192,22 @@ fn push_then_pull_round_trips_the_policy() {
         );
     }
 
+    // `run registry://` pulls the module and evaluates it.
+    let out = ok(imagegate(
+        d,
+        &[
+            "run",
+            &format!("registry://{immutable}"),
+            "--insecure-registry",
+            addr,
+            "-r",
+            repo_file("examples/pod.json").to_str().unwrap(),
+        ],
+    ));
+    let response: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(response["allowed"], false, "{out}");
+    assert_eq!(response["status"]["message"], "rejected by the test guest");
+
     // Text output prints the same immutable reference.
     let text = ok(imagegate(
         d,
@@ -186,7 +218,7 @@ fn push_then_pull_round_trips_the_policy() {
 
 #[test]
 fn push_refuses_an_unannotated_module() {
-    let registry = Registry::start();
+    let registry = Registry::start(Variant::Plain);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("policy.wasm"), guest()).unwrap();

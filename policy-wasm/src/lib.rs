@@ -10,11 +10,15 @@
 //!
 //! The waPC glue lives in `entry.rs` and is compiled for wasm only.
 
+pub mod decide;
 pub mod glob;
 pub mod host;
 pub mod pattern;
+pub mod pem;
 pub mod reference;
+pub mod settings;
 pub mod wire;
+pub mod workload;
 
 #[cfg(target_arch = "wasm32")]
 mod entry;

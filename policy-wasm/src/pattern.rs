@@ -1,20 +1,129 @@
 //! Image patterns and the compiled set of all rules' patterns.
 //!
-//! STUB: API fixed, implementation pending (see DESIGN.md "Image references and patterns").
+//! Patterns are written against the normalized reference and are normalized the
+//! same way (see DESIGN.md "Image references and patterns"): `nginx` means
+//! `docker.io/library/nginx`, `bitnami/*` means `docker.io/bitnami/*`.
+//!
+//! Only `*` and `**` are wildcards. A pattern that could match an unintended
+//! registry (`ghcr.*`, `registry.corp.example*`) or that cannot match any valid
+//! reference (upper case or `[` in a path) is rejected when settings are
+//! validated, so a typo never silently turns into "matches nothing" or
+//! "matches too much".
+//!
+//! [`PatternSet`] indexes many patterns so that matching does not scan every
+//! rule: by literal registry, by `*.suffix`, plus an any-host bucket, each with a
+//! trie over path components. Building it is a few hash-map inserts per pattern,
+//! because policy-server instantiates the module afresh for every request and
+//! the set is rebuilt each time. No regex and no globset: both would make the
+//! per-request build cost and the wasm module larger (see `benches/engine.rs`).
 
-use crate::reference::Reference;
+use crate::glob::Glob;
+use crate::reference::{self, ParseError, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
+    /// As written, for messages.
     text: String,
+    host: HostPattern,
+    /// Never empty; `[AnyDepth]` for `*` / `**` alone.
+    path: Vec<Segment>,
+    constraint: Constraint,
 }
 
-/// Why a pattern is invalid settings.
+/// Which registries a pattern covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    /// `*`: every host, with or without any port.
+    Any,
+    /// A literal (normalized) host.
+    Exact { host: String, port: PortPattern },
+    /// `*.suffix`: every strict subdomain of `suffix` (never `suffix` itself).
+    Subdomain { suffix: String, port: PortPattern },
+}
+
+/// The port part of a host pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortPattern {
+    /// No port written: only images without a port (`:443` counts as none).
+    Absent,
+    /// `:5000`.
+    Exact(u16),
+    /// `:*`: any port or none.
+    Any,
+}
+
+impl PortPattern {
+    fn matches(self, port: Option<u16>) -> bool {
+        match self {
+            PortPattern::Absent => port.is_none(),
+            PortPattern::Exact(p) => port == Some(p),
+            PortPattern::Any => true,
+        }
+    }
+}
+
+/// One `/`-separated path component of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// No wildcard.
+    Literal(String),
+    /// `*` inside one component.
+    Glob(Glob),
+    /// `**`: zero or more components.
+    AnyDepth,
+}
+
+impl Segment {
+    fn matches(&self, component: &str) -> bool {
+        match self {
+            Segment::Literal(s) => s == component,
+            Segment::Glob(g) => g.is_match(component),
+            Segment::AnyDepth => true,
+        }
+    }
+}
+
+/// The tag / digest part of a pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Constraint {
+    /// `:glob`; `None` = any tag, or none.
+    tag: Option<Glob>,
+    /// `@sha256:...`; `None` = any digest, or none.
+    digest: Option<String>,
+}
+
+impl Constraint {
+    fn matches(&self, image: &Reference) -> bool {
+        let tag_ok = match (&self.tag, image.tag()) {
+            (None, _) => true,
+            (Some(glob), Some(tag)) => glob.is_match(tag),
+            // A digest-only image has no tag: only `:*` covers it.
+            (Some(glob), None) => glob.matches_everything(),
+        };
+        tag_ok
+            && self
+                .digest
+                .as_deref()
+                .is_none_or(|d| image.digest() == Some(d))
+    }
+}
+
+/// Why a pattern is invalid settings. The reason names the offending part but
+/// not the whole pattern: callers show it next to the pattern and its settings path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
     pub reason: String,
+}
+
+impl PatternError {
+    fn new(reason: impl fmt::Display) -> PatternError {
+        PatternError {
+            reason: reason.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for PatternError {
@@ -27,39 +136,1077 @@ impl std::error::Error for PatternError {}
 
 impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
-        let _ = text;
-        todo!()
+        reference::check_characters(text).map_err(PatternError::new)?;
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => (
+                rest,
+                Some(reference::parse_digest(digest).map_err(PatternError::new)?),
+            ),
+            None => (text, None),
+        };
+        let (name, tag) = reference::split_tag(rest);
+        let constraint = Constraint {
+            tag: tag
+                .map(parse_tag_glob)
+                .transpose()
+                .map_err(PatternError::new)?,
+            digest,
+        };
+        if name.is_empty() {
+            return Err(PatternError::new(
+                "missing image name (use `*` for every image)",
+            ));
+        }
+        if name == "*" || name == "**" {
+            return Ok(Pattern {
+                text: text.to_string(),
+                host: HostPattern::Any,
+                path: vec![Segment::AnyDepth],
+                constraint,
+            });
+        }
+        let (host, path) = match name.split_once('/') {
+            None if name.contains(['.', ':']) || name == "localhost" => {
+                // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
+                let registry = match tag {
+                    Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
+                    _ => name,
+                };
+                return Err(PatternError::new(format!(
+                    "{name:?} looks like a registry, but a pattern without '/' names a Docker Hub image; \
+                     write \"{registry}/**\" for every image in that registry"
+                )));
+            }
+            Some((first, path)) if first.contains(['.', ':', '*']) || first == "localhost" => {
+                (parse_host_pattern(first).map_err(PatternError::new)?, path)
+            }
+            Some((first, _)) if first.bytes().any(|b| b.is_ascii_uppercase()) => {
+                return Err(PatternError::new(format!(
+                    "{first:?} has upper-case letters: a path must be lower-case, and a registry \
+                     host in a pattern needs a '.' or a port"
+                )));
+            }
+            _ => (
+                HostPattern::Exact {
+                    host: DOCKER_HUB.to_string(),
+                    port: PortPattern::Absent,
+                },
+                name,
+            ),
+        };
+        let mut segments = Vec::new();
+        for component in path.split('/') {
+            let segment = parse_segment(component).map_err(PatternError::new)?;
+            // `**/**` is `**`: collapsing keeps matching linear.
+            if !(segment == Segment::AnyDepth && segments.last() == Some(&Segment::AnyDepth)) {
+                segments.push(segment);
+            }
+        }
+        let docker_hub = matches!(&host, HostPattern::Exact { host, port: PortPattern::Absent } if host == DOCKER_HUB);
+        if docker_hub && segments.len() == 1 && segments[0] != Segment::AnyDepth {
+            segments.insert(0, Segment::Literal(OFFICIAL_NAMESPACE.to_string()));
+        }
+        Ok(Pattern {
+            text: text.to_string(),
+            host,
+            path: segments,
+            constraint,
+        })
     }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
     pub fn is_match(&self, image: &Reference) -> bool {
-        let _ = image;
-        todo!()
+        let host_ok = match &self.host {
+            HostPattern::Any => true,
+            HostPattern::Exact { host, port } => host == image.host() && port.matches(image.port()),
+            HostPattern::Subdomain { suffix, port } => {
+                subdomain_suffixes(image.host()).any(|s| s == suffix) && port.matches(image.port())
+            }
+        };
+        host_ok && path_matches(&self.path, image.path()) && self.constraint.matches(image)
     }
 }
+
+/// The text as written.
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// The registry part of a pattern (first component, known to be a host).
+fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
+    if first == "*" {
+        return Ok(HostPattern::Any);
+    }
+    if first.starts_with("**") {
+        return Err(
+            "`**` cannot be a registry; `*` alone matches every registry (e.g. `*/**/app`)"
+                .to_string(),
+        );
+    }
+    if first.starts_with("*:") {
+        return Err(
+            "`*` as host already matches every registry and port; remove the port".to_string(),
+        );
+    }
+    let (host, port) = reference::split_port(first).map_err(|e| e.reason)?;
+    let port = match port {
+        None => PortPattern::Absent,
+        Some("*") => PortPattern::Any,
+        Some(p) => reference::parse_port(p)
+            .map_err(|e| e.reason)?
+            .map_or(PortPattern::Absent, PortPattern::Exact),
+    };
+    if let Some(suffix) = host.strip_prefix("*.") {
+        if suffix.contains('*') || suffix.starts_with('[') {
+            return Err(host_wildcard_error(host));
+        }
+        let suffix = reference::parse_host(suffix).map_err(|e| e.reason)?;
+        return Ok(HostPattern::Subdomain { suffix, port });
+    }
+    if host.contains('*') {
+        return Err(host_wildcard_error(host));
+    }
+    // Case and the canonical IPv6 form fold like in references; Docker Hub's
+    // aliases too, except with a port (`index.docker.io:5000` is another registry).
+    let host = match port {
+        PortPattern::Exact(_) => reference::parse_host(host),
+        PortPattern::Absent | PortPattern::Any => {
+            reference::parse_registry(host).map(|(host, _)| host)
+        }
+    };
+    Ok(HostPattern::Exact {
+        host: host.map_err(|e| e.reason)?,
+        port,
+    })
+}
+
+fn host_wildcard_error(host: &str) -> String {
+    format!(
+        "host wildcard {host:?} is not allowed: a host wildcard is `*` alone or a leading `*.` label \
+         (`*.example.com`), anything else could match another party's registry (e.g. \"{}.evil.io\")",
+        host.replace('*', "x")
+    )
+}
+
+/// One path component of a pattern.
+fn parse_segment(component: &str) -> Result<Segment, String> {
+    if component == "**" {
+        return Ok(Segment::AnyDepth);
+    }
+    if component.contains("**") {
+        return Err(format!(
+            "`**` must be a whole path component (`a/**/b`), not part of {component:?}"
+        ));
+    }
+    if !component.contains('*') {
+        reference::check_path_component(component).map_err(|e| e.reason)?;
+        return Ok(Segment::Literal(component.to_string()));
+    }
+    if component.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(format!(
+            "path component {component:?} has upper-case letters (image paths are lower-case)"
+        ));
+    }
+    if let Some(c) = component
+        .chars()
+        .find(|&c| c != '*' && !reference::is_path_char(c))
+    {
+        return Err(format!(
+            "path component {component:?} contains {c:?}: only `*` and `**` are wildcards, \
+             and image paths contain only a-z, 0-9, '.', '_' and '-'"
+        ));
+    }
+    Ok(Segment::Glob(Glob::new(component)))
+}
+
+/// The `:glob` of a pattern: tag characters and `*`.
+fn parse_tag_glob(tag: &str) -> Result<Glob, ParseError> {
+    if !tag.contains('*') {
+        return reference::parse_tag(tag).map(|t| Glob::new(&t));
+    }
+    let invalid = tag
+        .chars()
+        .find(|&c| c != '*' && !reference::is_tag_char(c));
+    if invalid.is_some() || tag.starts_with(['.', '-']) {
+        return Err(ParseError {
+            reason: format!(
+                "tag pattern {tag:?} can match no tag: tags are letters, digits, '_', '.' and '-' \
+                 and start with a letter, digit or '_'"
+            ),
+        });
+    }
+    Ok(Glob::new(tag))
+}
+
+/// Every strict parent domain of `host`: `a.b.example.com` -> `b.example.com`,
+/// `example.com`, `com`. `*.example.com` matches a host iff `example.com` is among them.
+fn subdomain_suffixes(host: &str) -> impl Iterator<Item = &str> {
+    host.match_indices('.').map(move |(i, _)| &host[i + 1..])
+}
+
+/// Whether `segments` match the `/`-separated `path` (dynamic programming over
+/// components, O(segments x components), no backtracking).
+fn path_matches(segments: &[Segment], path: &str) -> bool {
+    let components: Vec<&str> = path.split('/').collect();
+    // matched[j]: the segments so far match the first j components.
+    let mut matched = vec![false; components.len() + 1];
+    matched[0] = true;
+    for segment in segments {
+        if *segment == Segment::AnyDepth {
+            // Zero or more components: reachable from any earlier prefix.
+            let mut any = false;
+            for m in matched.iter_mut() {
+                any |= *m;
+                *m = any;
+            }
+        } else {
+            for j in (1..=components.len()).rev() {
+                matched[j] = matched[j - 1] && segment.matches(components[j - 1]);
+            }
+            matched[0] = false;
+        }
+    }
+    matched[components.len()]
+}
+
+type NodeId = usize;
 
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
 #[derive(Debug, Clone, Default)]
 pub struct PatternSet {
-    patterns: Vec<(Pattern, usize)>,
+    /// Trie nodes of every registry bucket.
+    nodes: Vec<Node>,
+    /// Literal hosts.
+    exact: HashMap<String, PortRoots>,
+    /// `*.suffix` patterns, keyed by `suffix`.
+    subdomain: HashMap<String, PortRoots>,
+    /// Patterns whose host is `*`.
+    any_host: Option<NodeId>,
+    len: usize,
+}
+
+/// Trie roots of one host (or host suffix), by port pattern.
+#[derive(Debug, Clone, Default)]
+struct PortRoots {
+    absent: Option<NodeId>,
+    any: Option<NodeId>,
+    exact: HashMap<u16, NodeId>,
+}
+
+/// A path trie node: edges by component kind, and the patterns ending here.
+#[derive(Debug, Clone, Default)]
+struct Node {
+    literal: HashMap<String, NodeId>,
+    globs: Vec<(Glob, NodeId)>,
+    any_depth: Option<NodeId>,
+    terminals: Vec<(Constraint, usize)>,
+}
+
+fn new_node(nodes: &mut Vec<Node>) -> NodeId {
+    nodes.push(Node::default());
+    nodes.len() - 1
 }
 
 impl PatternSet {
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
-        PatternSet { patterns: patterns.into_iter().collect() }
+        let mut set = PatternSet::default();
+        for (pattern, id) in patterns {
+            set.insert(pattern, id);
+        }
+        set
     }
+
+    fn insert(&mut self, pattern: Pattern, id: usize) {
+        let nodes = &mut self.nodes;
+        let (roots, port) = match pattern.host {
+            HostPattern::Any => {
+                let root = *self.any_host.get_or_insert_with(|| new_node(nodes));
+                return self.insert_path(root, pattern.path, pattern.constraint, id);
+            }
+            HostPattern::Exact { host, port } => (self.exact.entry(host).or_default(), port),
+            HostPattern::Subdomain { suffix, port } => {
+                (self.subdomain.entry(suffix).or_default(), port)
+            }
+        };
+        let root = match port {
+            PortPattern::Absent => *roots.absent.get_or_insert_with(|| new_node(nodes)),
+            PortPattern::Any => *roots.any.get_or_insert_with(|| new_node(nodes)),
+            PortPattern::Exact(p) => *roots.exact.entry(p).or_insert_with(|| new_node(nodes)),
+        };
+        self.insert_path(root, pattern.path, pattern.constraint, id);
+    }
+
+    fn insert_path(&mut self, root: NodeId, path: Vec<Segment>, constraint: Constraint, id: usize) {
+        let mut node = root;
+        for segment in path {
+            let existing = match &segment {
+                Segment::Literal(s) => self.nodes[node].literal.get(s).copied(),
+                Segment::Glob(g) => self.nodes[node]
+                    .globs
+                    .iter()
+                    .find(|(e, _)| e == g)
+                    .map(|(_, n)| *n),
+                Segment::AnyDepth => self.nodes[node].any_depth,
+            };
+            node = match existing {
+                Some(child) => child,
+                None => {
+                    let child = new_node(&mut self.nodes);
+                    let parent = &mut self.nodes[node];
+                    match segment {
+                        Segment::Literal(s) => {
+                            parent.literal.insert(s, child);
+                        }
+                        Segment::Glob(g) => parent.globs.push((g, child)),
+                        Segment::AnyDepth => parent.any_depth = Some(child),
+                    }
+                    child
+                }
+            };
+        }
+        self.nodes[node].terminals.push((constraint, id));
+        self.len += 1;
+    }
+
     /// Appends the ids of every pattern matching `image` to `out` (order unspecified,
     /// an id may appear more than once).
     pub fn matches_into(&self, image: &Reference, out: &mut Vec<usize>) {
-        for (p, id) in &self.patterns {
-            if p.is_match(image) {
-                out.push(*id);
+        let mut walk = Walk {
+            nodes: &self.nodes,
+            image,
+            components: image.path().split('/').collect(),
+            seen: HashSet::new(),
+            out,
+        };
+        let host = image.host();
+        if let Some(roots) = self.exact.get(host) {
+            walk.roots(roots);
+        }
+        for suffix in subdomain_suffixes(host) {
+            if let Some(roots) = self.subdomain.get(suffix) {
+                walk.roots(roots);
+            }
+        }
+        if let Some(root) = self.any_host {
+            walk.visit(root, 0);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of patterns in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// One image's walk through the tries.
+struct Walk<'a> {
+    nodes: &'a [Node],
+    image: &'a Reference,
+    components: Vec<&'a str>,
+    /// `(node, component index)` pairs entered through a `**` edge. A node below
+    /// a `**` can be reached from several start positions; remembering them keeps
+    /// the walk at most O(nodes x components) whatever the patterns.
+    seen: HashSet<(NodeId, usize)>,
+    out: &'a mut Vec<usize>,
+}
+
+impl Walk<'_> {
+    fn roots(&mut self, roots: &PortRoots) {
+        let port = self.image.port();
+        let exact = port.and_then(|p| roots.exact.get(&p).copied());
+        let absent = if port.is_none() { roots.absent } else { None };
+        for root in [absent, exact, roots.any].into_iter().flatten() {
+            self.visit(root, 0);
+        }
+    }
+
+    fn visit(&mut self, id: NodeId, at: usize) {
+        let nodes = self.nodes;
+        let node = &nodes[id];
+        match self.components.get(at) {
+            None => {
+                for (constraint, pattern) in &node.terminals {
+                    if constraint.matches(self.image) {
+                        self.out.push(*pattern);
+                    }
+                }
+            }
+            Some(&component) => {
+                if let Some(&child) = node.literal.get(component) {
+                    self.visit(child, at + 1);
+                }
+                for (glob, child) in &node.globs {
+                    if glob.is_match(component) {
+                        self.visit(*child, at + 1);
+                    }
+                }
+            }
+        }
+        if let Some(child) = node.any_depth {
+            for start in at..=self.components.len() {
+                if self.seen.insert((child, start)) {
+                    self.visit(child, start);
+                }
             }
         }
     }
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn pat(text: &str) -> Pattern {
+        Pattern::parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
+    }
+
+    fn img(text: &str) -> Reference {
+        Reference::parse(text).unwrap_or_else(|e| panic!("{text:?} should parse: {e}"))
+    }
+
+    /// `pattern` matches `image`, checked both directly and through a one-pattern set.
+    fn m(pattern: &str, image: &str) -> bool {
+        let (p, i) = (pat(pattern), img(image));
+        let direct = p.is_match(&i);
+        let mut out = Vec::new();
+        PatternSet::new([(p, 7)]).matches_into(&i, &mut out);
+        assert_eq!(
+            direct,
+            out.contains(&7),
+            "Pattern and PatternSet disagree on {pattern:?} vs {image:?}"
+        );
+        direct
+    }
+
+    fn err(pattern: &str) -> String {
+        match Pattern::parse(pattern) {
+            Ok(p) => panic!("{pattern:?} should be rejected, got {p:?}"),
+            Err(e) => e.reason,
+        }
+    }
+
+    #[test]
+    fn star_and_double_star_alone_match_every_image() {
+        for p in ["*", "**"] {
+            for i in [
+                "nginx",
+                "ghcr.io/a/b/c:v1",
+                "localhost:5000/x",
+                "[::1]:5000/a",
+                &format!("x@{D1}"),
+            ] {
+                assert!(m(p, i), "{p} vs {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn star_with_tag_or_digest_constrains_only_the_tag_or_digest() {
+        assert!(m("*:latest", "nginx"));
+        assert!(m("*:latest", "ghcr.io:5000/a/b:latest"));
+        assert!(!m("*:latest", "ghcr.io/a:v1"));
+        assert!(m(&format!("**@{D1}"), &format!("ghcr.io/a@{D1}")));
+        assert!(!m(&format!("**@{D1}"), &format!("ghcr.io/a@{D2}")));
+        assert!(!m(&format!("**@{D1}"), "ghcr.io/a:v1"));
+    }
+
+    #[test]
+    fn hostless_pattern_means_docker_hub() {
+        assert!(m("nginx", "nginx"));
+        assert!(m("nginx", "docker.io/library/nginx:1.25"));
+        assert!(m("nginx", "index.docker.io/library/nginx"));
+        assert!(m("nginx", "registry-1.docker.io/nginx"));
+        assert!(!m("nginx", "ghcr.io/nginx"));
+        assert!(!m("nginx", "bitnami/nginx"));
+        assert!(m("library/nginx", "nginx"));
+        assert!(m("docker.io/nginx", "nginx"));
+        assert!(m("docker.io/library/nginx", "library/nginx"));
+        assert!(m("bitnami/*", "bitnami/nginx"));
+        assert!(m("bitnami/*", "docker.io/bitnami/redis:7"));
+        assert!(!m("bitnami/*", "ghcr.io/bitnami/redis"));
+        assert!(!m("bitnami/*", "bitnami/charts/redis"));
+    }
+
+    #[test]
+    fn docker_hub_aliases_and_case_in_pattern_hosts_normalize() {
+        for p in [
+            "index.docker.io/nginx",
+            "registry-1.docker.io/library/nginx",
+            "DOCKER.IO/nginx",
+            "docker.io:443/nginx",
+        ] {
+            assert!(m(p, "nginx"), "{p}");
+            assert!(!m(p, "ghcr.io/library/nginx"), "{p}");
+        }
+    }
+
+    #[test]
+    fn docker_io_star_is_official_images_double_star_is_all_of_hub() {
+        assert!(m("docker.io/*", "nginx"));
+        assert!(m("docker.io/*", "docker.io/library/redis"));
+        assert!(!m("docker.io/*", "bitnami/redis"));
+        assert!(m("docker.io/**", "bitnami/redis"));
+        assert!(m("docker.io/**", "nginx"));
+        assert!(m("docker.io/**", "a/b/c/d"));
+        assert!(!m("docker.io/**", "ghcr.io/a"));
+        assert!(!m("docker.io/**", "docker.io:5000/a"));
+    }
+
+    #[test]
+    fn library_prefix_only_on_docker_hub_without_port() {
+        assert!(m("docker.io:5000/nginx", "docker.io:5000/nginx"));
+        assert!(!m("docker.io:5000/nginx", "docker.io:5000/library/nginx"));
+        assert!(m("ghcr.io/nginx", "ghcr.io/nginx"));
+        assert!(!m("ghcr.io/nginx", "ghcr.io/library/nginx"));
+    }
+
+    #[test]
+    fn star_host_is_any_host_any_port_but_not_docker_hub_library_rule() {
+        assert!(m("*/app", "ghcr.io/app"));
+        assert!(m("*/app", "localhost:5000/app"));
+        assert!(m("*/app", "[::1]:5000/app"));
+        // docker.io images always have two components.
+        assert!(!m("*/nginx", "nginx"));
+        assert!(m("*/library/nginx", "nginx"));
+        assert!(m("*/**/nginx", "nginx"));
+        assert!(m("*/**/nginx", "ghcr.io/a/b/nginx"));
+    }
+
+    #[test]
+    fn host_case_is_folded_in_images_and_patterns() {
+        assert!(m("nginx.io/app", "NGINX.IO/app"));
+        assert!(m("NGINX.IO/app", "nginx.io/app"));
+        assert!(m("*.Example.COM/app", "A.EXAMPLE.com/app"));
+    }
+
+    #[test]
+    fn subdomain_wildcard_excludes_apex_and_look_alikes() {
+        let p = "*.example.com/**";
+        assert!(m(p, "a.example.com/app"));
+        assert!(m(p, "a.b.example.com/team/app"));
+        assert!(!m(p, "example.com/app"));
+        assert!(!m(p, "evil-example.com/app"));
+        assert!(!m(p, "aexample.com/app"));
+        assert!(!m(p, "example.com.evil.io/app"));
+        assert!(!m(p, "a.example.com.evil.io/app"));
+        assert!(!m(p, "a.example.com:5000/app"));
+        assert!(!m("example.com/**", "a.example.com/app"));
+        assert!(m("example.com/**", "example.com/app"));
+    }
+
+    #[test]
+    fn port_rules() {
+        // A pattern without port matches only images without port.
+        assert!(m("registry.corp.example/**", "registry.corp.example/app"));
+        assert!(!m(
+            "registry.corp.example/**",
+            "registry.corp.example:5000/app"
+        ));
+        assert!(!m(
+            "registry.corp.example/**",
+            "registry.corp.example:80/app"
+        ));
+        // :443 is no port, on both sides.
+        assert!(m(
+            "registry.corp.example/**",
+            "registry.corp.example:443/app"
+        ));
+        assert!(m(
+            "registry.corp.example:443/**",
+            "registry.corp.example/app"
+        ));
+        // A named port.
+        assert!(m(
+            "registry.corp.example:5000/**",
+            "registry.corp.example:5000/app"
+        ));
+        assert!(!m(
+            "registry.corp.example:5000/**",
+            "registry.corp.example/app"
+        ));
+        assert!(!m(
+            "registry.corp.example:5000/**",
+            "registry.corp.example:5001/app"
+        ));
+        assert!(m(
+            "registry.corp.example:80/**",
+            "registry.corp.example:80/app"
+        ));
+        assert!(!m(
+            "registry.corp.example:80/**",
+            "registry.corp.example/app"
+        ));
+        // :* is any port or none.
+        for i in [
+            "registry.corp.example/app",
+            "registry.corp.example:5000/app",
+            "registry.corp.example:443/app",
+        ] {
+            assert!(m("registry.corp.example:*/**", i), "{i}");
+        }
+        assert!(m("*.corp.io:*/team/*", "a.corp.io:8443/team/app"));
+        assert!(m("*.corp.io:*/team/*", "a.corp.io/team/app"));
+        assert!(m("*.corp.io:8443/team/*", "a.corp.io:8443/team/app"));
+        assert!(!m("*.corp.io:8443/team/*", "a.corp.io/team/app"));
+    }
+
+    #[test]
+    fn localhost_and_ipv6_hosts() {
+        assert!(m("localhost:5000/**", "localhost:5000/app"));
+        assert!(!m("localhost:5000/**", "localhost/app"));
+        assert!(m("localhost/**", "localhost/app"));
+        assert!(!m("localhost/**", "localhost:5000/app"));
+        assert!(m("localhost:*/app", "localhost:5000/app"));
+        assert!(m("[::1]:5000/**", "[::1]:5000/app"));
+        assert!(m("[0::1]:5000/**", "[::1]:5000/app"));
+        assert!(!m("[::1]:5000/**", "[::2]:5000/app"));
+        assert!(!m("[::1]/**", "[::1]:5000/app"));
+        assert!(m("127.0.0.1:5000/app", "127.0.0.1:5000/app"));
+    }
+
+    #[test]
+    fn docker_hub_alias_with_port_is_another_registry() {
+        assert!(m("index.docker.io:5000/app", "index.docker.io:5000/app"));
+        assert!(!m("index.docker.io:5000/app", "docker.io:5000/app"));
+        assert!(m("index.docker.io:*/library/app", "app"));
+    }
+
+    #[test]
+    fn single_star_stays_within_one_component() {
+        assert!(m("ghcr.io/org/*", "ghcr.io/org/app"));
+        assert!(!m("ghcr.io/org/*", "ghcr.io/org/team/app"));
+        assert!(!m("ghcr.io/org/*", "ghcr.io/org"));
+        assert!(m("ghcr.io/org/app-*", "ghcr.io/org/app-web"));
+        assert!(!m("ghcr.io/org/app-*", "ghcr.io/org/other"));
+        assert!(m("ghcr.io/*/app", "ghcr.io/x/app"));
+        assert!(m("ghcr.io/*-team/*", "ghcr.io/red-team/app"));
+    }
+
+    #[test]
+    fn double_star_matches_zero_or_more_components() {
+        assert!(m("corp.io/corp/**/app", "corp.io/corp/app"));
+        assert!(m("corp.io/corp/**/app", "corp.io/corp/x/app"));
+        assert!(m("corp.io/corp/**/app", "corp.io/corp/x/y/z/app"));
+        assert!(!m("corp.io/corp/**/app", "corp.io/corp/x/app2"));
+        assert!(!m("corp.io/corp/**/app", "corp.io/other/app"));
+        assert!(m("corp.io/corp/**", "corp.io/corp"));
+        assert!(m("corp.io/corp/**", "corp.io/corp/a/b"));
+        assert!(m("corp.io/**/app", "corp.io/app"));
+        assert!(m("corp.io/**/a/**/b", "corp.io/x/a/y/a/z/b"));
+        assert!(m("corp.io/**/**/app", "corp.io/app"));
+    }
+
+    #[test]
+    fn no_tag_or_digest_in_pattern_matches_any_tag_and_digest() {
+        for i in [
+            "nginx",
+            "nginx:1.0",
+            &format!("nginx@{D1}"),
+            &format!("nginx:1.0@{D2}"),
+        ] {
+            assert!(m("nginx", i), "{i}");
+        }
+    }
+
+    #[test]
+    fn tag_globs() {
+        assert!(m("nginx:1.*", "nginx:1.25"));
+        assert!(!m("nginx:1.*", "nginx:2.0"));
+        assert!(m("nginx:1.*", &format!("nginx:1.25@{D1}")));
+        assert!(m("nginx:latest", "nginx"), "implicit latest is tag latest");
+        assert!(m("nginx:lat*", "nginx"));
+        assert!(!m("nginx:1.*", "nginx"));
+        assert!(m("nginx:*-alpine", "nginx:1.25-alpine"));
+        // Tags are case-sensitive.
+        assert!(!m("nginx:V1", "nginx:v1"));
+    }
+
+    #[test]
+    fn digest_only_image_matches_only_star_tag() {
+        let image = format!("nginx@{D1}");
+        assert!(m("nginx:*", &image));
+        assert!(!m("nginx:latest", &image));
+        assert!(!m("nginx:l*", &image));
+        assert!(m("nginx", &image));
+    }
+
+    #[test]
+    fn digest_in_pattern_requires_that_digest() {
+        let p = format!("nginx@{D1}");
+        assert!(m(&p, &format!("nginx@{D1}")));
+        assert!(m(&p, &format!("nginx:1.0@{D1}")));
+        assert!(!m(&p, &format!("nginx@{D2}")));
+        assert!(!m(&p, "nginx:1.0"));
+        let both = format!("nginx:1.*@{D1}");
+        assert!(m(&both, &format!("nginx:1.0@{D1}")));
+        assert!(!m(&both, &format!("nginx@{D1}")));
+        assert!(!m(&both, &format!("nginx:2.0@{D1}")));
+        assert!(err("nginx@sha256:abc").contains("must be sha256:<64 hex>"));
+        assert!(err(&format!("nginx@{}", D1.to_uppercase())).contains("must be sha256"));
+    }
+
+    #[test]
+    fn host_wildcards_other_than_star_or_leading_label_are_rejected() {
+        for p in [
+            "registry.corp.example*/app",
+            "ghcr.*/app",
+            "a*.b.com/app",
+            "*example.com/app",
+            "*.*.com/app",
+            "x.*.com/app",
+            "*.b*.com/app",
+        ] {
+            assert!(err(p).contains("is not allowed"), "{p}: {}", err(p));
+        }
+        assert!(err("**/app").contains("`**` cannot be a registry"));
+        assert!(err("*:5000/app").contains("remove the port"));
+        assert!(Pattern::parse("*.[::1]/app").is_err());
+        assert!(Pattern::parse("*.[::1]:5000/app").is_err());
+    }
+
+    #[test]
+    fn double_star_inside_a_component_is_rejected() {
+        for p in ["ghcr.io/a**b", "ghcr.io/**b/c", "ghcr.io/a/b**"] {
+            assert!(err(p).contains("whole path component"), "{p}");
+        }
+    }
+
+    #[test]
+    fn path_characters_that_cannot_match_are_rejected() {
+        assert!(err("ghcr.io/[abc/x").contains("invalid character '['"));
+        assert!(err("ghcr.io/a[bc]*/x").contains("contains '['"));
+        assert!(err("ghcr.io/App").contains("upper-case"));
+        assert!(err("ghcr.io/App*").contains("upper-case"));
+        assert!(err("Library/nginx").contains("upper-case"));
+        assert!(err("ghcr.io/a?").contains("invalid character '?'"));
+        assert!(err("ghcr.io/a%2fb").contains("invalid character '%'"));
+        assert!(err("ghcr.io/a..b").contains("path component \"a..b\""));
+        assert!(err("ghcr.io//a").contains("empty path component"));
+        assert!(err("ghcr.io/").contains("empty path component"));
+    }
+
+    #[test]
+    fn bare_registry_is_rejected_with_a_suggestion() {
+        assert!(err("registry.corp.example").contains("write \"registry.corp.example/**\""));
+        assert!(
+            err("registry.corp.example:5000").contains("write \"registry.corp.example:5000/**\"")
+        );
+        assert!(err("*.corp.io").contains("write \"*.corp.io/**\""));
+        assert!(err("localhost").contains("write \"localhost/**\""));
+        assert!(err("localhost:5000").contains("write \"localhost:5000/**\""));
+    }
+
+    #[test]
+    fn invalid_tag_globs_and_text_are_rejected() {
+        assert!(err("nginx:").contains("empty tag"));
+        assert!(err("nginx:.*").contains("can match no tag"));
+        assert!(err("nginx:a+*").contains("can match no tag"));
+        assert!(err("").contains("empty"));
+        assert!(err(":1.0").contains("missing image name"));
+        assert!(err(" nginx").contains("whitespace"));
+        assert!(err("nginx\t").contains("whitespace"));
+        assert!(err("ngіnx").contains("non-ASCII"));
+        assert!(err("ghcr.io:0/a").contains("port"));
+        assert!(err("bad_host.io/a").contains("not a valid host name"));
+    }
+
+    #[test]
+    fn display_and_as_str_are_the_text_as_written() {
+        assert_eq!(
+            pat("Index.Docker.IO/nginx*").as_str(),
+            "Index.Docker.IO/nginx*"
+        );
+        assert_eq!(pat("nginx:1.*").to_string(), "nginx:1.*");
+        assert_eq!(pat("*.corp.io:*/team/*").as_str(), "*.corp.io:*/team/*");
+    }
+
+    #[test]
+    fn set_returns_every_matching_id_and_only_those() {
+        let patterns = [
+            "registry.corp.example/**",
+            "registry.corp.example/team/*",
+            "registry.corp.example:5000/**",
+            "*.corp.example/**",
+            "*/**/app",
+            "nginx:1.*",
+            "*:latest",
+            "docker.io/**",
+        ];
+        let set = PatternSet::new(patterns.iter().enumerate().map(|(i, p)| (pat(p), i)));
+        assert_eq!(set.len(), patterns.len());
+        assert!(!set.is_empty());
+        assert!(PatternSet::new([]).is_empty());
+        let ids = |image: &str| {
+            let mut out = Vec::new();
+            set.matches_into(&img(image), &mut out);
+            out.sort_unstable();
+            out.dedup();
+            out
+        };
+        assert_eq!(ids("registry.corp.example/team/app:v1"), vec![0, 1, 3, 4]);
+        assert_eq!(ids("registry.corp.example:5000/team/app:v1"), vec![2, 4]);
+        assert_eq!(ids("nginx:1.25"), vec![5, 7]);
+        assert_eq!(ids("nginx"), vec![6, 7]);
+        assert_eq!(ids("corp.example/x:v1"), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn set_keeps_ids_of_duplicate_patterns() {
+        let set = PatternSet::new([
+            (pat("nginx"), 1),
+            (pat("docker.io/library/nginx"), 2),
+            (pat("nginx:*"), 3),
+        ]);
+        let mut out = Vec::new();
+        set.matches_into(&img("nginx:1"), &mut out);
+        out.sort_unstable();
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn set_walk_is_bounded_on_pathological_double_stars() {
+        // Many nested `**` against a deep path: without memoization the walk is
+        // exponential; with it this finishes instantly and still finds the match.
+        let deep = format!("corp.io/{}", ["a"; 60].join("/"));
+        let failing = format!("corp.io/{}b", "**/a/".repeat(30));
+        let matching = format!("corp.io/{}a", "**/a/".repeat(30));
+        let set = PatternSet::new([(pat(&failing), 1), (pat(&matching), 2)]);
+        let mut out = Vec::new();
+        set.matches_into(&img(&deep), &mut out);
+        assert_eq!(out, vec![2]);
+        assert!(!pat(&failing).is_match(&img(&deep)));
+        assert!(pat(&matching).is_match(&img(&deep)));
+    }
+
+    // ---- property tests -------------------------------------------------
+
+    /// Deliberately simple matcher: normalizes the pattern text by the documented
+    /// rules and matches it against the normalized image with plain recursion.
+    fn reference_match(pattern: &str, image: &Reference) -> bool {
+        fn glob(p: &[u8], s: &[u8]) -> bool {
+            match p.split_first() {
+                None => s.is_empty(),
+                Some((b'*', rest)) => (0..=s.len()).any(|i| glob(rest, &s[i..])),
+                Some((c, rest)) => s.first() == Some(c) && glob(rest, &s[1..]),
+            }
+        }
+        fn components(p: &[&str], s: &[&str]) -> bool {
+            match p.split_first() {
+                None => s.is_empty(),
+                Some((&"**", rest)) => (0..=s.len()).any(|k| components(rest, &s[k..])),
+                Some((c, rest)) => {
+                    !s.is_empty()
+                        && glob(c.as_bytes(), s[0].as_bytes())
+                        && components(rest, &s[1..])
+                }
+            }
+        }
+        let (rest, digest) = pattern
+            .split_once('@')
+            .map_or((pattern, None), |(r, d)| (r, Some(d)));
+        let (name, tag) = match rest.rfind(':') {
+            Some(i) if !rest[i..].contains('/') => (&rest[..i], Some(&rest[i + 1..])),
+            _ => (rest, None),
+        };
+        if digest.is_some() && image.digest() != digest {
+            return false;
+        }
+        let tag_ok = match (tag, image.tag()) {
+            (None, _) => true,
+            (Some(t), Some(it)) => glob(t.as_bytes(), it.as_bytes()),
+            (Some(t), None) => t.bytes().all(|b| b == b'*'),
+        };
+        if !tag_ok {
+            return false;
+        }
+        if name == "*" || name == "**" {
+            return true;
+        }
+        let (registry, mut path) = match name.split_once('/') {
+            Some((f, r)) if f.contains(['.', ':', '*']) || f == "localhost" => {
+                (f.to_ascii_lowercase(), r.to_string())
+            }
+            _ => ("docker.io".to_string(), name.to_string()),
+        };
+        let (mut host, port) = match registry.rfind(':') {
+            Some(i) if !registry[i..].contains(']') => (
+                registry[..i].to_string(),
+                Some(registry[i + 1..].to_string()),
+            ),
+            _ => (registry.clone(), None),
+        };
+        let port = port.filter(|p| p != "443");
+        if port.as_deref().is_none_or(|p| p == "*")
+            && (host == "index.docker.io" || host == "registry-1.docker.io")
+        {
+            host = "docker.io".to_string();
+        }
+        if host == "docker.io" && port.is_none() && !path.contains('/') && path != "**" {
+            path = format!("library/{path}");
+        }
+        let host_ok = if host == "*" {
+            true
+        } else {
+            let name_ok = match host.strip_prefix('*') {
+                Some(dot_suffix) => {
+                    image.host().len() > dot_suffix.len() && image.host().ends_with(dot_suffix)
+                }
+                None => image.host() == host,
+            };
+            let port_ok = match port.as_deref() {
+                None => image.port().is_none(),
+                Some("*") => true,
+                Some(p) => image.port().map(|ip| ip.to_string()).as_deref() == Some(p),
+            };
+            name_ok && port_ok
+        };
+        let pattern_path: Vec<&str> = path.split('/').collect();
+        let image_path: Vec<&str> = image.path().split('/').collect();
+        host_ok && components(&pattern_path, &image_path)
+    }
+
+    fn pattern_text() -> impl Strategy<Value = String> {
+        let host = prop_oneof![
+            Just(""),
+            Just("*/"),
+            Just("docker.io/"),
+            Just("index.docker.io/"),
+            Just("Docker.IO/"),
+            Just("*.example.com/"),
+            Just("*.example.com:*/"),
+            Just("example.com/"),
+            Just("Example.com:5000/"),
+            Just("example.com:443/"),
+            Just("b.example.com/"),
+            Just("localhost:*/"),
+            Just("localhost/"),
+            Just("[::1]:5000/"),
+        ];
+        let component = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("*"),
+            Just("**"),
+            Just("a*"),
+            Just("*b"),
+            Just("library"),
+            Just("x.y")
+        ];
+        let tag = prop_oneof![
+            Just(""),
+            Just(":*"),
+            Just(":1.*"),
+            Just(":latest"),
+            Just(":*.0"),
+            Just(":v1")
+        ];
+        let digest = prop_oneof![
+            Just(String::new()),
+            Just(format!("@{D1}")),
+            Just(format!("@{D2}"))
+        ];
+        let whole = prop_oneof![Just("*"), Just("**")];
+        prop_oneof![
+            4 => (host, prop::collection::vec(component, 1..4), tag.clone(), digest.clone())
+                .prop_map(|(h, c, t, d)| format!("{h}{}{t}{d}", c.join("/"))),
+            1 => (whole, tag, digest).prop_map(|(w, t, d)| format!("{w}{t}{d}")),
+        ]
+    }
+
+    fn image_text() -> impl Strategy<Value = String> {
+        let host = prop_oneof![
+            Just(""),
+            Just("docker.io/"),
+            Just("index.docker.io/"),
+            Just("example.com/"),
+            Just("a.example.com/"),
+            Just("b.a.example.com/"),
+            Just("b.example.com/"),
+            Just("example.com:5000/"),
+            Just("a.example.com:5000/"),
+            Just("example.com:443/"),
+            Just("localhost/"),
+            Just("localhost:5000/"),
+            Just("[::1]:5000/"),
+            Just("evil-example.com/"),
+            Just("example.com.evil.io/"),
+        ];
+        let component = prop_oneof![
+            Just("a"),
+            Just("b"),
+            Just("ab"),
+            Just("ba"),
+            Just("library"),
+            Just("x.y")
+        ];
+        let tag = prop_oneof![
+            Just(""),
+            Just(":latest"),
+            Just(":1.0"),
+            Just(":1.2"),
+            Just(":v1"),
+            Just(":2.0")
+        ];
+        let digest = prop_oneof![
+            Just(String::new()),
+            Just(format!("@{D1}")),
+            Just(format!("@{D2}"))
+        ];
+        (host, prop::collection::vec(component, 1..5), tag, digest)
+            .prop_map(|(h, c, t, d)| format!("{h}{}{t}{d}", c.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn parse_never_panics(s in prop_oneof![any::<String>(), "\\PC{0,40}", pattern_text()]) {
+            let _ = Pattern::parse(&s);
+        }
+
+        #[test]
+        fn is_match_agrees_with_simple_reference_matcher(p in pattern_text(), i in image_text()) {
+            let image = img(&i);
+            // Some generated patterns are invalid (`**/a`, `x.y` alone): skipped.
+            if let Ok(pattern) = Pattern::parse(&p) {
+                prop_assert_eq!(pattern.is_match(&image), reference_match(&p, &image), "{} vs {} ({})", p, i, image);
+            }
+        }
+
+        #[test]
+        fn set_agrees_with_linear_scan(
+            patterns in prop::collection::vec(pattern_text(), 1..24),
+            images in prop::collection::vec(image_text(), 1..8),
+        ) {
+            let parsed: Vec<(Pattern, usize)> = patterns
+                .iter()
+                .filter_map(|p| Pattern::parse(p).ok())
+                .enumerate()
+                .map(|(id, p)| (p, id))
+                .collect();
+            let set = PatternSet::new(parsed.clone());
+            for i in &images {
+                let image = img(i);
+                let mut got = Vec::new();
+                set.matches_into(&image, &mut got);
+                got.sort_unstable();
+                got.dedup();
+                let want: Vec<usize> = parsed.iter().filter(|(p, _)| p.is_match(&image)).map(|(_, id)| *id).collect();
+                prop_assert_eq!(got, want, "image {}", image);
+            }
+        }
     }
 }

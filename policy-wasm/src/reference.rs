@@ -1,8 +1,34 @@
 //! Image reference parsing and normalization (distribution reference grammar).
 //!
-//! STUB: API fixed, implementation pending (see DESIGN.md "Image references and patterns").
+//! A hand-written parser of the grammar of `github.com/distribution/reference`
+//! (no regex: the module is instantiated fresh per admission request, so lazily
+//! compiled regexes would be paid on every request). Every image is normalized
+//! before any rule looks at it, so that spellings of the same image cannot be
+//! used to slip past a pattern: `nginx`, `docker.io/nginx`, `library/nginx`,
+//! `index.docker.io/library/nginx`, `registry-1.docker.io/nginx:latest` are all
+//! `docker.io/library/nginx:latest`.
+//!
+//! Anything the grammar does not accept is an error, never "repaired": nothing is
+//! trimmed, host lower-casing is ASCII-only, and a name the container runtime
+//! would reject is rejected here too.
 
 use std::fmt;
+use std::net::Ipv6Addr;
+
+/// The registry of images without a host.
+pub const DOCKER_HUB: &str = "docker.io";
+/// Other names of Docker Hub, normalized to [`DOCKER_HUB`].
+const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
+/// Namespace of Docker Hub's official images (`nginx` = `library/nginx`).
+pub const OFFICIAL_NAMESPACE: &str = "library";
+/// Port dropped by normalization: `host:443` and `host` are the same registry.
+const HTTPS_PORT: u16 = 443;
+/// Longest normalized name (`host[:port]/path`), as in the distribution grammar.
+const NAME_TOTAL_LENGTH_MAX: usize = 255;
+/// Longest tag (the grammar's `[\w][\w.-]{0,127}`).
+const TAG_LENGTH_MAX: usize = 128;
+/// The tag of an image written with neither tag nor digest.
+const DEFAULT_TAG: &str = "latest";
 
 /// A parsed, normalized image reference.
 ///
@@ -16,10 +42,19 @@ pub struct Reference {
     digest: Option<String>,
 }
 
-/// Why an image string is not a valid reference.
+/// Why an image string is not a valid reference. The reason does not repeat the
+/// image: callers show it next to the image as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub reason: String,
+}
+
+impl ParseError {
+    fn new(reason: impl Into<String>) -> ParseError {
+        ParseError {
+            reason: reason.into(),
+        }
+    }
 }
 
 impl fmt::Display for ParseError {
@@ -33,8 +68,54 @@ impl std::error::Error for ParseError {}
 impl Reference {
     /// Parses and normalizes `image`.
     pub fn parse(image: &str) -> Result<Reference, ParseError> {
-        let _ = image;
-        todo!()
+        check_characters(image)?;
+        // docker's ParseNormalizedNamed: a bare 64-hex string is an image ID, not a name.
+        if image.len() == 64 && image.bytes().all(is_lower_hex) {
+            return Err(ParseError::new(
+                "a 64-character hexadecimal string is an image ID, not a repository name",
+            ));
+        }
+        let (rest, digest) = match image.split_once('@') {
+            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            None => (image, None),
+        };
+        let (name, tag) = split_tag(rest);
+        let tag = tag.map(parse_tag).transpose()?;
+        if name.is_empty() {
+            return Err(ParseError::new("missing repository name"));
+        }
+        let (host, port, path) = match name.split_once('/') {
+            Some((first, remainder)) if is_registry(first) => {
+                let (host, port) = parse_registry(first)?;
+                (host, port, remainder)
+            }
+            _ => (DOCKER_HUB.to_string(), None, name),
+        };
+        for component in path.split('/') {
+            check_path_component(component)?;
+        }
+        let path = if is_docker_hub(&host, port) && !path.contains('/') {
+            format!("{OFFICIAL_NAMESPACE}/{path}")
+        } else {
+            path.to_string()
+        };
+        let name_len = host.len() + port.map_or(0, |p| 1 + decimal_len(p)) + 1 + path.len();
+        if name_len > NAME_TOTAL_LENGTH_MAX {
+            return Err(ParseError::new(format!(
+                "repository name is {name_len} characters long once normalized, the limit is {NAME_TOTAL_LENGTH_MAX}"
+            )));
+        }
+        let tag = match (tag, &digest) {
+            (None, None) => Some(DEFAULT_TAG.to_string()),
+            (tag, _) => tag,
+        };
+        Ok(Reference {
+            host,
+            port,
+            path,
+            tag,
+            digest,
+        })
     }
     /// Lower-case host without port: `docker.io`, `127.0.0.1`, `[::1]`.
     pub fn host(&self) -> &str {
@@ -82,4 +163,1006 @@ impl fmt::Display for Reference {
 pub fn pin(image: &str, digest: &str) -> String {
     let name = image.split_once('@').map_or(image, |(n, _)| n);
     format!("{name}@{digest}")
+}
+
+/// Rejects what no part of the grammar accepts, with the most useful reason:
+/// empty, whitespace / control characters (nothing is trimmed), non-ASCII
+/// (look-alike letters are never folded).
+pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
+    if text.is_empty() {
+        return Err(ParseError::new("empty"));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        let what = if c.is_whitespace() {
+            "whitespace"
+        } else {
+            "a control character"
+        };
+        return Err(ParseError::new(format!(
+            "contains {what} ({})",
+            c.escape_unicode()
+        )));
+    }
+    if let Some(c) = text.chars().find(|c| !c.is_ascii()) {
+        return Err(ParseError::new(format!(
+            "contains the non-ASCII character {c:?} ({})",
+            c.escape_unicode()
+        )));
+    }
+    Ok(())
+}
+
+/// Splits `name[:tag]`: the tag follows the last `:` after the last `/`
+/// (a `:` before a `/` is a port).
+pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
+    let slash = s.rfind('/');
+    match s.rfind(':') {
+        Some(colon) if slash.is_none_or(|slash| colon > slash) => {
+            (&s[..colon], Some(&s[colon + 1..]))
+        }
+        _ => (s, None),
+    }
+}
+
+/// docker's splitDockerDomain: the first `/`-component names a registry iff it
+/// contains `.` or `:`, is `localhost`, or has upper-case letters (upper case is
+/// invalid in a path, so it must be a host).
+fn is_registry(first: &str) -> bool {
+    first.contains(['.', ':'])
+        || first == "localhost"
+        || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// True for the normalized Docker Hub registry (the only one that gets `library/`).
+pub(crate) fn is_docker_hub(host: &str, port: Option<u16>) -> bool {
+    host == DOCKER_HUB && port.is_none()
+}
+
+/// `host[:port]` -> normalized (host, port): lower-case host, `:443` dropped,
+/// Docker Hub aliases folded, IPv6 literal in canonical form.
+pub(crate) fn parse_registry(registry: &str) -> Result<(String, Option<u16>), ParseError> {
+    let (host, port) = split_port(registry)?;
+    let port = port.map(parse_port).transpose()?.flatten();
+    let mut host = parse_host(host)?;
+    if port.is_none() && DOCKER_HUB_ALIASES.contains(&host.as_str()) {
+        host = DOCKER_HUB.to_string();
+    }
+    Ok((host, port))
+}
+
+/// Splits `host[:port]`, where host may be a bracketed IPv6 literal.
+pub(crate) fn split_port(registry: &str) -> Result<(&str, Option<&str>), ParseError> {
+    let host_end = if registry.starts_with('[') {
+        match registry.find(']') {
+            Some(close) => close + 1,
+            None => {
+                return Err(ParseError::new(format!(
+                    "IPv6 host {registry:?} has no closing ']'"
+                )))
+            }
+        }
+    } else {
+        registry.find(':').unwrap_or(registry.len())
+    };
+    let (host, after) = registry.split_at(host_end);
+    if after.is_empty() {
+        return Ok((host, None));
+    }
+    match after.strip_prefix(':') {
+        Some(port) => Ok((host, Some(port))),
+        None => Err(ParseError::new(format!(
+            "unexpected {after:?} after host {host:?}"
+        ))),
+    }
+}
+
+/// A port number 1..=65535 (leading zeros are accepted and dropped); `None`
+/// for 443, the port every registry is reached on without one.
+pub(crate) fn parse_port(port: &str) -> Result<Option<u16>, ParseError> {
+    let invalid = || ParseError::new(format!("port {port:?} must be a number from 1 to 65535"));
+    if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    match port.parse::<u16>() {
+        Ok(HTTPS_PORT) => Ok(None),
+        Ok(p) if p != 0 => Ok(Some(p)),
+        _ => Err(invalid()),
+    }
+}
+
+/// A host name (DNS labels of letters, digits and inner `-`, or an IPv4
+/// address) or a bracketed IPv6 literal; returned lower-case and canonical.
+pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
+    if host.starts_with('[') {
+        let inner = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or_default();
+        // The grammar allows only hex digits and `:` (no zone, no dotted IPv4 part).
+        let address = match inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
+            true => inner.parse::<Ipv6Addr>().ok(),
+            false => None,
+        };
+        // Canonical text (RFC 5952) so `[0:0::1]` and `[::1]` are one host;
+        // IPv4-mapped addresses print with dots and are excluded by the grammar.
+        return match address.map(|a| a.to_string()) {
+            Some(text) if !text.contains('.') => Ok(format!("[{text}]")),
+            _ => Err(ParseError::new(format!(
+                "{host:?} is not a valid IPv6 host"
+            ))),
+        };
+    }
+    if host.is_empty() {
+        return Err(ParseError::new("empty registry host"));
+    }
+    for label in host.split('.') {
+        let valid = !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !label.starts_with('-')
+            && !label.ends_with('-');
+        if !valid {
+            return Err(ParseError::new(format!(
+                "registry host {host:?} is not a valid host name (label {label:?})"
+            )));
+        }
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+/// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
+pub(crate) fn check_path_component(component: &str) -> Result<(), ParseError> {
+    if component.is_empty() {
+        return Err(ParseError::new(
+            "empty path component (\"//\" or a trailing \"/\")",
+        ));
+    }
+    if component.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(ParseError::new(format!(
+            "path component {component:?} has upper-case letters"
+        )));
+    }
+    if let Some(c) = component.chars().find(|c| !is_path_char(*c)) {
+        return Err(ParseError::new(format!(
+            "path component {component:?} contains the invalid character {c:?}"
+        )));
+    }
+    let bytes = component.as_bytes();
+    let mut i = 0;
+    loop {
+        let run = bytes[i..]
+            .iter()
+            .take_while(|b| is_lower_alnum(**b))
+            .count();
+        if run == 0 {
+            return Err(ParseError::new(format!(
+                "path component {component:?} must start and end with a letter or digit, \
+                 and separate them by one '.', one or two '_', or dashes"
+            )));
+        }
+        i += run;
+        let Some(&separator) = bytes.get(i) else {
+            return Ok(());
+        };
+        let max = match separator {
+            b'.' => 1,
+            b'_' => 2,
+            _ => usize::MAX,
+        };
+        let len = bytes[i..].iter().take_while(|b| **b == separator).count();
+        if len > max {
+            return Err(ParseError::new(format!(
+                "path component {component:?} has too many consecutive {:?}",
+                separator as char
+            )));
+        }
+        i += len;
+    }
+}
+
+/// Characters allowed in path components (patterns check globs against this set too).
+pub(crate) fn is_path_char(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
+}
+
+fn is_lower_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+fn is_lower_hex(b: u8) -> bool {
+    b.is_ascii_digit() || (b'a'..=b'f').contains(&b)
+}
+
+/// Characters allowed in tags (`\w`, `.`, `-`).
+pub(crate) fn is_tag_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')
+}
+
+/// `[\w][\w.-]{0,127}`.
+pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
+    if tag.is_empty() {
+        return Err(ParseError::new("empty tag after ':'"));
+    }
+    if tag.len() > TAG_LENGTH_MAX {
+        return Err(ParseError::new(format!(
+            "tag is {} characters long, the limit is {TAG_LENGTH_MAX}",
+            tag.len()
+        )));
+    }
+    if let Some(c) = tag.chars().find(|c| !is_tag_char(*c)) {
+        return Err(ParseError::new(format!(
+            "tag {tag:?} contains the invalid character {c:?}"
+        )));
+    }
+    if tag.starts_with(['.', '-']) {
+        return Err(ParseError::new(format!(
+            "tag {tag:?} must start with a letter, digit or '_'"
+        )));
+    }
+    Ok(tag.to_string())
+}
+
+/// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits.
+pub(crate) fn parse_digest(digest: &str) -> Result<String, ParseError> {
+    let valid = match digest.split_once(':') {
+        Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(is_lower_hex),
+        Some(("sha512", hex)) => hex.len() == 128 && hex.bytes().all(is_lower_hex),
+        _ => false,
+    };
+    if valid {
+        Ok(digest.to_string())
+    } else {
+        Err(ParseError::new(format!(
+            "digest {digest:?} must be sha256:<64 hex> or sha512:<128 hex> (lower-case)"
+        )))
+    }
+}
+
+fn decimal_len(n: u16) -> usize {
+    n.to_string().len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SHA256: &str = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+    const SHA512: &str = "sha512:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\
+                          ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+    fn norm(image: &str) -> String {
+        match Reference::parse(image) {
+            Ok(r) => r.to_string(),
+            Err(e) => panic!("{image:?} should parse: {e}"),
+        }
+    }
+
+    fn reason(image: &str) -> String {
+        match Reference::parse(image) {
+            Ok(r) => panic!("{image:?} should not parse, got {r}"),
+            Err(e) => e.reason,
+        }
+    }
+
+    fn parts(image: &str) -> (String, Option<u16>, String, Option<String>, Option<String>) {
+        let r = Reference::parse(image).unwrap();
+        (
+            r.host().to_string(),
+            r.port(),
+            r.path().to_string(),
+            r.tag().map(str::to_string),
+            r.digest().map(str::to_string),
+        )
+    }
+
+    #[test]
+    fn bare_name_is_official_docker_hub_image_with_latest() {
+        let r = Reference::parse("nginx").unwrap();
+        assert_eq!(r.host(), "docker.io");
+        assert_eq!(r.port(), None);
+        assert_eq!(r.path(), "library/nginx");
+        assert_eq!(r.tag(), Some("latest"));
+        assert_eq!(r.digest(), None);
+        assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+    }
+
+    #[test]
+    fn docker_hub_spellings_are_one_image() {
+        for image in [
+            "nginx",
+            "nginx:latest",
+            "library/nginx",
+            "docker.io/nginx",
+            "docker.io/library/nginx",
+            "index.docker.io/nginx",
+            "index.docker.io/library/nginx",
+            "registry-1.docker.io/nginx",
+            "registry-1.docker.io/library/nginx:latest",
+            "DOCKER.IO/nginx",
+            "Index.Docker.IO/library/nginx",
+            "docker.io:443/nginx",
+            "index.docker.io:443/library/nginx",
+        ] {
+            assert_eq!(norm(image), "docker.io/library/nginx:latest", "{image}");
+        }
+    }
+
+    #[test]
+    fn docker_hub_namespaced_image_keeps_its_namespace() {
+        assert_eq!(norm("bitnami/nginx"), "docker.io/bitnami/nginx:latest");
+        assert_eq!(
+            norm("index.docker.io/bitnami/nginx:1.0"),
+            "docker.io/bitnami/nginx:1.0"
+        );
+    }
+
+    #[test]
+    fn docker_hub_alias_with_other_port_is_another_registry() {
+        assert_eq!(
+            norm("index.docker.io:5000/nginx"),
+            "index.docker.io:5000/nginx:latest"
+        );
+        assert_eq!(norm("docker.io:5000/nginx"), "docker.io:5000/nginx:latest");
+    }
+
+    #[test]
+    fn other_registries_get_no_library_prefix() {
+        assert_eq!(norm("ghcr.io/app"), "ghcr.io/app:latest");
+        assert_eq!(norm("localhost/app"), "localhost/app:latest");
+    }
+
+    #[test]
+    fn host_is_lower_cased() {
+        assert_eq!(norm("NGINX.IO/app"), "nginx.io/app:latest");
+        assert_eq!(
+            norm("Registry.Corp.Example:5000/team/app:v1"),
+            "registry.corp.example:5000/team/app:v1"
+        );
+    }
+
+    #[test]
+    fn upper_case_first_component_is_a_host() {
+        // docker's splitDockerDomain: upper case cannot be a path, so it is a host.
+        assert_eq!(norm("Uppercase/lowercase:tag"), "uppercase/lowercase:tag");
+    }
+
+    #[test]
+    fn port_443_is_dropped_other_ports_kept() {
+        assert_eq!(parts("ghcr.io:443/app").1, None);
+        assert_eq!(norm("ghcr.io:443/app"), "ghcr.io/app:latest");
+        assert_eq!(parts("ghcr.io:80/app").1, Some(80));
+        assert_eq!(norm("ghcr.io:80/app"), "ghcr.io:80/app:latest");
+        assert_eq!(parts("ghcr.io:5000/app").1, Some(5000));
+        assert_eq!(norm("ghcr.io:05000/app"), "ghcr.io:5000/app:latest");
+    }
+
+    #[test]
+    fn invalid_ports_are_rejected() {
+        for image in [
+            "host:0/app",
+            "host:65536/app",
+            "host:123456/app",
+            "host:/app",
+            "host:abc/app",
+            "host:-1/app",
+        ] {
+            assert!(reason(image).contains("port"), "{image}: {}", reason(image));
+        }
+        assert_eq!(parts("host:65535/app").1, Some(65535));
+    }
+
+    #[test]
+    fn localhost_with_and_without_port() {
+        assert_eq!(
+            parts("localhost:5000/app"),
+            (
+                "localhost".into(),
+                Some(5000),
+                "app".into(),
+                Some("latest".into()),
+                None
+            )
+        );
+        assert_eq!(parts("localhost/app").0, "localhost");
+        // A single component is never a host: this is Docker Hub's library/localhost.
+        assert_eq!(norm("localhost"), "docker.io/library/localhost:latest");
+        assert_eq!(norm("localhost:5000"), "docker.io/library/localhost:5000");
+    }
+
+    #[test]
+    fn ipv6_hosts() {
+        assert_eq!(
+            parts("[::1]:5000/app"),
+            (
+                "[::1]".into(),
+                Some(5000),
+                "app".into(),
+                Some("latest".into()),
+                None
+            )
+        );
+        assert_eq!(norm("[2001:db8::1]/repo"), "[2001:db8::1]/repo:latest");
+        assert_eq!(
+            norm("[2001:DB8::1]:5000/repo"),
+            "[2001:db8::1]:5000/repo:latest"
+        );
+        assert_eq!(
+            norm("[0:0:0:0:0:0:0:1]:5000/repo"),
+            "[::1]:5000/repo:latest"
+        );
+        assert_eq!(
+            norm("[2001:db8:1:2:3:4:5:6]/repo:tag"),
+            "[2001:db8:1:2:3:4:5:6]/repo:tag"
+        );
+        for image in [
+            "[2001:db8::1]",
+            "[2001:db8::1]:5000",
+            "[2001:db8::1]:tag",
+            "[fe80::1%eth0]:5000/repo",
+            "[fe80::1%@invalidzone]:5000/repo",
+            "[::ffff:1.2.3.4]/repo",
+            "[::ffff:102:304]/repo",
+            "[:::]/repo",
+            "[::1/repo",
+            "[::1]x/repo",
+            "[]/repo",
+        ] {
+            assert!(Reference::parse(image).is_err(), "{image}");
+        }
+    }
+
+    #[test]
+    fn tag_and_digest_are_both_kept() {
+        let image = format!("app:latest@{SHA256}");
+        assert_eq!(
+            parts(&image),
+            (
+                "docker.io".into(),
+                None,
+                "library/app".into(),
+                Some("latest".into()),
+                Some(SHA256.into())
+            )
+        );
+        assert_eq!(
+            norm(&image),
+            format!("docker.io/library/app:latest@{SHA256}")
+        );
+    }
+
+    #[test]
+    fn digest_only_has_no_tag() {
+        let r = Reference::parse(&format!("ghcr.io/app@{SHA256}")).unwrap();
+        assert_eq!(r.tag(), None);
+        assert_eq!(r.digest(), Some(SHA256));
+        assert_eq!(r.to_string(), format!("ghcr.io/app@{SHA256}"));
+        assert_eq!(
+            Reference::parse(&format!("app@{SHA512}")).unwrap().digest(),
+            Some(SHA512)
+        );
+    }
+
+    #[test]
+    fn invalid_digests_are_rejected() {
+        let expected = "must be sha256:<64 hex> or sha512:<128 hex>";
+        for digest in [
+            "sha256:ffffffffffffffffffffffffffffffffff",
+            "invaliddigest:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "sha256:FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF",
+            "SHA256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "sha256:gfffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "sha512:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "sha384:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "sha256:",
+            "",
+        ] {
+            assert!(reason(&format!("repo@{digest}")).contains(expected), "{digest}");
+        }
+        assert!(reason(&format!("repo@{SHA256}@{SHA256}")).contains(expected));
+    }
+
+    #[test]
+    fn tags_follow_the_grammar() {
+        assert_eq!(parts("lowercase:Uppercase").3.as_deref(), Some("Uppercase"));
+        assert_eq!(parts("a:_x").3.as_deref(), Some("_x"));
+        assert_eq!(parts("a:1.0-rc_1").3.as_deref(), Some("1.0-rc_1"));
+        assert!(reason("a:").contains("empty tag"));
+        assert!(reason("a:.x").contains("must start"));
+        assert!(reason("a:-x").contains("must start"));
+        assert!(reason("a:x+y").contains("invalid character"));
+        assert!(reason(":justtag").contains("missing repository name"));
+        let longest = "t".repeat(128);
+        assert_eq!(parts(&format!("a:{longest}")).3, Some(longest.clone()));
+        assert!(reason(&format!("a:{longest}t")).contains("limit is 128"));
+    }
+
+    #[test]
+    fn upper_case_path_is_rejected_with_the_component() {
+        assert_eq!(
+            reason("Nginx"),
+            "path component \"Nginx\" has upper-case letters"
+        );
+        assert_eq!(
+            reason("Uppercase:tag"),
+            "path component \"Uppercase\" has upper-case letters"
+        );
+        assert!(
+            reason("test:5000/Uppercase/lowercase:tag").contains("\"Uppercase\" has upper-case")
+        );
+        assert!(reason("ghcr.io/Org/app").contains("\"Org\" has upper-case"));
+    }
+
+    #[test]
+    fn whitespace_and_control_characters_are_rejected_not_trimmed() {
+        for image in [
+            " nginx",
+            "nginx ",
+            "ng inx",
+            "nginx\n",
+            "\tnginx",
+            "nginx:1.0 ",
+            "nginx\u{a0}",
+            "nginx\u{2003}",
+        ] {
+            assert!(reason(image).contains("whitespace"), "{image:?}");
+        }
+        for image in ["nginx\0", "ngi\u{7f}nx", "nginx\u{1b}[0m"] {
+            assert!(reason(image).contains("control character"), "{image:?}");
+        }
+    }
+
+    #[test]
+    fn empty_and_structurally_broken_names_are_rejected() {
+        assert_eq!(reason(""), "empty");
+        for image in [
+            "/",
+            "/nginx",
+            "nginx/",
+            "a//b",
+            "ghcr.io/",
+            "ghcr.io//app",
+            "@sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+            "aa/asdf$$^/aa",
+            "a/../b",
+            "..",
+            "ghcr.io/..",
+            "a/./b",
+            "ghcr.io/a%2fb",
+            "ghcr.io/%61pp",
+            "-app",
+            "app-",
+            "a..b",
+            "a___b",
+            "a._b",
+            "a_-b",
+            "foo_bar.com/app",
+            "-bad.com/app",
+            "bad-.com/app",
+            "bad..com/app",
+            ".com/app",
+            "a.b./app",
+        ] {
+            assert!(
+                Reference::parse(image).is_err(),
+                "{image:?} should not parse"
+            );
+        }
+    }
+
+    #[test]
+    fn path_separators_follow_the_grammar() {
+        for image in ["a.b", "a_b", "a__b", "a-b", "a---b", "a-b_c.d", "0/1/2"] {
+            Reference::parse(image).unwrap();
+        }
+    }
+
+    #[test]
+    fn unicode_look_alikes_and_non_ascii_hosts_are_rejected() {
+        for image in [
+            "ngınx",              // dotless i
+            "nginх",              // Cyrillic х
+            "gһcr.io/app",        // Cyrillic һ in the host
+            "REGİSTRY.io/app",    // would lower-case to ASCII with Unicode folding
+            "ghcr.io/app:lаtest", // Cyrillic а in the tag
+            "ｎｇｉｎｘ",         // full width
+            "ghcr\u{3002}io/app", // ideographic full stop
+            "ghcr.io\u{ff0f}app", // full-width solidus
+        ] {
+            assert!(
+                reason(image).contains("non-ASCII"),
+                "{image:?}: {}",
+                reason(image)
+            );
+        }
+    }
+
+    #[test]
+    fn name_length_limit_applies_to_the_normalized_name() {
+        // reference_test.go: 257 characters as written.
+        assert!(reason(&format!("{}a:tag", "a/".repeat(128))).contains("limit is 255"));
+        // 255 characters with an explicit host: accepted.
+        let host = "example.com/";
+        let path = "a".repeat(255 - host.len());
+        let name = format!("{host}{path}");
+        assert_eq!(name.len(), 255);
+        assert_eq!(parts(&format!("{name}:tag-puts-this-over-max")).2, path);
+        assert!(reason(&format!("{name}a")).contains("256 characters"));
+        // 255 as written, but docker.io/ is added: the runtime (ParseNormalizedNamed) rejects it too.
+        assert!(reason(&format!("{}a", "a/".repeat(127))).contains("265 characters"));
+    }
+
+    #[test]
+    fn image_id_is_not_a_name() {
+        let id = "f".repeat(64);
+        assert!(reason(&id).contains("image ID"));
+        assert_eq!(
+            norm(&format!("{id}:tag")),
+            format!("docker.io/library/{id}:tag")
+        );
+    }
+
+    /// distribution/reference reference_test.go TestReferenceParse (valid inputs),
+    /// normalized with docker's rules: (input, host, port, path, tag, digest).
+    #[test]
+    fn distribution_reference_test_vectors() {
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Option<u16>,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
+            (
+                "test_com",
+                "docker.io",
+                None,
+                "library/test_com",
+                Some("latest"),
+                None,
+            ),
+            (
+                "test.com:tag",
+                "docker.io",
+                None,
+                "library/test.com",
+                Some("tag"),
+                None,
+            ),
+            (
+                "test.com:5000",
+                "docker.io",
+                None,
+                "library/test.com",
+                Some("5000"),
+                None,
+            ),
+            (
+                "test.com/repo:tag",
+                "test.com",
+                None,
+                "repo",
+                Some("tag"),
+                None,
+            ),
+            (
+                "test:5000/repo",
+                "test",
+                Some(5000),
+                "repo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "test:5000/repo:tag",
+                "test",
+                Some(5000),
+                "repo",
+                Some("tag"),
+                None,
+            ),
+            (
+                concat!(
+                    "test:5000/repo@sha256:",
+                    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+                ),
+                "test",
+                Some(5000),
+                "repo",
+                None,
+                Some(SHA256),
+            ),
+            (
+                concat!(
+                    "test:5000/repo:tag@sha256:",
+                    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff"
+                ),
+                "test",
+                Some(5000),
+                "repo",
+                Some("tag"),
+                Some(SHA256),
+            ),
+            (
+                "sub-dom1.foo.com/bar/baz/quux",
+                "sub-dom1.foo.com",
+                None,
+                "bar/baz/quux",
+                Some("latest"),
+                None,
+            ),
+            (
+                "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+                "sub-dom1.foo.com",
+                None,
+                "bar/baz/quux",
+                Some("some-long-tag"),
+                None,
+            ),
+            (
+                "b.gcr.io/test.example.com/my-app:test.example.com",
+                "b.gcr.io",
+                None,
+                "test.example.com/my-app",
+                Some("test.example.com"),
+                None,
+            ),
+            (
+                "xn--n3h.com/myimage:xn--n3h.com",
+                "xn--n3h.com",
+                None,
+                "myimage",
+                Some("xn--n3h.com"),
+                None,
+            ),
+            (
+                "foo_bar.com:8080",
+                "docker.io",
+                None,
+                "library/foo_bar.com",
+                Some("8080"),
+                None,
+            ),
+            (
+                "foo/foo_bar.com:8080",
+                "docker.io",
+                None,
+                "foo/foo_bar.com",
+                Some("8080"),
+                None,
+            ),
+            (
+                "192.168.1.1",
+                "docker.io",
+                None,
+                "library/192.168.1.1",
+                Some("latest"),
+                None,
+            ),
+            (
+                "192.168.1.1:tag",
+                "docker.io",
+                None,
+                "library/192.168.1.1",
+                Some("tag"),
+                None,
+            ),
+            (
+                "192.168.1.1:5000",
+                "docker.io",
+                None,
+                "library/192.168.1.1",
+                Some("5000"),
+                None,
+            ),
+            (
+                "192.168.1.1/repo",
+                "192.168.1.1",
+                None,
+                "repo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "192.168.1.1:5000/repo",
+                "192.168.1.1",
+                Some(5000),
+                "repo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "192.168.1.1:5000/repo:5050",
+                "192.168.1.1",
+                Some(5000),
+                "repo",
+                Some("5050"),
+                None,
+            ),
+            (
+                "[2001:db8::1]/repo",
+                "[2001:db8::1]",
+                None,
+                "repo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "[2001:db8::1]:5000/repo:tag",
+                "[2001:db8::1]",
+                Some(5000),
+                "repo",
+                Some("tag"),
+                None,
+            ),
+            (
+                "[2001:db8::]:5000/repo",
+                "[2001:db8::]",
+                Some(5000),
+                "repo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "test-com:8080/foo",
+                "test-com",
+                Some(8080),
+                "foo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "xn--n3h.com:18080/foo",
+                "xn--n3h.com",
+                Some(18080),
+                "foo",
+                Some("latest"),
+                None,
+            ),
+            (
+                "example.com:8000/named:TAG5",
+                "example.com",
+                Some(8000),
+                "named",
+                Some("TAG5"),
+                None,
+            ),
+        ];
+        for &(input, host, port, path, tag, digest) in cases {
+            let r = Reference::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                (r.host(), r.port(), r.path(), r.tag(), r.digest()),
+                (host, port, path, tag, digest),
+                "{input}"
+            );
+        }
+        let sha512_case = format!("xn--7o8h.com/myimage:xn--7o8h.com@{SHA512}");
+        assert_eq!(parts(&sha512_case).4.as_deref(), Some(SHA512));
+    }
+
+    /// distribution/reference normalize_test.go: familiar names and their full form.
+    #[test]
+    fn distribution_normalize_test_vectors() {
+        for (input, full) in [
+            ("docker/docker", "docker.io/docker/docker:latest"),
+            ("library/debian", "docker.io/library/debian:latest"),
+            ("debian", "docker.io/library/debian:latest"),
+            ("docker.io/docker/docker", "docker.io/docker/docker:latest"),
+            (
+                "docker.io/library/debian",
+                "docker.io/library/debian:latest",
+            ),
+            ("docker.io/debian", "docker.io/library/debian:latest"),
+            (
+                "localhost/library/debian",
+                "localhost/library/debian:latest",
+            ),
+            ("localhost/debian", "localhost/debian:latest"),
+            (
+                "localhost:5000/library/debian",
+                "localhost:5000/library/debian:latest",
+            ),
+            ("localhost:5000/debian", "localhost:5000/debian:latest"),
+            (
+                "example.com/library/debian",
+                "example.com/library/debian:latest",
+            ),
+            ("example.com/debian", "example.com/debian:latest"),
+            (
+                "example.com:5000/library/debian",
+                "example.com:5000/library/debian:latest",
+            ),
+            (
+                "127.0.0.1/library/debian",
+                "127.0.0.1/library/debian:latest",
+            ),
+            ("127.0.0.1:5000/debian", "127.0.0.1:5000/debian:latest"),
+            ("[::1]/debian", "[::1]/debian:latest"),
+            (
+                "[::1]:5000/library/debian",
+                "[::1]:5000/library/debian:latest",
+            ),
+            ("foo", "docker.io/library/foo:latest"),
+            ("library/foo/bar", "docker.io/library/foo/bar:latest"),
+            ("store/foo/bar", "docker.io/store/foo/bar:latest"),
+            ("bar:latest", "docker.io/library/bar:latest"),
+            ("gcr.io/foo/bar:latest", "gcr.io/foo/bar:latest"),
+        ] {
+            assert_eq!(norm(input), full, "{input}");
+        }
+    }
+
+    #[test]
+    fn pin_replaces_or_adds_the_digest() {
+        assert_eq!(pin("nginx:1.0", SHA256), format!("nginx:1.0@{SHA256}"));
+        assert_eq!(
+            pin(&format!("nginx@{SHA512}"), SHA256),
+            format!("nginx@{SHA256}")
+        );
+        assert_eq!(
+            pin("localhost:5000/app", SHA256),
+            format!("localhost:5000/app@{SHA256}")
+        );
+    }
+
+    /// Strings shaped like references, built from every piece of the grammar plus near misses.
+    fn grammar_shaped() -> impl Strategy<Value = String> {
+        let host = prop_oneof![
+            Just(""),
+            Just("docker.io/"),
+            Just("index.docker.io/"),
+            Just("Registry-1.Docker.IO/"),
+            Just("ghcr.io/"),
+            Just("localhost:5000/"),
+            Just("localhost/"),
+            Just("LOCALHOST/"),
+            Just("a.b:443/"),
+            Just("a.b:80/"),
+            Just("[::1]:5000/"),
+            Just("[2001:DB8::1]/"),
+            Just("[::1/"),
+            Just("host:0/"),
+            Just("a_b.com/"),
+        ];
+        let component = "[a-z0-9._A-Z-]{0,6}";
+        let tag = prop_oneof![Just(String::new()), "[:][A-Za-z0-9_.-]{0,5}"];
+        let digest = prop_oneof![
+            Just(String::new()),
+            Just(format!("@{SHA256}")),
+            Just(format!("@{SHA512}")),
+            Just("@sha256:abc".to_string()),
+        ];
+        (host, prop::collection::vec(component, 1..4), tag, digest)
+            .prop_map(|(h, comps, t, d)| format!("{h}{}{t}{d}", comps.join("/")))
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_strings(s in prop_oneof![any::<String>(), "\\PC{0,40}"]) {
+            let _ = Reference::parse(&s);
+        }
+
+        #[test]
+        fn never_panics_and_is_idempotent_on_grammar_shaped_strings(s in grammar_shaped()) {
+            if let Ok(r) = Reference::parse(&s) {
+                let again = Reference::parse(&r.to_string());
+                prop_assert_eq!(again.as_ref(), Ok(&r), "{} -> {}", s, r);
+            }
+        }
+
+        #[test]
+        fn valid_references_are_idempotent(
+            host in prop_oneof![Just(""), Just("Docker.io/"), Just("index.docker.io:443/"), Just("r.io:5000/"), Just("[0::1]:80/")],
+            comps in prop::collection::vec("[a-z0-9]{1,3}([._-][a-z0-9]{1,3})?", 1..4),
+            tag in prop_oneof![Just(String::new()), "[:][A-Za-z0-9_][A-Za-z0-9_.-]{0,5}"],
+            digest in prop_oneof![Just(String::new()), Just(format!("@{SHA256}"))],
+        ) {
+            let image = format!("{host}{}{tag}{digest}", comps.join("/"));
+            let r = Reference::parse(&image).map_err(|e| TestCaseError::fail(format!("{image}: {e}")))?;
+            prop_assert_eq!(Reference::parse(&r.to_string()), Ok(r));
+        }
+    }
 }

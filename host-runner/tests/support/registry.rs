@@ -2,12 +2,19 @@
 //! 127.0.0.1 with an ephemeral port, killed on drop.
 //!
 //! NOTE (ship branch): stop-gap until the oci branch's shared
-//! `tests/support/registry.rs` lands; the lead dedupes.
+//! `tests/support/registry.rs` lands (same `Registry::start(Variant::Plain)`
+//! and `addr` API, so this file can simply be dropped for that one).
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
+
+/// Only the plain-http flavour here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variant {
+    Plain,
+}
 
 pub struct Registry {
     child: Child,
@@ -18,7 +25,7 @@ pub struct Registry {
 
 impl Registry {
     /// Plain-HTTP registry with filesystem storage in a temporary directory.
-    pub fn start() -> Registry {
+    pub fn start(_variant: Variant) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yml");
         std::fs::write(

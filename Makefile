@@ -1,0 +1,61 @@
+# imagegate — build, test, benchmark and ship the policy.
+#
+#   make demo    build the module and evaluate a sample request (the main job)
+#   make test    everything CI runs: fmt, clippy, unit tests, wasm build,
+#                fixtures, end-to-end tests against real registries/notary
+
+CARGO        ?= cargo
+WASM_TARGET  := wasm32-wasip1
+TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
+IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
+
+.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm
+all: policy.wasm
+
+deps:
+	@scripts/deps.sh all
+deps-build:
+	@scripts/deps.sh build
+
+# The policy module, optimized for size (profile `wasm` in Cargo.toml).
+policy.wasm: deps-build
+	$(CARGO) build --locked -p imagegate-policy --target $(WASM_TARGET) --profile wasm
+	cp $(WASM_OUT) policy.wasm
+
+host-runner: 
+	$(CARGO) build --locked -p imagegate
+
+demo: policy.wasm host-runner
+	@echo "--- settings: examples/settings.yaml"
+	@cat examples/settings.yaml
+	@echo "--- request: examples/pod.json (images: $$(grep -o '"image": *"[^"]*"' examples/pod.json | sed 's/.*: *//' | tr '\n' ' '))"
+	@echo "--- decision:"
+	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
+
+fmt:
+	$(CARGO) fmt --all -- --check
+lint:
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+unit:
+	$(CARGO) test --locked --workspace --lib --bins
+fixtures: policy.wasm host-runner
+	$(IMAGEGATE) test fixtures/ --policy policy.wasm
+e2e: deps policy.wasm
+	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --tests
+
+test: deps fmt lint unit policy.wasm fixtures e2e
+
+bench: policy.wasm
+	$(CARGO) bench -p imagegate-policy --bench engine
+	$(CARGO) run --release -p imagegate -- bench --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
+
+size: policy.wasm
+	@ls -l policy.wasm | awk '{print "policy.wasm: " $$5 " bytes"}'
+	@command -v wasm-opt >/dev/null && wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int -o /tmp/imagegate-opt.wasm policy.wasm && ls -l /tmp/imagegate-opt.wasm | awk '{print "after wasm-opt -Oz: " $$5 " bytes"}' || true
+
+clean:
+	$(CARGO) clean
+	rm -f policy.wasm annotated-policy.wasm
+
+-include mk/*.mk

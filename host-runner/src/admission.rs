@@ -1,0 +1,412 @@
+//! What policy-evaluator does around the two waPC calls: read the request
+//! and settings the way kwctl does, build the `validate` payload, and turn the
+//! guest's ValidationResponse into an AdmissionResponse (JSON patch diff,
+//! status, internal-server-error and timeout rejections).
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use imagegate_policy::wire::{SettingsValidationResponse, ValidationResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::runtime::{CallError, Invoke};
+
+/// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes
+/// it: unknown fields dropped, absent optional fields omitted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionRequest {
+    pub uid: String,
+    pub kind: GroupVersionKind,
+    pub resource: GroupVersionResource,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_kind: Option<GroupVersionKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_resource: Option<GroupVersionResource>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_sub_resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    pub operation: String,
+    pub user_info: UserInfo,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_object: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupVersionKind {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GroupVersionResource {
+    pub group: String,
+    pub version: String,
+    pub resource: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct UserInfo {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<BTreeMap<String, Vec<String>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+}
+
+/// The AdmissionResponse exactly as `kwctl run` prints it (key order,
+/// omitted and null keys).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdmissionResponse {
+    pub uid: String,
+    pub allowed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<AdmissionResponseStatus>,
+    pub audit_annotations: Option<BTreeMap<String, String>>,
+    pub warnings: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdmissionResponseStatus {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+}
+
+/// Rejection for a mutation of a request without `object` (DELETE).
+pub const MUTATION_WITHOUT_OBJECT: &str = "Incoming object is null, which happens only with DELETE operations, but the policy is attempting a mutation. This is not allowed";
+
+impl AdmissionResponse {
+    pub fn reject(uid: &str, message: String, code: u16) -> Self {
+        AdmissionResponse {
+            uid: uid.to_string(),
+            allowed: false,
+            status: Some(AdmissionResponseStatus {
+                message: Some(message),
+                code: Some(code),
+            }),
+            ..Default::default()
+        }
+    }
+
+    pub fn internal_server_error(uid: &str, message: impl std::fmt::Display) -> Self {
+        Self::reject(uid, format!("internal server error: {message}"), 500)
+    }
+
+    /// The decoded JSON patch, if any.
+    pub fn decoded_patch(&self) -> anyhow::Result<Option<Value>> {
+        let Some(patch) = &self.patch else {
+            return Ok(None);
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(patch)
+            .context("patch is not base64")?;
+        Ok(Some(
+            serde_json::from_slice(&bytes).context("patch is not JSON")?,
+        ))
+    }
+
+    /// policy-evaluator's `from_policy_validation_response`.
+    pub fn from_validation(
+        uid: &str,
+        object: Option<&Value>,
+        resp: ValidationResponse,
+    ) -> anyhow::Result<Self> {
+        let patch = match (&resp.mutated_object, object) {
+            (Some(_), None) => {
+                return Ok(AdmissionResponse {
+                    uid: uid.to_string(),
+                    allowed: false,
+                    status: Some(AdmissionResponseStatus {
+                        message: Some(MUTATION_WITHOUT_OBJECT.to_string()),
+                        code: None,
+                    }),
+                    ..Default::default()
+                })
+            }
+            (Some(mutated), Some(original)) => {
+                let diff = json_patch::diff(original, mutated);
+                if diff.0.is_empty() {
+                    None
+                } else {
+                    let text =
+                        serde_json::to_string(&diff).context("cannot serialize JSONPatch")?;
+                    Some(base64::engine::general_purpose::STANDARD.encode(text))
+                }
+            }
+            (None, _) => None,
+        };
+        let status =
+            (resp.message.is_some() || resp.code.is_some()).then(|| AdmissionResponseStatus {
+                message: resp.message.clone(),
+                code: resp.code,
+            });
+        Ok(AdmissionResponse {
+            uid: uid.to_string(),
+            allowed: resp.accepted,
+            patch_type: patch.as_ref().map(|_| "JSONPatch".to_string()),
+            patch,
+            status,
+            audit_annotations: resp.audit_annotations,
+            warnings: resp.warnings,
+        })
+    }
+}
+
+/// Reads an AdmissionRequest or a whole AdmissionReview (top-level
+/// `kind: AdmissionReview`, then `.request`) from JSON or YAML text.
+pub fn parse_request(text: &str) -> anyhow::Result<AdmissionRequest> {
+    let value: Value = serde_yaml::from_str(text).context("request is neither JSON nor YAML")?;
+    let value = if value.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+        value
+            .get("request")
+            .cloned()
+            .context("AdmissionReview has no `request`")?
+    } else {
+        value
+    };
+    serde_json::from_value(value).context("invalid AdmissionRequest")
+}
+
+/// `-r PATH`, `-` = stdin.
+pub fn read_request(path: &Path) -> anyhow::Result<AdmissionRequest> {
+    let text = if path == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("cannot read the request from stdin")?;
+        s
+    } else {
+        std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read request {}", path.display()))?
+    };
+    parse_request(&text).with_context(|| format!("in request {}", path.display()))
+}
+
+/// Settings from YAML or JSON text: a map, or null/empty (= `{}`).
+pub fn parse_settings(text: &str) -> anyhow::Result<Map<String, Value>> {
+    let value: Value = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_yaml::from_str(text).context("settings are neither JSON nor YAML")?
+    };
+    match value {
+        Value::Null => Ok(Map::new()),
+        Value::Object(m) => Ok(m),
+        other => bail!("settings must be a map or null, got {other}"),
+    }
+}
+
+pub fn read_settings(path: &Path) -> anyhow::Result<Map<String, Value>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings {}", path.display()))?;
+    parse_settings(&text).with_context(|| format!("in settings {}", path.display()))
+}
+
+/// `validate_settings`, with policy-evaluator's error handling.
+pub fn validate_settings(
+    invoker: &mut impl Invoke,
+    settings: &Map<String, Value>,
+) -> SettingsValidationResponse {
+    let payload = Value::Object(settings.clone()).to_string();
+    match invoker.invoke("validate_settings", payload.as_bytes()) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| SettingsValidationResponse {
+                valid: false,
+                message: Some(format!("error: {e}")),
+            })
+        }
+        Err(err) => SettingsValidationResponse {
+            valid: false,
+            message: Some(format!(
+                "Error invoking settings validation callback: {}",
+                settings_error(&err)
+            )),
+        },
+    }
+}
+
+/// kwctl prints the waPC error's Debug form here (`GuestCallFailure("…")`).
+fn settings_error(err: &CallError) -> String {
+    match err {
+        CallError::GuestCallFailure(m) => format!("GuestCallFailure({m:?})"),
+        other => other.to_string(),
+    }
+}
+
+/// The `validate` payload: `{"request": ..., "settings": {...}}`.
+pub fn validation_payload(
+    request: &AdmissionRequest,
+    settings: &Map<String, Value>,
+) -> anyhow::Result<Vec<u8>> {
+    #[derive(Serialize)]
+    struct Payload<'a> {
+        request: &'a AdmissionRequest,
+        settings: &'a Map<String, Value>,
+    }
+    serde_json::to_vec(&Payload { request, settings }).context("cannot serialize validation params")
+}
+
+/// `validate`, turned into the AdmissionResponse policy-server would send.
+pub fn validate(
+    invoker: &mut impl Invoke,
+    request: &AdmissionRequest,
+    settings: &Map<String, Value>,
+) -> AdmissionResponse {
+    let uid = request.uid.as_str();
+    let payload = match validation_payload(request, settings) {
+        Ok(p) => p,
+        Err(e) => return AdmissionResponse::internal_server_error(uid, format!("{e:#}")),
+    };
+    match invoker.invoke("validate", &payload) {
+        Ok(bytes) => serde_json::from_slice::<ValidationResponse>(&bytes)
+            .map_err(|e| anyhow::anyhow!("invalid ValidationResponse: {e}"))
+            .and_then(|resp| AdmissionResponse::from_validation(uid, request.object.as_ref(), resp))
+            .unwrap_or_else(|e| AdmissionResponse::internal_server_error(uid, format!("{e:#}"))),
+        Err(CallError::Timeout) => {
+            AdmissionResponse::reject(uid, crate::runtime::TIMEOUT_MESSAGE.to_string(), 500)
+        }
+        Err(e) => AdmissionResponse::internal_server_error(uid, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn resp(v: Value) -> ValidationResponse {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn kwctl_line_format() {
+        let r = AdmissionResponse::from_validation(
+            "u",
+            Some(&json!({"a": 1})),
+            resp(json!({"accepted": true})),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"uid":"u","allowed":true,"auditAnnotations":null,"warnings":null}"#
+        );
+    }
+
+    #[test]
+    fn patch_is_the_base64_json_patch_diff() {
+        let original = json!({"spec": {"containers": [{"image": "nginx"}]}});
+        let mutated = json!({"spec": {"containers": [{"image": "nginx@sha256:abc"}]}});
+        let r = AdmissionResponse::from_validation(
+            "u",
+            Some(&original),
+            resp(json!({"accepted": true, "mutated_object": mutated})),
+        )
+        .unwrap();
+        assert_eq!(r.patch_type.as_deref(), Some("JSONPatch"));
+        assert_eq!(
+            r.decoded_patch().unwrap().unwrap(),
+            json!([{"op": "replace", "path": "/spec/containers/0/image", "value": "nginx@sha256:abc"}])
+        );
+        let line = serde_json::to_string(&r).unwrap();
+        assert!(line.starts_with(r#"{"uid":"u","allowed":true,"patchType":"JSONPatch","patch":""#));
+    }
+
+    #[test]
+    fn unchanged_mutation_gives_no_patch() {
+        let o = json!({"a": 1});
+        let r = AdmissionResponse::from_validation(
+            "u",
+            Some(&o),
+            resp(json!({"accepted": true, "mutated_object": o})),
+        )
+        .unwrap();
+        assert!(r.patch.is_none() && r.patch_type.is_none());
+    }
+
+    #[test]
+    fn mutation_without_object_is_rejected() {
+        let r = AdmissionResponse::from_validation(
+            "u",
+            None,
+            resp(json!({"accepted": true, "mutated_object": {"a": 1}})),
+        )
+        .unwrap();
+        assert!(!r.allowed);
+        assert_eq!(
+            r.status.unwrap().message.as_deref(),
+            Some(MUTATION_WITHOUT_OBJECT)
+        );
+    }
+
+    #[test]
+    fn status_only_when_message_or_code() {
+        let r = AdmissionResponse::from_validation(
+            "u",
+            None,
+            resp(json!({"accepted": true, "code": 299})),
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_string(&r.status).unwrap(), r#"{"code":299}"#);
+        let r = AdmissionResponse::from_validation(
+            "u",
+            None,
+            resp(json!({"accepted": false, "message": "no", "warnings": ["w"], "audit_annotations": {"k": "v"}})),
+        )
+        .unwrap();
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"uid":"u","allowed":false,"status":{"message":"no"},"auditAnnotations":{"k":"v"},"warnings":["w"]}"#
+        );
+    }
+
+    #[test]
+    fn request_or_review_in_json_or_yaml() {
+        let bare = r#"{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{},"unknownField":1}"#;
+        let r = parse_request(bare).unwrap();
+        assert_eq!(r.uid, "1");
+        let review =
+            format!("apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest: {bare}\n");
+        assert_eq!(parse_request(&review).unwrap().uid, "1");
+        // unknown fields are dropped, absent ones omitted
+        let payload = validation_payload(&r, &Map::new()).unwrap();
+        assert_eq!(
+            String::from_utf8(payload).unwrap(),
+            r#"{"request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{}},"settings":{}}"#
+        );
+    }
+
+    #[test]
+    fn settings_must_be_a_map_or_null() {
+        assert!(parse_settings("").unwrap().is_empty());
+        assert!(parse_settings("null").unwrap().is_empty());
+        assert_eq!(parse_settings("a: 1").unwrap()["a"], 1);
+        assert_eq!(parse_settings(r#"{"a": [1]}"#).unwrap()["a"], json!([1]));
+        assert!(parse_settings("[1]").is_err());
+    }
+}

@@ -1,0 +1,152 @@
+//! TTL cache of successful capability answers, like policy-server's 60 s
+//! cache of sigstore verifications and OCI digests/manifests/configs.
+//!
+//! Only successes are cached (a registry hiccup must not stick for a
+//! minute), and only requests whose answer depends on registry content, not
+//! on time (oci verify/digest/manifest/config and notary).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::CallbackRequest;
+
+/// Default time-to-live, as policy-server.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
+
+/// Hit/miss counters, shared with `imagegate bench`.
+#[derive(Debug, Default)]
+pub struct CacheStats {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl CacheStats {
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+}
+
+pub struct CapabilityCache {
+    ttl: Duration,
+    entries: HashMap<String, (Instant, Vec<u8>)>,
+    stats: Arc<CacheStats>,
+}
+
+impl CapabilityCache {
+    pub fn new(ttl: Duration) -> Self {
+        CapabilityCache {
+            ttl,
+            entries: HashMap::new(),
+            stats: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> Arc<CacheStats> {
+        self.stats.clone()
+    }
+
+    /// The cache key, or `None` when this request is never cached.
+    fn key(request: &CallbackRequest) -> Option<String> {
+        use CallbackRequest::*;
+        match request {
+            OciManifestDigest { .. }
+            | OciManifest { .. }
+            | OciManifestAndConfig { .. }
+            | SigstorePubKeyVerify { .. }
+            | SigstoreKeylessVerify { .. }
+            | SigstoreKeylessPrefixVerify { .. }
+            | SigstoreGithubActionsVerify { .. }
+            | SigstoreCertificateVerify { .. }
+            | NotaryVerify { .. } => serde_json::to_string(request).ok(),
+            _ => None,
+        }
+    }
+
+    /// Answers from the cache, or computes with `fetch` and remembers a success.
+    pub fn get_or_fetch(
+        &mut self,
+        request: &CallbackRequest,
+        fetch: impl FnOnce() -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<u8>, String> {
+        let Some(key) = Self::key(request) else {
+            return fetch();
+        };
+        let now = Instant::now();
+        if let Some((stored, bytes)) = self.entries.get(&key) {
+            if now.duration_since(*stored) < self.ttl {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return Ok(bytes.clone());
+            }
+        }
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        let ttl = self.ttl;
+        self.entries
+            .retain(|_, (t, _)| now.duration_since(*t) < ttl);
+        let answer = fetch()?;
+        self.entries.insert(key, (now, answer.clone()));
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(image: &str) -> CallbackRequest {
+        CallbackRequest::OciManifestDigest {
+            image: image.into(),
+        }
+    }
+
+    #[test]
+    fn caches_successes_only() {
+        let mut c = CapabilityCache::new(DEFAULT_TTL);
+        let mut calls = 0;
+        for _ in 0..3 {
+            let r = c.get_or_fetch(&digest("a"), || {
+                calls += 1;
+                Ok(b"x".to_vec())
+            });
+            assert_eq!(r, Ok(b"x".to_vec()));
+        }
+        assert_eq!(calls, 1);
+        assert_eq!((c.stats().hits(), c.stats().misses()), (2, 1));
+        for _ in 0..2 {
+            let r = c.get_or_fetch(&digest("b"), || {
+                calls += 1;
+                Err("down".into())
+            });
+            assert_eq!(r, Err("down".to_string()));
+        }
+        assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn expired_entries_are_refetched() {
+        let mut c = CapabilityCache::new(Duration::ZERO);
+        let mut calls = 0;
+        for _ in 0..2 {
+            c.get_or_fetch(&digest("a"), || {
+                calls += 1;
+                Ok(vec![])
+            })
+            .unwrap();
+        }
+        assert_eq!(calls, 2);
+    }
+
+    #[test]
+    fn uncacheable_requests_bypass_the_counters() {
+        let mut c = CapabilityCache::new(DEFAULT_TTL);
+        let dns = CallbackRequest::DNSLookupHost { host: "h".into() };
+        c.get_or_fetch(&dns, || Ok(vec![])).unwrap();
+        c.get_or_fetch(&dns, || Ok(vec![])).unwrap();
+        assert_eq!((c.stats().hits(), c.stats().misses()), (0, 0));
+    }
+}

@@ -1,0 +1,354 @@
+//! The live backend: real registries, Notary servers, DNS, certificate
+//! checks, and Kubernetes objects from `--context DIR`.
+//!
+//! The guest runs on a plain thread, so the backend owns a tokio runtime and
+//! blocks on each async call, bounded by what is left of the evaluation
+//! deadline: a slow registry must not outlive the policy timeout.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use imagegate_policy::wire::{NotaryVerifyRequest, SigstoreVerifyRequest};
+use serde::Serialize;
+
+use super::cache::{CacheStats, CapabilityCache, DEFAULT_TTL};
+use super::kubernetes::KubeContext;
+use super::notary::{Notary, NotaryConfig};
+use super::oci::{Oci, OciConfig};
+use super::{crypto, Backend, CallbackRequest};
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    pub oci: OciConfig,
+    pub notary: NotaryConfig,
+    /// Directory of Kubernetes manifests answering `kubernetes/*`.
+    pub context_dir: Option<PathBuf>,
+    /// `None` disables the capability cache.
+    pub cache_ttl: Option<Duration>,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            oci: OciConfig::default(),
+            notary: NotaryConfig::default(),
+            context_dir: None,
+            cache_ttl: Some(DEFAULT_TTL),
+        }
+    }
+}
+
+pub struct Live {
+    rt: tokio::runtime::Runtime,
+    oci: Oci,
+    notary: Notary,
+    kube: Option<KubeContext>,
+    cache: Option<CapabilityCache>,
+}
+
+impl Live {
+    pub fn new(config: LiveConfig) -> anyhow::Result<Live> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the tokio runtime for host capabilities")?;
+        let kube = config
+            .context_dir
+            .as_deref()
+            .map(KubeContext::load)
+            .transpose()?;
+        Ok(Live {
+            oci: Oci::new(config.oci).context("cannot set up the OCI capabilities")?,
+            notary: Notary::new(config.notary).context("cannot set up the Notary capability")?,
+            rt,
+            kube,
+            cache: config.cache_ttl.map(CapabilityCache::new),
+        })
+    }
+
+    /// Runs `fut` on the runtime, giving up at `deadline`.
+    fn block_on<T, F>(&self, what: &str, deadline: Option<Instant>, fut: F) -> Result<T, String>
+    where
+        F: std::future::Future<Output = Result<T, String>>,
+    {
+        match deadline {
+            None => self.rt.block_on(fut),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(format!(
+                        "{what}: not attempted, the policy evaluation deadline has passed"
+                    ));
+                }
+                self.rt
+                    .block_on(async { tokio::time::timeout(left, fut).await })
+                    .unwrap_or_else(|_| {
+                        Err(format!(
+                            "{what}: no answer within the policy evaluation deadline ({} ms left when called)",
+                            left.as_millis()
+                        ))
+                    })
+            }
+        }
+    }
+
+    fn fetch(
+        &self,
+        request: &CallbackRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, String> {
+        use CallbackRequest::*;
+        if let Some(kube) = &self.kube {
+            if let Some(answer) = kube.answer(request) {
+                return answer.and_then(to_json);
+            }
+        }
+        match request {
+            OciManifestDigest { image } => self
+                .block_on(
+                    &format!("manifest digest of {image}"),
+                    deadline,
+                    self.oci.manifest_digest(image),
+                )
+                .and_then(to_json),
+            OciManifest { image } => self
+                .block_on(
+                    &format!("manifest of {image}"),
+                    deadline,
+                    self.oci.manifest(image),
+                )
+                .and_then(to_json),
+            OciManifestAndConfig { image } => self
+                .block_on(
+                    &format!("manifest and config of {image}"),
+                    deadline,
+                    self.oci.manifest_and_config(image),
+                )
+                .and_then(to_json),
+            SigstorePubKeyVerify { .. }
+            | SigstoreKeylessVerify { .. }
+            | SigstoreKeylessPrefixVerify { .. }
+            | SigstoreGithubActionsVerify { .. }
+            | SigstoreCertificateVerify { .. } => {
+                let req = sigstore_request(request)?;
+                self.block_on(
+                    &format!("sigstore verification of {}", req.image()),
+                    deadline,
+                    self.oci.verify(&req),
+                )
+                .and_then(to_json)
+            }
+            NotaryVerify {
+                image,
+                server,
+                signers,
+                ca_cert,
+                root_keys,
+            } => {
+                let req = NotaryVerifyRequest {
+                    image: image.clone(),
+                    server: server.clone(),
+                    signers: signers.clone(),
+                    ca_cert: ca_cert.clone(),
+                    root_keys: root_keys.clone(),
+                };
+                self.block_on(
+                    &format!("notary verification of {image} on {server}"),
+                    deadline,
+                    self.notary.verify(&req),
+                )
+                .and_then(to_json)
+            }
+            CryptoIsCertificateTrusted { request } => {
+                crypto::is_certificate_trusted(request).and_then(to_json)
+            }
+            DNSLookupHost { host } => self
+                .block_on(&format!("DNS lookup of {host}"), deadline, dns_lookup(host))
+                .and_then(to_json),
+            KubernetesListResourceNamespace { .. }
+            | KubernetesListResourceAll { .. }
+            | KubernetesGetResource { .. }
+            | KubernetesCanI { .. } => Err(
+                "no Kubernetes context: pass --context DIR (a directory of manifests)".to_string(),
+            ),
+        }
+    }
+}
+
+impl Backend for Live {
+    fn answer(
+        &mut self,
+        request: &CallbackRequest,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<u8>, String> {
+        match self.cache.take() {
+            Some(mut cache) => {
+                let answer = cache.get_or_fetch(request, || self.fetch(request, deadline));
+                self.cache = Some(cache);
+                answer
+            }
+            None => self.fetch(request, deadline),
+        }
+    }
+
+    fn cache_stats(&self) -> Option<Arc<CacheStats>> {
+        self.cache.as_ref().map(CapabilityCache::stats)
+    }
+}
+
+fn to_json<T: Serialize>(value: T) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(&value).map_err(|e| format!("cannot serialize the answer: {e}"))
+}
+
+/// Back from the session-file form to the `oci/v2/verify` payload type.
+fn sigstore_request(request: &CallbackRequest) -> Result<SigstoreVerifyRequest, String> {
+    use CallbackRequest as C;
+    use SigstoreVerifyRequest as S;
+    Ok(match request.clone() {
+        C::SigstorePubKeyVerify {
+            image,
+            pub_keys,
+            annotations,
+        } => S::SigstorePubKeyVerify {
+            image,
+            pub_keys,
+            annotations,
+        },
+        C::SigstoreKeylessVerify {
+            image,
+            keyless,
+            annotations,
+        } => S::SigstoreKeylessVerify {
+            image,
+            keyless,
+            annotations,
+        },
+        C::SigstoreKeylessPrefixVerify {
+            image,
+            keyless_prefix,
+            annotations,
+        } => S::SigstoreKeylessPrefixVerify {
+            image,
+            keyless_prefix,
+            annotations,
+        },
+        C::SigstoreGithubActionsVerify {
+            image,
+            owner,
+            repo,
+            annotations,
+        } => S::SigstoreGithubActionsVerify {
+            image,
+            owner,
+            repo,
+            annotations,
+        },
+        C::SigstoreCertificateVerify {
+            image,
+            certificate,
+            certificate_chain,
+            require_rekor_bundle,
+            annotations,
+        } => S::SigstoreCertificateVerify {
+            image,
+            certificate,
+            certificate_chain,
+            require_rekor_bundle,
+            annotations,
+        },
+        other => return Err(format!("not a sigstore request: {other:?}")),
+    })
+}
+
+#[derive(Serialize)]
+struct DnsAnswer {
+    ips: Vec<String>,
+}
+
+async fn dns_lookup(host: &str) -> Result<DnsAnswer, String> {
+    let addrs = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|e| format!("DNS lookup of {host} failed: {e}"))?;
+    let mut ips: Vec<String> = Vec::new();
+    for a in addrs {
+        let ip = a.ip().to_string();
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    Ok(DnsAnswer { ips })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sigstore_requests_round_trip_through_the_v2_type() {
+        let v2 = SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+            image: "i".into(),
+            owner: "o".into(),
+            repo: None,
+            annotations: None,
+        };
+        let req: CallbackRequest = v2.clone().into();
+        assert_eq!(sigstore_request(&req).unwrap(), v2);
+        assert!(sigstore_request(&CallbackRequest::DNSLookupHost { host: "h".into() }).is_err());
+    }
+
+    #[test]
+    fn expired_deadline_is_a_clear_error() {
+        let live = Live::new(LiveConfig::default()).unwrap();
+        let past = Instant::now() - Duration::from_millis(1);
+        let err = live
+            .block_on("lookup", Some(past), async { Ok::<(), String>(()) })
+            .unwrap_err();
+        assert!(err.contains("deadline has passed"), "{err}");
+        let err = live
+            .block_on(
+                "slow call",
+                Some(Instant::now() + Duration::from_millis(20)),
+                async {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    Ok::<(), String>(())
+                },
+            )
+            .unwrap_err();
+        assert!(
+            err.contains("slow call: no answer within the policy evaluation deadline"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dns_answers_localhost() {
+        let mut live = Live::new(LiveConfig::default()).unwrap();
+        let out = live
+            .answer(
+                &CallbackRequest::DNSLookupHost {
+                    host: "localhost".into(),
+                },
+                None,
+            )
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert!(v["ips"].as_array().is_some_and(|a| !a.is_empty()), "{v}");
+    }
+
+    #[test]
+    fn kubernetes_without_context_is_a_clear_error() {
+        let mut live = Live::new(LiveConfig::default()).unwrap();
+        let req = CallbackRequest::KubernetesGetResource {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            name: "x".into(),
+            namespace: None,
+            disable_cache: false,
+            field_masks: None,
+        };
+        assert!(live.answer(&req, None).unwrap_err().contains("--context"));
+    }
+}

@@ -1,0 +1,831 @@
+//! Settings: the schema users write, its validation, and its compilation into
+//! a [`Policy`] the engine runs.
+//!
+//! Every mistake is reported with the path of the bad field
+//! (`rules[2].verify.anyOf[0].cosign.keys[1]: unknown key "relase"`); unknown
+//! fields are errors, never ignored. Parsing and compiling happen in one pass
+//! ([`Policy::from_json`]) because a fresh policy-server instance pays for
+//! both on every request.
+
+use crate::glob::Glob;
+use crate::pattern::{Pattern, PatternSet};
+use crate::pem;
+use serde::Deserialize;
+use std::collections::{BTreeMap, HashMap};
+
+/// The default break-glass annotation (Kubernetes ImagePolicyWebhook's name).
+pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "image-policy.k8s.io/break-glass";
+
+// ---------------------------------------------------------------------------
+// Schema (what users write)
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct Settings {
+    #[serde(default)]
+    exempt_namespaces: Vec<String>,
+    #[serde(default)]
+    exempt_images: Vec<String>,
+    #[serde(default)]
+    unmatched: Option<Unmatched>,
+    #[serde(default)]
+    break_glass: Option<BreakGlassSettings>,
+    #[serde(default)]
+    keys: BTreeMap<String, KeySettings>,
+    #[serde(default)]
+    rules: Vec<RuleSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct BreakGlassSettings {
+    #[serde(default = "default_break_glass_annotation")]
+    annotation: String,
+    #[serde(default)]
+    groups: Vec<String>,
+}
+
+fn default_break_glass_annotation() -> String {
+    DEFAULT_BREAK_GLASS_ANNOTATION.to_string()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct KeySettings {
+    cosign: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct RuleSettings {
+    name: String,
+    images: Vec<String>,
+    #[serde(default)]
+    priority: i64,
+    #[serde(default)]
+    action: Action,
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    tags: Option<TagSettings>,
+    #[serde(default)]
+    verify: Option<VerifySettings>,
+    #[serde(default)]
+    pin_digest: bool,
+    #[serde(default)]
+    on_digest_mismatch: OnDigestMismatch,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct TagSettings {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+    #[serde(default)]
+    require_digest: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct VerifySettings {
+    #[serde(default)]
+    any_of: Option<Vec<CheckSettings>>,
+    #[serde(default)]
+    all_of: Option<Vec<CheckSettings>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+enum CheckSettings {
+    Cosign {
+        keys: Vec<String>,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    Notary {
+        server: String,
+        #[serde(default)]
+        signers: Vec<NotarySignerSettings>,
+        #[serde(default)]
+        ca_cert: Option<String>,
+        #[serde(default)]
+        root_keys: Option<Vec<String>>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Keyless {
+        issuer: String,
+        #[serde(default)]
+        subject: Option<String>,
+        #[serde(default)]
+        subject_prefix: Option<String>,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    GithubActions {
+        owner: String,
+        #[serde(default)]
+        repo: Option<String>,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    #[serde(rename_all = "camelCase")]
+    Certificate {
+        certificate: String,
+        #[serde(default)]
+        chain: Vec<String>,
+        #[serde(default)]
+        require_rekor_bundle: bool,
+        #[serde(default)]
+        annotations: Option<BTreeMap<String, String>>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct NotarySignerSettings {
+    role: String,
+    #[serde(default)]
+    public_key: Option<String>,
+}
+
+// ---------------------------------------------------------------------------
+// Compiled policy (what the engine runs)
+// ---------------------------------------------------------------------------
+
+/// What happens to an image no rule matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Unmatched {
+    Allow,
+    Warn,
+    Deny,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    #[default]
+    Allow,
+    Deny,
+}
+
+/// `warn` turns every denial of the rule into a warning (rolling a rule out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Enforce,
+    Warn,
+}
+
+/// What to do when the image's digest differs from the signed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDigestMismatch {
+    #[default]
+    Deny,
+    Rewrite,
+}
+
+/// Validated, compiled settings.
+#[derive(Debug)]
+pub struct Policy {
+    pub exempt_namespaces: Vec<Glob>,
+    pub exempt_images: PatternSet,
+    pub unmatched: Unmatched,
+    pub break_glass: Option<BreakGlass>,
+    pub rules: Vec<Rule>,
+    /// Every rule's patterns; a match yields the rule's index in `rules`.
+    pub patterns: PatternSet,
+}
+
+#[derive(Debug)]
+pub struct BreakGlass {
+    pub annotation: String,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub name: String,
+    pub priority: i64,
+    pub action: Action,
+    pub mode: Mode,
+    pub message: Option<String>,
+    pub tags_allow: Vec<Glob>,
+    pub tags_deny: Vec<Glob>,
+    pub require_digest: bool,
+    pub verify: Option<Verify>,
+    pub pin_digest: bool,
+    pub on_digest_mismatch: OnDigestMismatch,
+}
+
+/// Signature checks of a rule.
+#[derive(Debug)]
+pub enum Verify {
+    /// The first check that passes admits the image (checks run in order).
+    AnyOf(Vec<Check>),
+    /// Every check must pass, and all must agree on the digest.
+    AllOf(Vec<Check>),
+}
+
+/// One signature check; each becomes host-capability calls in `decide`.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// Any one of the keys suffices (one `oci/v2/verify` call per key).
+    Cosign {
+        keys: Vec<NamedKey>,
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    Notary {
+        server: String,
+        signers: Vec<crate::wire::NotarySigner>,
+        ca_cert: Option<String>,
+        root_keys: Option<Vec<String>>,
+    },
+    Keyless {
+        issuer: String,
+        subject: String,
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    KeylessPrefix {
+        issuer: String,
+        prefix: String,
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    GithubActions {
+        owner: String,
+        repo: Option<String>,
+        annotations: Option<BTreeMap<String, String>>,
+    },
+    Certificate {
+        certificate: String,
+        chain: Vec<String>,
+        require_rekor_bundle: bool,
+        annotations: Option<BTreeMap<String, String>>,
+    },
+}
+
+/// A cosign public key with the name used in messages.
+#[derive(Debug, Clone)]
+pub struct NamedKey {
+    pub name: String,
+    pub pem: String,
+}
+
+impl Policy {
+    /// Parses, validates and compiles settings JSON (`{}` for none).
+    pub fn from_json(json: &str) -> Result<Policy, String> {
+        // serde reads a struct from a JSON array too; settings are an object.
+        if !json.trim_start().starts_with('{') {
+            return Err("settings must be a JSON object".to_string());
+        }
+        let mut de = serde_json::Deserializer::from_str(json);
+        let settings: Settings = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| schema_error(e.path().to_string(), e.into_inner()))?;
+        de.end().map_err(|e| e.to_string())?;
+        compile(settings)
+    }
+}
+
+/// `rules[0].tags: unknown field `requiredigest`, expected ...`: the path of
+/// the object that has the bad field, without serde_json's line and column
+/// (settings arrive re-serialized by the host, so positions mean nothing).
+fn schema_error(path: String, inner: serde_json::Error) -> String {
+    let mut message = inner.to_string();
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    let path = if message.starts_with("unknown field") {
+        // serde_path_to_error's path ends with the unknown field itself.
+        match path.rfind('.') {
+            Some(dot) => path[..dot].to_string(),
+            None => ".".to_string(),
+        }
+    } else {
+        path
+    };
+    if path == "." {
+        message
+    } else {
+        format!("{path}: {message}")
+    }
+}
+
+fn compile(s: Settings) -> Result<Policy, String> {
+    let exempt_namespaces = s
+        .exempt_namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, ns)| namespace_glob(ns).map_err(|e| format!("exemptNamespaces[{i}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let exempt_images = PatternSet::new(
+        s.exempt_images
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                parse_pattern(p)
+                    .map(|p| (p, i))
+                    .map_err(|e| format!("exemptImages[{i}]: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+
+    let break_glass = match s.break_glass {
+        None => None,
+        Some(b) => {
+            if !is_annotation_key(&b.annotation) {
+                return Err(format!(
+                    "breakGlass.annotation: {:?} is not a valid annotation key",
+                    b.annotation
+                ));
+            }
+            Some(BreakGlass {
+                annotation: b.annotation,
+                groups: b.groups,
+            })
+        }
+    };
+
+    let mut keys = HashMap::new();
+    for (name, key) in &s.keys {
+        pem::expect_one(&key.cosign, &["PUBLIC KEY"])
+            .map_err(|e| format!("keys.{name}.cosign: not a PEM public key: {e}"))?;
+        keys.insert(name.as_str(), key.cosign.as_str());
+    }
+
+    let mut rules = Vec::with_capacity(s.rules.len());
+    let mut patterns = Vec::new();
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in s.rules.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        if r.name.trim().is_empty() {
+            return Err(format!("{at}.name: must not be empty"));
+        }
+        if let Some(first) = names.insert(&r.name, i) {
+            return Err(format!(
+                "{at}.name: duplicate rule name {:?} (also rules[{first}])",
+                r.name
+            ));
+        }
+        if r.images.is_empty() {
+            return Err(format!("{at}.images: at least one pattern is required"));
+        }
+        for (j, p) in r.images.iter().enumerate() {
+            patterns.push((
+                parse_pattern(p).map_err(|e| format!("{at}.images[{j}]: {e}"))?,
+                i,
+            ));
+        }
+        rules.push(compile_rule(r, &at, &keys)?);
+    }
+
+    // Any allow rule (in either mode) means the user listed what is allowed:
+    // everything else is denied unless they say otherwise.
+    let unmatched = s.unmatched.unwrap_or_else(|| {
+        if rules.iter().any(|r| r.action == Action::Allow) {
+            Unmatched::Deny
+        } else {
+            Unmatched::Allow
+        }
+    });
+
+    Ok(Policy {
+        exempt_namespaces,
+        exempt_images,
+        unmatched,
+        break_glass,
+        rules,
+        patterns: PatternSet::new(patterns),
+    })
+}
+
+fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Result<Rule, String> {
+    let tags = r.tags.as_ref();
+    if r.action == Action::Deny {
+        let extra = [
+            (tags.is_some(), "tags"),
+            (r.verify.is_some(), "verify"),
+            (r.pin_digest, "pinDigest"),
+        ];
+        if let Some((_, field)) = extra.iter().find(|(set, _)| *set) {
+            return Err(format!(
+                "{at}.{field}: only rules with action allow can have {field}"
+            ));
+        }
+    }
+    let tag_globs = |list: &[String], field: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(k, t)| tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let verify = match &r.verify {
+        None => None,
+        Some(v) => Some(compile_verify(v, &format!("{at}.verify"), keys)?),
+    };
+    Ok(Rule {
+        name: r.name.clone(),
+        priority: r.priority,
+        action: r.action,
+        mode: r.mode,
+        message: r.message.clone(),
+        tags_allow: tag_globs(tags.map_or(&[][..], |t| &t.allow), "allow")?,
+        tags_deny: tag_globs(tags.map_or(&[][..], |t| &t.deny), "deny")?,
+        require_digest: tags.is_some_and(|t| t.require_digest),
+        verify,
+        pin_digest: r.pin_digest,
+        on_digest_mismatch: r.on_digest_mismatch,
+    })
+}
+
+fn compile_verify(
+    v: &VerifySettings,
+    at: &str,
+    keys: &HashMap<&str, &str>,
+) -> Result<Verify, String> {
+    let (list, field, make): (_, _, fn(Vec<Check>) -> Verify) = match (&v.any_of, &v.all_of) {
+        (Some(l), None) => (l, "anyOf", Verify::AnyOf),
+        (None, Some(l)) => (l, "allOf", Verify::AllOf),
+        _ => return Err(format!("{at}: exactly one of anyOf or allOf is required")),
+    };
+    if list.is_empty() {
+        return Err(format!("{at}.{field}: at least one check is required"));
+    }
+    let checks = list
+        .iter()
+        .enumerate()
+        .map(|(i, c)| compile_check(c, &format!("{at}.{field}[{i}]"), keys))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(make(checks))
+}
+
+fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Result<Check, String> {
+    Ok(match c {
+        CheckSettings::Cosign {
+            keys: names,
+            annotations,
+        } => {
+            if names.is_empty() {
+                return Err(format!("{at}.cosign.keys: at least one key is required"));
+            }
+            let keys = names
+                .iter()
+                .enumerate()
+                .map(|(k, name)| {
+                    resolve_key(name, keys).map_err(|e| format!("{at}.cosign.keys[{k}]: {e}"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Check::Cosign {
+                keys,
+                annotations: annotations.clone(),
+            }
+        }
+        CheckSettings::Notary {
+            server,
+            signers,
+            ca_cert,
+            root_keys,
+        } => {
+            let at = format!("{at}.notary");
+            if !is_url(server, &["https://"]) {
+                return Err(format!("{at}.server: {server:?} must be an https:// URL"));
+            }
+            let mut out = Vec::with_capacity(signers.len());
+            for (k, s) in signers.iter().enumerate() {
+                let role = s.role.strip_prefix("targets/").unwrap_or(&s.role);
+                if role.is_empty() || role.contains(char::is_whitespace) {
+                    return Err(format!(
+                        "{at}.signers[{k}].role: {:?} is not a delegation role",
+                        s.role
+                    ));
+                }
+                if let Some(key) = &s.public_key {
+                    pem::expect_one(key, &["PUBLIC KEY", "CERTIFICATE"])
+                        .map_err(|e| format!("{at}.signers[{k}].publicKey: {e}"))?;
+                }
+                out.push(crate::wire::NotarySigner {
+                    role: format!("targets/{role}"),
+                    public_key: s.public_key.clone(),
+                });
+            }
+            if let Some(ca) = ca_cert {
+                pem::expect_all(ca, &["CERTIFICATE"]).map_err(|e| format!("{at}.caCert: {e}"))?;
+            }
+            for (k, key) in root_keys.iter().flatten().enumerate() {
+                pem::expect_one(key, &["PUBLIC KEY", "CERTIFICATE"])
+                    .map_err(|e| format!("{at}.rootKeys[{k}]: {e}"))?;
+            }
+            Check::Notary {
+                server: server.trim_end_matches('/').to_string(),
+                signers: out,
+                ca_cert: ca_cert.clone(),
+                root_keys: root_keys.clone(),
+            }
+        }
+        CheckSettings::Keyless {
+            issuer,
+            subject,
+            subject_prefix,
+            annotations,
+        } => {
+            if issuer.is_empty() {
+                return Err(format!("{at}.keyless.issuer: must not be empty"));
+            }
+            match (subject, subject_prefix) {
+                (Some(subject), None) if !subject.is_empty() => Check::Keyless {
+                    issuer: issuer.clone(),
+                    subject: subject.clone(),
+                    annotations: annotations.clone(),
+                },
+                (None, Some(prefix)) => {
+                    // policy-server crashes its callback on a prefix that is not a URL.
+                    if !is_url(prefix, &["https://", "http://"]) {
+                        return Err(format!(
+                            "{at}.keyless.subjectPrefix: {prefix:?} must be an http(s) URL"
+                        ));
+                    }
+                    Check::KeylessPrefix {
+                        issuer: issuer.clone(),
+                        prefix: prefix.clone(),
+                        annotations: annotations.clone(),
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "{at}.keyless: exactly one of subject or subjectPrefix is required"
+                    ))
+                }
+            }
+        }
+        CheckSettings::GithubActions {
+            owner,
+            repo,
+            annotations,
+        } => {
+            if owner.is_empty() {
+                return Err(format!("{at}.githubActions.owner: must not be empty"));
+            }
+            Check::GithubActions {
+                owner: owner.clone(),
+                repo: repo.clone(),
+                annotations: annotations.clone(),
+            }
+        }
+        CheckSettings::Certificate {
+            certificate,
+            chain,
+            require_rekor_bundle,
+            annotations,
+        } => {
+            pem::expect_one(certificate, &["CERTIFICATE"])
+                .map_err(|e| format!("{at}.certificate.certificate: {e}"))?;
+            for (k, c) in chain.iter().enumerate() {
+                pem::expect_one(c, &["CERTIFICATE"])
+                    .map_err(|e| format!("{at}.certificate.chain[{k}]: {e}"))?;
+            }
+            Check::Certificate {
+                certificate: certificate.clone(),
+                chain: chain.clone(),
+                require_rekor_bundle: *require_rekor_bundle,
+                annotations: annotations.clone(),
+            }
+        }
+    })
+}
+
+/// A key reference is the name of an entry in `keys`, or an inline PEM key.
+fn resolve_key(name: &str, keys: &HashMap<&str, &str>) -> Result<NamedKey, String> {
+    if name.trim_start().starts_with("-----BEGIN") {
+        pem::expect_one(name, &["PUBLIC KEY"]).map_err(|e| format!("not a PEM public key: {e}"))?;
+        return Ok(NamedKey {
+            name: "inline".to_string(),
+            pem: name.to_string(),
+        });
+    }
+    match keys.get(name) {
+        Some(pem) => Ok(NamedKey {
+            name: name.to_string(),
+            pem: pem.to_string(),
+        }),
+        None => Err(format!("unknown key {name:?}")),
+    }
+}
+
+fn parse_pattern(text: &str) -> Result<Pattern, String> {
+    Pattern::parse(text).map_err(|e| format!("invalid pattern {text:?}: {e}"))
+}
+
+/// Namespace names are DNS labels; `*` is the only wildcard.
+fn namespace_glob(text: &str) -> Result<Glob, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'*');
+    if !ok {
+        return Err(format!(
+            "{text:?} is not a namespace name or glob (lower-case letters, digits, '-', '*')"
+        ));
+    }
+    Ok(Glob::new(text))
+}
+
+/// Tags are `[\w][\w.-]{0,127}`; `*` is the only wildcard.
+fn tag_glob(text: &str) -> Result<Glob, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*'));
+    if !ok {
+        return Err(format!(
+            "{text:?} is not a tag or tag glob (letters, digits, '_', '.', '-', '*')"
+        ));
+    }
+    Ok(Glob::new(text))
+}
+
+fn is_url(text: &str, schemes: &[&str]) -> bool {
+    schemes.iter().any(|s| {
+        text.strip_prefix(s).is_some_and(|rest| {
+            let host = rest.split('/').next().unwrap_or("");
+            !host.is_empty() && !rest.contains(char::is_whitespace)
+        })
+    })
+}
+
+/// `[prefix/]name` as Kubernetes annotation keys are written.
+fn is_annotation_key(key: &str) -> bool {
+    let name = key.rsplit_once('/').map_or(key, |(prefix, name)| {
+        if prefix.is_empty() || prefix.len() > 253 {
+            ""
+        } else {
+            name
+        }
+    });
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\\n-----END PUBLIC KEY-----\\n";
+
+    fn err(json: &str) -> String {
+        Policy::from_json(json).expect_err("settings must be invalid")
+    }
+
+    #[test]
+    fn empty_settings_are_valid_and_admit_unmatched() {
+        let p = Policy::from_json("{}").unwrap();
+        assert_eq!(p.unmatched, Unmatched::Allow);
+        assert!(p.rules.is_empty());
+    }
+
+    #[test]
+    fn unmatched_defaults_to_deny_with_an_allow_rule_even_in_warn_mode() {
+        let p =
+            Policy::from_json(r#"{"rules":[{"name":"a","images":["ghcr.io/**"],"mode":"warn"}]}"#)
+                .unwrap();
+        assert_eq!(p.unmatched, Unmatched::Deny);
+        let p = Policy::from_json(
+            r#"{"rules":[{"name":"a","images":["ghcr.io/**"],"action":"deny"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.unmatched, Unmatched::Allow);
+    }
+
+    #[test]
+    fn unknown_fields_are_errors_with_their_path() {
+        let e = err(r#"{"rule":[]}"#);
+        assert!(e.starts_with("unknown field `rule`"), "{e}");
+        let e = err(
+            r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"deny":["latest"],"requiredigest":true}}]}"#,
+        );
+        assert!(
+            e.starts_with("rules[0].tags: unknown field `requiredigest`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let e = err(r#"{"rules":[{"name":"a","images":["x/y"],"priority":"high"}]}"#);
+        assert!(e.starts_with("rules[0].priority: invalid type"), "{e}");
+        let e = err(r#"{"unmatched":"maybe"}"#);
+        assert!(e.starts_with("unmatched: unknown variant `maybe`"), "{e}");
+        let e = err(r#"{"rules":[{"images":["x/y"]}]}"#);
+        assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_reference_has_the_full_path() {
+        let json = format!(
+            r#"{{"keys":{{"release":{{"cosign":"{KEY}"}}}},"rules":[{{"name":"a","images":["x/y"]}},{{"name":"b","images":["x/z"]}},{{"name":"c","images":["corp.io/**"],"verify":{{"anyOf":[{{"cosign":{{"keys":["release","relase"]}}}}]}}}}]}}"#
+        );
+        assert_eq!(
+            err(&json),
+            r#"rules[2].verify.anyOf[0].cosign.keys[1]: unknown key "relase""#
+        );
+    }
+
+    #[test]
+    fn semantic_errors() {
+        assert!(err(r#"{"rules":[{"name":"a","images":[]}]}"#)
+            .starts_with("rules[0].images: at least one"));
+        assert!(err(r#"{"rules":[{"name":"","images":["a"]}]}"#)
+            .starts_with("rules[0].name: must not be empty"));
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"]},{"name":"a","images":["b"]}]}"#)
+                .starts_with(r#"rules[1].name: duplicate rule name "a" (also rules[0])"#)
+        );
+        assert!(err(r#"{"exemptNamespaces":["Kube-System"]}"#).starts_with("exemptNamespaces[0]:"));
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"tags":{"deny":["lat est"]}}]}"#)
+                .starts_with("rules[0].tags.deny[0]:")
+        );
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"action":"deny","pinDigest":true}]}"#)
+                .starts_with("rules[0].pinDigest: only rules with action allow")
+        );
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"verify":{}}]}"#)
+                .starts_with("rules[0].verify: exactly one of anyOf or allOf")
+        );
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"verify":{"anyOf":[]}}]}"#)
+                .starts_with("rules[0].verify.anyOf: at least one check")
+        );
+        assert!(err(r#"{"keys":{"k":{"cosign":"nope"}}}"#)
+            .starts_with("keys.k.cosign: not a PEM public key"));
+        assert!(err(r#"{"breakGlass":{"annotation":"bad key!"}}"#)
+            .starts_with("breakGlass.annotation:"));
+    }
+
+    #[test]
+    fn check_errors_name_their_field() {
+        let rule = |check: &str| {
+            format!(r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"allOf":[{check}]}}}}]}}"#)
+        };
+        assert!(err(&rule(r#"{"notary":{"server":"http://n:4443"}}"#))
+            .starts_with("rules[0].verify.allOf[0].notary.server:"));
+        assert!(
+            err(&rule(r#"{"keyless":{"issuer":"https://i"}}"#)).starts_with(
+                "rules[0].verify.allOf[0].keyless: exactly one of subject or subjectPrefix"
+            )
+        );
+        assert!(err(&rule(
+            r#"{"keyless":{"issuer":"https://i","subjectPrefix":"corp"}}"#
+        ))
+        .starts_with("rules[0].verify.allOf[0].keyless.subjectPrefix:"));
+        assert!(err(&rule(r#"{"certificate":{"certificate":"x"}}"#))
+            .starts_with("rules[0].verify.allOf[0].certificate.certificate:"));
+        assert!(err(&rule(r#"{"githubActions":{"owner":""}}"#))
+            .starts_with("rules[0].verify.allOf[0].githubActions.owner:"));
+        assert!(err(&rule(r#"{"sigstore":{}}"#))
+            .starts_with("rules[0].verify.allOf[0]: unknown variant `sigstore`"));
+    }
+
+    #[test]
+    fn notary_roles_are_normalized_and_inline_keys_work() {
+        let json = format!(
+            r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
+        );
+        let p = Policy::from_json(&json).unwrap();
+        let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
+            panic!()
+        };
+        let Check::Notary {
+            server, signers, ..
+        } = &checks[0]
+        else {
+            panic!()
+        };
+        assert_eq!(server, "https://n:4443");
+        assert_eq!(signers[0].role, "targets/jenkins");
+        assert_eq!(signers[1].role, "targets/alice");
+        let Check::Cosign { keys, .. } = &checks[1] else {
+            panic!()
+        };
+        assert_eq!(keys[0].name, "inline");
+    }
+
+    #[test]
+    fn trailing_garbage_is_rejected() {
+        assert!(Policy::from_json("{} {}").is_err());
+        assert!(Policy::from_json("[]").is_err());
+        assert!(Policy::from_json("null").is_err());
+    }
+}
