@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{annotate, artifacthub, bench, fixtures, push, run, scaffold};
+use imagegate::{annotate, artifacthub, bench, fixtures, metadata, push, run, scaffold};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +27,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Embed metadata.yml in the module (like `kwctl annotate`).
     Annotate(annotate::Args),
+    /// Print the metadata embedded in an annotated module.
+    Inspect(metadata::InspectArgs),
     /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
     Artifacthub(artifacthub::Args),
     /// Write the ClusterAdmissionPolicy that installs the policy.
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Command::Test(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Annotate(args) => annotate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(args) => metadata::run_inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Artifacthub(args) => artifacthub::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Scaffold(args) => scaffold::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Push(args) => push::run(&args).map(|()| ExitCode::SUCCESS),

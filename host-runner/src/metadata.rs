@@ -16,6 +16,29 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+/// `imagegate inspect`: prints the metadata embedded in a module.
+#[derive(clap::Args, Debug)]
+pub struct InspectArgs {
+    /// Annotated policy module.
+    pub policy: std::path::PathBuf,
+    /// Print only the value of this annotation (fails when it is absent).
+    #[arg(long, value_name = "KEY")]
+    pub annotation: Option<String>,
+}
+
+/// Prints the embedded metadata as JSON, or one annotation's value.
+pub fn run_inspect(args: &InspectArgs) -> Result<()> {
+    let module = std::fs::read(&args.policy)
+        .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
+    let metadata = Metadata::from_module(&module)?
+        .with_context(|| format!("{} is not annotated", args.policy.display()))?;
+    match &args.annotation {
+        Some(key) => println!("{}", metadata.required_annotation(key)?),
+        None => println!("{}", serde_json::to_string_pretty(&metadata)?),
+    }
+    Ok(())
+}
+
 /// Name of the wasm custom section holding the metadata JSON.
 pub const METADATA_SECTION: &str = "io.kubewarden.metadata";
 
@@ -430,6 +453,33 @@ mutating: false
         let module = wat::parse_str("(module)").unwrap();
         assert_eq!(Metadata::from_module(&module).unwrap(), None);
         assert!(Metadata::from_module(b"not wasm").is_err());
+    }
+
+    #[test]
+    fn inspect_needs_an_annotated_module_and_a_present_annotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("plain.wasm");
+        std::fs::write(&plain, wat::parse_str("(module)").unwrap()).unwrap();
+        let args = |policy: &Path, annotation: Option<&str>| InspectArgs {
+            policy: policy.to_path_buf(),
+            annotation: annotation.map(str::to_string),
+        };
+        let err = run_inspect(&args(&plain, None)).unwrap_err().to_string();
+        assert!(err.contains("not annotated"), "{err}");
+        let annotated = dir.path().join("annotated.wasm");
+        let json =
+            br#"{"protocolVersion":"v1","rules":[],"mutating":false,"annotations":{"a":"b"}}"#;
+        std::fs::write(
+            &annotated,
+            crate::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap(),
+        )
+        .unwrap();
+        run_inspect(&args(&annotated, Some("a"))).unwrap();
+        run_inspect(&args(&annotated, None)).unwrap();
+        let err = run_inspect(&args(&annotated, Some("missing")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing"), "{err}");
     }
 
     /// The repository's own metadata.yml: every workload kind, the

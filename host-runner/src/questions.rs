@@ -7,7 +7,9 @@
 //! becomes the form's header. The form covers the scalar and list settings;
 //! `keys` and `rules[].verify` are nested maps and one-of variants that the
 //! Rancher question types (`map[` holds strings, `sequence[` holds flat
-//! objects) cannot express, so the form tells users to edit them as YAML.
+//! objects) cannot express, and `breakGlass` is switched on by its mere
+//! presence, which a form that writes every default would do silently; the
+//! form tells users to edit those three as YAML.
 
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -95,8 +97,8 @@ pub fn generate(metadata: &Metadata) -> anyhow::Result<Questions> {
     let description = metadata.required_annotation(keys::DESCRIPTION)?;
     let mut header =
         question("description", "Description", "string", Value::Null).describe(&format!(
-            "{description}. Signature keys (`keys`) and verification methods \
-             (`rules[].verify`) are edited in the settings YAML."
+            "{description}. Signature keys (`keys`), verification methods \
+             (`rules[].verify`) and break-glass (`breakGlass`) are edited in the settings YAML."
         ));
     header.hide_input = true;
 
@@ -112,6 +114,7 @@ pub fn generate(metadata: &Metadata) -> anyhow::Result<Questions> {
             .options(&["enforce", "warn"]),
         question("message", "Message", "string", Value::Null).describe("Appended to denials made by this rule."),
         question("tags", "Tags", "map[", json!({})).fields(vec![
+            question("tags.allow", "Allowed tags", "array[", json!([])).describe("Tag globs; when set, other tags are denied."),
             question("tags.deny", "Denied tags", "array[", json!([])).describe("Tag globs, e.g. latest."),
             question("tags.requireDigest", "Require digest", "boolean", json!(false)),
         ]),
@@ -131,19 +134,6 @@ pub fn generate(metadata: &Metadata) -> anyhow::Result<Questions> {
                 .describe("What happens to images no rule matches. Default: deny if any rule allows, else allow.")
                 .options(&["allow", "warn", "deny"]),
             question("rules", "Rules", "sequence[", json!([])).items(rule_fields),
-            question("breakGlass", "Break glass", "map[", Value::Null)
-                .describe("Off unless set: objects annotated with the value \"true\" are admitted with a warning.")
-                .fields(vec![
-                    question("breakGlass.annotation", "Annotation", "string", json!("image-policy.k8s.io/break-glass")),
-                    question("breakGlass.groups", "Allowed groups", "array[", json!([]))
-                        .describe("When set, only requesters in one of these groups may break glass."),
-                ]),
-            question("sources", "Other tools' policies", "map[", json!({}))
-                .describe("Read these tools' resources at request time (needs contextAwareResources).")
-                .fields(vec![
-                    question("sources.tmax", "tmax image-validation-webhook", "boolean", json!(false)),
-                    question("sources.tanzu", "Tanzu ClusterImagePolicy", "boolean", json!(false)),
-                ]),
         ],
     })
 }
@@ -210,10 +200,6 @@ mod tests {
             "tags.requireDigest",
             "pinDigest",
             "onDigestMismatch",
-            "breakGlass.annotation",
-            "breakGlass.groups",
-            "sources.tmax",
-            "sources.tanzu",
         ] {
             assert!(
                 vars.iter().any(|v| v == expected),
@@ -243,6 +229,56 @@ mod tests {
             }
         }
         check(&generate(&metadata()).unwrap().questions);
+    }
+
+    /// The settings a form filled with defaults produces: each non-null
+    /// default at its variable path (`a.b` nested), one sequence item when
+    /// `item` is given.
+    fn filled(qs: &[Question], item: Option<&Value>) -> Value {
+        let mut out = serde_json::Map::new();
+        for q in qs {
+            let mut value = q.default.clone();
+            if let Some(sub) = &q.subquestions {
+                let nested = filled(sub, None);
+                let prefix = format!("{}.", q.variable);
+                let fields: serde_json::Map<String, Value> = nested
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.strip_prefix(&prefix).unwrap().to_string(), v.clone()))
+                    .collect();
+                value = Value::Object(fields);
+            }
+            if let (Some(items), Some(item)) = (&q.sequence_questions, item) {
+                let mut one = filled(items, None);
+                for (k, v) in item.as_object().unwrap() {
+                    one[k] = v.clone();
+                }
+                value = json!([one]);
+            }
+            if !value.is_null() && q.variable != "description" {
+                out.insert(q.variable.clone(), value);
+            }
+        }
+        Value::Object(out)
+    }
+
+    /// What the form produces is accepted by the policy's own settings
+    /// validation (deny_unknown_fields: a renamed field breaks this test).
+    #[test]
+    fn form_defaults_are_valid_settings() {
+        let q = generate(&metadata()).unwrap();
+        let rule = json!({"name": "corp", "images": ["registry.corp.example/**"]});
+        for settings in [
+            filled(&q.questions, None),
+            filled(&q.questions, Some(&rule)),
+        ] {
+            imagegate_policy::settings::Policy::from_json(&settings.to_string())
+                .unwrap_or_else(|e| panic!("{settings}: {e}"));
+        }
+        let mut broken = filled(&q.questions, Some(&rule));
+        broken["rules"][0]["tags"]["requiredigest"] = json!(true);
+        assert!(imagegate_policy::settings::Policy::from_json(&broken.to_string()).is_err());
     }
 
     #[test]
