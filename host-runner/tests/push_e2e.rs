@@ -244,3 +244,77 @@ fn push_refuses_an_unannotated_module() {
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 404"), "{resp}");
 }
+
+/// Credentials come from the Docker config, as with kwctl; without them the
+/// registry refuses the push.
+#[test]
+fn push_and_pull_use_docker_config_credentials() {
+    use base64::Engine as _;
+    let (user, pass) = ("ship", "s3cret-for-test");
+    let registry = Registry::start(Variant::Htpasswd {
+        user: user.into(),
+        pass: pass.into(),
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let path = |n: &str| d.join(n).to_str().unwrap().to_string();
+    std::fs::write(d.join("policy.wasm"), guest()).unwrap();
+    let metadata = repo_file("metadata.yml");
+    ok(imagegate(
+        d,
+        &[
+            "annotate",
+            "-m",
+            metadata.to_str().unwrap(),
+            "-o",
+            &path("annotated.wasm"),
+            &path("policy.wasm"),
+        ],
+    ));
+    let addr = &registry.addr;
+    let destination = format!("registry://{addr}/policies/imagegate:v0.1.0");
+    let push = |d: &Path| {
+        imagegate(
+            d,
+            &[
+                "push",
+                &path("annotated.wasm"),
+                &destination,
+                "--insecure-registry",
+                addr,
+            ],
+        )
+    };
+
+    let anonymous = push(d);
+    assert!(
+        !anonymous.status.success(),
+        "anonymous push must be refused"
+    );
+
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+    std::fs::create_dir_all(d.join("docker")).unwrap();
+    std::fs::write(
+        d.join("docker/config.json"),
+        serde_json::json!({"auths": {addr.as_str(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let immutable = ok(push(d));
+    assert!(immutable
+        .trim()
+        .starts_with(&format!("{addr}/policies/imagegate@sha256:")));
+    ok(imagegate(
+        d,
+        &[
+            "pull",
+            &destination,
+            "-o",
+            &path("pulled.wasm"),
+            "--insecure",
+        ],
+    ));
+    assert_eq!(
+        std::fs::read(d.join("pulled.wasm")).unwrap(),
+        std::fs::read(d.join("annotated.wasm")).unwrap()
+    );
+}

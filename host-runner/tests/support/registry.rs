@@ -10,10 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// Only the plain-http flavour here.
+/// Plain http, anonymous or with htpasswd basic auth.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Variant {
     Plain,
+    Htpasswd { user: String, pass: String },
 }
 
 pub struct Registry {
@@ -25,12 +26,29 @@ pub struct Registry {
 
 impl Registry {
     /// Plain-HTTP registry with filesystem storage in a temporary directory.
-    pub fn start(_variant: Variant) -> Registry {
+    pub fn start(variant: Variant) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("config.yml");
+        let auth = match &variant {
+            Variant::Plain => String::new(),
+            Variant::Htpasswd { user, pass } => {
+                // bcrypt (-B) is the only hash distribution accepts.
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", user, pass])
+                    .output()
+                    .expect("htpasswd (Debian package apache2-utils) must be installed");
+                assert!(out.status.success());
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, out.stdout).unwrap();
+                format!(
+                    "auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {}\n",
+                    file.display()
+                )
+            }
+        };
         std::fs::write(
             &config,
-            format!(
+            auth + &format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:0\n  secret: test-only\n",
                 dir.path().join("data").display()
             ),
