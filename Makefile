@@ -29,7 +29,7 @@ host-runner:
 demo: policy.wasm host-runner
 	@echo "--- settings: examples/settings.yaml"
 	@cat examples/settings.yaml
-	@echo "--- request: examples/pod.json (images: $$(grep -o '"image": *"[^"]*"' examples/pod.json | sed 's/.*: *//' | tr '\n' ' '))"
+	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json
 	@echo "--- decision:"
 	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 

@@ -8,6 +8,7 @@ pub mod artifacthub;
 pub mod bench;
 pub mod capabilities;
 pub mod context_aware;
+pub mod convert;
 pub mod fixtures;
 pub mod metadata;
 pub mod push;

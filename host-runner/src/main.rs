@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{annotate, artifacthub, bench, fixtures, metadata, push, run, scaffold};
+use imagegate::{annotate, artifacthub, bench, convert, fixtures, metadata, push, run, scaffold};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,8 @@ enum Command {
     Test(fixtures::TestArgs),
     /// Measure validate latency with fresh and reused instances.
     Bench(bench::BenchArgs),
+    /// Convert tmax, Tanzu, OpenShift, sighup or Gatekeeper policies to imagegate settings.
+    Convert(convert::ConvertArgs),
     /// Embed metadata.yml in the module (like `kwctl annotate`).
     Annotate(annotate::Args),
     /// Print the metadata embedded in an annotated module.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => convert::run(args),
         Command::Annotate(args) => annotate::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Inspect(args) => metadata::run_inspect(&args).map(|()| ExitCode::SUCCESS),
         Command::Artifacthub(args) => artifacthub::run(&args).map(|()| ExitCode::SUCCESS),

@@ -87,6 +87,15 @@ impl Reference {
         let (host, port, path) = match name.split_once('/') {
             Some((first, remainder)) if is_registry(first) => {
                 let (host, port) = parse_registry(first)?;
+                // `Registry/app` and `registry:443/app` name the host
+                // `registry`, but written normalized (`registry/app`) they
+                // would mean Docker Hub's `registry/app`: the host would
+                // verify another image. Deny what cannot be written unambiguously.
+                if port.is_none() && !is_registry(&host) {
+                    return Err(ParseError::new(format!(
+                        "registry {first:?} normalizes to {host:?}, which reads as a Docker Hub namespace: write the registry with its domain or a port"
+                    )));
+                }
                 (host, port, remainder)
             }
             _ => (DOCKER_HUB.to_string(), None, name),
@@ -525,7 +534,14 @@ mod tests {
     #[test]
     fn upper_case_first_component_is_a_host() {
         // docker's splitDockerDomain: upper case cannot be a path, so it is a host.
-        assert_eq!(norm("Uppercase/lowercase:tag"), "uppercase/lowercase:tag");
+        // ... but its normalized form would read as Docker Hub's
+        // `uppercase/lowercase`, so it is unparsable (denied), never verified
+        // as another image.
+        assert!(reason("Uppercase/lowercase:tag").contains("reads as a Docker Hub namespace"));
+        assert!(reason("myregistry:443/app").contains("reads as a Docker Hub namespace"));
+        assert_eq!(norm("myregistry:5000/app"), "myregistry:5000/app:latest");
+        assert_eq!(norm("LOCALHOST/app"), "localhost/app:latest");
+        assert_eq!(norm("Docker.IO/nginx"), "docker.io/library/nginx:latest");
     }
 
     #[test]

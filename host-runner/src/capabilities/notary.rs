@@ -3,7 +3,7 @@
 
 use imagegate_policy::wire::{NotaryVerifyRequest, NotaryVerifyResponse};
 
-#[derive(Default, Clone, Debug)]
+#[derive(Default)]
 pub struct NotaryConfig {}
 
 pub struct Notary {}
