@@ -62,7 +62,8 @@ pub struct Timeout(pub Option<Duration>);
 /// Inputs of one evaluation: shared by `run` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// The policy module (.wasm).
+    /// The policy module: a .wasm file, or registry://host/repository:tag
+    /// (or @sha256:...) to pull it as policy-server does.
     #[arg(value_name = "POLICY", required_unless_present = "policy")]
     pub policy_path: Option<PathBuf>,
 
@@ -236,8 +237,23 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn load(args: &EvalArgs) -> anyhow::Result<Evaluation> {
         let policy_file = args.policy_file()?;
-        let wasm = std::fs::read(policy_file)
-            .with_context(|| format!("cannot read policy module {}", policy_file.display()))?;
+        let wasm = match policy_file
+            .to_str()
+            .filter(|p| p.starts_with("registry://"))
+        {
+            // The capability flags say how to reach registries; fetching
+            // the policy itself uses the same ones.
+            Some(uri) => crate::push::fetch(
+                uri,
+                &crate::push::RegistryArgs {
+                    insecure: false,
+                    insecure_registries: args.oci.insecure_registry.clone(),
+                    ca_certs: args.oci.registry_ca.clone(),
+                },
+            )?,
+            None => std::fs::read(policy_file)
+                .with_context(|| format!("cannot read policy module {}", policy_file.display()))?,
+        };
         let request = admission::read_request(&args.request_path)?;
         let settings = args.settings()?;
         let backend: Box<dyn Backend> = match (
