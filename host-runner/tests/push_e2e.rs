@@ -1,6 +1,7 @@
 //! End to end against a real docker-registry on 127.0.0.1: annotate, push,
 //! check the manifest the registry stores, pull, compare bytes and digests.
 
+#[allow(dead_code)] // each test file uses part of the shared lab
 mod support;
 
 use std::io::{Read, Write};
