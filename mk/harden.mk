@@ -1,0 +1,20 @@
+# Hardening: bypass corpus, property tests at high case counts, limits.
+#
+#   make bypass   the bypass corpus (native, every rule kind x spelling x place)
+#                 after every fixture (bypass-* included) through the wasm module
+#   make fuzz     every property test of the policy with PROPTEST_CASES cases
+#                 (default 100000; CI runs proptest's default of 256)
+#   make limits   10 000 containers, 10 MiB object, 100 000 rules, host
+#                 failures, through the real module (prints time and memory)
+
+FUZZ_CASES ?= 100000
+
+.PHONY: bypass fuzz limits
+bypass: fixtures
+	$(CARGO) test --locked -p imagegate-policy --test bypass -- --nocapture
+
+fuzz:
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --locked --release -p imagegate-policy --lib --tests -- --test-threads=2
+
+limits: policy.wasm
+	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --release -p imagegate --test limits -- --nocapture --test-threads=1
