@@ -242,7 +242,9 @@ fn signed_pod() -> AdmissionRequest {
 /// Each broken host answer is a denial whose message names the cause.
 #[test]
 fn host_failures_fail_closed_naming_the_cause() {
-    let cases: Vec<(&str, Result<Vec<u8>, String>, &str)> = vec![
+    // (label, the host's answer, what the denial must say)
+    type Case = (&'static str, Result<Vec<u8>, String>, &'static str);
+    let cases: Vec<Case> = vec![
         (
             "error",
             Err("connection refused".into()),
