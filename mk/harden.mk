@@ -18,3 +18,14 @@ fuzz:
 
 limits: policy.wasm
 	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --release -p imagegate --test limits -- --nocapture --test-threads=1
+
+# libFuzzer targets (fuzz/, nightly toolchain + cargo-fuzz): reference,
+# pattern, settings, validate, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := reference pattern settings validate
+.PHONY: fuzz-libfuzzer
+fuzz-libfuzzer:
+	@command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz is missing: cargo install cargo-fuzz (needs rustup toolchain install nightly)"; exit 1; }
+	for t in $(FUZZ_TARGETS); do \
+	  $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 || exit 1; \
+	done
