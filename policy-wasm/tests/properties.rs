@@ -11,6 +11,7 @@
 
 use imagegate_policy::decide;
 use imagegate_policy::host::Host;
+use imagegate_policy::pattern::Pattern;
 use imagegate_policy::reference::Reference;
 use imagegate_policy::settings::Policy;
 use imagegate_policy::wire::{AdmissionRequest, ValidationRequest, ValidationResponse};
@@ -236,6 +237,61 @@ fn image_like() -> impl Strategy<Value = String> {
         tail,
     )
         .prop_map(|(h, c, t, d, x)| format!("{h}{}{t}{d}{x}", c.join("/")))
+}
+
+/// A pattern, and other spellings of the same pattern (host case, `:443`,
+/// Docker Hub aliases and `library/`, IPv6 and port spellings).
+fn pattern_spellings() -> impl Strategy<Value = (String, Vec<String>)> {
+    let host: [(&str, &[&str]); 7] = [
+        (
+            "docker.io/",
+            &[
+                "Docker.IO/",
+                "index.docker.io/",
+                "registry-1.docker.io/",
+                "docker.io:443/",
+                "INDEX.DOCKER.IO:0443/",
+            ],
+        ),
+        ("ghcr.io/", &["GHCR.IO/", "ghcr.io:443/", "Ghcr.Io:0443/"]),
+        (
+            "[::1]:5000/",
+            &[
+                "[0:0::1]:5000/",
+                "[0000:0000:0000:0000:0000:0000:0000:0001]:05000/",
+            ],
+        ),
+        ("*.corp.io/", &["*.CORP.IO/", "*.corp.io:443/"]),
+        ("*.corp.io:*/", &["*.Corp.Io:*/"]),
+        ("localhost:5000/", &["LOCALHOST:5000/", "LocalHost:05000/"]),
+        (
+            "registry.corp.io:8443/",
+            &["REGISTRY.corp.io:8443/", "registry.corp.io:08443/"],
+        ),
+    ];
+    let component = prop_oneof![
+        Just("a"),
+        Just("b"),
+        Just("*"),
+        Just("**"),
+        Just("ab"),
+        Just("library")
+    ];
+    let tag = prop_oneof![Just(""), Just(":*"), Just(":latest"), Just(":1.*")];
+    (0..host.len(), prop::collection::vec(component, 1..3), tag).prop_map(move |(h, comps, tag)| {
+        let (base, others) = host[h];
+        let path = comps.join("/");
+        let mut spelled: Vec<String> = others.iter().map(|o| format!("{o}{path}{tag}")).collect();
+        // A first component with `*` is a host pattern, so only the others can drop the host.
+        if base == "docker.io/" && !comps[0].contains('*') {
+            // No host at all; `library/` written out for an official image.
+            spelled.push(format!("{path}{tag}"));
+            if comps.len() == 1 {
+                spelled.push(format!("docker.io/library/{path}{tag}"));
+            }
+        }
+        (format!("{base}{path}{tag}"), spelled)
+    })
 }
 
 /// AdmissionRequest-shaped JSON, well-formed or not.
@@ -532,6 +588,35 @@ proptest! {
             let text = r.to_string();
             prop_assert!(text.bytes().all(|b| b.is_ascii_graphic()), "{:?} -> {:?}", s, text);
             prop_assert_eq!(Reference::parse(&text), Ok(r), "{:?} -> {:?}", s, text);
+        }
+    }
+
+    /// Every spelling of a pattern is the same pattern: it accepts the same
+    /// settings and matches the same images.
+    #[test]
+    fn pattern_spellings_match_the_same_images(
+        (base, spelled) in pattern_spellings(),
+        images in prop::collection::vec(prop_oneof![
+            image_like(),
+            Just("docker.io/library/a:latest".to_string()),
+            Just("docker.io/a/b:1.0".to_string()),
+            Just("ghcr.io/a/b:latest".to_string()),
+            Just("[::1]:5000/a/b:1.2".to_string()),
+            Just("x.corp.io/a/b:latest".to_string()),
+            Just("x.corp.io:5000/ab:1.0".to_string()),
+            Just("localhost:5000/library/a:1.0".to_string()),
+            Just("registry.corp.io:8443/a:latest".to_string()),
+        ], 1..8),
+    ) {
+        let want = Pattern::parse(&base);
+        for s in &spelled {
+            let got = Pattern::parse(s);
+            prop_assert_eq!(got.is_ok(), want.is_ok(), "{} vs {}: {:?} / {:?}", s, base, got.as_ref().err(), want.as_ref().err());
+            if let (Ok(got), Ok(want)) = (&got, &want) {
+                for image in images.iter().filter_map(|i| Reference::parse(i).ok()) {
+                    prop_assert_eq!(got.is_match(&image), want.is_match(&image), "{} vs {} on {}", s, base, image);
+                }
+            }
         }
     }
 
