@@ -3,7 +3,8 @@
 #   make bypass   the bypass corpus (native, every rule kind x spelling x place)
 #                 after every fixture (bypass-* included) through the wasm module
 #   make fuzz     every property test of the policy with PROPTEST_CASES cases
-#                 (default 100000; CI runs proptest's default of 256)
+#                 (default 100000; CI runs proptest's default of 256), then the
+#                 libFuzzer targets of fuzz/ when nightly + cargo-fuzz are there
 #   make limits   10 000 containers, 10 MiB object, 100 000 rules, host
 #                 failures, through the real module (prints time and memory)
 
@@ -15,6 +16,9 @@ bypass: fixtures
 
 fuzz:
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --locked --release -p imagegate-policy --lib --tests -- --test-threads=2
+	@if command -v cargo-fuzz >/dev/null && rustup run nightly rustc --version >/dev/null 2>&1; then \
+	  $(MAKE) fuzz-libfuzzer; \
+	else echo "libFuzzer targets skipped: needs a nightly toolchain and cargo-fuzz (see fuzz-libfuzzer)"; fi
 
 limits: policy.wasm
 	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --release -p imagegate --test limits -- --nocapture --test-threads=1
