@@ -6,6 +6,7 @@ pub mod admission;
 pub mod bench;
 pub mod capabilities;
 pub mod context_aware;
+pub mod convert;
 pub mod fixtures;
 pub mod run;
 pub mod runtime;

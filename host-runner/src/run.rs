@@ -70,11 +70,16 @@ pub struct EvalArgs {
     pub policy: Option<PathBuf>,
 
     /// AdmissionRequest or AdmissionReview (JSON or YAML); `-` = stdin.
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, alias = "request")]
     pub request_path: PathBuf,
 
     /// Settings file (YAML or JSON; a map or null).
-    #[arg(short = 's', long, conflicts_with = "settings_json")]
+    #[arg(
+        short = 's',
+        long,
+        alias = "settings",
+        conflicts_with = "settings_json"
+    )]
     pub settings_path: Option<PathBuf>,
 
     /// Settings as inline JSON.
