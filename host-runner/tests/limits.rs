@@ -22,14 +22,15 @@ const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111
 const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
 const MIB: usize = 1024 * 1024;
 
-type Answer = Box<dyn FnMut(&CallbackRequest, Option<Instant>) -> Result<Vec<u8>, String> + Send>;
+type Answer =
+    Box<dyn Fn(&CallbackRequest, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// A capability backend answering with a closure.
 struct Scripted(Answer);
 
 impl Backend for Scripted {
     fn answer(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
