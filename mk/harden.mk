@@ -23,7 +23,7 @@ fuzz:
 	else echo "libFuzzer targets skipped: needs a nightly toolchain and cargo-fuzz (see fuzz-libfuzzer)"; fi
 
 limits: policy.wasm
-	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --release -p imagegate --test limits -- --nocapture --test-threads=1
+	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked -p imagegate --test limits -- --nocapture --test-threads=1
 
 # libFuzzer targets (fuzz/, nightly toolchain + cargo-fuzz): reference,
 # pattern, settings, validate, FUZZ_SECONDS each. fuzz/seeds/validate holds
