@@ -350,3 +350,61 @@ fn capability_timeout_fails_closed() {
     assert!(!r.allowed);
     assert_eq!(message(&r), TIMEOUT_MESSAGE);
 }
+
+/// Garbled `validate` and `validate_settings` payloads through the real
+/// module: always an answer (a rejection that says why), never a trap.
+#[test]
+fn garbled_payloads_are_answered_not_trapped() {
+    use imagegate::runtime::Invoke;
+    let p = policy(RuntimeConfig::default(), offline());
+    let good = serde_json::to_vec(&json!({"request": signed_pod(), "settings": {}})).unwrap();
+    let deep = format!(
+        "{{\"request\":{{\"kind\":{{\"kind\":\"Pod\"}},\"object\":{}{}}}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    // Deep inside a container: read or not, the unparsable image is denied.
+    let deep_container = format!(
+        "{{\"request\":{{\"kind\":{{\"kind\":\"Pod\"}},\"object\":{{\"spec\":{{\"containers\":[{{\"image\":\"UPPER\",\"x\":{}{}}}]}}}}}}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let payloads: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "100 000 nested arrays in a container",
+            deep_container.into_bytes(),
+        ),
+        ("empty", Vec::new()),
+        ("not UTF-8", vec![0xff, 0xfe, 0x00, 0x7b]),
+        ("truncated", good[..good.len() / 2].to_vec()),
+        ("a JSON string", br#""validate""#.to_vec()),
+        ("request is a number", br#"{"request": 1}"#.to_vec()),
+        (
+            "settings are a list",
+            br#"{"request": {}, "settings": []}"#.to_vec(),
+        ),
+        ("100 000 nested arrays", deep.into_bytes()),
+        ("10 MiB of spaces", vec![b' '; 10 * MIB]),
+    ];
+    for (label, payload) in payloads {
+        let mut instance = p.instantiate().unwrap();
+        let out = instance
+            .invoke("validate", &payload)
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let r: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(r["accepted"], json!(false), "{label}: {r}");
+        let m = r["message"].as_str().unwrap_or_default();
+        assert!(m.starts_with("imagegate: "), "{label}: {m}");
+        println!("{label}: {}", &m[..m.len().min(120)]);
+
+        let out = instance
+            .invoke("validate_settings", &payload)
+            .unwrap_or_else(|e| panic!("{label} (settings): {e}"));
+        let r: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(r["valid"], json!(false), "{label}: {r}");
+        assert!(
+            !r["message"].as_str().unwrap_or_default().is_empty(),
+            "{label}: {r}"
+        );
+    }
+}
