@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use wasmtime::{
-    Caller, Config, Engine, Extern, InstancePre, Linker, Memory, Module, Store, StoreLimits,
-    StoreLimitsBuilder, Trap, TypedFunc,
+    Caller, Config, Engine, Extern, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
+    StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
 };
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::WasiCtxBuilder;
@@ -114,7 +114,7 @@ pub trait Invoke {
 /// Per-store state: WASI, limits and the waPC exchange buffers.
 struct HostState {
     wasi: WasiP1Ctx,
-    limits: StoreLimits,
+    limits: GuestLimits,
     invocation: Option<(String, Vec<u8>)>,
     guest_response: Option<Vec<u8>>,
     guest_error: Option<String>,
@@ -122,6 +122,81 @@ struct HostState {
     host_error: Option<String>,
     callbacks: Arc<dyn HostCallbacks>,
     deadline: Option<Instant>,
+}
+
+/// The store's resource limiter: [`StoreLimits`], plus the peak linear
+/// memory and an error that names the memory limit. Without it a Rust guest
+/// whose `memory.grow` fails aborts with an opaque `unreachable` trap; with it
+/// the growth itself traps with "policy exceeded its memory limit of N MiB".
+struct GuestLimits {
+    inner: StoreLimits,
+    memory_limit: usize,
+    peak_memory: usize,
+}
+
+impl GuestLimits {
+    fn new(memory_limit: usize) -> GuestLimits {
+        GuestLimits {
+            inner: StoreLimitsBuilder::new()
+                .memory_size(memory_limit)
+                .trap_on_grow_failure(true)
+                .build(),
+            memory_limit,
+            peak_memory: 0,
+        }
+    }
+}
+
+impl ResourceLimiter for GuestLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            return Err(wasmtime::Error::msg(memory_limit_message(
+                self.memory_limit,
+                desired,
+            )));
+        }
+        let grown = self.inner.memory_growing(current, desired, maximum)?;
+        if grown {
+            self.peak_memory = self.peak_memory.max(desired);
+        }
+        Ok(grown)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// `policy exceeded its memory limit of 512 MiB (it asked for 520 MiB)`.
+pub fn memory_limit_message(limit: usize, asked: usize) -> String {
+    const MIB: usize = 1024 * 1024;
+    format!(
+        "policy exceeded its memory limit of {} MiB (it asked for {} MiB)",
+        limit / MIB,
+        asked.div_ceil(MIB)
+    )
 }
 
 /// Increments the engine epoch every [`TICK`] until dropped.
@@ -285,10 +360,7 @@ impl Policy {
             // Deliberately empty: no stdio (the guest must not write to our
             // stdout), no args, env, preopens or sockets.
             wasi: WasiCtxBuilder::new().build_p1(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.config.memory_limit)
-                .trap_on_grow_failure(true)
-                .build(),
+            limits: GuestLimits::new(self.config.memory_limit),
             invocation: None,
             guest_response: None,
             guest_error: None,
@@ -390,6 +462,11 @@ impl ReusedInstance<'_> {
             self.rebuild();
         }
         out
+    }
+
+    /// The largest linear memory this instance has had, in bytes.
+    pub fn peak_memory(&self) -> usize {
+        self.store.data().limits.peak_memory
     }
 
     fn rebuild(&mut self) {
@@ -699,6 +776,32 @@ mod tests {
             .err()
             .unwrap();
         assert!(format!("{err:#}").contains("imports"), "{err:#}");
+    }
+
+    #[test]
+    fn memory_limit_is_named_not_an_opaque_trap() {
+        // Grows its memory by 64 pages (4 MiB) per call until it traps.
+        let wat = r#"(module (memory (export "memory") 1)
+            (func (export "__guest_call") (param i32 i32) (result i32)
+              (loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 64)) (i32.const -1))))
+              (i32.const 1)))"#;
+        let config = RuntimeConfig {
+            timeout: None,
+            memory_limit: 16 * 1024 * 1024,
+            ..Default::default()
+        };
+        let p = Policy::new(&wat::parse_str(wat).unwrap(), config, Arc::new(Echo)).unwrap();
+        let mut instance = p.instantiate().unwrap();
+        assert_eq!(instance.peak_memory(), 64 * 1024, "one page at start");
+        let err = instance.invoke("validate", b"{}").unwrap_err();
+        let CallError::GuestCallFailure(message) = err else {
+            panic!("{err:?}")
+        };
+        assert!(
+            message.contains("policy exceeded its memory limit of 16 MiB (it asked for 17 MiB)"),
+            "{message}"
+        );
+        assert_eq!(instance.peak_memory(), 193 * 64 * 1024, "1 + 3 x 64 pages");
     }
 
     #[test]

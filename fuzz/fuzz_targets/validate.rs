@@ -1,0 +1,57 @@
+//! A `validate` payload, as the waPC entry reads it, is always answered
+//! (accepted, or rejected with a message), whatever the host answers; a host
+//! that never verifies anything never gets an image admitted by a verify rule.
+#![no_main]
+use imagegate_policy::decide;
+use imagegate_policy::host::Host;
+use imagegate_policy::settings::Policy;
+use imagegate_policy::wire::{ValidationRequest, ValidationResponse};
+use libfuzzer_sys::fuzz_target;
+
+/// Fails every call, or answers every call with the same bytes.
+struct Fixed(Result<Vec<u8>, String>);
+
+impl Host for Fixed {
+    fn call(&self, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+        self.0.clone()
+    }
+}
+
+fn answered(r: &ValidationResponse) -> bool {
+    r.accepted || r.message.as_deref().is_some_and(|m| !m.is_empty())
+}
+
+const VERIFY_ALL: &str = r#"{"keys":{"k":{"cosign":"-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n"}},
+  "rules":[{"name":"signed","images":["**"],"verify":{"anyOf":[{"cosign":{"keys":["k"]}}]}}]}"#;
+
+fuzz_target!(|payload: &[u8]| {
+    let Ok(vr) = serde_json::from_slice::<ValidationRequest>(payload) else {
+        return;
+    };
+    let settings = vr.settings.map_or("{}", |s| s.get());
+    let hosts = [
+        Fixed(Err("registry down".into())),
+        Fixed(Ok(br#"{"is_trusted":true,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}"#.to_vec())),
+        Fixed(Ok(b"garbage".to_vec())),
+    ];
+    if let Ok(policy) = Policy::from_json(settings) {
+        for host in &hosts {
+            assert!(answered(&decide::validate(&vr.request, &policy, host)));
+        }
+    }
+    // Under a verify-everything rule, a host that never verifies admits
+    // nothing that has images.
+    let verify_all = Policy::from_json(VERIFY_ALL).expect("fixed settings");
+    for host in [&hosts[0], &hosts[2]] {
+        let r = decide::validate(&vr.request, &verify_all, host);
+        assert!(answered(&r));
+        let looked = !matches!(vr.request.operation.as_str(), "DELETE" | "CONNECT");
+        if r.accepted && looked {
+            let has_images = imagegate_policy::workload::find_images(&vr.request)
+                .ok()
+                .flatten()
+                .is_some_and(|sites| !sites.is_empty());
+            assert!(!has_images, "admitted without verification: {:?}", vr.request);
+        }
+    }
+});

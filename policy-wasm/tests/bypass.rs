@@ -1,0 +1,810 @@
+//! Bypass corpus: every kind of rule × every way of writing an image × every
+//! place an image can hide in a request, each with its expected decision.
+//!
+//! The corpus is data: [`rule_kinds`] lists each kind of rule with the images
+//! it must allow and deny (canonical images are expanded into all their
+//! spellings by [`spellings`]); [`UNPARSABLE`] lists spellings that must be
+//! denied under every rule; [`places`] wraps one image into every place of
+//! every workload kind. Each case runs through `decide::validate` with a fake
+//! host that records its calls, and checks, beyond the decision:
+//! - a denial names the image as written;
+//! - the host is only ever asked about the *normalized* form of the images in
+//!   the request, never about another image (a spelling that normalized to a
+//!   string that reads as a different image would make the host verify the
+//!   wrong one).
+
+use imagegate_policy::decide;
+use imagegate_policy::host::Host;
+use imagegate_policy::reference::Reference;
+use imagegate_policy::settings::Policy;
+use imagegate_policy::wire::AdmissionRequest;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+const SHA512: &str = "sha512:33333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333";
+const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
+
+/// The normalized images the fake host holds a valid signature for (with D1).
+const SIGNED: [&str; 3] = [
+    "ghcr.io/corp/app:1.0",
+    "ghcr.io/corp/app@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+    "ghcr.io/corp/app:1.0@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Allow,
+    Deny,
+}
+use Expect::{Allow, Deny};
+
+/// One kind of rule: settings, an image every place can hold next to the
+/// image under test (allowed by this rule), and the images to try.
+struct RuleKind {
+    name: &'static str,
+    settings: Value,
+    benign: &'static str,
+    /// Canonical images, each tried in every spelling of [`spellings`].
+    canonical: Vec<(String, Expect)>,
+    /// Images tried exactly as written.
+    literal: Vec<(String, Expect)>,
+}
+
+fn s(x: &str) -> String {
+    x.to_string()
+}
+
+fn rule_kinds() -> Vec<RuleKind> {
+    vec![
+        RuleKind {
+            name: "empty settings (admit every parsable image)",
+            settings: json!({}),
+            benign: "busybox:1",
+            canonical: vec![(s("docker.io/library/nginx:1.25"), Allow)],
+            literal: vec![],
+        },
+        RuleKind {
+            name: "allow-list, unmatched deny",
+            settings: json!({"rules":[{"name":"corp","images":["registry.corp.io/team/**"]}]}),
+            benign: "registry.corp.io/team/app:1",
+            canonical: vec![
+                (s("registry.corp.io/team/app:1"), Allow),
+                (s("registry.corp.io/team/sub/app:1"), Allow),
+                (s("docker.io/library/nginx:1.25"), Deny),
+                (s("docker.io/team/app:1"), Deny),
+            ],
+            literal: vec![
+                (s("registry.corp.io:5000/team/app:1"), Deny),
+                (s("registry.corp.io:80/team/app:1"), Deny),
+                (s("registry.corp.io:8443/team/app:1"), Deny),
+                (s("registry.corp.io.evil.com/team/app:1"), Deny),
+                (s("evil.com/registry.corp.io/team/app:1"), Deny),
+                (s("registry.corp.io/team-evil/app:1"), Deny),
+                (s("registry.corp.io/teamx/app:1"), Deny),
+                (s("registry.corp.io/other/team/app:1"), Deny),
+                (s("corp.io/team/app:1"), Deny),
+                (s("team/app:1"), Deny),
+                (s("registry/team/app:1"), Deny),
+            ],
+        },
+        RuleKind {
+            name: "deny rule, unmatched allow",
+            settings: json!({"unmatched":"allow","rules":[
+                {"name":"no-nginx","images":["nginx","evil.io:*/**"],"action":"deny"}]}),
+            benign: "busybox:1",
+            canonical: vec![
+                (s("docker.io/library/nginx:1.25"), Deny),
+                (s("docker.io/library/nginx:latest"), Deny),
+                (s("evil.io/x/y:1"), Deny),
+                (s("evil.io:5000/x:1"), Deny),
+                (s("docker.io/library/nginx-unprivileged:1"), Allow),
+                (s("docker.io/nginxinc/nginx:1"), Allow),
+            ],
+            literal: vec![
+                (s("evil.io:80/x:1"), Deny),
+                (s("evil.io:443/x:1"), Deny),
+                (s("EVIL.IO:8080/x:1"), Deny),
+                (s("evil.io.other.net/x:1"), Allow),
+            ],
+        },
+        RuleKind {
+            name: "tags.deny latest",
+            settings: json!({"rules":[{"name":"no-latest","images":["**"],"tags":{"deny":["latest"]}}]}),
+            benign: "busybox:1",
+            canonical: vec![
+                (s("docker.io/library/nginx:latest"), Deny),
+                (format!("docker.io/library/nginx:latest@{D1}"), Deny),
+                (format!("docker.io/library/nginx@{D1}"), Allow),
+                (s("docker.io/library/nginx:1.25"), Allow),
+                (s("ghcr.io/a/b:latest"), Deny),
+                (s("localhost:5000/a:latest"), Deny),
+            ],
+            literal: vec![
+                (s("nginx"), Deny),
+                (s("ghcr.io/a/b"), Deny),
+                (s("[::1]:5000/a"), Deny),
+                // Tags are case-sensitive: `LATEST` is another tag, not a spelling of `latest`.
+                (s("nginx:LATEST"), Allow),
+                (s("nginx:latest-1"), Allow),
+            ],
+        },
+        RuleKind {
+            name: "tags.requireDigest",
+            settings: json!({"rules":[{"name":"pinned","images":["*"],"tags":{"requireDigest":true}}]}),
+            benign:
+                "busybox@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+            canonical: vec![
+                (format!("docker.io/library/nginx@{D1}"), Allow),
+                (format!("docker.io/library/nginx:1.25@{D1}"), Allow),
+                (format!("docker.io/library/nginx@{SHA512}"), Allow),
+                (s("docker.io/library/nginx:1.25"), Deny),
+                (s("docker.io/library/nginx:latest"), Deny),
+            ],
+            literal: vec![(s("nginx"), Deny), (s("nginx:sha256"), Deny)],
+        },
+        RuleKind {
+            name: "exemptImages must not over-exempt",
+            settings: json!({"exemptImages":["registry.k8s.io/pause"],
+                "rules":[{"name":"none","images":["*"],"action":"deny"}]}),
+            benign: "registry.k8s.io/pause:3.9",
+            canonical: vec![
+                (s("registry.k8s.io/pause:3.9"), Allow),
+                (format!("registry.k8s.io/pause@{D1}"), Allow),
+                (s("registry.k8s.io/pause-evil:3.9"), Deny),
+                (s("registry.k8s.io.evil.com/pause:3.9"), Deny),
+                (s("registry.k8s.io/pause/evil:1"), Deny),
+                (s("registry.k8s.io/evil/pause:1"), Deny),
+                (s("evil.com/registry.k8s.io/pause:1"), Deny),
+                (s("docker.io/library/pause:3.9"), Deny),
+                (s("k8s.io/pause:3.9"), Deny),
+            ],
+            literal: vec![
+                (s("registry.k8s.io:5000/pause:3.9"), Deny),
+                (s("registry.k8s.io:80/pause:3.9"), Deny),
+                (s("pause"), Deny),
+            ],
+        },
+        RuleKind {
+            name: "verify: cosign signature required",
+            settings: json!({"keys":{"release":{"cosign":KEY}},"rules":[{"name":"signed",
+                "images":["ghcr.io/corp/**"],"verify":{"anyOf":[{"cosign":{"keys":["release"]}}]}}]}),
+            benign: "ghcr.io/corp/app:1.0",
+            canonical: vec![
+                (s("ghcr.io/corp/app:1.0"), Allow),
+                (format!("ghcr.io/corp/app@{D1}"), Allow),
+                (format!("ghcr.io/corp/app:1.0@{D1}"), Allow),
+                (s("ghcr.io/corp/app:2.0"), Deny),
+                (s("ghcr.io/corp/app:latest"), Deny),
+                (format!("ghcr.io/corp/app:1.0@{D2}"), Deny),
+                (format!("ghcr.io/corp/app@{D2}"), Deny),
+                (s("ghcr.io/corp/app2:1.0"), Deny),
+                (s("ghcr.io/corp/other/app:1.0"), Deny),
+                (s("docker.io/corp/app:1.0"), Deny),
+            ],
+            literal: vec![
+                (s("ghcr.io:5000/corp/app:1.0"), Deny),
+                (s("ghcr.io:80/corp/app:1.0"), Deny),
+                (s("corp/app:1.0"), Deny),
+            ],
+        },
+        RuleKind {
+            name: "host wildcard *.corp.io",
+            settings: json!({"rules":[{"name":"corp","images":["*.corp.io/**"]}]}),
+            benign: "a.corp.io/x:1",
+            canonical: vec![
+                (s("a.corp.io/x:1"), Allow),
+                (s("a.b.corp.io/x/y:1"), Allow),
+                (s("corp.io/x:1"), Deny),
+                (s("evilcorp.io/x:1"), Deny),
+                (s("a.corp.io.evil.com/x:1"), Deny),
+                (s("corp.io.a/x:1"), Deny),
+                (s("a-corp.io/x:1"), Deny),
+                (s("docker.io/library/nginx:1"), Deny),
+            ],
+            literal: vec![
+                (s("a.corp.io:5000/x:1"), Deny),
+                (s("a.corp.io:80/x:1"), Deny),
+                (s("evil.io/a.corp.io/x:1"), Deny),
+            ],
+        },
+        RuleKind {
+            name: "ports: localhost, IPv6 and a named port",
+            settings: json!({"rules":[{"name":"local","images":[
+                "localhost:5000/**","[::1]:5000/**","registry.corp.io:8443/**"]}]}),
+            benign: "localhost:5000/app:1",
+            canonical: vec![
+                (s("localhost:5000/app:1"), Allow),
+                (s("[::1]:5000/app:1"), Allow),
+                (s("registry.corp.io:8443/app:1"), Allow),
+                (s("localhost/app:1"), Deny),
+                (s("localhost:5001/app:1"), Deny),
+                (s("127.0.0.1:5000/app:1"), Deny),
+                (s("[::1]/app:1"), Deny),
+                (s("[::1]:5001/app:1"), Deny),
+                (s("[::2]:5000/app:1"), Deny),
+                (s("registry.corp.io/app:1"), Deny),
+                (s("registry.corp.io:80/app:1"), Deny),
+            ],
+            literal: vec![
+                (s("[0:0::1]:5000/app:1"), Allow),
+                (
+                    s("[0000:0000:0000:0000:0000:0000:0000:0001]:5000/app:1"),
+                    Allow,
+                ),
+                (s("localhost:05000/app:1"), Allow),
+                (s("registry.corp.io:443/app:1"), Deny),
+                (s("[::1]:443/app:1"), Deny),
+            ],
+        },
+    ]
+}
+
+/// Spellings that no rule may accept: the grammar rejects them, or their
+/// normalized form would read as another image. Denied under every rule kind,
+/// empty settings included.
+fn unparsable() -> Vec<String> {
+    let mut v: Vec<String> = [
+        // case
+        "NGINX",
+        "Nginx:1",
+        "docker.io/library/NGINX:1",
+        "ghcr.io/Corp/app:1.0",
+        "registry.corp.io/Team/app:1",
+        // single-label hosts whose normalized form reads as a Docker Hub image
+        "Uppercase/app",
+        "Registry/team/app:1",
+        "DOCKER/library/nginx",
+        "Library/nginx",
+        "host:443/app",
+        "registry:443/team/app:1",
+        "docker:443/nginx",
+        "Ghcr/corp/app:1.0",
+        // whitespace and control characters (nothing is trimmed)
+        " nginx",
+        "nginx ",
+        "nginx :1",
+        "nginx\t",
+        "nginx\n",
+        "ghcr.io/corp/app:1.0\n",
+        "ghcr.io/corp/app:1.0\r",
+        "ghcr.io/corp/\u{0}app:1.0",
+        "registry.k8s.io/pause\u{a0}",
+        "registry.k8s.io/pause\u{200b}",
+        "registry.k8s.io /pause",
+        // percent-encoding
+        "%6eginx",
+        "registry.corp.io%2Fteam/app:1",
+        "registry.corp.io/team%2Fapp:1",
+        "registry.k8s.io/pause%00",
+        "a.corp.io%2eevil.com/x:1",
+        // unicode look-alikes
+        "ngіnx",
+        "ｎginx",
+        "registry.k8s.io/pаuse",
+        "registry.k8s.іo/pause",
+        "ghcr.io/corp/аpp:1.0",
+        "a.corp.іo/x:1",
+        "registry.corp.io/team/app:１",
+        "localhost:５000/app:1",
+        "ＲEGISTRY.corp.io/team/app:1",
+        // empty, `.` and `..` path components, stray separators
+        "",
+        "/nginx",
+        "nginx/",
+        "docker.io//nginx",
+        "registry.corp.io//team/app:1",
+        "registry.corp.io/team//app:1",
+        "registry.corp.io/team/../app:1",
+        "registry.corp.io/team/./app:1",
+        "registry.corp.io/../team/app:1",
+        "registry.k8s.io/pause/..",
+        "registry.k8s.io/./pause",
+        "a.corp.io./x:1",
+        ".corp.io/x:1",
+        "a..corp.io/x:1",
+        "-a.corp.io/x:1",
+        ":5000/app",
+        "nginx:",
+        "nginx@",
+        "nginx:@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "nginx::1",
+        "registry.corp.io:/team/app:1",
+        // ports
+        "localhost:0/app:1",
+        "localhost:65536/app:1",
+        "localhost:-1/app:1",
+        "localhost:5000:5000/app:1",
+        "localhost:5 000/app:1",
+        "localhost:0x1388/app:1",
+        // IPv6
+        "[::1/app:1",
+        "::1:5000/app:1",
+        "[::1]x/app:1",
+        "[::ffff:127.0.0.1]:5000/app:1",
+        "[::1%lo]:5000/app:1",
+        "[fe80::1%25eth0]:5000/app:1",
+        "[]:5000/app:1",
+        "[:::1]:5000/app:1",
+        // digests
+        "nginx@sha256:abc",
+        "nginx@sha256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "nginx@SHA256:1111111111111111111111111111111111111111111111111111111111111111",
+        "nginx@md5:11111111111111111111111111111111",
+        "nginx@sha256:11111111111111111111111111111111111111111111111111111111111111111",
+        "nginx@sha256:1111111111111111111111111111111111111111111111111111111111111111@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "ghcr.io/corp/app:1.0@sha256:1111111111111111111111111111111111111111111111111111111111111111 ",
+        // an image ID is not a name
+        "1111111111111111111111111111111111111111111111111111111111111111",
+        // tags
+        "nginx:-1",
+        "nginx:.1",
+    ]
+    .iter()
+    .map(|x| x.to_string())
+    .collect();
+    // very long names: 256 characters once normalized, long tags, many components
+    v.push(format!("registry.corp.io/team/{}", "a".repeat(234)));
+    v.push(format!("{}:1", "a".repeat(240)));
+    v.push(format!("registry.corp.io/team/app:{}", "1".repeat(129)));
+    v.push(format!("registry.corp.io/team/{}app:1", "a/".repeat(120)));
+    v.push(format!("ghcr.io/corp/app:1.0{}", " ".repeat(4096)));
+    v.push("a".repeat(100_000));
+    v
+}
+
+/// Every spelling of the canonical image `canonical` (a normalized reference).
+fn spellings(canonical: &str) -> Vec<String> {
+    let r = Reference::parse(canonical).unwrap();
+    assert_eq!(r.to_string(), canonical, "corpus images are normalized");
+    let (host, port, path) = (r.host(), r.port(), r.path());
+    let suffix = format!(
+        "{}{}",
+        r.tag().map(|t| format!(":{t}")).unwrap_or_default(),
+        r.digest().map(|d| format!("@{d}")).unwrap_or_default()
+    );
+    let port_text = port.map(|p| format!(":{p}")).unwrap_or_default();
+    let mut hosts: Vec<String> = vec![format!("{host}{port_text}")];
+    if host.bytes().any(|b| b.is_ascii_alphabetic()) && !host.starts_with('[') {
+        hosts.push(format!("{}{port_text}", host.to_ascii_uppercase()));
+        let mixed: String = host
+            .chars()
+            .enumerate()
+            .map(|(i, c)| {
+                if i % 2 == 0 {
+                    c.to_ascii_uppercase()
+                } else {
+                    c
+                }
+            })
+            .collect();
+        hosts.push(format!("{mixed}{port_text}"));
+    }
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        // IPv6: every address has a fully expanded, zero-padded, upper-case spelling.
+        let address: std::net::Ipv6Addr = inner.parse().unwrap();
+        let expanded: Vec<String> = address
+            .segments()
+            .iter()
+            .map(|s| format!("{s:04X}"))
+            .collect();
+        hosts.push(format!("[{}]{port_text}", expanded.join(":")));
+    }
+    if port.is_none() {
+        hosts.push(format!("{host}:443"));
+        hosts.push(format!("{host}:0443"));
+    } else if let Some(p) = port {
+        hosts.push(format!("{host}:0{p}"));
+    }
+    let mut paths = vec![path.to_string()];
+    let docker_hub = host == "docker.io" && port.is_none();
+    if docker_hub {
+        hosts.extend(
+            [
+                "index.docker.io",
+                "registry-1.docker.io",
+                "INDEX.DOCKER.IO",
+                "docker.io:443",
+                "index.docker.io:443",
+            ]
+            .map(String::from),
+        );
+        if let Some(name) = path.strip_prefix("library/") {
+            paths.push(name.to_string());
+        }
+    }
+    let mut out = BTreeSet::new();
+    for h in &hosts {
+        for p in &paths {
+            out.insert(format!("{h}/{p}{suffix}"));
+        }
+    }
+    if docker_hub {
+        // No host at all.
+        for p in &paths {
+            out.insert(format!("{p}{suffix}"));
+        }
+    }
+    if r.tag() == Some("latest") && r.digest().is_none() {
+        // `latest` is implicit.
+        let written: Vec<String> = out.iter().cloned().collect();
+        for w in written {
+            if let Some(bare) = w.strip_suffix(":latest") {
+                out.insert(bare.to_string());
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+/// Where an image can hide. Returns the request, with `benign` in the other
+/// containers the place needs.
+struct Place {
+    name: &'static str,
+    build: fn(image: &str, benign: &str) -> Value,
+}
+
+fn pod_spec(lists: &[(&str, &str)]) -> Value {
+    let mut spec = serde_json::Map::new();
+    for (list, image) in lists {
+        spec.insert(
+            list.to_string(),
+            json!([{"name": format!("{list}-0"), "image": image}]),
+        );
+    }
+    Value::Object(spec)
+}
+
+fn request(group: &str, kind: &str, operation: &str, object: Value) -> Value {
+    json!({
+        "uid": "bypass", "kind": {"group": group, "version": "v1", "kind": kind},
+        "resource": {"group": group, "version": "v1", "resource": "x"},
+        "name": "w", "namespace": "default", "operation": operation,
+        "userInfo": {"username": "mallory", "groups": ["devs"]},
+        "object": object
+    })
+}
+
+/// A workload place: the image in `$list` of the kind's pod spec, `benign` in
+/// `containers` when the image is elsewhere.
+macro_rules! workload {
+    ($name:literal, $group:literal, $kind:literal, $list:literal, $wrap:expr) => {
+        Place {
+            name: $name,
+            build: |image, benign| {
+                let spec = if $list == "containers" {
+                    pod_spec(&[("containers", image)])
+                } else {
+                    pod_spec(&[("containers", benign), ($list, image)])
+                };
+                let wrap: fn(Value) -> Value = $wrap;
+                request($group, $kind, "CREATE", wrap(spec))
+            },
+        }
+    };
+}
+
+fn tmpl(spec: Value) -> Value {
+    json!({"metadata":{"name":"w"},"spec":{"template":{"spec": spec}}})
+}
+
+fn places() -> Vec<Place> {
+    vec![
+        workload!(
+            "Pod containers",
+            "",
+            "Pod",
+            "containers",
+            |s| json!({"metadata":{"name":"w"},"spec": s})
+        ),
+        workload!(
+            "Pod initContainers",
+            "",
+            "Pod",
+            "initContainers",
+            |s| json!({"metadata":{"name":"w"},"spec": s})
+        ),
+        workload!(
+            "Pod ephemeralContainers (CREATE)",
+            "",
+            "Pod",
+            "ephemeralContainers",
+            |s| json!({"metadata":{"name":"w"},"spec": s})
+        ),
+        workload!(
+            "Deployment containers",
+            "apps",
+            "Deployment",
+            "containers",
+            tmpl
+        ),
+        workload!(
+            "Deployment initContainers",
+            "apps",
+            "Deployment",
+            "initContainers",
+            tmpl
+        ),
+        workload!(
+            "ReplicaSet containers",
+            "apps",
+            "ReplicaSet",
+            "containers",
+            tmpl
+        ),
+        workload!(
+            "StatefulSet initContainers",
+            "apps",
+            "StatefulSet",
+            "initContainers",
+            tmpl
+        ),
+        workload!(
+            "DaemonSet containers",
+            "apps",
+            "DaemonSet",
+            "containers",
+            tmpl
+        ),
+        workload!("Job initContainers", "batch", "Job", "initContainers", tmpl),
+        workload!(
+            "ReplicationController containers",
+            "",
+            "ReplicationController",
+            "containers",
+            tmpl
+        ),
+        workload!(
+            "DeploymentConfig containers",
+            "apps.openshift.io",
+            "DeploymentConfig",
+            "containers",
+            tmpl
+        ),
+        workload!(
+            "PodTemplate ephemeralContainers",
+            "",
+            "PodTemplate",
+            "ephemeralContainers",
+            |s| json!({"metadata":{"name":"w"},"template":{"spec": s}})
+        ),
+        workload!(
+            "CronJob containers",
+            "batch",
+            "CronJob",
+            "containers",
+            |s| json!({"metadata":{"name":"w"},"spec":{"jobTemplate":{"spec":{"template":{"spec": s}}}}})
+        ),
+        workload!(
+            "CronJob initContainers",
+            "batch",
+            "CronJob",
+            "initContainers",
+            |s| json!({"metadata":{"name":"w"},"spec":{"jobTemplate":{"spec":{"template":{"spec": s}}}}})
+        ),
+        Place {
+            name: "pods/ephemeralcontainers subresource",
+            build: |image, benign| {
+                let mut r = request(
+                    "",
+                    "Pod",
+                    "UPDATE",
+                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", image)])}),
+                );
+                r["subResource"] = json!("ephemeralcontainers");
+                r["requestSubResource"] = json!("ephemeralcontainers");
+                r["oldObject"] =
+                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign)])});
+                r
+            },
+        },
+        Place {
+            name: "EphemeralContainers kind (Kubernetes < 1.23)",
+            build: |image, _| {
+                let mut r = request(
+                    "",
+                    "EphemeralContainers",
+                    "UPDATE",
+                    json!({"metadata":{"name":"w"},"ephemeralContainers":[{"name":"dbg","image": image}]}),
+                );
+                r["subResource"] = json!("ephemeralcontainers");
+                r
+            },
+        },
+        Place {
+            name: "Pod UPDATE changing only an ephemeral container",
+            build: |image, benign| {
+                let mut r = request(
+                    "",
+                    "Pod",
+                    "UPDATE",
+                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", image)])}),
+                );
+                r["oldObject"] = json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", benign)])});
+                r
+            },
+        },
+        Place {
+            name: "Deployment UPDATE leaving the image unchanged",
+            build: |image, _| {
+                let spec = tmpl(pod_spec(&[("containers", image)]));
+                let mut r = request("apps", "Deployment", "UPDATE", spec.clone());
+                r["oldObject"] = spec;
+                r
+            },
+        },
+    ]
+}
+
+/// Records every call and answers like a registry holding [`SIGNED`] only.
+#[derive(Default)]
+struct RecordingHost {
+    asked: RefCell<Vec<String>>,
+}
+
+impl Host for RecordingHost {
+    fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        let payload: Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let image = match (namespace, operation) {
+            ("oci", "v1/manifest_digest") => payload.as_str(),
+            _ => payload["image"].as_str(),
+        }
+        .ok_or_else(|| format!("no image in {namespace}/{operation} {payload}"))?
+        .to_string();
+        self.asked.borrow_mut().push(image.clone());
+        match (namespace, operation) {
+            ("oci", "v2/verify") if SIGNED.contains(&image.as_str()) => {
+                Ok(json!({"is_trusted": true, "digest": D1})
+                    .to_string()
+                    .into_bytes())
+            }
+            ("oci", "v2/verify") => Err(format!("no signatures found for image: {image}")),
+            _ => Err(format!("unexpected call {namespace}/{operation}")),
+        }
+    }
+}
+
+struct Case<'a> {
+    kind: &'a RuleKind,
+    image: String,
+    expect: Expect,
+}
+
+/// Runs one (rule kind, image, place); returns a description of the failure.
+fn run(case: &Case, policy: &Policy, place: &Place) -> Result<(), String> {
+    let req_json = (place.build)(&case.image, case.kind.benign);
+    let req: AdmissionRequest =
+        serde_json::from_value(req_json).map_err(|e| format!("test request: {e}"))?;
+    let host = RecordingHost::default();
+    let response = decide::validate(&req, policy, &host);
+    let what = format!(
+        "[{}] {:?} in {}",
+        case.kind.name,
+        shorten(&case.image),
+        place.name
+    );
+    let got = if response.accepted { Allow } else { Deny };
+    if got != case.expect {
+        return Err(format!(
+            "{what}: expected {:?}, got {got:?}: {:?}",
+            case.expect, response.message
+        ));
+    }
+    if got == Deny {
+        let message = response.message.as_deref().unwrap_or("");
+        let written = format!("{:?}", case.image);
+        if !message.contains(&written) {
+            return Err(format!(
+                "{what}: the denial does not name the image: {message}"
+            ));
+        }
+    }
+    let allowed: BTreeSet<String> = [case.image.as_str(), case.kind.benign]
+        .iter()
+        .filter_map(|i| Reference::parse(i).ok())
+        .map(|r| r.to_string())
+        .collect();
+    for asked in host.asked.borrow().iter() {
+        if !allowed.contains(asked) {
+            return Err(format!(
+                "{what}: the host was asked about {asked:?}, not a normalized image of the request {allowed:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn shorten(image: &str) -> String {
+    if image.len() > 80 {
+        format!("{}...({} chars)", &image[..60], image.len())
+    } else {
+        image.to_string()
+    }
+}
+
+#[test]
+fn corpus_has_no_bypass() {
+    let kinds = rule_kinds();
+    let places = places();
+    let unparsable = unparsable();
+    let mut cases = 0usize;
+    let mut failures = Vec::new();
+    for kind in &kinds {
+        let policy = Policy::from_json(&kind.settings.to_string())
+            .unwrap_or_else(|e| panic!("[{}] settings: {e}", kind.name));
+        let mut images: Vec<(String, Expect)> = Vec::new();
+        for (canonical, expect) in &kind.canonical {
+            images.extend(spellings(canonical).into_iter().map(|s| (s, *expect)));
+        }
+        images.extend(kind.literal.iter().cloned());
+        images.extend(unparsable.iter().map(|u| (u.clone(), Deny)));
+        for (image, expect) in images {
+            let case = Case {
+                kind,
+                image,
+                expect,
+            };
+            for place in &places {
+                cases += 1;
+                if let Err(f) = run(&case, &policy, place) {
+                    failures.push(f);
+                }
+            }
+        }
+    }
+    println!(
+        "bypass corpus: {cases} cases ({} rule kinds x {} places), {} failures",
+        kinds.len(),
+        places.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(cases > 5_000, "the corpus shrank: {cases} cases");
+}
+
+/// The corpus relies on these: every canonical image and its spellings parse
+/// to the same normalized image, and every unparsable spelling is rejected by
+/// the parser itself (not merely denied by a rule).
+#[test]
+fn corpus_spellings_are_what_they_claim() {
+    for kind in rule_kinds() {
+        for (canonical, _) in &kind.canonical {
+            let spelled = spellings(canonical);
+            assert!(spelled.len() >= 2, "{canonical}: {spelled:?}");
+            for s in spelled {
+                let r = Reference::parse(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
+                assert_eq!(&r.to_string(), canonical, "{s}");
+            }
+        }
+    }
+    for u in unparsable() {
+        assert!(Reference::parse(&u).is_err(), "{:?} parses", shorten(&u));
+    }
+}
+
+/// A request never hides an image from the engine: with a deny-all rule every
+/// place above yields a denial naming the image.
+#[test]
+fn every_place_is_checked() {
+    let policy =
+        Policy::from_json(r#"{"rules":[{"name":"none","images":["*"],"action":"deny"}]}"#).unwrap();
+    for place in places() {
+        let req: AdmissionRequest =
+            serde_json::from_value((place.build)("quay.io/x/y:1", "quay.io/x/y:1")).unwrap();
+        let r = decide::validate(&req, &policy, &RecordingHost::default());
+        assert!(!r.accepted, "{}", place.name);
+        assert!(
+            r.message.as_deref().unwrap_or("").contains("quay.io/x/y:1"),
+            "{}: {:?}",
+            place.name,
+            r.message
+        );
+    }
+}
