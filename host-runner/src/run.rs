@@ -277,7 +277,6 @@ impl Evaluation {
                         cache_dir: args.notary_cache_dir.clone(),
                         ..NotaryConfig::default()
                     },
-                    ..LiveConfig::default()
                 })?);
                 match record {
                     Some(path) => Box::new(Record::new(live, path.clone())),

@@ -17,7 +17,6 @@
 #[allow(dead_code)]
 mod support;
 
-#[allow(dead_code)]
 #[path = "support/notary.rs"]
 mod notary_lab;
 
@@ -686,10 +685,7 @@ async fn notary_through_the_module() {
     world
         .run(dir, cache, &world.image("4.0"), down)
         .run()
-        .assert_denied(&[
-            NOTARY_FAILED,
-            &world.lab.url.trim_end_matches('/').to_string(),
-        ]);
+        .assert_denied(&[NOTARY_FAILED, world.lab.url.trim_end_matches('/')]);
 }
 
 /// Records one fixture: runs the module live with `--record` into `dir`
