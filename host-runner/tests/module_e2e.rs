@@ -26,6 +26,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use base64::Engine as _;
+use imagegate::admission;
+use imagegate::run::{EvalArgs, Evaluation};
 use serde_json::{json, Value};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
@@ -174,6 +176,27 @@ impl Run {
         command
     }
 
+    /// The same evaluation for the library API ([`Evaluation::load`]).
+    fn eval_args(&self) -> EvalArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            eval: EvalArgs,
+        }
+        self.write_inputs();
+        let mut argv = vec![
+            "imagegate".to_string(),
+            "--policy".into(),
+            policy().display().to_string(),
+            "--settings-path".into(),
+            self.dir.join("settings.yaml").display().to_string(),
+            "--request-path".into(),
+            self.dir.join("request.yaml").display().to_string(),
+        ];
+        argv.extend(self.flags.iter().cloned());
+        <Cli as clap::Parser>::parse_from(argv).eval
+    }
+
     /// Runs the module once, recording the session to `dir/session.yml`
     /// when `record`.
     fn decide(&self, record: bool) -> Decision {
@@ -267,6 +290,28 @@ async fn cosign_signed_is_allowed_and_pinned_then_benched() {
         started.elapsed()
     );
     decision.assert_pinned(&format!("{image}@{digest}"));
+
+    // the library in one process: the first validate verifies live, the
+    // second one is answered by the capability cache
+    let args = run.eval_args();
+    let (first, cached) = tokio::task::spawn_blocking(move || {
+        let eval = Evaluation::load(&args).expect("load the evaluation");
+        let mut timed = || {
+            let started = Instant::now();
+            let response = admission::validate(&mut &eval.policy, &eval.request, &eval.settings);
+            (response, started.elapsed())
+        };
+        (timed(), timed())
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "validate through the module (library, debug build): first {:?} (live verify), second {:?} (cached)",
+        first.1, cached.1
+    );
+    assert!(first.0.allowed && cached.0.allowed);
+    assert_eq!(first.0.patch, cached.0.patch);
+    assert!(first.0.patch.is_some(), "pinned by a patch");
 
     // bench: the first validate is live, the next ones hit the capability cache
     let output = run
