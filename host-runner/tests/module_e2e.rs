@@ -296,7 +296,7 @@ async fn cosign_signed_is_allowed_and_pinned_then_benched() {
     let args = run.eval_args();
     let (first, cached) = tokio::task::spawn_blocking(move || {
         let eval = Evaluation::load(&args).expect("load the evaluation");
-        let mut timed = || {
+        let timed = || {
             let started = Instant::now();
             let response = admission::validate(&mut &eval.policy, &eval.request, &eval.settings);
             (response, started.elapsed())
@@ -504,8 +504,9 @@ async fn registry_down_is_denied_saying_why() {
     ]);
 }
 
-/// A Notary rule for everything in `registry`: the lab's server and CA,
-/// these signers, then the other checks of `more` (anyOf).
+/// A Notary rule for everything in `registry`: the lab's server and CA and
+/// these signers; `extra` adds rule fields (`pinDigest`, `onDigestMismatch`)
+/// and, under `anyOf`, more checks after the Notary one.
 fn notary_settings(
     registry: &Registry,
     lab: &notary_lab::NotaryLab,
