@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::admission::{self, AdmissionRequest};
 use crate::capabilities::cache::DEFAULT_TTL;
 use crate::capabilities::live::{Live, LiveConfig};
+use crate::capabilities::notary::NotaryConfig;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList};
 use crate::runtime::{Policy, RuntimeConfig, DEFAULT_MEMORY_LIMIT};
 use crate::session::{Record, Replay};
@@ -103,6 +104,11 @@ pub struct EvalArgs {
     /// Directory of Kubernetes manifests answering `kubernetes/*`.
     #[arg(long, value_name = "DIR")]
     pub context: Option<PathBuf>,
+
+    /// Directory keeping Notary roots trusted on first use and the last seen
+    /// metadata versions per GUN (default: in memory, lost on exit).
+    #[arg(long, value_name = "DIR")]
+    pub notary_cache_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub policy_args: PolicyArgs,
@@ -267,7 +273,10 @@ impl Evaluation {
                     context_dir: args.context.clone(),
                     cache_ttl: args.policy_args.cache_ttl(),
                     oci: args.oci.config()?,
-                    ..LiveConfig::default()
+                    notary: NotaryConfig {
+                        cache_dir: args.notary_cache_dir.clone(),
+                        ..NotaryConfig::default()
+                    },
                 })?);
                 match record {
                     Some(path) => Box::new(Record::new(live, path.clone())),
