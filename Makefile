@@ -42,7 +42,7 @@ unit:
 fixtures: policy.wasm host-runner
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
-	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --tests
+	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm fixtures e2e
 
