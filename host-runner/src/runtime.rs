@@ -591,6 +591,11 @@ fn add_wapc_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let callbacks = caller.data().callbacks.clone();
             let deadline = caller.data().deadline;
             let result = callbacks.host_call(&binding, &namespace, &operation, &payload, deadline);
+            // Time spent in the host counts: an answer that comes after the
+            // deadline must not let the guest finish before the next epoch tick.
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(wasmtime::Error::new(Trap::Interrupt));
+            }
             let st = caller.data_mut();
             st.host_response = None;
             st.host_error = None;
