@@ -9,4 +9,5 @@ pub mod context_aware;
 pub mod fixtures;
 pub mod run;
 pub mod runtime;
+pub mod serve;
 pub mod session;

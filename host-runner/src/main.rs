@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{bench, fixtures, run};
+use imagegate::{bench, fixtures, run, serve};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +25,8 @@ enum Command {
     Test(fixtures::TestArgs),
     /// Measure validate latency with fresh and reused instances.
     Bench(bench::BenchArgs),
+    /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Serve(args) => serve::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("Error: {e:#}");
