@@ -40,7 +40,7 @@ lint:
 unit:
 	$(CARGO) test --locked --workspace --lib --bins
 fixtures: policy.wasm host-runner
-	$(IMAGEGATE) test fixtures/ --policy policy.wasm
+	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
 	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --tests
 

@@ -83,10 +83,15 @@ struct Report {
     cache_misses: Option<u64>,
 }
 
-/// Runs `f` for warmup + measured iterations (or for `duration`).
-fn measure(args: &BenchArgs, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Result<Stats> {
+/// Runs `f` for warmup + measured iterations (or for `duration`); only `f`
+/// is timed, `check` looks at each result afterwards.
+fn measure<T>(
+    args: &BenchArgs,
+    mut f: impl FnMut() -> anyhow::Result<T>,
+    mut check: impl FnMut(T) -> anyhow::Result<()>,
+) -> anyhow::Result<Stats> {
     for _ in 0..args.warmup {
-        f()?;
+        check(f()?)?;
     }
     let mut samples = Vec::new();
     let until = args
@@ -101,13 +106,14 @@ fn measure(args: &BenchArgs, mut f: impl FnMut() -> anyhow::Result<()>) -> anyho
             _ => {}
         }
         let start = Instant::now();
-        f()?;
+        let result = f()?;
         samples.push(start.elapsed());
+        check(result)?;
     }
     Stats::from_samples(&mut samples).context("no samples measured")
 }
 
-/// A 500 answer means the benchmark measures a failure, not the policy.
+/// A 500 answer means the benchmark would measure a failure, not the policy.
 fn check_response(r: &AdmissionResponse) -> anyhow::Result<()> {
     if let Some(status) = &r.status {
         if status.code == Some(500) {
@@ -116,6 +122,19 @@ fn check_response(r: &AdmissionResponse) -> anyhow::Result<()> {
                 status.message.clone().unwrap_or_default()
             );
         }
+    }
+    Ok(())
+}
+
+/// Every iteration must answer exactly like the first evaluation (same host
+/// answers, no state leaking between calls).
+fn same_as(first: &AdmissionResponse, r: AdmissionResponse) -> anyhow::Result<()> {
+    if &r != first {
+        bail!(
+            "an iteration answered differently from the first evaluation: {} instead of {}",
+            serde_json::to_string(&r)?,
+            serde_json::to_string(first)?
+        );
     }
     Ok(())
 }
@@ -135,33 +154,47 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let first = admission::validate(&mut &eval.policy, &eval.request, &eval.settings);
     check_response(&first)?;
 
-    let fresh = measure(&args, || {
-        eval.capabilities.rewind(mark);
-        check_response(&admission::validate(
-            &mut &eval.policy,
-            &eval.request,
-            &eval.settings,
-        ))
-    })?;
+    let fresh = measure(
+        &args,
+        || {
+            eval.capabilities.rewind(mark);
+            Ok(admission::validate(
+                &mut &eval.policy,
+                &eval.request,
+                &eval.settings,
+            ))
+        },
+        |r| same_as(&first, r),
+    )?;
     let mut instance = eval
         .policy
         .instantiate()
         .map_err(|e| anyhow::anyhow!("cannot instantiate the policy: {e}"))?;
-    let reused = measure(&args, || {
-        eval.capabilities.rewind(mark);
-        check_response(&admission::validate(
-            &mut instance,
-            &eval.request,
-            &eval.settings,
-        ))
-    })?;
+    let reused = measure(
+        &args,
+        || {
+            eval.capabilities.rewind(mark);
+            Ok(admission::validate(
+                &mut instance,
+                &eval.request,
+                &eval.settings,
+            ))
+        },
+        |r| same_as(&first, r),
+    )?;
     drop(instance);
-    let instantiate = measure(&args, || {
-        eval.policy
-            .instantiate()
-            .map(drop)
-            .map_err(|e| anyhow::anyhow!("cannot instantiate the policy: {e}"))
-    })?;
+    let instantiate = measure(
+        &args,
+        || {
+            eval.policy
+                .instantiate()
+                .map_err(|e| anyhow::anyhow!("cannot instantiate the policy: {e}"))
+        },
+        |instance| {
+            drop(instance);
+            Ok(())
+        },
+    )?;
     let stats = eval.capabilities.cache_stats();
     eval.capabilities.finish()?;
     let report = Report {
@@ -211,6 +244,24 @@ fn print_table(r: &Report) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iterations_must_match_the_first_answer() {
+        let first = AdmissionResponse {
+            uid: "u".into(),
+            allowed: true,
+            ..Default::default()
+        };
+        same_as(&first, first.clone()).unwrap();
+        let other = AdmissionResponse {
+            allowed: false,
+            ..first.clone()
+        };
+        assert!(same_as(&first, other).is_err());
+        let crashed = AdmissionResponse::internal_server_error("u", "boom");
+        assert!(check_response(&crashed).is_err());
+        assert!(check_response(&first).is_ok());
+    }
 
     #[test]
     fn percentiles() {

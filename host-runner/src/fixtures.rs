@@ -107,7 +107,7 @@ struct FixtureBackend {
 
 impl Backend for FixtureBackend {
     fn answer(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         deadline: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, String> {

@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{bench, fixtures, run, serve};
+use imagegate::{
+    annotate, artifacthub, bench, convert, fixtures, metadata, push, run, scaffold, serve,
+};
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +27,20 @@ enum Command {
     Test(fixtures::TestArgs),
     /// Measure validate latency with fresh and reused instances.
     Bench(bench::BenchArgs),
+    /// Convert tmax, Tanzu, OpenShift, sighup or Gatekeeper policies to imagegate settings.
+    Convert(convert::ConvertArgs),
+    /// Embed metadata.yml in the module (like `kwctl annotate`).
+    Annotate(annotate::Args),
+    /// Print the metadata embedded in an annotated module.
+    Inspect(metadata::InspectArgs),
+    /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
+    Artifacthub(artifacthub::Args),
+    /// Write the ClusterAdmissionPolicy that installs the policy.
+    Scaffold(scaffold::Args),
+    /// Publish the annotated module to an OCI registry (like `kwctl push`).
+    Push(push::Args),
+    /// Download a policy module from an OCI registry.
+    Pull(push::PullArgs),
     /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
     Serve(serve::ServeArgs),
 }
@@ -35,6 +51,13 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Test(args) => fixtures::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Convert(args) => convert::run(args),
+        Command::Annotate(args) => annotate::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Inspect(args) => metadata::run_inspect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Artifacthub(args) => artifacthub::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Scaffold(args) => scaffold::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Push(args) => push::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::Pull(args) => push::run_pull(&args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::run(args),
     };
     result.unwrap_or_else(|e| {

@@ -62,7 +62,8 @@ pub struct Timeout(pub Option<Duration>);
 /// Inputs of one evaluation: shared by `run` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// The policy module (.wasm).
+    /// The policy module: a .wasm file, or registry://host/repository:tag
+    /// (or @sha256:...) to pull it as policy-server does.
     #[arg(value_name = "POLICY", required_unless_present = "policy")]
     pub policy_path: Option<PathBuf>,
 
@@ -70,11 +71,16 @@ pub struct EvalArgs {
     pub policy: Option<PathBuf>,
 
     /// AdmissionRequest or AdmissionReview (JSON or YAML); `-` = stdin.
-    #[arg(short = 'r', long)]
+    #[arg(short = 'r', long, alias = "request")]
     pub request_path: PathBuf,
 
     /// Settings file (YAML or JSON; a map or null).
-    #[arg(short = 's', long, conflicts_with = "settings_json")]
+    #[arg(
+        short = 's',
+        long,
+        alias = "settings",
+        conflicts_with = "settings_json"
+    )]
     pub settings_path: Option<PathBuf>,
 
     /// Settings as inline JSON.
@@ -100,6 +106,9 @@ pub struct EvalArgs {
 
     #[command(flatten)]
     pub policy_args: PolicyArgs,
+
+    #[command(flatten)]
+    pub oci: crate::capabilities::oci::OciArgs,
 }
 
 impl EvalArgs {
@@ -228,8 +237,23 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn load(args: &EvalArgs) -> anyhow::Result<Evaluation> {
         let policy_file = args.policy_file()?;
-        let wasm = std::fs::read(policy_file)
-            .with_context(|| format!("cannot read policy module {}", policy_file.display()))?;
+        let wasm = match policy_file
+            .to_str()
+            .filter(|p| p.starts_with("registry://"))
+        {
+            // The capability flags say how to reach registries; fetching
+            // the policy itself uses the same ones.
+            Some(uri) => crate::push::fetch(
+                uri,
+                &crate::push::RegistryArgs {
+                    insecure: false,
+                    insecure_registries: args.oci.insecure_registry.clone(),
+                    ca_certs: args.oci.registry_ca.clone(),
+                },
+            )?,
+            None => std::fs::read(policy_file)
+                .with_context(|| format!("cannot read policy module {}", policy_file.display()))?,
+        };
         let request = admission::read_request(&args.request_path)?;
         let settings = args.settings()?;
         let backend: Box<dyn Backend> = match (
@@ -242,6 +266,7 @@ impl Evaluation {
                 let live = Box::new(Live::new(LiveConfig {
                     context_dir: args.context.clone(),
                     cache_ttl: args.policy_args.cache_ttl(),
+                    oci: args.oci.config()?,
                     ..LiveConfig::default()
                 })?);
                 match record {

@@ -36,6 +36,16 @@ pub const TIMEOUT_MESSAGE: &str =
 
 /// Granularity of the epoch ticker: the deadline fires within one tick.
 const TICK: Duration = Duration::from_millis(10);
+/// "No deadline": wasmtime adds the delta to the current epoch, so
+/// `u64::MAX` would overflow.
+const NEVER: u64 = u64::MAX / 2;
+
+/// Epoch ticks covering `d` (at least one).
+fn ticks(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(TICK.as_nanos()).max(1))
+        .unwrap_or(NEVER)
+        .min(NEVER)
+}
 
 /// Answers the guest's `__host_call`s. Implemented by
 /// [`crate::capabilities::Capabilities`]; tests plug in fakes.
@@ -296,13 +306,12 @@ impl Policy {
     fn arm_deadline(&self, store: &mut Store<HostState>) {
         match self.config.timeout {
             Some(timeout) => {
-                let ticks = timeout.as_nanos().div_ceil(TICK.as_nanos()).max(1);
-                store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+                store.set_epoch_deadline(ticks(timeout));
                 store.epoch_deadline_trap();
                 store.data_mut().deadline = Some(Instant::now() + timeout);
             }
             None => {
-                store.set_epoch_deadline(u64::MAX);
+                store.set_epoch_deadline(NEVER);
                 store.data_mut().deadline = None;
             }
         }
@@ -337,9 +346,7 @@ impl ReusedInstance<'_> {
     ) -> Result<Vec<u8>, CallError> {
         if let Some(timeout) = self.policy.config.timeout {
             let left = timeout.saturating_sub(started.elapsed());
-            let ticks = left.as_nanos().div_ceil(TICK.as_nanos()).max(1);
-            self.store
-                .set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX));
+            self.store.set_epoch_deadline(ticks(left));
             self.store.epoch_deadline_trap();
             self.store.data_mut().deadline = Some(started + timeout);
         }
@@ -631,6 +638,34 @@ mod tests {
             (&p).invoke("op", b"").unwrap_err(),
             CallError::GuestCallFailure("empty payload".into())
         );
+    }
+
+    #[test]
+    fn policy_can_be_shared_across_threads() {
+        // `serve` evaluates concurrently with one compiled policy.
+        fn shared<T: Send + Sync>() {}
+        shared::<Policy>();
+        let p = Arc::new(policy(ECHO, Some(Duration::from_secs(5))));
+        let handles: Vec<_> = (0..4)
+            .map(|n| {
+                let p = p.clone();
+                std::thread::spawn(move || (&*p).invoke("t", format!("{n}").as_bytes()).unwrap())
+            })
+            .collect();
+        for (n, h) in handles.into_iter().enumerate() {
+            assert_eq!(h.join().unwrap(), format!("t{n}").into_bytes());
+        }
+    }
+
+    #[test]
+    fn no_timeout_means_no_deadline() {
+        let p = policy(ECHO, None);
+        let mut i = p.instantiate().unwrap();
+        assert_eq!(i.invoke("a", b"b").unwrap(), b"ab");
+        assert_eq!((&p).invoke("a", b"b").unwrap(), b"ab");
+        assert_eq!(ticks(Duration::ZERO), 1);
+        assert_eq!(ticks(Duration::from_millis(15)), 2);
+        assert_eq!(ticks(Duration::MAX), NEVER);
     }
 
     #[test]

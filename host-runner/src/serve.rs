@@ -104,6 +104,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub policy_args: PolicyArgs,
+
+    #[command(flatten)]
+    pub oci: crate::capabilities::oci::OciArgs,
 }
 
 /// Settings in use, with what the endpoints derive from them.
@@ -333,6 +336,7 @@ impl Server {
             None => Box::new(Live::new(LiveConfig {
                 context_dir: args.context.clone(),
                 cache_ttl: args.policy_args.cache_ttl(),
+                oci: args.oci.config()?,
                 ..LiveConfig::default()
             })?),
         };

@@ -7,14 +7,15 @@
 //! replay here and vice versa. Replay is FIFO with exact request equality.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::{Backend, CallbackRequest};
+use crate::capabilities::{lock, Backend, CallbackRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -70,7 +71,7 @@ pub fn to_yaml(exchanges: &[Exchange]) -> anyhow::Result<String> {
 /// Answers from a recorded session.
 pub struct Replay {
     exchanges: Vec<(CallbackRequest, Response)>,
-    next: usize,
+    next: AtomicUsize,
 }
 
 impl Replay {
@@ -86,7 +87,10 @@ impl Replay {
                     })
             })
             .collect::<anyhow::Result<_>>()?;
-        Ok(Replay { exchanges, next: 0 })
+        Ok(Replay {
+            exchanges,
+            next: AtomicUsize::new(0),
+        })
     }
 
     pub fn from_file(path: &Path) -> anyhow::Result<Replay> {
@@ -95,16 +99,19 @@ impl Replay {
 
     /// Exchanges not consumed yet.
     pub fn remaining(&self) -> usize {
-        self.exchanges.len() - self.next
+        self.exchanges
+            .len()
+            .saturating_sub(self.next.load(Ordering::SeqCst))
     }
 }
 
 impl Backend for Replay {
-    fn answer(&mut self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
-        let Some((expected, response)) = self.exchanges.get(self.next) else {
+    fn answer(&self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+        let index = self.next.fetch_add(1, Ordering::SeqCst);
+        let Some((expected, response)) = self.exchanges.get(index) else {
+            self.next.store(self.exchanges.len(), Ordering::SeqCst);
             return Err("the list of recorded responses is empty".into());
         };
-        self.next += 1;
         if expected != request {
             return Err(format!(
                 "Replay error: unexpected request. Was expecting {expected:?}, got {request:?} instead"
@@ -116,7 +123,7 @@ impl Backend for Replay {
         }
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&self) -> anyhow::Result<()> {
         if self.remaining() > 0 {
             eprintln!(
                 "warning: {} recorded exchange(s) have not been replayed",
@@ -127,11 +134,12 @@ impl Backend for Replay {
     }
 
     fn checkpoint(&self) -> usize {
-        self.next
+        self.next.load(Ordering::SeqCst)
     }
 
-    fn rewind(&mut self, checkpoint: usize) {
-        self.next = checkpoint.min(self.exchanges.len());
+    fn rewind(&self, checkpoint: usize) {
+        self.next
+            .store(checkpoint.min(self.exchanges.len()), Ordering::SeqCst);
     }
 }
 
@@ -140,7 +148,7 @@ impl Backend for Replay {
 pub struct Record {
     inner: Box<dyn Backend>,
     destination: PathBuf,
-    exchanges: Vec<anyhow::Result<Exchange>>,
+    exchanges: Mutex<Vec<anyhow::Result<Exchange>>>,
 }
 
 impl Record {
@@ -148,26 +156,27 @@ impl Record {
         Record {
             inner,
             destination,
-            exchanges: Vec::new(),
+            exchanges: Mutex::default(),
         }
     }
 }
 
 impl Backend for Record {
     fn answer(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
         let answer = self.inner.answer(request, deadline);
-        self.exchanges.push(Exchange::new(request, &answer));
+        lock(&self.exchanges).push(Exchange::new(request, &answer));
         answer
     }
 
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&self) -> anyhow::Result<()> {
         self.inner.finish()?;
-        let mut exchanges = Vec::with_capacity(self.exchanges.len());
-        for (i, e) in self.exchanges.iter().enumerate() {
+        let recorded = lock(&self.exchanges);
+        let mut exchanges = Vec::with_capacity(recorded.len());
+        for (i, e) in recorded.iter().enumerate() {
             match e {
                 Ok(e) => exchanges.push(e.clone()),
                 Err(err) => anyhow::bail!(
@@ -238,7 +247,7 @@ mod tests {
     fn reads_kwctl_sessions() {
         let ex = parse(KWCTL_SESSION).unwrap();
         assert_eq!(ex.len(), 3);
-        let mut replay = Replay::new(ex).unwrap();
+        let replay = Replay::new(ex).unwrap();
         assert!(replay
             .answer(&pubkey_request(), None)
             .unwrap()
@@ -295,7 +304,7 @@ mod tests {
 
     #[test]
     fn mismatch_is_reported_with_both_requests() {
-        let mut replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
+        let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
         let err = replay
             .answer(&CallbackRequest::DNSLookupHost { host: "x".into() }, None)
             .unwrap_err();
@@ -310,7 +319,7 @@ mod tests {
 
     #[test]
     fn rewind_replays_again() {
-        let mut replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
+        let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
         let mark = replay.checkpoint();
         replay.answer(&pubkey_request(), None).unwrap();
         replay.rewind(mark);
@@ -323,7 +332,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("session.yml");
         let inner = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
-        let mut rec = Record::new(Box::new(inner), path.clone());
+        let rec = Record::new(Box::new(inner), path.clone());
         rec.answer(&pubkey_request(), None).unwrap();
         rec.answer(&pubkey_request(), None).unwrap_err();
         rec.finish().unwrap();

@@ -83,13 +83,13 @@ async fn admission_reviews_readiness_and_metrics() {
     let (_, review) = post(
         &client,
         url("/validate"),
-        &pod_review("uid-signed", &["ghcr.io/signed/app:2"], json!({})),
+        &pod_review("uid-signed", &["127.0.0.1:1/signed/app:2"], json!({})),
     )
     .await;
     assert_eq!(review["response"]["allowed"], false);
     let m = message(&review);
     assert!(
-        m.contains("ghcr.io/signed/app:2") && m.contains("signed"),
+        m.contains("127.0.0.1:1/signed/app:2") && m.contains("signed"),
         "{m}"
     );
 

@@ -6,10 +6,18 @@
 //! denials), and requires the resident memory to stay flat between a warmed
 //! up server and the end of the run.
 //!
+//! A second scenario verifies cosign signatures against a real
+//! `docker-registry` (tests/support), stops the registry mid-run and starts
+//! it again: every answer while it is down must be a denial saying why.
+//!
 //! Ignored by default (it runs for `LOAD_SECONDS`, default 10, per client
 //! count in `LOAD_CLIENTS`, default "8 32").
 
 mod serve_lab;
+#[allow(dead_code)] // each test file uses part of the shared lab
+mod support;
+
+use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
@@ -36,8 +44,14 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
 }
 
-/// The request mix: (endpoint, body, expected `allowed`).
-fn mix() -> Vec<(&'static str, Value, bool)> {
+/// (endpoint, body, expected `allowed`).
+type Mix = Vec<(&'static str, Value, bool)>;
+
+/// Checks one answer beyond `allowed` (e.g. what a denial says).
+type Check = Arc<dyn Fn(&Value) -> Result<(), String> + Send + Sync>;
+
+/// Decisions that need no registry.
+fn mix() -> Mix {
     vec![
         (
             "/validate",
@@ -83,13 +97,25 @@ struct Run {
 }
 
 async fn drive(base: &str, tls: &Tls, clients: usize, duration: Duration) -> Run {
+    drive_mix(base, tls, clients, duration, &mix(), Arc::new(|_| Ok(()))).await
+}
+
+async fn drive_mix(
+    base: &str,
+    tls: &Tls,
+    clients: usize,
+    duration: Duration,
+    mix: &Mix,
+    check: Check,
+) -> Run {
     let until = Instant::now() + duration;
     let mut tasks = Vec::new();
     for c in 0..clients {
         let client = tls.client();
         let base = base.to_string();
+        let requests = mix.clone();
+        let check = check.clone();
         tasks.push(tokio::spawn(async move {
-            let requests = mix();
             let mut latencies = Vec::new();
             let mut errors = Vec::new();
             let mut i = c;
@@ -101,6 +127,8 @@ async fn drive(base: &str, tls: &Tls, clients: usize, duration: Duration) -> Run
                 latencies.push(started.elapsed());
                 if status != 200 || allowed(endpoint, &answer) != Some(*expected) {
                     errors.push(format!("{endpoint}: HTTP {status}: {answer}"));
+                } else if let Err(e) = check(&answer) {
+                    errors.push(format!("{endpoint}: {e}: {answer}"));
                 }
             }
             (latencies, errors)
@@ -151,17 +179,7 @@ async fn concurrent_clients_get_correct_answers_with_flat_memory() {
     for &clients in &client_counts {
         let started = Instant::now();
         let mut run = drive(&base, &tls, clients, Duration::from_secs_f64(seconds)).await;
-        let elapsed = started.elapsed().as_secs_f64();
-        let n = run.latencies.len();
-        let stats = Stats::from_samples(&mut run.latencies).unwrap();
-        println!(
-            "load: {clients:>3} clients, {elapsed:.1} s: {n} requests ({:.0}/s), p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, errors {}",
-            n as f64 / elapsed,
-            stats.p50_us / 1000.0,
-            stats.p95_us / 1000.0,
-            stats.p99_us / 1000.0,
-            run.errors.len()
-        );
+        report("no registry", clients, started.elapsed(), &mut run);
         all_errors.extend(run.errors);
     }
     let rss_after = rss_kib();
@@ -179,4 +197,127 @@ async fn concurrent_clients_get_correct_answers_with_flat_memory() {
         rss_after < rss_before + MAX_RSS_GROWTH_KIB,
         "resident memory grew from {rss_before} KiB to {rss_after} KiB"
     );
+}
+
+fn report(phase: &str, clients: usize, elapsed: Duration, run: &mut Run) {
+    let n = run.latencies.len();
+    let stats = Stats::from_samples(&mut run.latencies).unwrap();
+    println!(
+        "load: {phase}: {clients} clients, {:.1} s: {n} requests ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        elapsed.as_secs_f64(),
+        n as f64 / elapsed.as_secs_f64(),
+        stats.p50_us / 1000.0,
+        stats.p99_us / 1000.0,
+        run.errors.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run by `make load`"]
+async fn registry_stopped_mid_run_gives_denials_that_say_why_then_recovers() {
+    use support::cosign::{sign, CosignKey, SignOptions};
+    use support::image::{Format, Image};
+    use support::registry::{self, Registry, Variant};
+    assert!(
+        registry::available(),
+        "docker-registry is not installed: run scripts/deps.sh"
+    );
+    let phase = Duration::from_secs_f64(env_or("LOAD_SECONDS", "10").parse::<f64>().unwrap() / 2.0);
+    let clients = 8;
+
+    let mut registry = Registry::start(Variant::Plain);
+    let key = CosignKey::generate();
+    let digest = Image::single("load", Format::Oci)
+        .push(&registry, "demo/app", "1.0")
+        .await;
+    sign(
+        &registry,
+        "demo/app",
+        &digest,
+        &key,
+        &SignOptions::default(),
+    )
+    .await;
+    let image = registry.image("demo/app", "1.0");
+
+    let tls = Tls::new();
+    let settings = tls.dir.path().join("signed.yaml");
+    let settings_json = json!({
+        "rules": [{
+            "name": "signed",
+            "images": [format!("{}/demo/**", registry.addr)],
+            "verify": {"anyOf": [{"cosign": {"keys": [key.public_pem()]}}]}
+        }]
+    });
+    std::fs::write(&settings, settings_json.to_string()).unwrap();
+    let settings = settings.display().to_string();
+    // No capability cache: every request goes to the registry.
+    let server = tls.start(&[
+        "--settings-path",
+        &settings,
+        "--insecure-registry",
+        &registry.addr,
+        "--disable-cache",
+    ]);
+    let base = server.url();
+    let allowed_mix: Mix = vec![
+        ("/validate", pod_review("reg", &[&image], json!({})), true),
+        (
+            "/imagereview",
+            image_review(&[&image], json!({}), "team-a"),
+            true,
+        ),
+    ];
+    let denied_mix: Mix = allowed_mix
+        .iter()
+        .map(|(e, b, _)| (*e, b.clone(), false))
+        .collect();
+    let says_why: Check = {
+        let image = image.clone();
+        Arc::new(move |answer: &Value| {
+            let why = answer["response"]["status"]["message"]
+                .as_str()
+                .or(answer["status"]["reason"].as_str())
+                .unwrap_or_default();
+            if why.contains(&image) && why.contains("Connection refused") {
+                Ok(())
+            } else {
+                Err("the denial does not say the registry is unreachable".into())
+            }
+        })
+    };
+    let ok: Check = Arc::new(|_| Ok(()));
+
+    let started = Instant::now();
+    let mut up = drive_mix(&base, &tls, clients, phase, &allowed_mix, ok.clone()).await;
+    report("registry up", clients, started.elapsed(), &mut up);
+
+    registry.stop();
+    let started = Instant::now();
+    let mut down = drive_mix(&base, &tls, clients, phase, &denied_mix, says_why).await;
+    report("registry stopped", clients, started.elapsed(), &mut down);
+    let (_, sample) = post(
+        &tls.client(),
+        format!("{base}/imagereview"),
+        &denied_mix[1].1,
+    )
+    .await;
+    println!(
+        "load: a denial while stopped: {}",
+        sample["status"]["reason"]
+    );
+
+    registry.restart();
+    let started = Instant::now();
+    let mut back = drive_mix(&base, &tls, clients, phase, &allowed_mix, ok).await;
+    report("registry restarted", clients, started.elapsed(), &mut back);
+
+    for (name, run) in [("up", &up), ("stopped", &down), ("restarted", &back)] {
+        assert!(
+            run.errors.is_empty(),
+            "registry {name}: {} errors, first: {:?}",
+            run.errors.len(),
+            &run.errors[..run.errors.len().min(3)]
+        );
+    }
 }

@@ -6,11 +6,13 @@
 //! host error is a failed check (fail closed).
 
 use crate::host::Host;
-use crate::reference::{self, Reference};
-use crate::settings::{Action, Check, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify};
+use crate::reference::{self, ParseError, Reference};
+use crate::settings::{
+    Action, Check, LabelCondition, Mode, OnDigestMismatch, Policy, Rule, Unmatched, Verify,
+};
 use crate::wire::{
-    AdmissionRequest, ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse,
-    SigstoreVerifyRequest, ValidationResponse, VerifyResponse,
+    AdmissionRequest, ManifestConfigResponse, ManifestDigestResponse, NotaryVerifyRequest,
+    NotaryVerifyResponse, SigstoreVerifyRequest, ValidationResponse, VerifyResponse,
 };
 use crate::workload::{self, ImageSite};
 use serde::de::DeserializeOwned;
@@ -20,7 +22,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
-    explain(req, policy, host).0
+    decide_request(req, policy, host, None)
 }
 
 /// What the engine decided for one image (shown by the playground).
@@ -58,7 +60,7 @@ pub fn explain(
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<ImageReport>) {
     let mut reports = Vec::new();
-    let response = decide_request(req, policy, host, &mut reports);
+    let response = decide_request(req, policy, host, Some(&mut reports));
     (response, reports)
 }
 
@@ -66,7 +68,7 @@ fn decide_request(
     req: &AdmissionRequest,
     policy: &Policy,
     host: &dyn Host,
-    reports: &mut Vec<ImageReport>,
+    reports: Option<&mut Vec<ImageReport>>,
 ) -> ValidationResponse {
     if matches!(req.operation.as_str(), "DELETE" | "CONNECT") {
         return accept();
@@ -76,6 +78,9 @@ fn decide_request(
         Ok(Some(sites)) => sites,
         Err(reason) => return ValidationResponse::reject(format!("imagegate: {reason}")),
     };
+    if let Some(sourced) = &policy.sources {
+        return validate_sourced(req, sourced, host, reports);
+    }
 
     let mut audit = BTreeMap::new();
     let mut warnings = Vec::new();
@@ -95,8 +100,12 @@ fn decide_request(
         return accept_with(None, warnings, audit);
     }
     if let Some(bg) = &policy.break_glass {
-        let object = req.object.as_ref();
-        if object.and_then(|o| workload::annotation(o, &bg.annotation)) == Some("true") {
+        let object = req.object.as_deref();
+        if object
+            .and_then(|o| workload::annotation(o, &bg.annotation))
+            .as_deref()
+            == Some("true")
+        {
             let user = req.user_info.username.as_deref().unwrap_or("");
             let permitted =
                 bg.groups.is_empty() || req.user_info.groups.iter().any(|g| bg.groups.contains(g));
@@ -119,81 +128,81 @@ fn decide_request(
     let mut denials = Vec::new();
     let mut pins: Vec<(&ImageSite, String)> = Vec::new();
     let mut exempt = Vec::new();
-    for site in &sites {
-        let mut report = ImageReport {
-            container: site.describe(),
-            image: site.image.clone(),
-            normalized: None,
-            decision: Decision::Allowed,
-            rule: None,
-            reason: None,
-            pinned: None,
-        };
-        let image = match Reference::parse(&site.image) {
-            Ok(image) => image,
+    // Decide every image first; words are only spent on what needs them.
+    let results: Vec<Result<(Reference, Outcome), ParseError>> = sites
+        .iter()
+        .map(|site| {
+            let image = Reference::parse(&site.image)?;
+            let outcome = evaluate(&image, policy, &calls);
+            Ok((image, outcome))
+        })
+        .collect();
+    if let Some(reports) = reports {
+        reports.extend(
+            sites
+                .iter()
+                .zip(&results)
+                .map(|(site, r)| report(site, r, policy)),
+        );
+    }
+    for (site, result) in sites.iter().zip(&results) {
+        let (image, outcome) = match result {
+            Ok(decided) => decided,
             Err(e) => {
                 denials.push(format!(
                     "{}: image {:?} cannot be parsed: {e}",
                     site.describe(),
                     site.image
                 ));
-                report.decision = Decision::Denied;
-                report.reason = Some(format!("cannot be parsed: {e}"));
-                reports.push(report);
                 continue;
             }
         };
-        report.normalized = Some(image.to_string());
-        let label = format!("{}: image {}", site.describe(), shown(&site.image, &image));
-        match evaluate(&image, policy, &calls) {
-            Outcome::Exempt => {
-                exempt.push(site.image.clone());
-                report.decision = Decision::Exempt;
-            }
-            Outcome::Allowed { rule, pin } => {
-                report.rule = rule.map(|i| policy.rules[i].name.clone());
-                if let Some(digest) = pin {
-                    if site.mutable {
-                        let pinned = reference::pin(&site.image, &digest);
-                        report.pinned = Some(pinned.clone());
-                        pins.push((site, pinned));
-                    } else {
-                        warnings.push(format!(
-                            "{label}: not pinned to {digest}: this subresource can only change ephemeral containers"
-                        ));
-                    }
+        let label = || format!("{}: image {}", site.describe(), shown(&site.image, image));
+        let unmatched = |reason: &str| unmatched_text(policy, &site.image, reason);
+        match outcome {
+            Outcome::Exempt => exempt.push(site.image.clone()),
+            Outcome::Allowed { pin: None, .. } => {}
+            Outcome::Allowed {
+                pin: Some(digest), ..
+            } => {
+                if site.mutable {
+                    pins.push((site, reference::pin(&site.image, digest)));
+                } else {
+                    warnings.push(format!(
+                        "{}: not pinned to {digest}: this subresource can only change ephemeral containers",
+                        label()
+                    ));
                 }
             }
-            Outcome::Denied { rule, reason } => {
-                let rule = rule.map(|i| &policy.rules[i]);
-                report.rule = rule.map(|r| r.name.clone());
-                report.reason = Some(format!("{reason}{}", rule.map(suffix).unwrap_or_default()));
-                report.decision = Decision::Denied;
-                match rule {
-                    Some(r) if r.mode == Mode::Warn => {
-                        report.decision = Decision::Warned;
-                        warnings.push(format!(
-                            "{label}: rule {:?} is in warn mode, would deny: {reason}{}",
-                            r.name,
-                            suffix(r)
-                        ))
-                    }
-                    Some(r) => {
-                        denials.push(format!("{label}: rule {:?}: {reason}{}", r.name, suffix(r)))
-                    }
-                    None if policy.unmatched == Unmatched::Warn => {
-                        report.decision = Decision::Warned;
-                        warnings.push(format!("{label}: {reason} (unmatched: warn)"))
-                    }
-                    None => denials.push(format!("{label}: {reason}")),
-                }
-            }
+            Outcome::Denied { rule, reason } => match rule.map(|i| &policy.rules[i]) {
+                Some(r) if r.mode == Mode::Warn => warnings.push(format!(
+                    "{}: rule {:?} is in warn mode, would deny: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r, &site.image)
+                )),
+                Some(r) => denials.push(format!(
+                    "{}: rule {:?}: {reason}{}",
+                    label(),
+                    r.name,
+                    suffix(r, &site.image)
+                )),
+                // A custom unmatched text is the whole warning, worded as the tool
+                // it comes from words it (Tanzu's AllowUnmatchedImages warning).
+                None if policy.unmatched == Unmatched::Warn => match policy.unmatched_message {
+                    Some(_) => warnings.push(unmatched(reason)),
+                    None => warnings.push(format!("{}: {reason} (unmatched: warn)", label())),
+                },
+                None => denials.push(format!("{}: {}", label(), unmatched(reason))),
+            },
         }
-        reports.push(report);
     }
     if !exempt.is_empty() {
         audit.insert("exempt-images".to_string(), exempt.join(", "));
     }
+    // One warning per distinct text (two containers, one unmatched message).
+    let mut seen = std::collections::HashSet::new();
+    warnings.retain(|w| seen.insert(w.clone()));
 
     if !denials.is_empty() {
         let mut response = ValidationResponse::reject(format!(
@@ -210,10 +219,20 @@ fn decide_request(
     let mutated = if pins.is_empty() {
         None
     } else {
-        let Some(mut object) = req.object.clone() else {
-            return ValidationResponse::reject(
-                "imagegate: cannot pin digests: the request has no object",
-            );
+        let object = req
+            .object
+            .as_deref()
+            .map(|o| serde_json::from_str::<serde_json::Value>(o.get()));
+        let mut object = match object {
+            Some(Ok(object)) => object,
+            Some(Err(e)) => {
+                return ValidationResponse::reject(format!("imagegate: cannot pin digests: {e}"))
+            }
+            None => {
+                return ValidationResponse::reject(
+                    "imagegate: cannot pin digests: the request has no object",
+                )
+            }
         };
         for (site, image) in &pins {
             if let Err(e) = workload::set_image(&mut object, &site.pointer, image.clone()) {
@@ -230,6 +249,87 @@ fn decide_request(
         Some(object)
     };
     accept_with(mutated, warnings, audit)
+}
+
+/// Completes the settings with the objects of `sources` (read through the
+/// host's `kubernetes/*` capabilities) and decides with the result: one
+/// decision path whatever the settings came from.
+fn validate_sourced(
+    req: &AdmissionRequest,
+    sourced: &crate::settings::SourcedSettings,
+    host: &dyn Host,
+    reports: Option<&mut Vec<ImageReport>>,
+) -> ValidationResponse {
+    let namespace = req.namespace.as_deref().unwrap_or("");
+    let settings = match crate::sources::context::merged_settings(
+        sourced.sources,
+        &sourced.base,
+        namespace,
+        host,
+    ) {
+        Ok(settings) => settings,
+        Err(e) => return ValidationResponse::reject(format!("imagegate: sources: {e}")),
+    };
+    match Policy::from_json(&settings.to_string()) {
+        Ok(policy) => decide_request(req, &policy, host, reports),
+        Err(e) => ValidationResponse::reject(format!(
+            "imagegate: the settings built from sources are invalid: {e}"
+        )),
+    }
+}
+
+/// The report of one image, from what [`decide_request`] decided.
+fn report(
+    site: &ImageSite,
+    result: &Result<(Reference, Outcome), ParseError>,
+    policy: &Policy,
+) -> ImageReport {
+    let mut report = ImageReport {
+        container: site.describe(),
+        image: site.image.clone(),
+        normalized: None,
+        decision: Decision::Allowed,
+        rule: None,
+        reason: None,
+        pinned: None,
+    };
+    let (image, outcome) = match result {
+        Ok(decided) => decided,
+        Err(e) => {
+            report.decision = Decision::Denied;
+            report.reason = Some(format!("cannot be parsed: {e}"));
+            return report;
+        }
+    };
+    report.normalized = Some(image.to_string());
+    match outcome {
+        Outcome::Exempt => report.decision = Decision::Exempt,
+        Outcome::Allowed { rule, pin } => {
+            report.rule = rule.map(|i| policy.rules[i].name.clone());
+            report.pinned = pin
+                .as_ref()
+                .filter(|_| site.mutable)
+                .map(|digest| reference::pin(&site.image, digest));
+        }
+        Outcome::Denied { rule, reason } => {
+            let rule = rule.map(|i| &policy.rules[i]);
+            report.rule = rule.map(|r| r.name.clone());
+            report.reason = Some(match rule {
+                Some(r) => format!("{reason}{}", suffix(r, &site.image)),
+                None => unmatched_text(policy, &site.image, reason),
+            });
+            let warned = match rule {
+                Some(r) => r.mode == Mode::Warn,
+                None => policy.unmatched == Unmatched::Warn,
+            };
+            report.decision = if warned {
+                Decision::Warned
+            } else {
+                Decision::Denied
+            };
+        }
+    }
+    report
 }
 
 /// What the policy says about one parsed image.
@@ -254,32 +354,71 @@ fn evaluate(image: &Reference, policy: &Policy, calls: &Calls) -> Outcome {
         return Outcome::Exempt;
     }
     policy.patterns.matches_into(image, &mut ids);
-    // Highest priority wins; on a tie the rule listed first.
-    let best = ids
-        .into_iter()
-        .max_by_key(|&i| (policy.rules[i].priority, std::cmp::Reverse(i)));
-    let Some(index) = best else {
-        return match policy.unmatched {
-            Unmatched::Allow => Outcome::Allowed {
-                rule: None,
-                pin: None,
+    if !policy.regexes.is_empty() {
+        let name = repository(image);
+        ids.extend(
+            policy
+                .regexes
+                .iter()
+                .filter(|(re, _)| re.is_match(&name))
+                .map(|(_, i)| *i),
+        );
+    }
+    // Highest priority wins; on a tie the rule listed first. A rule with
+    // image label conditions matches only when the image carries them.
+    ids.sort_by_key(|&i| (std::cmp::Reverse(policy.rules[i].priority), i));
+    ids.dedup();
+    for index in ids {
+        let rule = &policy.rules[index];
+        if !rule.labels.is_empty() {
+            match calls.labels(&image.to_string()) {
+                Ok(labels) if rule.labels.iter().all(|c| has_label(&labels, c)) => {}
+                Ok(_) => continue,
+                Err(_) if rule.skip_on_resolution_failure => continue,
+                Err(e) => {
+                    return Outcome::Denied {
+                        rule: Some(index),
+                        reason: format!("cannot read the image labels (imageLabels): {e}"),
+                    }
+                }
+            }
+        }
+        return match decide_rule(image, rule, calls) {
+            Ok(pin) => Outcome::Allowed {
+                rule: Some(index),
+                pin,
             },
-            Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
-                rule: None,
-                reason: "matches no rule".to_string(),
+            Err(reason) => Outcome::Denied {
+                rule: Some(index),
+                reason,
             },
         };
-    };
-    let rule = &policy.rules[index];
-    match decide_rule(image, rule, calls) {
-        Ok(pin) => Outcome::Allowed {
-            rule: Some(index),
-            pin,
+    }
+    match policy.unmatched {
+        Unmatched::Allow => Outcome::Allowed {
+            rule: None,
+            pin: None,
         },
-        Err(reason) => Outcome::Denied {
-            rule: Some(index),
-            reason,
+        Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
+            rule: None,
+            reason: "matches no rule".to_string(),
         },
+    }
+}
+
+/// `host[:port]/path`: what `imageRegex` is matched against.
+fn repository(image: &Reference) -> String {
+    match image.port() {
+        Some(port) => format!("{}:{port}/{}", image.host(), image.path()),
+        None => format!("{}/{}", image.host(), image.path()),
+    }
+}
+
+fn has_label(labels: &serde_json::Map<String, serde_json::Value>, c: &LabelCondition) -> bool {
+    match (labels.get(&c.key), &c.value) {
+        (Some(_), None) => true,
+        (Some(v), Some(want)) => v.as_str() == Some(want.as_str()),
+        (None, _) => false,
     }
 }
 
@@ -564,6 +703,18 @@ impl<'a> Calls<'a> {
         Ok(resp.digest)
     }
 
+    /// `oci/v1/oci_manifest_config`: the labels of the image's config
+    /// (`config.Labels`; none is an empty map).
+    fn labels(&self, image: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let resp: ManifestConfigResponse = self.call("oci", "v1/oci_manifest_config", &image)?;
+        Ok(resp
+            .config
+            .pointer("/config/Labels")
+            .and_then(serde_json::Value::as_object)
+            .cloned()
+            .unwrap_or_default())
+    }
+
     /// `oci/v1/manifest_digest`: the digest the image resolves to now.
     fn manifest_digest(&self, image: &str) -> Result<String, String> {
         let resp: ManifestDigestResponse = self
@@ -601,10 +752,20 @@ fn shown(written: &str, image: &Reference) -> String {
     }
 }
 
-fn suffix(rule: &Rule) -> String {
+/// Why an image no rule matches is denied or warned about: `unmatchedMessage`
+/// with `{image}` replaced by the image as written, or the engine's reason.
+fn unmatched_text(policy: &Policy, image: &str, reason: &str) -> String {
+    match &policy.unmatched_message {
+        Some(text) => text.replace("{image}", image),
+        None => reason.to_string(),
+    }
+}
+
+/// The rule's `message`, `{image}` replaced by the image as written.
+fn suffix(rule: &Rule, image: &str) -> String {
     rule.message
         .as_ref()
-        .map(|m| format!(" ({m})"))
+        .map(|m| format!(" ({})", m.replace("{image}", image)))
         .unwrap_or_default()
 }
 
@@ -701,6 +862,13 @@ mod tests {
             "object": object
         }))
         .unwrap()
+    }
+
+    /// Changes the request's (raw) object.
+    fn edit(req: &mut AdmissionRequest, change: impl FnOnce(&mut Value)) {
+        let mut object: Value = serde_json::from_str(req.object.as_ref().unwrap().get()).unwrap();
+        change(&mut object);
+        req.object = Some(serde_json::value::RawValue::from_string(object.to_string()).unwrap());
     }
 
     fn run(settings: Value, req: &AdmissionRequest, host: &FakeHost) -> ValidationResponse {
@@ -810,8 +978,9 @@ mod tests {
     fn break_glass_needs_the_exact_value_and_an_allowed_group() {
         let s = json!({"breakGlass":{"groups":["sre"]},"rules":[{"name":"none","images":["*"],"action":"deny"}]});
         let mut req = pod(&["nginx"]);
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"true"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"true"})
+        });
         let r = run(s.clone(), &req, &FakeHost::none());
         assert!(!r.accepted, "alice is not in sre");
         assert!(r.warnings.unwrap()[0].contains("ignored"));
@@ -822,8 +991,9 @@ mod tests {
             r.audit_annotations.unwrap()["break-glass"],
             r#"used by "alice""#
         );
-        req.object.as_mut().unwrap()["metadata"]["annotations"] =
-            json!({"image-policy.k8s.io/break-glass":"True"});
+        edit(&mut req, |o| {
+            o["metadata"]["annotations"] = json!({"image-policy.k8s.io/break-glass":"True"})
+        });
         assert!(!run(s, &req, &FakeHost::none()).accepted);
     }
 
@@ -923,7 +1093,9 @@ mod tests {
             }
         });
         let mut req = pod(&["ghcr.io/corp/app:1.0", "ghcr.io/corp/app:1.0"]);
-        req.object.as_mut().unwrap()["spec"]["x-unknown-field"] = json!({"kept": true});
+        edit(&mut req, |o| {
+            o["spec"]["x-unknown-field"] = json!({"kept": true})
+        });
         let r = run(cosign_settings(json!({"pinDigest": true})), &req, &host);
         assert!(r.accepted, "{:?}", r.message);
         assert_eq!(
@@ -1075,8 +1247,9 @@ mod tests {
             Ok(json!({"digest": D1}))
         });
         let mut req = pod(&["nginx:1"]);
-        req.object.as_mut().unwrap()["spec"]["ephemeralContainers"] =
-            json!([{"name":"dbg","image":"busybox:1"}]);
+        edit(&mut req, |o| {
+            o["spec"]["ephemeralContainers"] = json!([{"name":"dbg","image":"busybox:1"}])
+        });
         let r = run(s.clone(), &req, &host);
         let obj = r.mutated_object.unwrap();
         assert_eq!(
@@ -1126,5 +1299,107 @@ mod tests {
             "{}",
             msg(&r)
         );
+    }
+
+    #[test]
+    fn unmatched_message_is_the_whole_warning_once_and_messages_name_the_image() {
+        let s = json!({"unmatched":"warn","unmatchedMessage":"{image} did not match any image policies.",
+            "rules":[{"name":"t","images":["gcr.io/projectsigstore/cosign*"],"action":"deny",
+                "message":"The image: {image} is not signed."}]});
+        let r = run(s.clone(), &pod(&["busybox", "busybox"]), &FakeHost::none());
+        assert!(r.accepted);
+        assert_eq!(
+            r.warnings.unwrap(),
+            vec!["busybox did not match any image policies.".to_string()]
+        );
+        let r = run(
+            s,
+            &pod(&["gcr.io/projectsigstore/cosign:v0.3.0"]),
+            &FakeHost::none(),
+        );
+        assert!(
+            msg(&r).ends_with("(The image: gcr.io/projectsigstore/cosign:v0.3.0 is not signed.)"),
+            "{}",
+            msg(&r)
+        );
+        let s = json!({"unmatchedMessage":"Image '{image}' does not meet registry security policy",
+            "rules":[{"name":"a","images":["reg.io/**"]}]});
+        assert!(msg(&run(s, &pod(&["nginx"]), &FakeHost::none()))
+            .ends_with("Image 'nginx' does not meet registry security policy"));
+    }
+
+    #[test]
+    fn regex_rules_match_the_normalized_name_whatever_the_spelling() {
+        let s = json!({"rules":[
+            {"name":"alpine","imageRegex":[".*(?:library/alp.*).*"],"priority":1,"action":"deny"},
+            {"name":"all","images":["**"]}]});
+        for image in [
+            "alpine:3",
+            "docker.io/library/alpine",
+            "index.docker.io/alpine:3.10",
+        ] {
+            let r = run(s.clone(), &pod(&[image]), &FakeHost::none());
+            assert!(
+                msg(&r).contains(r#"rule "alpine": denied"#),
+                "{image}: {}",
+                msg(&r)
+            );
+        }
+        assert!(run(s, &pod(&["nginx"]), &FakeHost::none()).accepted);
+    }
+
+    #[test]
+    fn label_conditions_read_the_image_config() {
+        let s = |skip: bool| {
+            let mut rule = json!({"name":"no-dev","images":["**"],"priority":1,"action":"deny",
+                "imageLabels":[{"key":"tier","value":"dev"}]});
+            if skip {
+                rule["skipOnResolutionFailure"] = json!(true);
+            }
+            json!({"rules":[rule, {"name":"all","images":["**"]}]})
+        };
+        let host = || {
+            FakeHost::new(|ns, op, p| {
+                assert_eq!((ns, op), ("oci", "v1/oci_manifest_config"));
+                let image = p.as_str().unwrap();
+                if image.contains("broken") {
+                    return Err("Cannot fetch manifest: connection refused".into());
+                }
+                let tier = if image.contains("dev") { "dev" } else { "prod" };
+                Ok(json!({"manifest":{},"digest":D1,"config":{"config":{"Labels":{"tier":tier}}}}))
+            })
+        };
+        let r = run(s(false), &pod(&["quay.io/x/dev-app:1"]), &host());
+        assert!(msg(&r).contains(r#"rule "no-dev": denied"#), "{}", msg(&r));
+        assert!(run(s(false), &pod(&["quay.io/x/app:1"]), &host()).accepted);
+        let r = run(s(false), &pod(&["quay.io/x/broken:1"]), &host());
+        assert!(
+            msg(&r).contains("cannot read the image labels (imageLabels): Cannot fetch manifest"),
+            "{}",
+            msg(&r)
+        );
+        assert!(run(s(true), &pod(&["quay.io/x/broken:1"]), &host()).accepted);
+    }
+
+    #[test]
+    fn sources_are_read_at_request_time_through_kubernetes_capabilities() {
+        let s = json!({"sources":{"tanzu":true},"exemptNamespaces":["ops"]});
+        let host = FakeHost::new(|ns, op, p| {
+            assert_eq!((ns, op), ("kubernetes", "get_resource"));
+            assert_eq!(p["kind"], "ClusterImagePolicy");
+            Err(
+                r#"clusterimagepolicies.signing.apps.tanzu.vmware.com "image-policy" not found"#
+                    .into(),
+            )
+        });
+        let r = run(s.clone(), &pod(&["busybox"]), &host);
+        assert!(r.accepted);
+        assert_eq!(
+            r.warnings.unwrap(),
+            vec![crate::sources::tanzu::NOT_FOUND.to_string()]
+        );
+        let down = FakeHost::new(|_, _, _| Err("connection refused".into()));
+        let r = run(s, &pod(&["busybox"]), &down);
+        assert!(msg(&r).starts_with("imagegate: sources: cannot read ClusterImagePolicy image-policy: connection refused"), "{}", msg(&r));
     }
 }

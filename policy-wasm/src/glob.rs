@@ -41,11 +41,6 @@ impl Glob {
         &self.text
     }
 
-    /// True when the glob has no `*` (it matches only its own text).
-    pub fn is_literal(&self) -> bool {
-        self.literal
-    }
-
     /// True when the glob matches every string (it is made of stars only).
     pub fn matches_everything(&self) -> bool {
         !self.literal && self.segments.is_empty()
@@ -106,7 +101,6 @@ mod tests {
         assert!(!m("latest", "Latest"));
         assert!(m("", ""));
         assert!(!m("", "a"));
-        assert!(Glob::new("1.0").is_literal());
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod pattern;
 pub mod pem;
 pub mod reference;
 pub mod settings;
+pub mod sources;
 pub mod wire;
 pub mod workload;
 

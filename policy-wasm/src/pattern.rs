@@ -21,6 +21,7 @@ use crate::glob::Glob;
 use crate::reference::{self, ParseError, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -279,10 +280,14 @@ fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
             reference::parse_registry(host).map(|(host, _)| host)
         }
     };
-    Ok(HostPattern::Exact {
-        host: host.map_err(|e| e.reason)?,
-        port,
-    })
+    let host = host.map_err(|e| e.reason)?;
+    if port == PortPattern::Absent && !reference::is_registry(&host) {
+        return Err(format!(
+            "registry {first:?} normalizes to {host:?} without a port, which no image can name \
+             (it would read as a Docker Hub namespace); give its port, or `:*`"
+        ));
+    }
+    Ok(HostPattern::Exact { host, port })
 }
 
 fn host_wildcard_error(host: &str) -> String {
@@ -376,6 +381,31 @@ fn path_matches(segments: &[Segment], path: &str) -> bool {
 
 type NodeId = usize;
 
+/// FNV-1a. The maps are keyed by settings (trusted) and only probed with image
+/// strings, so a seeded hash buys nothing here, while std's `RandomState` would
+/// draw WASI randomness in every fresh instance and SipHash is slow on short keys.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
+type FastHash = BuildHasherDefault<Fnv>;
+
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
 #[derive(Debug, Clone, Default)]
@@ -383,9 +413,9 @@ pub struct PatternSet {
     /// Trie nodes of every registry bucket.
     nodes: Vec<Node>,
     /// Literal hosts.
-    exact: HashMap<String, PortRoots>,
+    exact: HashMap<String, PortRoots, FastHash>,
     /// `*.suffix` patterns, keyed by `suffix`.
-    subdomain: HashMap<String, PortRoots>,
+    subdomain: HashMap<String, PortRoots, FastHash>,
     /// Patterns whose host is `*`.
     any_host: Option<NodeId>,
     len: usize,
@@ -396,13 +426,13 @@ pub struct PatternSet {
 struct PortRoots {
     absent: Option<NodeId>,
     any: Option<NodeId>,
-    exact: HashMap<u16, NodeId>,
+    exact: HashMap<u16, NodeId, FastHash>,
 }
 
 /// A path trie node: edges by component kind, and the patterns ending here.
 #[derive(Debug, Clone, Default)]
 struct Node {
-    literal: HashMap<String, NodeId>,
+    literal: HashMap<String, NodeId, FastHash>,
     globs: Vec<(Glob, NodeId)>,
     any_depth: Option<NodeId>,
     terminals: Vec<(Constraint, usize)>,
@@ -481,7 +511,7 @@ impl PatternSet {
             nodes: &self.nodes,
             image,
             components: image.path().split('/').collect(),
-            seen: HashSet::new(),
+            seen: HashSet::default(),
             out,
         };
         let host = image.host();
@@ -516,7 +546,7 @@ struct Walk<'a> {
     /// `(node, component index)` pairs entered through a `**` edge. A node below
     /// a `**` can be reached from several start positions; remembering them keeps
     /// the walk at most O(nodes x components) whatever the patterns.
-    seen: HashSet<(NodeId, usize)>,
+    seen: HashSet<(NodeId, usize), FastHash>,
     out: &'a mut Vec<usize>,
 }
 
@@ -762,6 +792,17 @@ mod tests {
         assert!(m("*.corp.io:*/team/*", "a.corp.io/team/app"));
         assert!(m("*.corp.io:8443/team/*", "a.corp.io:8443/team/app"));
         assert!(!m("*.corp.io:8443/team/*", "a.corp.io/team/app"));
+    }
+
+    #[test]
+    fn dotless_host_with_port_443_is_rejected_like_in_references() {
+        // `registry:443/app` is an unparsable image (it would normalize to
+        // Docker Hub's `registry/app`), so this pattern could match nothing.
+        assert!(err("registry:443/**").contains("no image can name"));
+        assert!(m("registry:*/**", "registry:5000/app"));
+        assert!(m("registry:5000/**", "registry:5000/app"));
+        assert!(m("*.corp:443/**", "a.corp/app"));
+        assert!(m("localhost:443/**", "localhost/app"));
     }
 
     #[test]

@@ -216,7 +216,7 @@ pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
 /// docker's splitDockerDomain: the first `/`-component names a registry iff it
 /// contains `.` or `:`, is `localhost`, or has upper-case letters (upper case is
 /// invalid in a path, so it must be a host).
-fn is_registry(first: &str) -> bool {
+pub(crate) fn is_registry(first: &str) -> bool {
     first.contains(['.', ':'])
         || first == "localhost"
         || first.bytes().any(|b| b.is_ascii_uppercase())

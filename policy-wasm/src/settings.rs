@@ -35,6 +35,31 @@ struct Settings {
     keys: BTreeMap<String, KeySettings>,
     #[serde(default)]
     rules: Vec<RuleSettings>,
+    /// Text for images no rule matches; `{image}` is the image as written.
+    #[serde(default)]
+    unmatched_message: Option<String>,
+    #[serde(default)]
+    sources: Option<SourcesSettings>,
+}
+
+/// Other tools' objects read at request time (see `sources::context`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct SourcesSettings {
+    #[serde(default)]
+    tmax: bool,
+    #[serde(default)]
+    tanzu: bool,
+}
+
+/// An image label the rule requires (OpenShift `matchImageLabels`);
+/// no `value` = the label must be present with any value.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct LabelSettings {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -60,7 +85,20 @@ struct KeySettings {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct RuleSettings {
     name: String,
+    #[serde(default)]
     images: Vec<String>,
+    /// Regular expressions matched (whole) against the normalized repository
+    /// name `host[:port]/path`, so `alpine` and `docker.io/library/alpine`
+    /// cannot be told apart.
+    #[serde(default)]
+    image_regex: Vec<String>,
+    /// The rule matches only images whose config carries these labels.
+    #[serde(default)]
+    image_labels: Vec<LabelSettings>,
+    /// With `imageLabels`: an image whose labels cannot be read does not
+    /// match the rule (instead of being denied).
+    #[serde(default)]
+    skip_on_resolution_failure: bool,
     #[serde(default)]
     priority: i64,
     #[serde(default)]
@@ -203,6 +241,28 @@ pub struct Policy {
     pub rules: Vec<Rule>,
     /// Every rule's patterns; a match yields the rule's index in `rules`.
     pub patterns: PatternSet,
+    /// Every rule's `imageRegex`, anchored, with the rule's index.
+    pub regexes: Vec<(regex_lite::Regex, usize)>,
+    /// `unmatchedMessage`.
+    pub unmatched_message: Option<String>,
+    /// `sources`: the settings are completed at request time.
+    pub sources: Option<SourcedSettings>,
+}
+
+/// Settings to complete with other tools' objects for each request.
+#[derive(Debug)]
+pub struct SourcedSettings {
+    pub sources: crate::sources::context::Sources,
+    /// The settings as written, without `sources`.
+    pub base: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A label an image must carry for a rule to match it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelCondition {
+    pub key: String,
+    /// `None`: any value.
+    pub value: Option<String>,
 }
 
 #[derive(Debug)]
@@ -224,6 +284,9 @@ pub struct Rule {
     pub verify: Option<Verify>,
     pub pin_digest: bool,
     pub on_digest_mismatch: OnDigestMismatch,
+    /// The rule matches only images carrying all these labels.
+    pub labels: Vec<LabelCondition>,
+    pub skip_on_resolution_failure: bool,
 }
 
 /// Signature checks of a rule.
@@ -286,11 +349,40 @@ impl Policy {
         if !json.trim_start().starts_with('{') {
             return Err("settings must be a JSON object".to_string());
         }
-        let mut de = serde_json::Deserializer::from_str(json);
-        let settings: Settings = serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| schema_error(e.path().to_string(), e.into_inner()))?;
-        de.end().map_err(|e| e.to_string())?;
-        compile(settings)
+        // Path tracking doubles the parse time, and a fresh policy-server
+        // instance parses the settings on every request: parse plainly, and
+        // only when that fails parse again to say where.
+        let settings = match serde_json::from_str::<Settings>(json) {
+            Ok(settings) => settings,
+            Err(plain) => {
+                let mut de = serde_json::Deserializer::from_str(json);
+                let tracked: Result<Settings, _> = serde_path_to_error::deserialize(&mut de);
+                return Err(match tracked {
+                    Err(e) => schema_error(e.path().to_string(), e.into_inner()),
+                    Ok(_) => plain.to_string(),
+                });
+            }
+        };
+        // With `sources`, the settings as written are completed per request
+        // (sources::context); keep them, without `sources`, for that.
+        let sources = match &settings.sources {
+            Some(s) if s.tmax || s.tanzu => {
+                let mut base: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(json).map_err(|e| e.to_string())?;
+                base.remove("sources");
+                Some(SourcedSettings {
+                    sources: crate::sources::context::Sources {
+                        tmax: s.tmax,
+                        tanzu: s.tanzu,
+                    },
+                    base,
+                })
+            }
+            _ => None,
+        };
+        let mut policy = compile(settings)?;
+        policy.sources = sources;
+        Ok(policy)
     }
 }
 
@@ -363,6 +455,7 @@ fn compile(s: Settings) -> Result<Policy, String> {
 
     let mut rules = Vec::with_capacity(s.rules.len());
     let mut patterns = Vec::new();
+    let mut regexes = Vec::new();
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (i, r) in s.rules.iter().enumerate() {
         let at = format!("rules[{i}]");
@@ -375,8 +468,15 @@ fn compile(s: Settings) -> Result<Policy, String> {
                 r.name
             ));
         }
-        if r.images.is_empty() {
-            return Err(format!("{at}.images: at least one pattern is required"));
+        if r.images.is_empty() && r.image_regex.is_empty() {
+            return Err(format!(
+                "{at}.images: at least one pattern is required (in images or imageRegex)"
+            ));
+        }
+        for (j, re) in r.image_regex.iter().enumerate() {
+            let anchored = regex_lite::Regex::new(&format!("^(?:{re})$"))
+                .map_err(|e| format!("{at}.imageRegex[{j}]: invalid regular expression: {e}"))?;
+            regexes.push((anchored, i));
         }
         for (j, p) in r.images.iter().enumerate() {
             patterns.push((
@@ -404,6 +504,9 @@ fn compile(s: Settings) -> Result<Policy, String> {
         break_glass,
         rules,
         patterns: PatternSet::new(patterns),
+        regexes,
+        unmatched_message: s.unmatched_message,
+        sources: None,
     })
 }
 
@@ -427,6 +530,21 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
             .map(|(k, t)| tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
             .collect::<Result<Vec<_>, _>>()
     };
+    if r.skip_on_resolution_failure && r.image_labels.is_empty() {
+        return Err(format!(
+            "{at}.skipOnResolutionFailure: only rules with imageLabels resolve images"
+        ));
+    }
+    let mut labels = Vec::with_capacity(r.image_labels.len());
+    for (k, l) in r.image_labels.iter().enumerate() {
+        if l.key.is_empty() {
+            return Err(format!("{at}.imageLabels[{k}].key: must not be empty"));
+        }
+        labels.push(LabelCondition {
+            key: l.key.clone(),
+            value: l.value.clone(),
+        });
+    }
     let verify = match &r.verify {
         None => None,
         Some(v) => Some(compile_verify(v, &format!("{at}.verify"), keys)?),
@@ -443,6 +561,8 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
         verify,
         pin_digest: r.pin_digest,
         on_digest_mismatch: r.on_digest_mismatch,
+        labels,
+        skip_on_resolution_failure: r.skip_on_resolution_failure,
     })
 }
 
@@ -821,6 +941,52 @@ mod tests {
             panic!()
         };
         assert_eq!(keys[0].name, "inline");
+    }
+
+    #[test]
+    fn regex_labels_sources_and_unmatched_message() {
+        let p = Policy::from_json(
+            r#"{"unmatchedMessage":"{image} is not allowed","sources":{"tmax":true},"exemptNamespaces":["ops"],
+                "rules":[{"name":"re","imageRegex":["docker\\.io/library/alp.*"]},
+                {"name":"lab","images":["a"],"imageLabels":[{"key":"tier","value":"dev"},{"key":"any"}],"skipOnResolutionFailure":true}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            p.unmatched_message.as_deref(),
+            Some("{image} is not allowed")
+        );
+        assert!(p.regexes[0].0.is_match("docker.io/library/alpine"));
+        assert!(
+            !p.regexes[0].0.is_match("evil.io/docker.io/library/alpine"),
+            "anchored"
+        );
+        assert_eq!(p.regexes[0].1, 0);
+        assert_eq!(
+            p.rules[1].labels[1],
+            LabelCondition {
+                key: "any".into(),
+                value: None
+            }
+        );
+        let src = p.sources.unwrap();
+        assert!(src.sources.tmax && !src.sources.tanzu);
+        assert!(!src.base.contains_key("sources") && src.base.contains_key("exemptNamespaces"));
+        assert!(Policy::from_json(r#"{"sources":{}}"#)
+            .unwrap()
+            .sources
+            .is_none());
+        assert!(
+            err(r#"{"sources":{"kyverno":true}}"#).starts_with("sources: unknown field `kyverno`")
+        );
+        assert!(err(r#"{"rules":[{"name":"a","imageRegex":["("]}]}"#)
+            .starts_with("rules[0].imageRegex[0]: invalid regular expression"));
+        assert!(
+            err(r#"{"rules":[{"name":"a","images":["a"],"skipOnResolutionFailure":true}]}"#)
+                .starts_with("rules[0].skipOnResolutionFailure:")
+        );
+        assert!(
+            err(r#"{"rules":[{"name":"a"}]}"#).starts_with("rules[0].images: at least one pattern")
+        );
     }
 
     #[test]

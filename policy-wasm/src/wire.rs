@@ -25,6 +25,9 @@ pub struct ValidationRequest<'a> {
 /// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes it.
 /// Every field defaults, so a partial request is read, never rejected by serde;
 /// the engine decides what a missing field means.
+///
+/// The objects stay raw JSON: the engine reads only the parts it needs
+/// (`workload`) and parses a whole object only to mutate it.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
@@ -44,9 +47,9 @@ pub struct AdmissionRequest {
     pub operation: String,
     pub user_info: UserInfo,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<Value>,
+    pub object: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_object: Option<Value>,
+    pub old_object: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
 }

@@ -6,7 +6,11 @@
 //! in the original JSON (no typed round-trip that could drop fields).
 
 use crate::wire::AdmissionRequest;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
+use std::fmt;
 
 /// One container image found in the object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,10 +78,11 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
     let what = describe_object(req);
     let object = req
         .object
-        .as_ref()
+        .as_deref()
         .ok_or_else(|| format!("cannot read {what}: the request has no object"))?;
-    let spec = object
-        .pointer(spec_ptr)
+    let path: Vec<&str> = spec_ptr.split('/').skip(1).collect();
+    let spec = extract(object, &path)
+        .map_err(|e| format!("cannot read {what}: {e}"))?
         .ok_or_else(|| format!("cannot read {what}: {} is missing", dotted(spec_ptr)))?;
     if !spec.is_object() {
         return Err(format!(
@@ -121,18 +126,20 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
 
 /// `Deployment "web"` for messages.
 fn describe_object(req: &AdmissionRequest) -> String {
+    let from_object = |key: &str| {
+        let object = req.object.as_deref()?;
+        match extract(object, &["metadata", key]) {
+            Ok(Some(Value::String(name))) if !name.is_empty() => Some(name),
+            _ => None,
+        }
+    };
     let name = req
         .name
-        .as_deref()
+        .clone()
         .filter(|n| !n.is_empty())
-        .or_else(|| {
-            req.object
-                .as_ref()?
-                .pointer("/metadata/name")
-                .or_else(|| req.object.as_ref()?.pointer("/metadata/generateName"))?
-                .as_str()
-        })
-        .unwrap_or("");
+        .or_else(|| from_object("name"))
+        .or_else(|| from_object("generateName"))
+        .unwrap_or_default();
     format!("{} {name:?}", req.kind.kind)
 }
 
@@ -156,12 +163,107 @@ fn dotted(pointer: &str) -> String {
 }
 
 /// The object's own annotation `key`, if it is a string.
-pub fn annotation<'a>(object: &'a Value, key: &str) -> Option<&'a str> {
-    object
-        .get("metadata")?
-        .get("annotations")?
-        .get(key)?
-        .as_str()
+pub fn annotation(object: &RawValue, key: &str) -> Option<String> {
+    match extract(object, &["metadata", "annotations", key]) {
+        Ok(Some(Value::String(value))) => Some(value),
+        _ => None,
+    }
+}
+
+/// Reads the value at `path` (object keys) from raw JSON, skipping everything
+/// else without building it: a request carries the whole object, the engine
+/// needs its pod spec. `Ok(None)` when a key is missing or a level is not an
+/// object. Like a full parse, a repeated key counts with its last value.
+pub fn extract(raw: &RawValue, path: &[&str]) -> Result<Option<Value>, String> {
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    PathSeed(path)
+        .deserialize(&mut de)
+        .map_err(|e| format!("malformed object: {e}"))
+}
+
+struct PathSeed<'p>(&'p [&'p str]);
+
+impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
+    type Value = Option<Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        match self.0.split_first() {
+            None => Value::deserialize(d).map(Some),
+            Some((key, rest)) => d.deserialize_any(PathVisitor { key, rest }),
+        }
+    }
+}
+
+struct PathVisitor<'p> {
+    key: &'p str,
+    rest: &'p [&'p str],
+}
+
+impl<'de> Visitor<'de> for PathVisitor<'_> {
+    type Value = Option<Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an object with {:?}", self.key)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(is_key) = map.next_key_seed(KeyIs(self.key))? {
+            if is_key {
+                found = map.next_value_seed(PathSeed(self.rest))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Compares a map key with `self.0` without allocating it.
+struct KeyIs<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
 
 /// Sets the string at `pointer` (which `find_images` produced) to `value`.
@@ -181,6 +283,10 @@ mod tests {
     use crate::wire::GroupVersionKind;
     use serde_json::json;
 
+    fn raw(v: Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
     fn req(group: &str, kind: &str, object: Value) -> AdmissionRequest {
         AdmissionRequest {
             kind: GroupVersionKind {
@@ -189,7 +295,7 @@ mod tests {
                 kind: kind.into(),
             },
             operation: "CREATE".into(),
-            object: Some(object),
+            object: Some(raw(object)),
             ..Default::default()
         }
     }
@@ -352,6 +458,27 @@ mod tests {
     fn pod_without_containers_has_no_images() {
         let r = req("", "Pod", json!({"spec":{}}));
         assert_eq!(find_images(&r).unwrap(), Some(vec![]));
+    }
+
+    #[test]
+    fn extract_reads_one_path_and_skips_the_rest() {
+        let o = raw(
+            json!({"a":[1,{"b":2}],"metadata":{"name":"x","annotations":{"k":"v","n":1}},"s":"t"}),
+        );
+        assert_eq!(
+            extract(&o, &["metadata", "name"]).unwrap(),
+            Some(json!("x"))
+        );
+        assert_eq!(annotation(&o, "k").as_deref(), Some("v"));
+        assert_eq!(annotation(&o, "n"), None);
+        assert_eq!(extract(&o, &["a", "b"]).unwrap(), None);
+        assert_eq!(extract(&o, &["s", "x"]).unwrap(), None);
+        assert_eq!(extract(&o, &["missing"]).unwrap(), None);
+        // A repeated key counts with its last value, as in a full parse.
+        let dup = RawValue::from_string(r#"{"k":1,"k":{"x":2}}"#.into()).unwrap();
+        assert_eq!(extract(&dup, &["k", "x"]).unwrap(), Some(json!(2)));
+        let escaped = RawValue::from_string(r#"{"sp\u0065c":{"a":1}}"#.into()).unwrap();
+        assert_eq!(extract(&escaped, &["spec", "a"]).unwrap(), Some(json!(1)));
     }
 
     #[test]

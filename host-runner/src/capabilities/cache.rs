@@ -7,10 +7,10 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::CallbackRequest;
+use super::{lock, CallbackRequest};
 
 /// Default time-to-live, as policy-server.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -34,7 +34,7 @@ impl CacheStats {
 
 pub struct CapabilityCache {
     ttl: Duration,
-    entries: HashMap<String, (Instant, Vec<u8>)>,
+    entries: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
     stats: Arc<CacheStats>,
 }
 
@@ -42,7 +42,7 @@ impl CapabilityCache {
     pub fn new(ttl: Duration) -> Self {
         CapabilityCache {
             ttl,
-            entries: HashMap::new(),
+            entries: Mutex::default(),
             stats: Arc::default(),
         }
     }
@@ -68,28 +68,30 @@ impl CapabilityCache {
         }
     }
 
-    /// Answers from the cache, or computes with `fetch` and remembers a success.
+    /// Answers from the cache, or computes with `fetch` and remembers a
+    /// success. The lock is not held while fetching: concurrent evaluations
+    /// do not wait on each other's registry round trips.
     pub fn get_or_fetch(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         fetch: impl FnOnce() -> Result<Vec<u8>, String>,
     ) -> Result<Vec<u8>, String> {
         let Some(key) = Self::key(request) else {
             return fetch();
         };
-        let now = Instant::now();
-        if let Some((stored, bytes)) = self.entries.get(&key) {
-            if now.duration_since(*stored) < self.ttl {
+        {
+            let mut entries = lock(&self.entries);
+            let now = Instant::now();
+            let ttl = self.ttl;
+            entries.retain(|_, (t, _)| now.duration_since(*t) < ttl);
+            if let Some((_, bytes)) = entries.get(&key) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(bytes.clone());
             }
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
-        let ttl = self.ttl;
-        self.entries
-            .retain(|_, (t, _)| now.duration_since(*t) < ttl);
         let answer = fetch()?;
-        self.entries.insert(key, (now, answer.clone()));
+        lock(&self.entries).insert(key, (Instant::now(), answer.clone()));
         Ok(answer)
     }
 }
@@ -106,7 +108,7 @@ mod tests {
 
     #[test]
     fn caches_successes_only() {
-        let mut c = CapabilityCache::new(DEFAULT_TTL);
+        let c = CapabilityCache::new(DEFAULT_TTL);
         let mut calls = 0;
         for _ in 0..3 {
             let r = c.get_or_fetch(&digest("a"), || {
@@ -129,7 +131,7 @@ mod tests {
 
     #[test]
     fn expired_entries_are_refetched() {
-        let mut c = CapabilityCache::new(Duration::ZERO);
+        let c = CapabilityCache::new(Duration::ZERO);
         let mut calls = 0;
         for _ in 0..2 {
             c.get_or_fetch(&digest("a"), || {
@@ -143,7 +145,7 @@ mod tests {
 
     #[test]
     fn uncacheable_requests_bypass_the_counters() {
-        let mut c = CapabilityCache::new(DEFAULT_TTL);
+        let c = CapabilityCache::new(DEFAULT_TTL);
         let dns = CallbackRequest::DNSLookupHost { host: "h".into() };
         c.get_or_fetch(&dns, || Ok(vec![])).unwrap();
         c.get_or_fetch(&dns, || Ok(vec![])).unwrap();

@@ -19,7 +19,8 @@ use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
 use super::{crypto, Backend, CallbackRequest};
 
-#[derive(Debug, Clone)]
+/// Configuration of the live backend (no derives beyond what the capability
+/// configs guarantee: `Default`).
 pub struct LiveConfig {
     pub oci: OciConfig,
     pub notary: NotaryConfig,
@@ -180,16 +181,12 @@ impl Live {
 
 impl Backend for Live {
     fn answer(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
-        match self.cache.take() {
-            Some(mut cache) => {
-                let answer = cache.get_or_fetch(request, || self.fetch(request, deadline));
-                self.cache = Some(cache);
-                answer
-            }
+        match &self.cache {
+            Some(cache) => cache.get_or_fetch(request, || self.fetch(request, deadline)),
             None => self.fetch(request, deadline),
         }
     }
@@ -325,7 +322,7 @@ mod tests {
 
     #[test]
     fn dns_answers_localhost() {
-        let mut live = Live::new(LiveConfig::default()).unwrap();
+        let live = Live::new(LiveConfig::default()).unwrap();
         let out = live
             .answer(
                 &CallbackRequest::DNSLookupHost {
@@ -340,7 +337,7 @@ mod tests {
 
     #[test]
     fn kubernetes_without_context_is_a_clear_error() {
-        let mut live = Live::new(LiveConfig::default()).unwrap();
+        let live = Live::new(LiveConfig::default()).unwrap();
         let req = CallbackRequest::KubernetesGetResource {
             api_version: "v1".into(),
             kind: "Namespace".into(),

@@ -16,7 +16,7 @@ pub mod notary;
 pub mod oci;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use anyhow::bail;
@@ -416,17 +416,18 @@ impl CapabilityAllowList {
 /// `None` = context-aware access not granted at all.
 pub type ContextAwareAllowList = Option<BTreeSet<(String, String)>>;
 
-/// Where answers come from.
-pub trait Backend: Send {
+/// Where answers come from. Shared by concurrent evaluations (`serve`), so
+/// backends keep their own fine-grained locks instead of one around them.
+pub trait Backend: Send + Sync {
     /// Answers one request; `deadline` is the end of the evaluation.
     fn answer(
-        &mut self,
+        &self,
         request: &CallbackRequest,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String>;
 
     /// Called once when the session ends (record writes its file here).
-    fn finish(&mut self) -> anyhow::Result<()> {
+    fn finish(&self) -> anyhow::Result<()> {
         Ok(())
     }
 
@@ -441,14 +442,19 @@ pub trait Backend: Send {
         0
     }
 
-    fn rewind(&mut self, _checkpoint: usize) {}
+    fn rewind(&self, _checkpoint: usize) {}
+}
+
+/// Locks a mutex, ignoring poisoning (a panicked holder leaves plain data).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// No capabilities at all: every call fails (fixtures without a session).
 pub struct Offline;
 
 impl Backend for Offline {
-    fn answer(&mut self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
         Err(format!(
             "host capabilities are not available offline (no recorded session); request was {request:?}"
         ))
@@ -459,7 +465,7 @@ impl Backend for Offline {
 pub struct Capabilities {
     allowed: CapabilityAllowList,
     context_aware: ContextAwareAllowList,
-    backend: Mutex<Box<dyn Backend>>,
+    backend: Box<dyn Backend>,
 }
 
 impl Capabilities {
@@ -471,33 +477,25 @@ impl Capabilities {
         Capabilities {
             allowed,
             context_aware,
-            backend: Mutex::new(backend),
+            backend,
         }
-    }
-
-    fn with_backend<R>(&self, f: impl FnOnce(&mut dyn Backend) -> R) -> R {
-        let mut guard = match self.backend.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(guard.as_mut())
     }
 
     /// Ends the session (writes a recording).
     pub fn finish(&self) -> anyhow::Result<()> {
-        self.with_backend(|b| b.finish())
+        self.backend.finish()
     }
 
     pub fn cache_stats(&self) -> Option<Arc<CacheStats>> {
-        self.with_backend(|b| b.cache_stats())
+        self.backend.cache_stats()
     }
 
     pub fn checkpoint(&self) -> usize {
-        self.with_backend(|b| b.checkpoint())
+        self.backend.checkpoint()
     }
 
     pub fn rewind(&self, checkpoint: usize) {
-        self.with_backend(|b| b.rewind(checkpoint))
+        self.backend.rewind(checkpoint)
     }
 
     fn dispatch(
@@ -537,7 +535,8 @@ impl Capabilities {
                 ));
             }
         }
-        self.with_backend(|b| b.answer(&request, deadline))
+        self.backend
+            .answer(&request, deadline)
             .map_err(|e| format!("Callback evaluation failure: {e}"))
     }
 }
@@ -598,7 +597,7 @@ mod tests {
 
     struct Fixed(Result<Vec<u8>, String>);
     impl Backend for Fixed {
-        fn answer(&mut self, _: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+        fn answer(&self, _: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
             self.0.clone()
         }
     }

@@ -1,0 +1,233 @@
+//! `imagegate convert --from DIALECT FILE...`: another tool's policy ->
+//! native settings YAML, or with `--cluster-admission-policy` a ready
+//! Kubewarden `ClusterAdmissionPolicy` embedding them.
+//!
+//! The conversion itself is `imagegate_policy::sources` (the same code the
+//! policy runs for `sources: {tmax, tanzu}`); this module only reads YAML
+//! (several files, several documents each), prints the result, and prints
+//! every limitation on stderr so nothing is dropped silently.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Args;
+use imagegate_policy::settings::Policy;
+use imagegate_policy::sources::{self, Converted, Dialect, Options};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Args, Debug, Clone)]
+pub struct ConvertArgs {
+    /// The dialect of FILE...: tmax, tanzu, openshift, sighup or gatekeeper.
+    #[arg(long = "from", value_name = "DIALECT", value_parser = parse_dialect)]
+    pub from: Dialect,
+
+    /// YAML or JSON files (multi-document YAML allowed), read together as one policy.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Print a ready ClusterAdmissionPolicy instead of bare settings.
+    #[arg(long)]
+    pub cluster_admission_policy: bool,
+
+    /// metadata.name of the ClusterAdmissionPolicy.
+    #[arg(long, default_value = "imagegate")]
+    pub name: String,
+
+    /// spec.module of the ClusterAdmissionPolicy.
+    #[arg(long, default_value = "registry://ghcr.io/imagegate/imagegate:latest")]
+    pub module: String,
+
+    /// The policy's metadata.yml, whose `rules` the ClusterAdmissionPolicy uses
+    /// (default: ./metadata.yml when present, else imagegate's workload kinds).
+    #[arg(long, value_name = "FILE")]
+    pub metadata: Option<PathBuf>,
+
+    /// OpenShift: host of the integrated registry for `matchIntegratedRegistry`.
+    #[arg(long, value_name = "HOST")]
+    pub integrated_registry: Option<String>,
+}
+
+fn parse_dialect(name: &str) -> Result<Dialect, String> {
+    Dialect::parse(name)
+}
+
+pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let mut docs = Vec::new();
+    for file in &args.files {
+        docs.extend(read_documents(file)?);
+    }
+    let options = Options {
+        integrated_registry: args.integrated_registry.clone(),
+    };
+    let converted = sources::convert(args.from, &docs, &options)
+        .map_err(|e| anyhow::anyhow!("cannot convert from {}: {e}", args.from.name()))?;
+    // What we print must be settings imagegate accepts.
+    Policy::from_json(&converted.settings.to_string()).map_err(|e| {
+        anyhow::anyhow!("the converted settings are invalid (a converter bug, please report): {e}")
+    })?;
+    let mut stderr = std::io::stderr().lock();
+    for l in &converted.limitations {
+        writeln!(stderr, "imagegate convert: {}: {l}", args.from.name())?;
+    }
+    let output = if args.cluster_admission_policy {
+        let rules = match &args.metadata {
+            Some(path) => metadata_rules(path)?,
+            None if Path::new("metadata.yml").is_file() => {
+                metadata_rules(Path::new("metadata.yml"))?
+            }
+            None => default_rules(),
+        };
+        cluster_admission_policy(&args.name, &args.module, rules, &converted)
+    } else {
+        converted.settings
+    };
+    print!("{}", serde_yaml::to_string(&output)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every document of a YAML (or JSON) file; `kind: List` contributes its items.
+pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value = Value::deserialize(doc)
+            .with_context(|| format!("invalid YAML in {}", path.display()))?;
+        match value {
+            Value::Null => {}
+            Value::Object(ref o)
+                if o.get("kind")
+                    .and_then(Value::as_str)
+                    .is_some_and(|k| k.ends_with("List")) =>
+            {
+                docs.extend(
+                    o.get("items")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            }
+            Value::Object(_) => docs.push(value),
+            other => bail!("{}: expected a mapping, found {other}", path.display()),
+        }
+    }
+    Ok(docs)
+}
+
+fn metadata_rules(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let meta: Value = serde_yaml::from_str(&text)
+        .with_context(|| format!("invalid YAML in {}", path.display()))?;
+    match meta.get("rules") {
+        Some(rules) => Ok(rules.clone()),
+        None => bail!("{}: no `rules`", path.display()),
+    }
+}
+
+/// The kinds imagegate reads images from (DESIGN.md "Decision").
+fn default_rules() -> Value {
+    let ops = json!(["CREATE", "UPDATE"]);
+    json!([
+        {"apiGroups": [""], "apiVersions": ["v1"], "resources": ["pods", "pods/ephemeralcontainers", "replicationcontrollers", "podtemplates"], "operations": ops},
+        {"apiGroups": ["apps"], "apiVersions": ["v1"], "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"], "operations": ops},
+        {"apiGroups": ["batch"], "apiVersions": ["v1"], "resources": ["jobs", "cronjobs"], "operations": ops},
+        {"apiGroups": ["apps.openshift.io"], "apiVersions": ["v1"], "resources": ["deploymentconfigs"], "operations": ops},
+    ])
+}
+
+/// A ClusterAdmissionPolicy running imagegate with `converted.settings`.
+pub fn cluster_admission_policy(
+    name: &str,
+    module: &str,
+    rules: Value,
+    converted: &Converted,
+) -> Value {
+    let settings = &converted.settings;
+    let rules_list = settings
+        .get("rules")
+        .and_then(Value::as_array)
+        .map_or(&[][..], Vec::as_slice);
+    let mutating = rules_list
+        .iter()
+        .any(|r| r["pinDigest"] == json!(true) || r["onDigestMismatch"] == json!("rewrite"));
+    let mut spec = json!({
+        "module": module,
+        "mode": "protect",
+        "mutating": mutating,
+        "rules": rules,
+        "settings": settings,
+    });
+    if let Some(selector) = &converted.namespace_selector {
+        spec["namespaceSelector"] = selector.clone();
+    }
+    if settings.get("sources").is_some() {
+        spec["contextAwareResources"] = context_aware_resources();
+    }
+    json!({
+        "apiVersion": "policies.kubewarden.io/v1",
+        "kind": "ClusterAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// What `sources: {tmax, tanzu}` reads (sources::context).
+fn context_aware_resources() -> Value {
+    json!([
+        {"apiVersion": "v1", "kind": "ConfigMap"},
+        {"apiVersion": "v1", "kind": "Secret"},
+        {"apiVersion": "tmax.io/v1", "kind": "RegistrySecurityPolicy"},
+        {"apiVersion": "tmax.io/v1", "kind": "ClusterRegistrySecurityPolicy"},
+        {"apiVersion": "signing.apps.tanzu.vmware.com/v1beta1", "kind": "ClusterImagePolicy"},
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_documents_and_lists_are_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.yaml");
+        std::fs::write(
+            &path,
+            "kind: K8sAllowedRepos\nspec: {parameters: {repos: [a/]}}\n---\n---\nkind: List\nitems:\n- kind: K8sImageDigests\n",
+        )
+        .unwrap();
+        let docs = read_documents(&path).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[1]["kind"], "K8sImageDigests");
+        std::fs::write(&path, "- a\n").unwrap();
+        assert!(read_documents(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("expected a mapping"));
+    }
+
+    #[test]
+    fn cluster_admission_policy_embeds_settings_and_selector() {
+        let converted = Converted {
+            settings: json!({"rules": [{"name": "r", "images": ["a"], "pinDigest": true}], "sources": {"tmax": true}}),
+            limitations: Vec::new(),
+            namespace_selector: Some(json!({"matchLabels": {"team": "a"}})),
+        };
+        let cap = cluster_admission_policy("p", "registry://x/y:1", default_rules(), &converted);
+        assert_eq!(cap["apiVersion"], "policies.kubewarden.io/v1");
+        assert_eq!(cap["spec"]["mutating"], true);
+        assert_eq!(cap["spec"]["settings"], converted.settings);
+        assert_eq!(cap["spec"]["namespaceSelector"]["matchLabels"]["team"], "a");
+        assert_eq!(
+            cap["spec"]["contextAwareResources"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(cap["spec"]["rules"][1]["apiGroups"], json!(["apps"]));
+    }
+}

@@ -1,0 +1,344 @@
+//! `imagegate push` / `imagegate pull`: the Kubewarden policy OCI artifact,
+//! as `kwctl push` / `kwctl pull` exchange it (policy-fetcher's registry.rs).
+//!
+//! The artifact is one layer `application/vnd.wasm.content.layer.v1+wasm`
+//! (the annotated module, byte for byte) with config
+//! `application/vnd.wasm.config.v1+json` (`{}`), and the metadata
+//! annotations as manifest annotations: multi-line values (the README in
+//! `io.kubewarden.policy.usage`) are dropped as the OCI annotation rules
+//! require, the others trimmed, and `io.kubewarden.policy.source` is copied to
+//! `org.opencontainers.image.source`. Un-annotated modules are refused:
+//! policy-server would refuse to run them. Push prints the immutable
+//! `registry/repo@sha256:...` reference (`-o json`: `{"immutable_ref": ...}`),
+//! the form to sign and to deploy.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use oci_client::client::{
+    Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer,
+};
+use oci_client::manifest::{
+    OciImageManifest, OCI_IMAGE_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
+};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+
+use crate::metadata::{keys, Metadata};
+
+const SCHEME: &str = "registry://";
+const OCI_SOURCE: &str = oci_client::annotations::ORG_OPENCONTAINERS_IMAGE_SOURCE;
+
+/// How to reach registries: shared by push, pull and `run registry://`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct RegistryArgs {
+    /// Use plain HTTP for every registry.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Use plain HTTP for this registry (host[:port], as written in the reference); repeatable.
+    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
+    pub insecure_registries: Vec<String>,
+    /// Extra CA certificate (PEM) to trust for HTTPS registries; repeatable.
+    #[arg(long = "ca-cert", value_name = "PEM_FILE")]
+    pub ca_certs: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Annotated policy module.
+    pub policy: PathBuf,
+    /// Destination: registry://host[:port]/repository:tag
+    pub destination: String,
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// Source: registry://host[:port]/repository(:tag|@digest)
+    pub source: String,
+    /// Where to write the module.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let module = std::fs::read(&args.policy)
+        .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
+    let immutable = block_on(push(&module, &args.destination, &args.registry))?;
+    match args.output {
+        Output::Text => println!("{immutable}"),
+        Output::Json => println!("{}", serde_json::json!({ "immutable_ref": immutable })),
+    }
+    Ok(())
+}
+
+pub fn run_pull(args: &PullArgs) -> Result<()> {
+    let module = fetch(&args.source, &args.registry)?;
+    std::fs::write(&args.output, module)
+        .with_context(|| format!("cannot write {}", args.output.display()))
+}
+
+/// Downloads the module behind a `registry://` URI (for `run`, `pull`).
+pub fn fetch(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
+    block_on(pull(uri, registry))
+}
+
+fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(future)
+}
+
+/// Publishes `module` at `destination`; returns the immutable reference.
+pub async fn push(module: &[u8], destination: &str, registry: &RegistryArgs) -> Result<String> {
+    let metadata = Metadata::from_module(module)?.context(
+        "cannot push a policy that is not annotated: run `imagegate annotate` first \
+         (policy-server only runs annotated modules)",
+    )?;
+    if metadata.protocol_version.is_none() {
+        bail!("the policy metadata has no protocolVersion: annotate it with `imagegate annotate`");
+    }
+    let reference = parse_uri(destination)?;
+    if reference.digest().is_some() {
+        bail!("{destination}: push to a tag, the digest is computed by the registry");
+    }
+    let layers = vec![ImageLayer::new(
+        module.to_vec(),
+        WASM_LAYER_MEDIA_TYPE.to_string(),
+        None,
+    )];
+    let config = Config::new(&b"{}"[..], WASM_CONFIG_MEDIA_TYPE.to_string(), None);
+    let mut manifest = OciImageManifest::build(&layers, &config, Some(oci_annotations(&metadata)));
+    // kwctl leaves it out; the image spec says SHOULD, and strict registries want it.
+    manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
+    let response = client(registry)?
+        .push(
+            &reference,
+            &layers,
+            config,
+            &auth(&reference),
+            Some(manifest),
+        )
+        .await
+        .with_context(|| format!("cannot push the policy to {destination}"))?;
+    immutable_ref(&reference, &response.manifest_url)
+}
+
+/// Fetches the policy layer of the artifact at `uri`.
+pub async fn pull(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
+    let reference = parse_uri(uri)?;
+    let image = client(registry)?
+        .pull(&reference, &auth(&reference), vec![WASM_LAYER_MEDIA_TYPE])
+        .await
+        .with_context(|| format!("cannot pull the policy from {uri}"))?;
+    match image.layers.as_slice() {
+        [layer] => Ok(layer.data.to_vec()),
+        layers => bail!("{uri}: expected one wasm layer, found {}", layers.len()),
+    }
+}
+
+fn parse_uri(uri: &str) -> Result<Reference> {
+    let rest = uri
+        .strip_prefix(SCHEME)
+        .with_context(|| format!("{uri:?}: expected registry://host/repository:tag"))?;
+    rest.parse()
+        .with_context(|| format!("{uri:?} is not a valid OCI reference"))
+}
+
+fn client(registry: &RegistryArgs) -> Result<Client> {
+    let protocol = if registry.insecure {
+        ClientProtocol::Http
+    } else if registry.insecure_registries.is_empty() {
+        ClientProtocol::Https
+    } else {
+        ClientProtocol::HttpsExcept(registry.insecure_registries.clone())
+    };
+    let extra_root_certificates = registry
+        .ca_certs
+        .iter()
+        .map(|path| {
+            Ok(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: std::fs::read(path)
+                    .with_context(|| format!("cannot read CA certificate {}", path.display()))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let config = ClientConfig {
+        protocol,
+        extra_root_certificates,
+        ..Default::default()
+    };
+    Client::try_from(config).context("cannot configure the registry client")
+}
+
+/// Credentials from the Docker config (`$DOCKER_CONFIG/config.json` or
+/// `~/.docker/config.json`, credential helpers included); anonymous otherwise.
+fn auth(reference: &Reference) -> RegistryAuth {
+    match docker_credential::get_credential(reference.resolve_registry()) {
+        Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
+            RegistryAuth::Basic(user, password)
+        }
+        Ok(docker_credential::DockerCredential::IdentityToken(_)) => {
+            eprintln!(
+                "warning: identity tokens are not supported, accessing {} anonymously",
+                reference.resolve_registry()
+            );
+            RegistryAuth::Anonymous
+        }
+        Err(_) => RegistryAuth::Anonymous,
+    }
+}
+
+/// Metadata annotations usable as OCI manifest annotations.
+pub fn oci_annotations(metadata: &Metadata) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(key, value)| {
+            let single = value.lines().count() <= 1;
+            if !single {
+                eprintln!(
+                    "note: annotation {key} is multi-line, it is not copied to the OCI manifest"
+                );
+            }
+            single
+        })
+        .map(|(k, v)| (k.clone(), v.trim().to_string()))
+        .collect();
+    if let Some(source) = out.get(keys::SOURCE).cloned() {
+        out.entry(OCI_SOURCE.to_string()).or_insert(source);
+    }
+    out
+}
+
+/// `registry/repository@digest` from the manifest URL the registry returned
+/// (`.../manifests/sha256:...`).
+fn immutable_ref(reference: &Reference, manifest_url: &str) -> Result<String> {
+    let digest = manifest_url
+        .rsplit_once('/')
+        .map(|(_, d)| d)
+        .with_context(|| format!("cannot find the manifest digest in {manifest_url:?}"))?;
+    let valid = match digest.split_once(':') {
+        Some(("sha256", hex)) => hex.len() == 64,
+        Some(("sha512", hex)) => hex.len() == 128,
+        _ => false,
+    } && digest.split_once(':').is_some_and(|(_, hex)| {
+        hex.bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    });
+    if !valid {
+        bail!("the registry answered an invalid manifest digest {digest:?} ({manifest_url})");
+    }
+    Ok(format!(
+        "{}/{}@{digest}",
+        reference.registry(),
+        reference.repository()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metadata(annotations: &[(&str, &str)]) -> Metadata {
+        let mut m = Metadata::from_yaml("rules: []\nmutating: false\n").unwrap();
+        m.annotations = Some(
+            annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        );
+        m
+    }
+
+    #[test]
+    fn multi_line_annotations_are_dropped_and_source_propagated() {
+        let m = metadata(&[
+            (keys::USAGE, "# README\n\nlong"),
+            (keys::DESCRIPTION, "one line ending in a newline\n"),
+            (keys::SOURCE, "https://github.com/imagegate/imagegate"),
+        ]);
+        let a = oci_annotations(&m);
+        assert!(!a.contains_key(keys::USAGE));
+        assert_eq!(a[keys::DESCRIPTION], "one line ending in a newline");
+        assert_eq!(a[OCI_SOURCE], "https://github.com/imagegate/imagegate");
+        let m = metadata(&[(keys::SOURCE, "a"), (OCI_SOURCE, "b")]);
+        assert_eq!(
+            oci_annotations(&m)[OCI_SOURCE],
+            "b",
+            "an explicit value wins"
+        );
+    }
+
+    #[test]
+    fn immutable_reference_from_manifest_url() {
+        let r: Reference = "127.0.0.1:5000/policies/imagegate:v1".parse().unwrap();
+        let hex = "ab".repeat(32);
+        assert_eq!(
+            immutable_ref(
+                &r,
+                &format!("http://127.0.0.1:5000/v2/policies/imagegate/manifests/sha256:{hex}")
+            )
+            .unwrap(),
+            format!("127.0.0.1:5000/policies/imagegate@sha256:{hex}")
+        );
+        for bad in [
+            "nothing",
+            "http://h/v2/r/manifests/sha256:abc",
+            "http://h/v2/r/manifests/md5:00",
+        ] {
+            assert!(immutable_ref(&r, bad).is_err(), "{bad}");
+        }
+        let upper = "AB".repeat(32);
+        assert!(immutable_ref(&r, &format!("h/sha256:{upper}")).is_err());
+    }
+
+    #[test]
+    fn uris_need_the_registry_scheme() {
+        assert!(parse_uri("ghcr.io/x/y:1").is_err());
+        assert!(parse_uri("registry://").is_err());
+        let r = parse_uri("registry://127.0.0.1:5000/x/y:1").unwrap();
+        assert_eq!(
+            (r.registry(), r.repository(), r.tag()),
+            ("127.0.0.1:5000", "x/y", Some("1"))
+        );
+    }
+
+    #[test]
+    fn unannotated_modules_are_refused() {
+        let module = crate::annotate::tests::guest(r#""v1""#);
+        let err = block_on(push(
+            &module,
+            "registry://127.0.0.1:1/x:y",
+            &RegistryArgs::default(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("not annotated"), "{err}");
+    }
+
+    #[test]
+    fn bad_ca_certificate_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = RegistryArgs {
+            ca_certs: vec![dir.path().join("missing.pem")],
+            ..Default::default()
+        };
+        assert!(client(&missing).is_err());
+    }
+}

@@ -1,0 +1,337 @@
+//! `imagegate scaffold`: writes the Kubewarden policy resource that installs
+//! imagegate, like `kwctl scaffold manifest`.
+//!
+//! Rules, `mutating`, `backgroundAudit` and (with `--allow-context-aware`)
+//! `contextAwareResources` come from the metadata, read from the annotated
+//! module (what will actually run) or from metadata.yml; settings come from a
+//! YAML file. The resource name is the policy title (RFC 1123 checked) and
+//! the severity/category annotations are copied, as kwctl does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+
+use crate::metadata::{keys, ContextAwareResource, Metadata, Rule};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    ClusterAdmissionPolicy,
+    AdmissionPolicy,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
+    pub module: String,
+    /// Read the metadata embedded in this annotated module.
+    #[arg(long, conflicts_with = "metadata")]
+    pub policy: Option<PathBuf>,
+    /// Read the metadata from this file instead.
+    #[arg(short, long, default_value = "metadata.yml")]
+    pub metadata: PathBuf,
+    /// Settings file (YAML mapping); default: no settings ({}).
+    #[arg(short, long)]
+    pub settings: Option<PathBuf>,
+    /// Resource kind.
+    #[arg(
+        short = 't',
+        long = "type",
+        value_enum,
+        default_value = "cluster-admission-policy"
+    )]
+    pub kind: Kind,
+    /// Resource name; default: the policy title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Grant the contextAwareResources of the metadata (needed by `sources`).
+    #[arg(long)]
+    pub allow_context_aware: bool,
+    /// Output file; default: stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct PolicyResource {
+    pub api_version: &'static str,
+    pub kind: &'static str,
+    pub metadata: ObjectMeta,
+    pub spec: Spec,
+}
+
+#[derive(Serialize, Debug)]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct Spec {
+    pub module: String,
+    pub settings: serde_yaml::Mapping,
+    pub rules: Vec<Rule>,
+    pub mutating: bool,
+    /// Omitted when true (the CRD default), as kwctl does.
+    #[serde(skip_serializing_if = "is_true")]
+    pub background_audit: bool,
+    #[serde(skip_serializing_if = "BTreeSet::is_empty")]
+    pub context_aware_resources: BTreeSet<ContextAwareResource>,
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let metadata = match &args.policy {
+        Some(path) => {
+            let module = std::fs::read(path)
+                .with_context(|| format!("cannot read policy {}", path.display()))?;
+            Metadata::from_module(&module)?.with_context(|| {
+                format!(
+                    "{} is not annotated: run `imagegate annotate` first",
+                    path.display()
+                )
+            })?
+        }
+        None => Metadata::from_yaml_file(&args.metadata)?,
+    };
+    let settings = match &args.settings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read settings {}", path.display()))?;
+            parse_settings(&text)
+                .with_context(|| format!("invalid settings file {}", path.display()))?
+        }
+        None => serde_yaml::Mapping::new(),
+    };
+    let resource = manifest(&metadata, args, settings)?;
+    let yaml = serde_yaml::to_string(&resource)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))
+        }
+        None => Ok(std::io::stdout().lock().write_all(yaml.as_bytes())?),
+    }
+}
+
+fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
+    match serde_yaml::from_str::<serde_yaml::Value>(text)? {
+        serde_yaml::Value::Mapping(m) => Ok(m),
+        serde_yaml::Value::Null => Ok(serde_yaml::Mapping::new()),
+        other => bail!("settings must be a mapping, not {other:?}"),
+    }
+}
+
+/// The policy resource for `metadata` with `settings`.
+pub fn manifest(
+    metadata: &Metadata,
+    args: &Args,
+    settings: serde_yaml::Mapping,
+) -> Result<PolicyResource> {
+    let name = match &args.title {
+        Some(t) => t.clone(),
+        None => metadata.required_annotation(keys::TITLE)?.to_string(),
+    };
+    validate_name(&name)?;
+    let annotations = [keys::SEVERITY, keys::CATEGORY]
+        .into_iter()
+        .filter_map(|k| Some((k.to_string(), metadata.annotation(k)?.to_string())))
+        .collect();
+    let context_aware_resources = match args.kind {
+        Kind::ClusterAdmissionPolicy if args.allow_context_aware => {
+            metadata.context_aware_resources.clone()
+        }
+        Kind::ClusterAdmissionPolicy => {
+            if !metadata.context_aware_resources.is_empty() {
+                eprintln!(
+                    "warning: contextAwareResources left empty; settings `sources` need them: \
+                     review them with care and pass --allow-context-aware"
+                );
+            }
+            BTreeSet::new()
+        }
+        Kind::AdmissionPolicy => BTreeSet::new(),
+    };
+    Ok(PolicyResource {
+        api_version: "policies.kubewarden.io/v1",
+        kind: match args.kind {
+            Kind::ClusterAdmissionPolicy => "ClusterAdmissionPolicy",
+            Kind::AdmissionPolicy => "AdmissionPolicy",
+        },
+        metadata: ObjectMeta { name, annotations },
+        spec: Spec {
+            module: args.module.clone(),
+            settings,
+            rules: metadata.rules.clone(),
+            mutating: metadata.mutating,
+            background_audit: metadata.background_audit,
+            context_aware_resources,
+        },
+    })
+}
+
+/// RFC 1123 DNS subdomain, as Kubernetes requires of object names.
+fn validate_name(name: &str) -> Result<()> {
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+        bail!(
+            "invalid name {name:?}: must conform to RFC 1123 (lowercase alphanumerics, '-' and '.', \
+             starting and ending with an alphanumeric)"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["scaffold"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).args
+    }
+
+    fn metadata() -> Metadata {
+        Metadata::from_yaml_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata.yml"),
+        )
+        .unwrap()
+    }
+
+    const SETTINGS: &str =
+        "rules:\n- name: corp\n  images: [\"registry.corp.example/**\"]\n  action: allow\n";
+
+    #[test]
+    fn cluster_admission_policy_from_metadata_and_settings() {
+        let m = metadata();
+        let a = args(&["registry://ghcr.io/imagegate/policies/imagegate:v0.1.0"]);
+        let r = manifest(&m, &a, parse_settings(SETTINGS).unwrap()).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&serde_yaml::to_string(&r).unwrap()).unwrap();
+        assert_eq!(v["apiVersion"], "policies.kubewarden.io/v1");
+        assert_eq!(v["kind"], "ClusterAdmissionPolicy");
+        assert_eq!(v["metadata"]["name"], "imagegate");
+        assert_eq!(
+            v["metadata"]["annotations"]["io.kubewarden.policy.severity"],
+            "high"
+        );
+        assert_eq!(
+            v["metadata"]["annotations"]["io.kubewarden.policy.category"],
+            "Secure supply chain"
+        );
+        assert_eq!(
+            v["spec"]["module"],
+            "registry://ghcr.io/imagegate/policies/imagegate:v0.1.0"
+        );
+        assert_eq!(v["spec"]["mutating"], true);
+        assert_eq!(v["spec"]["settings"]["rules"][0]["name"], "corp");
+        let rules: Vec<Rule> = serde_yaml::from_value(v["spec"]["rules"].clone()).unwrap();
+        assert_eq!(rules, m.rules);
+        assert!(
+            v["spec"].get("backgroundAudit").is_none(),
+            "true is the default, omitted"
+        );
+        assert!(
+            v["spec"].get("contextAwareResources").is_none(),
+            "not granted without the flag"
+        );
+    }
+
+    #[test]
+    fn context_aware_resources_only_when_allowed() {
+        let m = metadata();
+        let a = args(&["--allow-context-aware", "registry://x/y:z"]);
+        let r = manifest(&m, &a, Default::default()).unwrap();
+        assert_eq!(r.spec.context_aware_resources, m.context_aware_resources);
+        let a = args(&[
+            "--allow-context-aware",
+            "-t",
+            "admission-policy",
+            "registry://x/y:z",
+        ]);
+        let r = manifest(&m, &a, Default::default()).unwrap();
+        assert_eq!(r.kind, "AdmissionPolicy");
+        assert!(
+            r.spec.context_aware_resources.is_empty(),
+            "namespaced policies cannot have them"
+        );
+    }
+
+    #[test]
+    fn names_and_settings_are_checked() {
+        let m = metadata();
+        for bad in ["Imagegate", "-x", "a_b", ""] {
+            let title = format!("--title={bad}");
+            assert!(
+                manifest(&m, &args(&[&title, "registry://x/y:z"]), Default::default()).is_err(),
+                "{bad}"
+            );
+        }
+        let r = manifest(
+            &m,
+            &args(&["--title", "gate.prod-1", "registry://x/y:z"]),
+            Default::default(),
+        )
+        .unwrap();
+        assert_eq!(r.metadata.name, "gate.prod-1");
+        assert!(parse_settings("- a\n- b\n").is_err());
+        assert!(parse_settings("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn metadata_from_annotated_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = crate::annotate::annotate(
+            &crate::annotate::tests::guest(r#""v1""#),
+            metadata(),
+            None,
+            crate::annotate::protocol_version,
+        )
+        .unwrap();
+        let wasm = dir.path().join("annotated.wasm");
+        std::fs::write(&wasm, module).unwrap();
+        let out = dir.path().join("policy.yaml");
+        let a = args(&[
+            "--policy",
+            wasm.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "registry://x/y:z",
+        ]);
+        run(&a).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        assert_eq!(v["metadata"]["name"], "imagegate");
+        let unannotated = dir.path().join("plain.wasm");
+        std::fs::write(&unannotated, crate::annotate::tests::guest(r#""v1""#)).unwrap();
+        let err = run(&args(&[
+            "--policy",
+            unannotated.to_str().unwrap(),
+            "registry://x/y:z",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("not annotated"), "{err}");
+    }
+}

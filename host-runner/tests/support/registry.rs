@@ -1,0 +1,235 @@
+//! A real Debian `docker-registry` (distribution v2) on 127.0.0.1, started by
+//! a test with its own config file (never `/etc/docker/registry`), an
+//! ephemeral port and storage in a temp dir, and killed on drop.
+
+use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
+use oci_client::secrets::RegistryAuth;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::certs;
+
+const BINARY: &str = "docker-registry";
+
+/// The registry flavours of the e2e lab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Variant {
+    /// Plain http, anonymous read and write.
+    Plain,
+    /// Plain http with htpasswd (bcrypt) basic auth.
+    Htpasswd { user: String, pass: String },
+    /// https with a certificate from a CA generated for this registry.
+    Tls,
+}
+
+/// A running registry. Killed when dropped.
+pub struct Registry {
+    /// `127.0.0.1:<port>`, as it appears in image references.
+    pub addr: String,
+    pub variant: Variant,
+    /// PEM of the CA that signed the TLS certificate (TLS variant only).
+    pub ca_pem: Option<String>,
+    /// The CA file (TLS variant only).
+    pub ca_path: Option<PathBuf>,
+    config: PathBuf,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+/// Whether the registry binary is installed; tests skip loudly when not.
+pub fn available() -> bool {
+    let found = Command::new(BINARY)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        eprintln!(
+            "\n\n!!!!!!!! SKIPPED: `{BINARY}` not found (apt-get install docker-registry) !!!!!!!!\n\n"
+        );
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn htpasswd_line(user: &str, pass: &str) -> String {
+    let hash = bcrypt::hash(pass, 5).expect("bcrypt");
+    format!("{user}:{hash}\n")
+}
+
+impl Registry {
+    /// Starts a registry of `variant` and waits until `/v2/` answers.
+    pub fn start(variant: Variant) -> Registry {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let storage = dir.path().join("storage");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+             storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+             http:\n  addr: {addr}\n  secret: imagegate-test-not-secret\n",
+            storage.display()
+        );
+        let (mut ca_pem, mut ca_path) = (None, None);
+        match &variant {
+            Variant::Plain => {}
+            Variant::Htpasswd { user, pass } => {
+                let file = dir.path().join("htpasswd");
+                std::fs::write(&file, htpasswd_line(user, pass)).expect("write htpasswd");
+                config.push_str(&format!(
+                    "auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {}\n",
+                    file.display()
+                ));
+            }
+            Variant::Tls => {
+                let tls = certs::write_tls_files(dir.path());
+                config.push_str(&format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    tls.cert.display(),
+                    tls.key.display()
+                ));
+                ca_pem = Some(tls.ca_pem);
+                ca_path = Some(tls.ca);
+            }
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).expect("write registry config");
+        let mut registry = Registry {
+            addr,
+            variant,
+            ca_pem,
+            ca_path,
+            config: config_path,
+            child: None,
+            dir,
+        };
+        registry.spawn();
+        registry
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log file");
+        let child = Command::new(BINARY)
+            .arg("serve")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn docker-registry");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.answers() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "docker-registry exited with {status} before listening on {}:\n{}",
+                    self.addr,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docker-registry on {} not ready:\n{}",
+                self.addr,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `/v2/` answers with an HTTP status (plain variants) or the TLS port
+    /// accepts connections (TLS variant, where a raw socket cannot speak http).
+    fn answers(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(&self.addr) else {
+            return false;
+        };
+        if self.variant == Variant::Tls {
+            return true;
+        }
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!("GET /v2/ HTTP/1.0\r\nHost: {}\r\n\r\n", self.addr);
+        if stream.write_all(request.as_bytes()).is_err() {
+            return false;
+        }
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    }
+
+    /// The registry's own log (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// Kills the registry; the port stops answering (the "registry down" case).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port with the same storage.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The registry's temp dir (for test files that should die with it).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `addr/repo:tag`
+    pub fn image(&self, repo: &str, tag: &str) -> String {
+        format!("{}/{repo}:{tag}", self.addr)
+    }
+
+    /// The credentials that push to this registry.
+    pub fn auth(&self) -> RegistryAuth {
+        match &self.variant {
+            Variant::Htpasswd { user, pass } => RegistryAuth::Basic(user.clone(), pass.clone()),
+            Variant::Plain | Variant::Tls => RegistryAuth::Anonymous,
+        }
+    }
+
+    /// An oci-client that trusts this registry (http, or https with its CA),
+    /// used by the lab to push images and signatures.
+    pub fn client(&self) -> oci_client::Client {
+        let mut config = ClientConfig {
+            protocol: ClientProtocol::HttpsExcept(vec![self.addr.clone()]),
+            ..ClientConfig::default()
+        };
+        if let Some(pem) = &self.ca_pem {
+            config.protocol = ClientProtocol::Https;
+            config.extra_root_certificates.push(Certificate {
+                encoding: CertificateEncoding::Pem,
+                data: pem.clone().into_bytes(),
+            });
+        }
+        oci_client::Client::try_from(config).expect("oci client")
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
