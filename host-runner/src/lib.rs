@@ -16,4 +16,5 @@ pub mod questions;
 pub mod run;
 pub mod runtime;
 pub mod scaffold;
+pub mod serve;
 pub mod session;

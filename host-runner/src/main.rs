@@ -4,7 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{annotate, artifacthub, bench, convert, fixtures, metadata, push, run, scaffold};
+use imagegate::{
+    annotate, artifacthub, bench, convert, fixtures, metadata, push, run, scaffold, serve,
+};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +41,8 @@ enum Command {
     Push(push::Args),
     /// Download a policy module from an OCI registry.
     Pull(push::PullArgs),
+    /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Scaffold(args) => scaffold::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Push(args) => push::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Pull(args) => push::run_pull(&args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::run(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("Error: {e:#}");

@@ -134,7 +134,7 @@ impl EvalArgs {
     }
 }
 
-fn parse_timeout(s: &str) -> Result<Timeout, String> {
+pub fn parse_timeout(s: &str) -> Result<Timeout, String> {
     let s = s.trim();
     if matches!(s, "off" | "none" | "0") {
         return Ok(Timeout(None));

@@ -13,10 +13,10 @@ pub trait Host {
 }
 
 /// The real host of the wasm module.
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub struct WapcHost;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 impl Host for WapcHost {
     fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
         wapc_guest::host_call("kubewarden", namespace, operation, payload).map_err(|e| {

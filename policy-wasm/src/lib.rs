@@ -8,7 +8,8 @@
 //! [`pattern`] finds the winning rule -> [`decide`] asks the [`host::Host`] ->
 //! [`wire::ValidationResponse`].
 //!
-//! The waPC glue lives in `entry.rs` and is compiled for wasm only.
+//! The waPC glue lives in `entry.rs` and is compiled for wasm32-wasip1 only
+//! (the browser playground builds this crate for wasm32-unknown-unknown).
 
 pub mod decide;
 pub mod glob;
@@ -21,5 +22,5 @@ pub mod sources;
 pub mod wire;
 pub mod workload;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod entry;

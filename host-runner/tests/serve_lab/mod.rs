@@ -1,0 +1,180 @@
+//! Shared by the `imagegate serve` tests: a test CA and server certificate
+//! (rcgen), a server started in-process on 127.0.0.1:0 (stopped on drop), an
+//! HTTPS client trusting only the test CA, and review documents.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use imagegate::serve::{ServeArgs, Server};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use serde_json::{json, Value};
+
+/// The policy module: `$IMAGEGATE_POLICY` (set by `make e2e`), else the
+/// repository's `policy.wasm` (`make policy.wasm`).
+pub fn policy_path() -> PathBuf {
+    let path = std::env::var_os("IMAGEGATE_POLICY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy.wasm"));
+    assert!(
+        path.exists(),
+        "{} not found: run `make policy.wasm` or set IMAGEGATE_POLICY",
+        path.display()
+    );
+    path
+}
+
+pub fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/serve")
+        .join(name)
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+/// `imagegate serve --addr 127.0.0.1:0 ARGS...` parsed.
+pub fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+    let argv = ["serve", "--addr", "127.0.0.1:0"].iter().chain(args);
+    Cli::try_parse_from(argv).map(|c| c.serve)
+}
+
+/// Why `imagegate serve ARGS...` does not start.
+pub fn start_error(args: &[&str]) -> String {
+    match Server::start(&parse(args).unwrap()) {
+        Ok(_) => panic!("the server started with {args:?}"),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
+/// A temp dir with a CA, a server certificate for 127.0.0.1, and the key.
+pub struct Tls {
+    pub dir: tempfile::TempDir,
+    pub ca_pem: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Tls {
+    pub fn new() -> Tls {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "imagegate test CA");
+        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server_params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+        let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
+        let cert = dir.path().join("tls.crt");
+        let key = dir.path().join("tls.key");
+        std::fs::write(&cert, server_cert.pem()).unwrap();
+        std::fs::write(&key, server_key.serialize_pem()).unwrap();
+        Tls {
+            ca_pem: ca.pem(),
+            dir,
+            cert,
+            key,
+        }
+    }
+
+    /// A client that trusts the test CA and nothing else.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap()])
+            .timeout(Duration::from_secs(60))
+            .build()
+            .unwrap()
+    }
+
+    /// `imagegate serve --tls-cert --tls-key --addr 127.0.0.1:0 ARGS...`.
+    pub fn start(&self, args: &[&str]) -> Server {
+        let mut argv: Vec<String> = vec![
+            "serve".into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--tls-cert".into(),
+            self.cert.display().to_string(),
+            "--tls-key".into(),
+            self.key.display().to_string(),
+        ];
+        if !args.contains(&"--policy") {
+            argv.push("--policy".into());
+            argv.push(policy_path().display().to_string());
+        }
+        argv.extend(args.iter().map(|a| a.to_string()));
+        let cli = Cli::try_parse_from(&argv).unwrap();
+        Server::start(&cli.serve).unwrap()
+    }
+}
+
+/// An AdmissionReview for a Pod CREATE with these images.
+pub fn pod_review(uid: &str, images: &[&str], annotations: Value) -> Value {
+    let containers: Vec<Value> = images
+        .iter()
+        .enumerate()
+        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
+        .collect();
+    json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "name": "web",
+            "namespace": "default",
+            "operation": "CREATE",
+            "userInfo": {"username": "alice", "groups": ["developers"]},
+            "object": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "web", "namespace": "default", "annotations": annotations},
+                "spec": {"containers": containers}
+            }
+        }
+    })
+}
+
+/// An ImageReview as the API server's ImagePolicyWebhook sends it.
+pub fn image_review(images: &[&str], annotations: Value, namespace: &str) -> Value {
+    let containers: Vec<Value> = images.iter().map(|i| json!({"image": i})).collect();
+    json!({
+        "apiVersion": "imagepolicy.k8s.io/v1alpha1",
+        "kind": "ImageReview",
+        "spec": {"containers": containers, "annotations": annotations, "namespace": namespace}
+    })
+}
+
+pub async fn post(client: &reqwest::Client, url: String, body: &Value) -> (u16, Value) {
+    let r = client.post(url).json(body).send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+pub async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
+    let r = client.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Polls `url` until its body contains `needle` (a reload or a request in
+/// progress becoming visible); fails after a generous bound.
+pub async fn wait_for(client: &reqwest::Client, url: String, needle: &str) -> String {
+    for _ in 0..600 {
+        let (_, body) = get(client, url.clone()).await;
+        if body.contains(needle) {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{url} never showed {needle:?}");
+}
