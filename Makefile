@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm
+.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner
 all: policy.wasm
 
 deps:
@@ -23,7 +23,8 @@ policy.wasm: deps-build
 	$(CARGO) build --locked -p imagegate-policy --target $(WASM_TARGET) --profile wasm
 	cp $(WASM_OUT) policy.wasm
 
-host-runner: 
+# Phony: a directory of the same name exists, so make would otherwise never build it.
+host-runner:
 	$(CARGO) build --locked -p imagegate
 
 demo: policy.wasm host-runner
