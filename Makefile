@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner
+.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner host-runner-for-tests
 all: policy.wasm
 
 deps:
@@ -40,7 +40,12 @@ lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 unit:
 	$(CARGO) test --locked --workspace --lib --bins
-fixtures: policy.wasm host-runner
+# The binary as the integration tests build it (dev-dependencies unified):
+# `make test` then compiles the dependency graph once, not twice.
+host-runner-for-tests:
+	$(CARGO) test --locked -p imagegate --no-run
+
+fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
 	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
