@@ -43,7 +43,7 @@ unit:
 # The binary as the integration tests build it (dev-dependencies unified):
 # `make test` then compiles the dependency graph once, not twice.
 host-runner-for-tests:
-	$(CARGO) test --locked -p imagegate --no-run
+	$(CARGO) test --locked --workspace --no-run
 
 fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
