@@ -127,6 +127,15 @@ impl Out {
         });
     }
 
+    /// How many rules have been written so far: the index the next one gets
+    /// (converted rules are named after it, so messages point at their source).
+    pub fn rule_count(&self) -> usize {
+        self.settings
+            .get("rules")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len)
+    }
+
     /// Appends to a top-level array (`rules`, `exemptImages`, ...).
     pub fn push(&mut self, field: &str, value: Value) {
         if let Value::Array(list) = self

@@ -86,11 +86,7 @@ fn allowed_registry(entry: &Value, at: &str, out: &mut Out) {
             if let Some(n) = note {
                 out.note(format!("{at} {domain:?}"), n);
             }
-            let index = out
-                .settings
-                .get("rules")
-                .and_then(Value::as_array)
-                .map_or(0, Vec::len);
+            let index = out.rule_count();
             out.push(
                 "rules",
                 json!({"name": format!("openshift[{index}] {domain}{}", if insecure {" (insecure)"} else {""}), "images": patterns}),

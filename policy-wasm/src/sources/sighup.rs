@@ -68,11 +68,7 @@ fn repository_rule(repo: &Value, at: &str, strict: bool, out: &mut Out) -> Resul
     let Some(regex) = str_at(repo, "/name") else {
         return Err(format!("{at}.name: required"));
     };
-    let index = out
-        .settings
-        .get("rules")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let index = out.rule_count();
     let mut rule = json!({
         "name": format!("sighup[{index}] {regex}"),
         "imageRegex": [format!(".*(?:{regex}).*")],

@@ -236,11 +236,7 @@ fn registry_rule(spec: &Value, at: &str, inputs: &Inputs, out: &mut Out) -> Resu
         return Ok(());
     }
     let registry = registry.to_ascii_lowercase();
-    let index = out
-        .settings
-        .get("rules")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let index = out.rule_count();
     let mut rule = json!({
         "name": format!("tmax[{index}] {registry}"),
         "images": [format!("{registry}/**")],
