@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::{
-    annotate, artifacthub, bench, convert, fixtures, metadata, push, run, scaffold, serve,
-};
+use imagegate::cli::{bench, convert, run, test as fixtures};
+use imagegate::packaging::{annotate, artifact as push, artifacthub, metadata, scaffold};
+use imagegate::serve;
 
 #[derive(Parser)]
 #[command(

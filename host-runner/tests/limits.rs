@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imagegate::admission::{self, AdmissionRequest, AdmissionResponse};
+use imagegate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use imagegate::capabilities::{Backend, CallbackRequest, Capabilities, CapabilityAllowList};
 use imagegate::runtime::{Policy, RuntimeConfig, TIMEOUT_MESSAGE};
 use serde_json::{json, Map, Value};

@@ -4,7 +4,8 @@
 
 mod support;
 
-use imagegate::capabilities::oci::{Credential, ImageCredential, Oci, OciConfig};
+use imagegate::capabilities::oci::{Oci, OciConfig};
+use imagegate::registry::{Credential, ImageCredential};
 use imagegate_policy::wire::{
     KeylessInfo, KeylessPrefixInfo, SigstoreVerifyRequest, VerifyResponse,
 };

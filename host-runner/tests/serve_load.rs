@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use std::time::{Duration, Instant};
 
-use imagegate::bench::Stats;
+use imagegate::cli::bench::Stats;
 use serde_json::{json, Value};
 use serve_lab::{data, image_review, pod_review, post, Tls};
 

@@ -5,7 +5,8 @@ use anyhow::Context;
 use clap::Args;
 use std::path::PathBuf;
 
-use super::{ImageCredential, OciConfig};
+use crate::capabilities::oci::OciConfig;
+use crate::registry::ImageCredential;
 
 /// Registry access and Sigstore trust for the `oci/*` capabilities.
 #[derive(Args, Debug, Clone, Default)]
@@ -64,7 +65,7 @@ impl OciArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::capabilities::oci::Credential;
+    use crate::registry::Credential;
     use clap::Parser;
 
     #[derive(Parser)]

@@ -11,8 +11,8 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde::Serialize;
 
-use crate::admission::{self, AdmissionResponse};
-use crate::run::{EvalArgs, Evaluation};
+use crate::runtime::admission::{self, AdmissionResponse};
+use crate::cli::run::{EvalArgs, Evaluation};
 
 #[derive(Args, Debug, Clone)]
 pub struct BenchArgs {

@@ -13,13 +13,13 @@ use anyhow::{bail, Context as _};
 use clap::Args;
 use serde_json::{Map, Value};
 
-use crate::admission::{self, AdmissionRequest};
+use crate::runtime::admission::{self, AdmissionRequest};
 use crate::capabilities::cache::DEFAULT_TTL;
 use crate::capabilities::live::{Live, LiveConfig};
 use crate::capabilities::notary::NotaryConfig;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList};
 use crate::runtime::{Policy, RuntimeConfig, DEFAULT_MEMORY_LIMIT};
-use crate::session::{Record, Replay};
+use crate::runtime::session::{Record, Replay};
 
 /// Policy, limits and capabilities: shared by `run`, `bench` and `test`.
 #[derive(Args, Debug, Clone)]
@@ -114,7 +114,7 @@ pub struct EvalArgs {
     pub policy_args: PolicyArgs,
 
     #[command(flatten)]
-    pub oci: crate::capabilities::oci::OciArgs,
+    pub oci: crate::cli::args::OciArgs,
 }
 
 impl EvalArgs {
@@ -249,9 +249,9 @@ impl Evaluation {
         {
             // The capability flags say how to reach registries; fetching
             // the policy itself uses the same ones.
-            Some(uri) => crate::push::fetch(
+            Some(uri) => crate::packaging::artifact::fetch(
                 uri,
-                &crate::push::RegistryArgs {
+                &crate::packaging::artifact::RegistryArgs {
                     insecure: false,
                     insecure_registries: args.oci.insecure_registry.clone(),
                     ca_certs: args.oci.registry_ca.clone(),

@@ -18,12 +18,12 @@ use clap::Args;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::admission::{self, AdmissionResponse};
+use crate::runtime::admission::{self, AdmissionResponse};
 use crate::capabilities::kubernetes::KubeContext;
 use crate::capabilities::{Backend, CallbackRequest, Capabilities, CapabilityAllowList, Offline};
-use crate::run::PolicyArgs;
+use crate::cli::run::PolicyArgs;
 use crate::runtime::Policy;
-use crate::session::Replay;
+use crate::runtime::session::Replay;
 
 #[derive(Args, Debug, Clone)]
 pub struct TestArgs {

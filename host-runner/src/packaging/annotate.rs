@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use wasm_encoder::{CustomSection, Section};
 
-use crate::metadata::{keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION};
+use crate::packaging::metadata::{keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION};
 use crate::runtime::{HostCallbacks, Invoke, Policy, RuntimeConfig};
 
 #[derive(clap::Args, Debug)]
@@ -154,7 +154,7 @@ pub fn protocol_version(module: &[u8]) -> Result<ProtocolVersion> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::metadata::custom_section;
+    use crate::packaging::metadata::custom_section;
 
     /// A waPC guest whose every operation answers `answer`.
     pub(crate) fn guest(answer: &str) -> Vec<u8> {

@@ -25,7 +25,7 @@ use oci_client::manifest::{
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
-use crate::metadata::{keys, Metadata};
+use crate::packaging::metadata::{keys, Metadata};
 
 const SCHEME: &str = "registry://";
 const OCI_SOURCE: &str = oci_client::annotations::ORG_OPENCONTAINERS_IMAGE_SOURCE;
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn unannotated_modules_are_refused() {
-        let module = crate::annotate::tests::guest(r#""v1""#);
+        let module = crate::packaging::annotate::tests::guest(r#""v1""#);
         let err = block_on(push(
             &module,
             "registry://127.0.0.1:1/x:y",

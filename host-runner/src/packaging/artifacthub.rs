@@ -14,8 +14,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::metadata::{keys, Metadata};
-use crate::questions;
+use crate::packaging::metadata::{keys, Metadata};
+use crate::packaging::questions;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -485,10 +485,10 @@ mod tests {
             "questions: []\n"
         );
         assert!(pkg.annotations["kubewarden/resources"].starts_with("Pod, "));
-        let rules: Vec<crate::metadata::Rule> =
+        let rules: Vec<crate::packaging::metadata::Rule> =
             serde_yaml::from_str(&pkg.annotations["kubewarden/rules"]).unwrap();
         assert_eq!(rules, m.rules);
-        let car: Vec<crate::metadata::ContextAwareResource> =
+        let car: Vec<crate::packaging::metadata::ContextAwareResource> =
             serde_yaml::from_str(&pkg.annotations["kubewarden/contextAwareResources"]).unwrap();
         assert_eq!(
             car,

@@ -471,7 +471,7 @@ mutating: false
             br#"{"protocolVersion":"v1","rules":[],"mutating":false,"annotations":{"a":"b"}}"#;
         std::fs::write(
             &annotated,
-            crate::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap(),
+            crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap(),
         )
         .unwrap();
         run_inspect(&args(&annotated, Some("a"))).unwrap();

@@ -14,7 +14,7 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::metadata::{keys, Metadata};
+use crate::packaging::metadata::{keys, Metadata};
 
 /// Top-level document: `questions: [...]`.
 #[derive(Serialize, Debug, PartialEq)]

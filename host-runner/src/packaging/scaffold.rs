@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
-use crate::metadata::{keys, ContextAwareResource, Metadata, Rule};
+use crate::packaging::metadata::{keys, ContextAwareResource, Metadata, Rule};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -303,11 +303,11 @@ mod tests {
     #[test]
     fn metadata_from_annotated_module() {
         let dir = tempfile::tempdir().unwrap();
-        let module = crate::annotate::annotate(
-            &crate::annotate::tests::guest(r#""v1""#),
+        let module = crate::packaging::annotate::annotate(
+            &crate::packaging::annotate::tests::guest(r#""v1""#),
             metadata(),
             None,
-            crate::annotate::protocol_version,
+            crate::packaging::annotate::protocol_version,
         )
         .unwrap();
         let wasm = dir.path().join("annotated.wasm");
@@ -325,7 +325,7 @@ mod tests {
             serde_yaml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
         assert_eq!(v["metadata"]["name"], "imagegate");
         let unannotated = dir.path().join("plain.wasm");
-        std::fs::write(&unannotated, crate::annotate::tests::guest(r#""v1""#)).unwrap();
+        std::fs::write(&unannotated, crate::packaging::annotate::tests::guest(r#""v1""#)).unwrap();
         let err = run(&args(&[
             "--policy",
             unannotated.to_str().unwrap(),

@@ -13,7 +13,7 @@ use imagegate_policy::wire::{SettingsValidationResponse, ValidationResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::runtime::{CallError, Invoke};
+use super::{CallError, Invoke};
 
 /// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes
 /// it: unknown fields dropped, absent optional fields omitted.

@@ -11,6 +11,9 @@
 //! [`ReusedInstance`] keeps one instance for many calls: that is what
 //! `kwctl bench` measures and what `imagegate bench` compares against.
 
+pub mod admission;
+pub mod session;
+
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

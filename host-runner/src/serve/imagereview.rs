@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::admission::{AdmissionRequest, AdmissionResponse, GroupVersionKind};
-use crate::admission::{GroupVersionResource, UserInfo};
+use crate::runtime::admission::{AdmissionRequest, AdmissionResponse, GroupVersionKind};
+use crate::runtime::admission::{GroupVersionResource, UserInfo};
 
 pub const API_VERSION: &str = "imagepolicy.k8s.io/v1alpha1";
 
@@ -188,7 +188,7 @@ pub fn answer(status: &ImageReviewStatus) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::AdmissionResponseStatus;
+    use crate::runtime::admission::AdmissionResponseStatus;
 
     fn review(annotations: &[(&str, &str)]) -> ImageReview {
         let body = json!({

@@ -37,12 +37,12 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
-use crate::admission::{self, AdmissionRequest, AdmissionResponse};
+use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use crate::capabilities::live::{Live, LiveConfig};
 use crate::capabilities::{Backend, Capabilities};
-use crate::run::{parse_timeout, PolicyArgs, Timeout};
+use crate::cli::run::{parse_timeout, PolicyArgs, Timeout};
 use crate::runtime::{HostCallbacks, Policy};
-use crate::session::Replay;
+use crate::runtime::session::Replay;
 use imagereview::ImageReview;
 use metrics::{Endpoint, Metrics, Outcome};
 
@@ -106,7 +106,7 @@ pub struct ServeArgs {
     pub policy_args: PolicyArgs,
 
     #[command(flatten)]
-    pub oci: crate::capabilities::oci::OciArgs,
+    pub oci: crate::cli::args::OciArgs,
 }
 
 /// Settings in use, with what the endpoints derive from them.
@@ -698,7 +698,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::AdmissionResponseStatus;
+    use crate::runtime::admission::AdmissionResponseStatus;
 
     #[test]
     fn outcomes() {

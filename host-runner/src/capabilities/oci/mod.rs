@@ -13,19 +13,17 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
-mod args;
-mod registry;
 mod trust_root;
 mod verify;
 
-pub use args::OciArgs;
-pub use registry::{Credential, ImageCredential};
 
 use anyhow::Context;
 use imagegate_policy::wire::{
     ManifestConfigResponse, ManifestDigestResponse, SigstoreVerifyRequest, VerifyResponse,
 };
-use registry::{auth_hint, error_chain, registry_auth, Image, RegistryAccess};
+use crate::registry::{
+    auth_hint, error_chain, registry_auth, Credential, Image, ImageCredential, RegistryAccess,
+};
 use sigstore::cosign::{ClientBuilder, CosignCapabilities};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
