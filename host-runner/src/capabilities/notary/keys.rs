@@ -8,6 +8,7 @@
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
+use imagegate_policy::pem;
 use p256::ecdsa::signature::Verifier as _;
 use p256::pkcs8::DecodePublicKey as _;
 use rsa::pkcs1::DecodeRsaPublicKey as _;
@@ -67,12 +68,12 @@ impl TufKey {
             "ecdsa-x509" | "rsa-x509" => {
                 let text = String::from_utf8(raw)
                     .map_err(|_| format!("key {id}: certificate is not PEM"))?;
-                let der = pem_blocks(&text)
+                let der = pem::decode_all(&text)
                     .map_err(|e| format!("key {id}: {e}"))?
                     .into_iter()
-                    .find(|(label, _)| label == "CERTIFICATE")
+                    .find(|block| block.label == "CERTIFICATE")
                     .ok_or_else(|| format!("key {id}: no PEM certificate"))?
-                    .1;
+                    .der;
                 let (material, info) = cert_material(&der).map_err(|e| format!("key {id}: {e}"))?;
                 (material, Some(info))
             }
@@ -114,11 +115,12 @@ pub fn verify_signature(material: &KeyMaterial, method: &str, message: &[u8], si
     }
 }
 
-/// Parses a PEM public key or certificate as written in settings. Notary's
-/// own PEM files carry header lines such as `role: jenkins`; they are skipped.
+/// Parses a PEM public key or certificate as written in settings, with the
+/// guest's PEM reader (the one that validated the settings). Notary's own PEM
+/// files carry header lines such as `role: jenkins`; they are skipped.
 pub fn parse_pinned(pem: &str) -> Result<KeyMaterial, String> {
-    let blocks = pem_blocks(pem)?;
-    let (label, der) = blocks.first().ok_or("no PEM block")?;
+    let blocks = pem::decode_all(pem)?;
+    let pem::Block { label, der } = blocks.first().ok_or("no PEM block")?;
     match label.as_str() {
         "PUBLIC KEY" => spki_material(der),
         "RSA PUBLIC KEY" => rsa::PublicKey::from_pkcs1_der(der)
@@ -163,46 +165,6 @@ fn cert_material(der: &[u8]) -> Result<(KeyMaterial, CertInfo), String> {
         not_after: secs(tbs.validity().not_after),
     };
     Ok((spki_material(&spki)?, info))
-}
-
-/// Splits PEM text into (label, DER) blocks. Header lines (`Key: value`) and
-/// blank lines inside a block are ignored.
-pub fn pem_blocks(text: &str) -> Result<Vec<(String, Vec<u8>)>, String> {
-    let mut blocks = Vec::new();
-    let mut current: Option<(String, String)> = None;
-    for line in text.lines().map(str::trim) {
-        if let Some(label) = line
-            .strip_prefix("-----BEGIN ")
-            .and_then(|l| l.strip_suffix("-----"))
-        {
-            current = Some((label.to_string(), String::new()));
-        } else if let Some(label) = line
-            .strip_prefix("-----END ")
-            .and_then(|l| l.strip_suffix("-----"))
-        {
-            let (open, body) = current
-                .take()
-                .ok_or_else(|| format!("PEM END {label} without BEGIN"))?;
-            if open != label {
-                return Err(format!("PEM BEGIN {open} closed by END {label}"));
-            }
-            let der = B64
-                .decode(&body)
-                .map_err(|e| format!("PEM {label}: bad base64: {e}"))?;
-            blocks.push((open, der));
-        } else if let Some((_, body)) = current.as_mut() {
-            if !line.is_empty() && !line.contains(':') {
-                body.push_str(line);
-            }
-        }
-    }
-    if current.is_some() {
-        return Err("unterminated PEM block".to_string());
-    }
-    if blocks.is_empty() {
-        return Err("no PEM block".to_string());
-    }
-    Ok(blocks)
 }
 
 #[cfg(test)]
@@ -305,12 +267,16 @@ mod tests {
     fn pem_errors_are_reported() {
         assert!(parse_pinned("garbage")
             .unwrap_err()
+            .contains("expected \"-----BEGIN"));
+        assert!(parse_pinned("")
+            .unwrap_err()
             .contains("no PEM block"));
         assert!(parse_pinned("-----BEGIN PUBLIC KEY-----\nAAAA\n")
             .unwrap_err()
-            .contains("unterminated"));
+            .contains("missing \"-----END PUBLIC KEY-----\""));
+        // A well-formed block (an empty DER SEQUENCE) of a kind Notary has no use for.
         assert!(
-            parse_pinned("-----BEGIN FOO-----\nAAAA\n-----END FOO-----\n")
+            parse_pinned("-----BEGIN FOO-----\nMAA=\n-----END FOO-----\n")
                 .unwrap_err()
                 .contains("unsupported")
         );

@@ -385,7 +385,7 @@ fn signer_roles_are_normalized() {
     let err = parse_signers(&req("jenkins", Some("nope"))).unwrap_err();
     assert_eq!(
         err,
-        "signers[0] (targets/jenkins): public_key: no PEM block"
+        "signers[0] (targets/jenkins): public_key: expected \"-----BEGIN ...-----\", found \"nope\""
     );
 }
 
@@ -891,7 +891,7 @@ async fn bad_request_fields_are_named() {
     req.root_keys = Some(vec!["not pem".to_string()]);
     assert_eq!(
         notary.verify(&req).await.unwrap_err(),
-        "notary: root_keys[0]: no PEM block"
+        "notary: root_keys[0]: expected \"-----BEGIN ...-----\", found \"not pem\""
     );
     let mut req = request_to("https://127.0.0.1:1".to_string());
     req.ca_cert = Some("not pem".to_string());
