@@ -543,6 +543,52 @@ fn len_i32(len: usize) -> wasmtime::Result<i32> {
         .map_err(|_| guest_abi_error("host buffer too large for a wasm32 guest".into()))
 }
 
+/// `name(ptr, len)`: the guest hands the host a buffer (its response or its
+/// error), which `store` keeps.
+fn add_guest_buffer(
+    linker: &mut Linker<HostState>,
+    name: &str,
+    store: fn(&mut HostState, Vec<u8>),
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "wapc",
+        name,
+        move |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let bytes = read_bytes(&mut caller, ptr, len)?;
+            store(caller.data_mut(), bytes);
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// `name_len()` then `name(ptr)`: the guest asks how long the last host
+/// call's answer (or error) is, then has it copied into its memory.
+fn add_host_buffer(
+    linker: &mut Linker<HostState>,
+    name: &str,
+    buffer: fn(&HostState) -> Option<&[u8]>,
+) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "wapc",
+        &format!("{name}_len"),
+        move |caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
+            len_i32(buffer(caller.data()).map_or(0, <[u8]>::len))
+        },
+    )?;
+    linker.func_wrap(
+        "wapc",
+        name,
+        move |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
+            if let Some(bytes) = buffer(caller.data()).map(<[u8]>::to_vec) {
+                write_bytes(&mut caller, ptr, &bytes)?;
+            }
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
 /// The nine `wapc` imports.
 fn add_wapc_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
@@ -556,24 +602,12 @@ fn add_wapc_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             write_bytes(&mut caller, msg_ptr, &msg)
         },
     )?;
-    linker.func_wrap(
-        "wapc",
-        "__guest_response",
-        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
-            let bytes = read_bytes(&mut caller, ptr, len)?;
-            caller.data_mut().guest_response = Some(bytes);
-            Ok(())
-        },
-    )?;
-    linker.func_wrap(
-        "wapc",
-        "__guest_error",
-        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
-            let bytes = read_bytes(&mut caller, ptr, len)?;
-            caller.data_mut().guest_error = Some(String::from_utf8_lossy(&bytes).into_owned());
-            Ok(())
-        },
-    )?;
+    add_guest_buffer(linker, "__guest_response", |st, bytes| {
+        st.guest_response = Some(bytes)
+    })?;
+    add_guest_buffer(linker, "__guest_error", |st, bytes| {
+        st.guest_error = Some(String::from_utf8_lossy(&bytes).into_owned())
+    })?;
     linker.func_wrap(
         "wapc",
         "__host_call",
@@ -614,40 +648,10 @@ fn add_wapc_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             })
         },
     )?;
-    linker.func_wrap(
-        "wapc",
-        "__host_response_len",
-        |caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-            len_i32(caller.data().host_response.as_ref().map_or(0, Vec::len))
-        },
-    )?;
-    linker.func_wrap(
-        "wapc",
-        "__host_response",
-        |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
-            if let Some(bytes) = caller.data().host_response.clone() {
-                write_bytes(&mut caller, ptr, &bytes)?;
-            }
-            Ok(())
-        },
-    )?;
-    linker.func_wrap(
-        "wapc",
-        "__host_error_len",
-        |caller: Caller<'_, HostState>| -> wasmtime::Result<i32> {
-            len_i32(caller.data().host_error.as_ref().map_or(0, String::len))
-        },
-    )?;
-    linker.func_wrap(
-        "wapc",
-        "__host_error",
-        |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
-            if let Some(message) = caller.data().host_error.clone() {
-                write_bytes(&mut caller, ptr, message.as_bytes())?;
-            }
-            Ok(())
-        },
-    )?;
+    add_host_buffer(linker, "__host_response", |st| st.host_response.as_deref())?;
+    add_host_buffer(linker, "__host_error", |st| {
+        st.host_error.as_deref().map(str::as_bytes)
+    })?;
     linker.func_wrap(
         "wapc",
         "__console_log",
