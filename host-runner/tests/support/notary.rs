@@ -14,10 +14,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType, PKCS_RSA_SHA256,
-};
+use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
+
+// The lab's TLS certificates come from the shared test CA.
+#[path = "certs.rs"]
+mod certs;
+use certs::TestCa;
 
 /// Passphrases the `notary` CLI reads from the environment.
 const PASSPHRASES: [(&str, &str); 4] = [
@@ -324,35 +326,12 @@ impl Drop for NotaryLab {
 
 /// Writes ca.crt, server.{crt,key}, signer.{crt,key}; returns the CA PEM.
 fn write_tls(d: &Path) -> String {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.distinguished_name
-        .push(DnType::CommonName, "imagegate notary test CA");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_pem = ca.self_signed(&ca_key).unwrap().pem();
-    let issuer = Issuer::new(ca, ca_key);
+    let ca = TestCa::root("imagegate notary test CA");
     for name in ["server", "signer"] {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("notary-{name}"));
-        params
-            .subject_alt_names
-            .push(SanType::IpAddress([127, 0, 0, 1].into()));
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        let cert = params.signed_by(&key, &issuer).unwrap();
-        write(&d.join(format!("{name}.crt")), &cert.pem());
-        write(&d.join(format!("{name}.key")), &key.serialize_pem());
+        let leaf = ca.server();
+        write(&d.join(format!("{name}.crt")), &leaf.cert_pem);
+        write(&d.join(format!("{name}.key")), &leaf.key.serialize_pem());
     }
-    write(&d.join("ca.crt"), &ca_pem);
-    ca_pem
+    write(&d.join("ca.crt"), &ca.cert_pem);
+    ca.cert_pem
 }
