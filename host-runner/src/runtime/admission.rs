@@ -9,14 +9,24 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
-use imagegate_policy::wire::{SettingsValidationResponse, ValidationResponse};
+use imagegate_policy::wire::{
+    GroupVersionKind, GroupVersionResource, SettingsValidationResponse, ValidationResponse,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{CallError, Invoke};
 
-/// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes
-/// it: unknown fields dropped, absent optional fields omitted.
+/// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator reads and
+/// re-serializes it: unknown fields dropped, absent optional fields omitted.
+///
+/// Not the guest's [`imagegate_policy::wire::AdmissionRequest`], because the
+/// host reads differently: strictly (`uid`, `kind`, `resource`, `operation`
+/// and `userInfo` are required, as in policy-evaluator, so a broken request
+/// is an error here instead of a denial), with the objects parsed (the JSON
+/// patch is a diff against `object`), and passing on what the engine ignores
+/// (`requestResource`, `options`, `userInfo.extra`). The group/version/kind
+/// types are the guest's.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AdmissionRequest {
@@ -47,20 +57,8 @@ pub struct AdmissionRequest {
     pub options: Option<Value>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct GroupVersionKind {
-    pub group: String,
-    pub version: String,
-    pub kind: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct GroupVersionResource {
-    pub group: String,
-    pub version: String,
-    pub resource: String,
-}
-
+/// `userInfo` as k8s-openapi writes it (keys in its order, `extra` kept,
+/// `groups: []` kept); the guest reads only username and groups.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct UserInfo {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,5 +406,29 @@ mod tests {
         assert_eq!(parse_settings("a: 1").unwrap()["a"], 1);
         assert_eq!(parse_settings(r#"{"a": [1]}"#).unwrap()["a"], json!([1]));
         assert!(parse_settings("[1]").is_err());
+    }
+
+    /// The scalars YAML 1.1 and YAML 1.2 parsers read differently: settings
+    /// files (and requests) must keep meaning what they meant, whatever YAML
+    /// crate reads them.
+    #[test]
+    fn yaml_scalars_keep_their_meaning() {
+        let s = parse_settings(
+            "yes: yes\non: on\noff: off\ny: y\nNO: NO\ntrue: True\noctal: 0o17\nleading_zero: 017\n\
+             hex: 0x1f\nsexagesimal: 1:30\ntilde: ~\ninf: .inf\nunderscore: 1_000\n\
+             date: 2001-12-14\nfloat: 1.0\nexp: 1e3\n",
+        )
+        .unwrap();
+        // YAML 1.2 core schema booleans and octal; what 1.1 would read as
+        // booleans, octal 017, sexagesimal or a date stays a string.
+        assert_eq!(
+            Value::Object(s),
+            json!({
+                "yes": "yes", "on": "on", "off": "off", "y": "y", "NO": "NO", "true": true,
+                "octal": 15, "leading_zero": "017", "hex": 31, "sexagesimal": "1:30",
+                "tilde": null, "inf": null, "underscore": "1_000", "date": "2001-12-14",
+                "float": 1.0, "exp": 1000.0,
+            })
+        );
     }
 }

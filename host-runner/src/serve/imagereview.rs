@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::runtime::admission::{AdmissionRequest, AdmissionResponse, GroupVersionKind};
-use crate::runtime::admission::{GroupVersionResource, UserInfo};
+use imagegate_policy::wire::{GroupVersionKind, GroupVersionResource};
+
+use crate::runtime::admission::{AdmissionRequest, AdmissionResponse, UserInfo};
 
 pub const API_VERSION: &str = "imagepolicy.k8s.io/v1alpha1";
 
