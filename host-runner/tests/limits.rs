@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imagegate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
-use imagegate::capabilities::{Backend, CallbackRequest, Capabilities, CapabilityAllowList};
+use imagegate::capabilities::{Backend, Capabilities, CapabilityAllowList, Request};
+use imagegate_policy::wire::SigstoreVerifyRequest;
 use imagegate::runtime::{Policy, RuntimeConfig, TIMEOUT_MESSAGE};
 use serde_json::{json, Map, Value};
 
@@ -23,7 +24,7 @@ const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQ
 const MIB: usize = 1024 * 1024;
 
 type Answer =
-    Box<dyn Fn(&CallbackRequest, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
+    Box<dyn Fn(&Request, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// A capability backend answering with a closure.
 struct Scripted(Answer);
@@ -31,7 +32,7 @@ struct Scripted(Answer);
 impl Backend for Scripted {
     fn answer(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
         (self.0)(request, deadline)
@@ -296,7 +297,7 @@ fn host_failures_fail_closed_naming_the_cause() {
         let p = policy(
             RuntimeConfig::default(),
             Box::new(move |r, _| match r {
-                CallbackRequest::SigstorePubKeyVerify { image, .. } => {
+                Request::Sigstore(SigstoreVerifyRequest::SigstorePubKeyVerify { image, .. }) => {
                     assert_eq!(image, "ghcr.io/corp/app:1.0");
                     answer.clone()
                 }

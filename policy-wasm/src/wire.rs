@@ -116,7 +116,7 @@ pub struct SettingsValidationResponse {
 // ---------------------------------------------------------------------------
 
 /// `oci/v2/verify` request: internally tagged by `type`, fields snake_case.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(tag = "type")]
 pub enum SigstoreVerifyRequest {
     SigstorePubKeyVerify {
@@ -198,7 +198,7 @@ pub struct ManifestConfigResponse {
 
 /// imagegate's own capability: binding "kubewarden", namespace "notary",
 /// operation "v1/verify". Only the imagegate host answers it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotaryVerifyRequest {
     pub image: String,
     pub server: String,
@@ -211,7 +211,7 @@ pub struct NotaryVerifyRequest {
     pub root_keys: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotarySigner {
     /// Delegation role, e.g. `targets/jenkins`.
     pub role: String,
@@ -229,7 +229,7 @@ pub struct NotaryVerifyResponse {
 }
 
 /// `kubernetes/get_resource` request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct GetResourceRequest {
     pub api_version: String,
     pub kind: String,
@@ -242,7 +242,7 @@ pub struct GetResourceRequest {
 
 /// `kubernetes/list_resources_by_namespace` (with `namespace`) and
 /// `kubernetes/list_resources_all` (without) request.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ListResourcesRequest {
     pub api_version: String,
     pub kind: String,

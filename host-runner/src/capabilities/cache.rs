@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{lock, CallbackRequest};
+use super::{lock, Request};
 
 /// Default time-to-live, as policy-server.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(60);
@@ -34,7 +34,7 @@ impl CacheStats {
 
 pub struct CapabilityCache {
     ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, Vec<u8>)>>,
+    entries: Mutex<HashMap<Request, (Instant, Vec<u8>)>>,
     stats: Arc<CacheStats>,
 }
 
@@ -51,21 +51,17 @@ impl CapabilityCache {
         self.stats.clone()
     }
 
-    /// The cache key, or `None` when this request is never cached.
-    fn key(request: &CallbackRequest) -> Option<String> {
-        use CallbackRequest::*;
-        match request {
+    /// Whether answers to `request` are cached at all.
+    fn cacheable(request: &Request) -> bool {
+        use Request::*;
+        matches!(
+            request,
             OciManifestDigest { .. }
-            | OciManifest { .. }
-            | OciManifestAndConfig { .. }
-            | SigstorePubKeyVerify { .. }
-            | SigstoreKeylessVerify { .. }
-            | SigstoreKeylessPrefixVerify { .. }
-            | SigstoreGithubActionsVerify { .. }
-            | SigstoreCertificateVerify { .. }
-            | NotaryVerify { .. } => serde_json::to_string(request).ok(),
-            _ => None,
-        }
+                | OciManifest { .. }
+                | OciManifestAndConfig { .. }
+                | Sigstore(_)
+                | NotaryVerify(_)
+        )
     }
 
     /// Answers from the cache, or computes with `fetch` and remembers a
@@ -73,25 +69,25 @@ impl CapabilityCache {
     /// do not wait on each other's registry round trips.
     pub fn get_or_fetch(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         fetch: impl FnOnce() -> Result<Vec<u8>, String>,
     ) -> Result<Vec<u8>, String> {
-        let Some(key) = Self::key(request) else {
+        if !Self::cacheable(request) {
             return fetch();
-        };
+        }
         {
             let mut entries = lock(&self.entries);
             let now = Instant::now();
             let ttl = self.ttl;
             entries.retain(|_, (t, _)| now.duration_since(*t) < ttl);
-            if let Some((_, bytes)) = entries.get(&key) {
+            if let Some((_, bytes)) = entries.get(request) {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 return Ok(bytes.clone());
             }
         }
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
         let answer = fetch()?;
-        lock(&self.entries).insert(key, (Instant::now(), answer.clone()));
+        lock(&self.entries).insert(request.clone(), (Instant::now(), answer.clone()));
         Ok(answer)
     }
 }
@@ -100,8 +96,8 @@ impl CapabilityCache {
 mod tests {
     use super::*;
 
-    fn digest(image: &str) -> CallbackRequest {
-        CallbackRequest::OciManifestDigest {
+    fn digest(image: &str) -> Request {
+        Request::OciManifestDigest {
             image: image.into(),
         }
     }
@@ -146,7 +142,7 @@ mod tests {
     #[test]
     fn uncacheable_requests_bypass_the_counters() {
         let c = CapabilityCache::new(DEFAULT_TTL);
-        let dns = CallbackRequest::DNSLookupHost { host: "h".into() };
+        let dns = Request::DNSLookupHost { host: "h".into() };
         c.get_or_fetch(&dns, || Ok(vec![])).unwrap();
         c.get_or_fetch(&dns, || Ok(vec![])).unwrap();
         assert_eq!((c.stats().hits(), c.stats().misses()), (0, 0));

@@ -17,21 +17,21 @@ const USED_BEFORE_VALIDITY: &str = "Certificate is being used before its validit
 const NOT_TRUSTED_BY_CHAIN: &str = "Certificate is not trusted by the provided cert chain";
 
 /// How `data` is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CertificateEncoding {
     Pem,
     Der,
 }
 
 /// A certificate: bytes of PEM text or raw DER (a JSON array of numbers).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Certificate {
     pub encoding: CertificateEncoding,
     pub data: Vec<u8>,
 }
 
 /// Request: `{"cert": {...}, "cert_chain": [...] | null, "not_after": "RFC 3339" | null}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct CertificateTrustRequest {
     pub cert: Certificate,
     #[serde(default)]

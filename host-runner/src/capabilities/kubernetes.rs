@@ -12,7 +12,9 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
 
-use super::CallbackRequest;
+use imagegate_policy::wire::{GetResourceRequest, ListResourcesRequest};
+
+use super::Request;
 
 pub struct KubeContext {
     objects: Vec<Value>,
@@ -43,61 +45,11 @@ impl KubeContext {
     }
 
     /// Answers a `kubernetes/*` request; `None` when `request` is not one.
-    pub fn answer(&self, request: &CallbackRequest) -> Option<Result<Value, String>> {
+    pub fn answer(&self, request: &Request) -> Option<Result<Value, String>> {
         Some(match request {
-            CallbackRequest::KubernetesGetResource {
-                api_version,
-                kind,
-                name,
-                namespace,
-                field_masks,
-                ..
-            } => self
-                .objects
-                .iter()
-                .find(|o| {
-                    is_type(o, api_version, kind)
-                        && str_at(o, "/metadata/name") == Some(name.as_str())
-                        && str_at(o, "/metadata/namespace") == namespace.as_deref()
-                })
-                .map(|o| mask(o, field_masks.as_deref()))
-                .ok_or_else(|| {
-                    let at = namespace
-                        .as_deref()
-                        .map(|ns| format!(" in namespace {ns}"))
-                        .unwrap_or_default();
-                    format!("{api_version}/{kind} \"{name}\"{at} not found in the context")
-                }),
-            CallbackRequest::KubernetesListResourceNamespace {
-                api_version,
-                kind,
-                namespace,
-                label_selector,
-                field_selector,
-                field_masks,
-            } => self.list(
-                api_version,
-                kind,
-                Some(namespace),
-                label_selector.as_deref(),
-                field_selector.as_deref(),
-                field_masks.as_deref(),
-            ),
-            CallbackRequest::KubernetesListResourceAll {
-                api_version,
-                kind,
-                label_selector,
-                field_selector,
-                field_masks,
-            } => self.list(
-                api_version,
-                kind,
-                None,
-                label_selector.as_deref(),
-                field_selector.as_deref(),
-                field_masks.as_deref(),
-            ),
-            CallbackRequest::KubernetesCanI { .. } => Err(
+            Request::KubernetesGetResource(r) => self.get(r),
+            Request::KubernetesListResources(r) => self.list(r),
+            Request::KubernetesCanI(_) => Err(
                 "kubernetes/can_i cannot be answered from a context directory (no RBAC data)"
                     .to_string(),
             ),
@@ -105,23 +57,37 @@ impl KubeContext {
         })
     }
 
-    fn list(
-        &self,
-        api_version: &str,
-        kind: &str,
-        namespace: Option<&str>,
-        label_selector: Option<&str>,
-        field_selector: Option<&str>,
-        field_masks: Option<&[String]>,
-    ) -> Result<Value, String> {
-        let labels = parse_selector(label_selector.unwrap_or(""))?;
-        let fields = parse_selector(field_selector.unwrap_or(""))?;
+    fn get(&self, r: &GetResourceRequest) -> Result<Value, String> {
+        self.objects
+            .iter()
+            .find(|o| {
+                is_type(o, &r.api_version, &r.kind)
+                    && str_at(o, "/metadata/name") == Some(r.name.as_str())
+                    && str_at(o, "/metadata/namespace") == r.namespace.as_deref()
+            })
+            .map(|o| mask(o, r.field_masks.as_deref()))
+            .ok_or_else(|| {
+                let at = r
+                    .namespace
+                    .as_deref()
+                    .map(|ns| format!(" in namespace {ns}"))
+                    .unwrap_or_default();
+                format!(
+                    "{}/{} \"{}\"{at} not found in the context",
+                    r.api_version, r.kind, r.name
+                )
+            })
+    }
+
+    fn list(&self, r: &ListResourcesRequest) -> Result<Value, String> {
+        let labels = parse_selector(r.label_selector.as_deref().unwrap_or(""))?;
+        let fields = parse_selector(r.field_selector.as_deref().unwrap_or(""))?;
         let mut items = Vec::new();
         for o in &self.objects {
-            if !is_type(o, api_version, kind) {
+            if !is_type(o, &r.api_version, &r.kind) {
                 continue;
             }
-            if let Some(ns) = namespace {
+            if let Some(ns) = r.namespace.as_deref() {
                 if str_at(o, "/metadata/namespace") != Some(ns) {
                     continue;
                 }
@@ -149,7 +115,7 @@ impl KubeContext {
                 }
             }
             if field_ok {
-                items.push(mask(o, field_masks));
+                items.push(mask(o, r.field_masks.as_deref()));
             }
         }
         Ok(json!({
@@ -328,25 +294,26 @@ items:
         KubeContext::load(dir.path()).unwrap()
     }
 
-    fn get(name: &str, ns: Option<&str>, kind: &str) -> CallbackRequest {
-        CallbackRequest::KubernetesGetResource {
+    fn get(name: &str, ns: Option<&str>, kind: &str) -> Request {
+        Request::KubernetesGetResource(GetResourceRequest {
             api_version: "v1".into(),
             kind: kind.into(),
             name: name.into(),
             namespace: ns.map(str::to_string),
             disable_cache: false,
             field_masks: None,
-        }
+        })
     }
 
-    fn list_all(labels: Option<&str>) -> CallbackRequest {
-        CallbackRequest::KubernetesListResourceAll {
+    fn list_all(labels: Option<&str>) -> Request {
+        Request::KubernetesListResources(ListResourcesRequest {
             api_version: "v1".into(),
             kind: "Namespace".into(),
+            namespace: None,
             label_selector: labels.map(str::to_string),
             field_selector: None,
             field_masks: None,
-        }
+        })
     }
 
     fn names(v: &Value) -> Vec<&str> {
@@ -400,14 +367,14 @@ items:
     #[test]
     fn list_by_namespace_and_masks() {
         let c = ctx();
-        let req = CallbackRequest::KubernetesListResourceNamespace {
+        let req = Request::KubernetesListResources(ListResourcesRequest {
             api_version: "v1".into(),
             kind: "ConfigMap".into(),
-            namespace: "prod".into(),
+            namespace: Some("prod".into()),
             label_selector: None,
             field_selector: Some("metadata.name=cm".into()),
             field_masks: Some(vec!["metadata.name".into()]),
-        };
+        });
         let v = c.answer(&req).unwrap().unwrap();
         assert_eq!(v["items"], json!([{"metadata": {"name": "cm"}}]));
     }
@@ -416,7 +383,7 @@ items:
     fn non_kubernetes_requests_are_not_answered() {
         let c = ctx();
         assert!(c
-            .answer(&CallbackRequest::DNSLookupHost { host: "x".into() })
+            .answer(&Request::DNSLookupHost { host: "x".into() })
             .is_none());
     }
 }

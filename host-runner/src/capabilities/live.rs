@@ -10,14 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use imagegate_policy::wire::{NotaryVerifyRequest, SigstoreVerifyRequest};
 use serde::Serialize;
 
 use super::cache::{CacheStats, CapabilityCache, DEFAULT_TTL};
 use super::kubernetes::KubeContext;
 use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
-use super::{crypto, Backend, CallbackRequest};
+use super::{crypto, Backend, Request};
 
 /// Configuration of the live backend (no derives beyond what the capability
 /// configs guarantee: `Default`).
@@ -98,10 +97,10 @@ impl Live {
 
     fn fetch(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
-        use CallbackRequest::*;
+        use Request::*;
         if let Some(kube) = &self.kube {
             if let Some(answer) = kube.answer(request) {
                 return answer.and_then(to_json);
@@ -129,50 +128,25 @@ impl Live {
                     self.oci.manifest_and_config(image),
                 )
                 .and_then(to_json),
-            SigstorePubKeyVerify { .. }
-            | SigstoreKeylessVerify { .. }
-            | SigstoreKeylessPrefixVerify { .. }
-            | SigstoreGithubActionsVerify { .. }
-            | SigstoreCertificateVerify { .. } => {
-                let req = sigstore_request(request)?;
-                self.block_on(
+            Sigstore(req) => self
+                .block_on(
                     &format!("sigstore verification of {}", req.image()),
                     deadline,
-                    self.oci.verify(&req),
+                    self.oci.verify(req),
                 )
-                .and_then(to_json)
-            }
-            NotaryVerify {
-                image,
-                server,
-                signers,
-                ca_cert,
-                root_keys,
-            } => {
-                let req = NotaryVerifyRequest {
-                    image: image.clone(),
-                    server: server.clone(),
-                    signers: signers.clone(),
-                    ca_cert: ca_cert.clone(),
-                    root_keys: root_keys.clone(),
-                };
-                self.block_on(
-                    &format!("notary verification of {image} on {server}"),
+                .and_then(to_json),
+            NotaryVerify(req) => self
+                .block_on(
+                    &format!("notary verification of {} on {}", req.image, req.server),
                     deadline,
-                    self.notary.verify(&req),
+                    self.notary.verify(req),
                 )
-                .and_then(to_json)
-            }
-            CryptoIsCertificateTrusted { request } => {
-                crypto::is_certificate_trusted(request).and_then(to_json)
-            }
+                .and_then(to_json),
+            CryptoIsCertificateTrusted(req) => crypto::is_certificate_trusted(req).and_then(to_json),
             DNSLookupHost { host } => self
                 .block_on(&format!("DNS lookup of {host}"), deadline, dns_lookup(host))
                 .and_then(to_json),
-            KubernetesListResourceNamespace { .. }
-            | KubernetesListResourceAll { .. }
-            | KubernetesGetResource { .. }
-            | KubernetesCanI { .. } => Err(
+            KubernetesListResources(_) | KubernetesGetResource(_) | KubernetesCanI(_) => Err(
                 "no Kubernetes context: pass --context DIR (a directory of manifests)".to_string(),
             ),
         }
@@ -182,7 +156,7 @@ impl Live {
 impl Backend for Live {
     fn answer(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
         match &self.cache {
@@ -198,66 +172,6 @@ impl Backend for Live {
 
 fn to_json<T: Serialize>(value: T) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&value).map_err(|e| format!("cannot serialize the answer: {e}"))
-}
-
-/// Back from the session-file form to the `oci/v2/verify` payload type.
-fn sigstore_request(request: &CallbackRequest) -> Result<SigstoreVerifyRequest, String> {
-    use CallbackRequest as C;
-    use SigstoreVerifyRequest as S;
-    Ok(match request.clone() {
-        C::SigstorePubKeyVerify {
-            image,
-            pub_keys,
-            annotations,
-        } => S::SigstorePubKeyVerify {
-            image,
-            pub_keys,
-            annotations,
-        },
-        C::SigstoreKeylessVerify {
-            image,
-            keyless,
-            annotations,
-        } => S::SigstoreKeylessVerify {
-            image,
-            keyless,
-            annotations,
-        },
-        C::SigstoreKeylessPrefixVerify {
-            image,
-            keyless_prefix,
-            annotations,
-        } => S::SigstoreKeylessPrefixVerify {
-            image,
-            keyless_prefix,
-            annotations,
-        },
-        C::SigstoreGithubActionsVerify {
-            image,
-            owner,
-            repo,
-            annotations,
-        } => S::SigstoreGithubActionsVerify {
-            image,
-            owner,
-            repo,
-            annotations,
-        },
-        C::SigstoreCertificateVerify {
-            image,
-            certificate,
-            certificate_chain,
-            require_rekor_bundle,
-            annotations,
-        } => S::SigstoreCertificateVerify {
-            image,
-            certificate,
-            certificate_chain,
-            require_rekor_bundle,
-            annotations,
-        },
-        other => return Err(format!("not a sigstore request: {other:?}")),
-    })
 }
 
 #[derive(Serialize)]
@@ -282,19 +196,7 @@ async fn dns_lookup(host: &str) -> Result<DnsAnswer, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sigstore_requests_round_trip_through_the_v2_type() {
-        let v2 = SigstoreVerifyRequest::SigstoreGithubActionsVerify {
-            image: "i".into(),
-            owner: "o".into(),
-            repo: None,
-            annotations: None,
-        };
-        let req: CallbackRequest = v2.clone().into();
-        assert_eq!(sigstore_request(&req).unwrap(), v2);
-        assert!(sigstore_request(&CallbackRequest::DNSLookupHost { host: "h".into() }).is_err());
-    }
+    use imagegate_policy::wire::GetResourceRequest;
 
     #[test]
     fn expired_deadline_is_a_clear_error() {
@@ -325,7 +227,7 @@ mod tests {
         let live = Live::new(LiveConfig::default()).unwrap();
         let out = live
             .answer(
-                &CallbackRequest::DNSLookupHost {
+                &Request::DNSLookupHost {
                     host: "localhost".into(),
                 },
                 None,
@@ -338,14 +240,14 @@ mod tests {
     #[test]
     fn kubernetes_without_context_is_a_clear_error() {
         let live = Live::new(LiveConfig::default()).unwrap();
-        let req = CallbackRequest::KubernetesGetResource {
+        let req = Request::KubernetesGetResource(GetResourceRequest {
             api_version: "v1".into(),
             kind: "Namespace".into(),
             name: "x".into(),
             namespace: None,
             disable_cache: false,
             field_masks: None,
-        };
+        });
         assert!(live.answer(&req, None).unwrap_err().contains("--context"));
     }
 }

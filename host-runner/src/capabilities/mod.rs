@@ -2,419 +2,35 @@
 //!
 //! [`Capabilities`] is the `__host_call` dispatcher. It behaves like
 //! policy-evaluator's `host_callback`: binding check, `tracing/log` inline,
-//! payload parsed into a [`CallbackRequest`] (kwctl's `CallbackRequestType`,
-//! same variant and field names so session files are interchangeable), then
-//! the capability allow-list, then the context-aware resource allow-list, and
-//! only then a [`Backend`] (replay, record, live, offline). Error texts are
-//! Kubewarden's, because policies and users match on them.
+//! payload parsed into a [`Request`] ([`request`]), then the capability
+//! allow-list, then the context-aware resource allow-list ([`gating`]), and
+//! only then a [`Backend`]: [`live`] (registries through [`oci`], [`notary`],
+//! [`kubernetes`] from a directory, [`crypto`], behind the [`cache`]), a
+//! replayed or recorded session ([`crate::runtime::session`]), or
+//! [`Offline`]. Error texts are Kubewarden's, because policies and users
+//! match on them.
+//!
+//! A new capability: a [`Request`] variant and its line in
+//! [`request::parse`] and [`gating::KNOWN_CAPABILITIES`], its kwctl session
+//! form in `runtime::session`, and its answer in [`live`] (in a module of its
+//! own when it is more than a call).
 
 pub mod cache;
 pub mod crypto;
+pub mod gating;
 pub mod kubernetes;
 pub mod live;
 pub mod notary;
 pub mod oci;
+pub mod request;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use anyhow::bail;
-use imagegate_policy::wire::{
-    GetResourceRequest, KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner,
-    NotaryVerifyRequest, SigstoreVerifyRequest,
-};
-use serde::{Deserialize, Serialize};
-
 use crate::runtime::HostCallbacks;
 use cache::CacheStats;
-use crypto::CertificateTrustRequest;
-
-/// A request a policy makes to its host: mirror of kwctl's
-/// `CallbackRequestType` (+ imagegate's `NotaryVerify`). Serialized with
-/// serde_yaml it gives the `!Variant` text of kwctl session files.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CallbackRequest {
-    OciManifestDigest {
-        image: String,
-    },
-    OciManifest {
-        image: String,
-    },
-    OciManifestAndConfig {
-        image: String,
-    },
-    SigstorePubKeyVerify {
-        image: String,
-        pub_keys: Vec<String>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    SigstoreKeylessVerify {
-        image: String,
-        keyless: Vec<KeylessInfo>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    SigstoreKeylessPrefixVerify {
-        image: String,
-        keyless_prefix: Vec<KeylessPrefixInfo>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    SigstoreGithubActionsVerify {
-        image: String,
-        owner: String,
-        repo: Option<String>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    SigstoreCertificateVerify {
-        image: String,
-        certificate: Vec<u8>,
-        certificate_chain: Option<Vec<Vec<u8>>>,
-        require_rekor_bundle: bool,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    #[allow(clippy::upper_case_acronyms)]
-    DNSLookupHost {
-        host: String,
-    },
-    KubernetesListResourceNamespace {
-        api_version: String,
-        kind: String,
-        namespace: String,
-        label_selector: Option<String>,
-        field_selector: Option<String>,
-        field_masks: Option<Vec<String>>,
-    },
-    KubernetesListResourceAll {
-        api_version: String,
-        kind: String,
-        label_selector: Option<String>,
-        field_selector: Option<String>,
-        field_masks: Option<Vec<String>>,
-    },
-    KubernetesGetResource {
-        api_version: String,
-        kind: String,
-        name: String,
-        namespace: Option<String>,
-        disable_cache: bool,
-        field_masks: Option<Vec<String>>,
-    },
-    KubernetesCanI {
-        request: SubjectAccessReview,
-        disable_cache: bool,
-    },
-    CryptoIsCertificateTrusted {
-        request: CertificateTrustRequest,
-    },
-    /// imagegate's extension (`notary/v1/verify`); no Kubewarden host knows it.
-    NotaryVerify {
-        image: String,
-        server: String,
-        signers: Vec<NotarySigner>,
-        ca_cert: Option<String>,
-        root_keys: Option<Vec<String>>,
-    },
-}
-
-impl CallbackRequest {
-    /// The Kubernetes resource type a `kubernetes/*` read targets.
-    fn kubernetes_resource(&self) -> Option<(&str, &str)> {
-        match self {
-            CallbackRequest::KubernetesListResourceNamespace {
-                api_version, kind, ..
-            }
-            | CallbackRequest::KubernetesListResourceAll {
-                api_version, kind, ..
-            }
-            | CallbackRequest::KubernetesGetResource {
-                api_version, kind, ..
-            } => Some((api_version, kind)),
-            _ => None,
-        }
-    }
-}
-
-impl From<SigstoreVerifyRequest> for CallbackRequest {
-    fn from(req: SigstoreVerifyRequest) -> Self {
-        match req {
-            SigstoreVerifyRequest::SigstorePubKeyVerify {
-                image,
-                pub_keys,
-                annotations,
-            } => CallbackRequest::SigstorePubKeyVerify {
-                image,
-                pub_keys,
-                annotations,
-            },
-            SigstoreVerifyRequest::SigstoreKeylessVerify {
-                image,
-                keyless,
-                annotations,
-            } => CallbackRequest::SigstoreKeylessVerify {
-                image,
-                keyless,
-                annotations,
-            },
-            SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
-                image,
-                keyless_prefix,
-                annotations,
-            } => CallbackRequest::SigstoreKeylessPrefixVerify {
-                image,
-                keyless_prefix,
-                annotations,
-            },
-            SigstoreVerifyRequest::SigstoreGithubActionsVerify {
-                image,
-                owner,
-                repo,
-                annotations,
-            } => CallbackRequest::SigstoreGithubActionsVerify {
-                image,
-                owner,
-                repo,
-                annotations,
-            },
-            SigstoreVerifyRequest::SigstoreCertificateVerify {
-                image,
-                certificate,
-                certificate_chain,
-                require_rekor_bundle,
-                annotations,
-            } => CallbackRequest::SigstoreCertificateVerify {
-                image,
-                certificate,
-                certificate_chain,
-                require_rekor_bundle,
-                annotations,
-            },
-        }
-    }
-}
-
-/// The legacy `oci/v1/verify` payload: externally tagged, two variants.
-#[derive(Deserialize)]
-enum SigstoreVerifyV1 {
-    SigstorePubKeyVerify {
-        image: String,
-        pub_keys: Vec<String>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    SigstoreKeylessVerify {
-        image: String,
-        keyless: Vec<KeylessInfo>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-}
-
-impl From<SigstoreVerifyV1> for CallbackRequest {
-    fn from(req: SigstoreVerifyV1) -> Self {
-        match req {
-            SigstoreVerifyV1::SigstorePubKeyVerify {
-                image,
-                pub_keys,
-                annotations,
-            } => CallbackRequest::SigstorePubKeyVerify {
-                image,
-                pub_keys,
-                annotations,
-            },
-            SigstoreVerifyV1::SigstoreKeylessVerify {
-                image,
-                keyless,
-                annotations,
-            } => CallbackRequest::SigstoreKeylessVerify {
-                image,
-                keyless,
-                annotations,
-            },
-        }
-    }
-}
-
-/// The subject access review inside a `kubernetes/can_i` payload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SubjectAccessReview {
-    pub groups: Option<Vec<String>>,
-    pub resource_attributes: ResourceAttributes,
-    pub user: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ResourceAttributes {
-    pub group: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub resource: String,
-    pub subresource: Option<String>,
-    pub verb: String,
-    pub version: Option<String>,
-}
-
-/// The `kubernetes/can_i` payload.
-#[derive(Deserialize)]
-struct CanIPayload {
-    subject_access_review: SubjectAccessReview,
-    disable_cache: bool,
-}
-
-/// Every capability path a policy may use (`<namespace>/<operation>`).
-pub const KNOWN_CAPABILITIES: &[&str] = &[
-    "oci/v1/verify",
-    "oci/v2/verify",
-    "oci/v1/manifest_digest",
-    "oci/v1/oci_manifest",
-    "oci/v1/oci_manifest_config",
-    "net/v1/dns_lookup_host",
-    "crypto/v1/is_certificate_trusted",
-    "kubernetes/list_resources_by_namespace",
-    "kubernetes/list_resources_all",
-    "kubernetes/get_resource",
-    "kubernetes/can_i",
-    "notary/v1/verify",
-];
-
-fn json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
-    serde_json::from_slice(payload).map_err(|e| e.to_string())
-}
-
-/// Parses a guest call into a request, with policy-evaluator's errors.
-pub fn parse_request(
-    namespace: &str,
-    operation: &str,
-    payload: &[u8],
-) -> Result<CallbackRequest, String> {
-    Ok(match (namespace, operation) {
-        ("oci", "v1/verify") => json::<SigstoreVerifyV1>(payload)?.into(),
-        ("oci", "v2/verify") => json::<SigstoreVerifyRequest>(payload)?.into(),
-        ("oci", "v1/manifest_digest") => CallbackRequest::OciManifestDigest {
-            image: json(payload)?,
-        },
-        ("oci", "v1/oci_manifest") => CallbackRequest::OciManifest {
-            image: json(payload)?,
-        },
-        ("oci", "v1/oci_manifest_config") => CallbackRequest::OciManifestAndConfig {
-            image: json(payload)?,
-        },
-        ("net", "v1/dns_lookup_host") => CallbackRequest::DNSLookupHost {
-            host: json(payload)?,
-        },
-        ("crypto", "v1/is_certificate_trusted") => CallbackRequest::CryptoIsCertificateTrusted {
-            request: json(payload)?,
-        },
-        ("kubernetes", "list_resources_by_namespace") => {
-            let r: ListResourcesRequest = json(payload)?;
-            let namespace = r.namespace.ok_or("missing field `namespace`")?;
-            CallbackRequest::KubernetesListResourceNamespace {
-                api_version: r.api_version,
-                kind: r.kind,
-                namespace,
-                label_selector: r.label_selector,
-                field_selector: r.field_selector,
-                field_masks: r.field_masks,
-            }
-        }
-        ("kubernetes", "list_resources_all") => {
-            let r: ListResourcesRequest = json(payload)?;
-            CallbackRequest::KubernetesListResourceAll {
-                api_version: r.api_version,
-                kind: r.kind,
-                label_selector: r.label_selector,
-                field_selector: r.field_selector,
-                field_masks: r.field_masks,
-            }
-        }
-        ("kubernetes", "get_resource") => {
-            let r: GetResourceRequest = json(payload)?;
-            CallbackRequest::KubernetesGetResource {
-                api_version: r.api_version,
-                kind: r.kind,
-                name: r.name,
-                namespace: r.namespace,
-                disable_cache: r.disable_cache,
-                field_masks: r.field_masks,
-            }
-        }
-        ("kubernetes", "can_i") => {
-            let r: CanIPayload = json(payload)?;
-            CallbackRequest::KubernetesCanI {
-                request: r.subject_access_review,
-                disable_cache: r.disable_cache,
-            }
-        }
-        ("notary", "v1/verify") => {
-            let r: NotaryVerifyRequest = json(payload)?;
-            CallbackRequest::NotaryVerify {
-                image: r.image,
-                server: r.server,
-                signers: r.signers,
-                ca_cert: r.ca_cert,
-                root_keys: r.root_keys,
-            }
-        }
-        ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
-            return Err(format!("unknown operation: {operation}"))
-        }
-        _ => return Err(format!("unknown namespace: {namespace}")),
-    })
-}
-
-/// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CapabilityAllowList {
-    patterns: Vec<String>,
-}
-
-impl CapabilityAllowList {
-    /// Everything allowed (the default of kwctl and of ClusterAdmissionPolicy).
-    pub fn allow_all() -> Self {
-        CapabilityAllowList {
-            patterns: vec!["*".into()],
-        }
-    }
-
-    /// Nothing allowed (the flag given without values).
-    pub fn deny_all() -> Self {
-        CapabilityAllowList { patterns: vec![] }
-    }
-
-    /// Validates each pattern against the known capability tree.
-    pub fn new(patterns: &[String]) -> anyhow::Result<Self> {
-        for p in patterns {
-            let valid = if p == "*" {
-                true
-            } else if let Some(prefix) = p.strip_suffix("/*") {
-                KNOWN_CAPABILITIES
-                    .iter()
-                    .any(|k| k.starts_with(&format!("{prefix}/")))
-            } else {
-                KNOWN_CAPABILITIES.contains(&p.as_str())
-            };
-            if !valid {
-                bail!(
-                    "invalid host capability pattern '{p}': expected '*', '<prefix>/*' or one of {}",
-                    KNOWN_CAPABILITIES.join(", ")
-                );
-            }
-        }
-        Ok(CapabilityAllowList {
-            patterns: patterns.to_vec(),
-        })
-    }
-
-    pub fn allows(&self, path: &str) -> bool {
-        self.patterns.iter().any(|p| {
-            p == "*"
-                || p == path
-                || p.strip_suffix('*')
-                    .is_some_and(|prefix| prefix.ends_with('/') && path.starts_with(prefix))
-        })
-    }
-}
-
-/// Kubernetes resource types a policy may read (`contextAwareResources`).
-/// `None` = context-aware access not granted at all.
-pub type ContextAwareAllowList = Option<BTreeSet<(String, String)>>;
+pub use gating::{CapabilityAllowList, ContextAwareAllowList};
+pub use request::Request;
 
 /// Where answers come from. Shared by concurrent evaluations (`serve`), so
 /// backends keep their own fine-grained locks instead of one around them.
@@ -422,7 +38,7 @@ pub trait Backend: Send + Sync {
     /// Answers one request; `deadline` is the end of the evaluation.
     fn answer(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String>;
 
@@ -454,7 +70,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub struct Offline;
 
 impl Backend for Offline {
-    fn answer(&self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &Request, _: Option<Instant>) -> Result<Vec<u8>, String> {
         Err(format!(
             "host capabilities are not available offline (no recorded session); request was {request:?}"
         ))
@@ -518,7 +134,7 @@ impl Capabilities {
                 _ => Err(format!("unknown operation: {operation}")),
             };
         }
-        let request = parse_request(namespace, operation, payload)?;
+        let request = request::parse(namespace, operation, payload)?;
         let path = format!("{namespace}/{operation}");
         if !self.allowed.allows(&path) {
             return Err(format!(
@@ -594,10 +210,11 @@ fn log_guest_event(payload: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     struct Fixed(Result<Vec<u8>, String>);
     impl Backend for Fixed {
-        fn answer(&self, _: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+        fn answer(&self, _: &Request, _: Option<Instant>) -> Result<Vec<u8>, String> {
             self.0.clone()
         }
     }
@@ -639,40 +256,6 @@ mod tests {
             err.starts_with("invalid type: map, expected a string"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn v1_and_v2_verify_map_to_the_same_request() {
-        let v1 = parse_request(
-            "oci",
-            "v1/verify",
-            br#"{"SigstorePubKeyVerify":{"image":"a","pub_keys":["k"],"annotations":null}}"#,
-        )
-        .unwrap();
-        let v2 = parse_request(
-            "oci",
-            "v2/verify",
-            br#"{"type":"SigstorePubKeyVerify","image":"a","pub_keys":["k"],"annotations":null}"#,
-        )
-        .unwrap();
-        assert_eq!(v1, v2);
-    }
-
-    #[test]
-    fn gating_patterns() {
-        let l = CapabilityAllowList::new(&["oci/v2/*".into(), "net/v1/dns_lookup_host".into()])
-            .unwrap();
-        assert!(l.allows("oci/v2/verify"));
-        assert!(!l.allows("oci/v1/verify"));
-        assert!(l.allows("net/v1/dns_lookup_host"));
-        assert!(!l.allows("notary/v1/verify"));
-        assert!(CapabilityAllowList::new(&["oci/*".into()])
-            .unwrap()
-            .allows("oci/v1/manifest_digest"));
-        assert!(!CapabilityAllowList::deny_all().allows("oci/v2/verify"));
-        assert!(CapabilityAllowList::new(&["oc*".into()]).is_err());
-        assert!(CapabilityAllowList::new(&["cosign/*".into()]).is_err());
-        assert!(CapabilityAllowList::new(&["oci/v1/nope".into()]).is_err());
     }
 
     #[test]
@@ -726,20 +309,4 @@ mod tests {
         );
     }
 
-    #[test]
-    fn notary_extension_parses() {
-        let r = parse_request(
-            "notary",
-            "v1/verify",
-            br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#,
-        )
-        .unwrap();
-        assert!(matches!(
-            r,
-            CallbackRequest::NotaryVerify {
-                root_keys: None,
-                ..
-            }
-        ));
-    }
 }

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 
 use crate::runtime::admission::{self, AdmissionResponse};
 use crate::capabilities::kubernetes::KubeContext;
-use crate::capabilities::{Backend, CallbackRequest, Capabilities, CapabilityAllowList, Offline};
+use crate::capabilities::{Backend, Capabilities, CapabilityAllowList, Offline, Request};
 use crate::cli::run::PolicyArgs;
 use crate::runtime::Policy;
 use crate::runtime::session::Replay;
@@ -108,7 +108,7 @@ struct FixtureBackend {
 impl Backend for FixtureBackend {
     fn answer(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<std::time::Instant>,
     ) -> Result<Vec<u8>, String> {
         if let Some(answer) = self.kube.as_ref().and_then(|k| k.answer(request)) {

@@ -5,6 +5,12 @@
 //! response: {type: Success, payload: '<json>'} | {type: Error, message: ...}}`,
 //! so sessions recorded by `kwctl run --record-host-capabilities-interactions`
 //! replay here and vice versa. Replay is FIFO with exact request equality.
+//!
+//! The request text is kwctl's `RequestType` serialized by
+//! serde_yaml: externally tagged (`!SigstorePubKeyVerify` then the fields).
+//! That shape is kwctl's, not the guest's payloads', so it lives only here:
+//! [`kwctl_form`] and [`from_kwctl_form`] translate a [`Request`] to and from
+//! (variant, fields).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +19,13 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use serde_yaml::value::{Tag, TaggedValue};
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::{lock, Backend, CallbackRequest};
+use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
+use crate::capabilities::crypto::CertificateTrustRequest;
+use crate::capabilities::{lock, Backend, Request};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -27,17 +37,17 @@ pub enum Response {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub struct Exchange {
-    /// serde_yaml text of a [`CallbackRequest`].
+    /// YAML text of a request in kwctl's form.
     pub request: String,
     pub response: Response,
 }
 
 impl Exchange {
     pub fn new(
-        request: &CallbackRequest,
+        request: &Request,
         answer: &Result<Vec<u8>, String>,
     ) -> anyhow::Result<Self> {
-        let request = serde_yaml::to_string(request)
+        let request = to_kwctl_yaml(request)
             .with_context(|| format!("cannot convert request to yaml: {request:?}"))?;
         let response = match answer {
             Ok(bytes) => Response::Success {
@@ -68,9 +78,137 @@ pub fn to_yaml(exchanges: &[Exchange]) -> anyhow::Result<String> {
     Ok(serde_yaml::to_string(exchanges)?)
 }
 
+/// kwctl's form of `request`: its `RequestType` variant and fields,
+/// in kwctl's field order.
+fn kwctl_form(request: &Request) -> serde_json::Result<(String, Value)> {
+    use Request::*;
+    let (variant, fields) = match request {
+        OciManifestDigest { image } => ("OciManifestDigest", json!({ "image": image })),
+        OciManifest { image } => ("OciManifest", json!({ "image": image })),
+        OciManifestAndConfig { image } => ("OciManifestAndConfig", json!({ "image": image })),
+        Sigstore(r) => {
+            // Internally tagged by `type`: the tag becomes the variant.
+            let mut fields = serde_json::to_value(r)?;
+            let variant = fields
+                .as_object_mut()
+                .and_then(|f| f.shift_remove("type"))
+                .and_then(|t| t.as_str().map(str::to_string))
+                .unwrap_or_default();
+            return Ok((variant, fields));
+        }
+        DNSLookupHost { host } => ("DNSLookupHost", json!({ "host": host })),
+        KubernetesListResources(r) if r.namespace.is_some() => {
+            ("KubernetesListResourceNamespace", serde_json::to_value(r)?)
+        }
+        KubernetesListResources(r) => ("KubernetesListResourceAll", serde_json::to_value(r)?),
+        KubernetesGetResource(r) => ("KubernetesGetResource", serde_json::to_value(r)?),
+        KubernetesCanI(r) => (
+            "KubernetesCanI",
+            json!({ "request": r.subject_access_review, "disable_cache": r.disable_cache }),
+        ),
+        CryptoIsCertificateTrusted(r) => ("CryptoIsCertificateTrusted", json!({ "request": r })),
+        NotaryVerify(r) => ("NotaryVerify", serde_json::to_value(r)?),
+    };
+    Ok((variant.to_string(), fields))
+}
+
+/// The request kwctl's `variant` with `fields` stands for.
+fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
+    #[derive(Deserialize)]
+    struct CanI {
+        request: SubjectAccessReview,
+        disable_cache: bool,
+    }
+    #[derive(Deserialize)]
+    struct Crypto {
+        request: CertificateTrustRequest,
+    }
+    fn from<T: serde::de::DeserializeOwned>(fields: Value) -> Result<T, String> {
+        serde_json::from_value(fields).map_err(|e| e.to_string())
+    }
+    let string = |name: &str| {
+        fields
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| format!("missing field `{name}`"))
+    };
+    use Request::*;
+    Ok(match variant {
+        "OciManifestDigest" => OciManifestDigest {
+            image: string("image")?,
+        },
+        "OciManifest" => OciManifest {
+            image: string("image")?,
+        },
+        "OciManifestAndConfig" => OciManifestAndConfig {
+            image: string("image")?,
+        },
+        "DNSLookupHost" => DNSLookupHost {
+            host: string("host")?,
+        },
+        "KubernetesListResourceNamespace" => {
+            string("namespace")?;
+            KubernetesListResources(from(fields)?)
+        }
+        "KubernetesListResourceAll" => KubernetesListResources(
+            imagegate_policy::wire::ListResourcesRequest {
+                namespace: None,
+                ..from(fields)?
+            },
+        ),
+        "KubernetesGetResource" => KubernetesGetResource(from(fields)?),
+        "KubernetesCanI" => {
+            let r: CanI = from(fields)?;
+            KubernetesCanI(CanIRequest {
+                subject_access_review: r.request,
+                disable_cache: r.disable_cache,
+            })
+        }
+        "CryptoIsCertificateTrusted" => CryptoIsCertificateTrusted(from::<Crypto>(fields)?.request),
+        "NotaryVerify" => NotaryVerify(from(fields)?),
+        sigstore if sigstore.starts_with("Sigstore") => match fields {
+            Value::Object(fields) => Sigstore(sigstore_variant(sigstore, fields)?),
+            _ => return Err(format!("{sigstore}: expected a mapping of fields")),
+        },
+        other => return Err(format!("unknown variant `{other}`")),
+    })
+}
+
+/// The request as kwctl writes it in a session file (`!Variant` + fields).
+fn to_kwctl_yaml(request: &Request) -> anyhow::Result<String> {
+    let (variant, fields) = kwctl_form(request)?;
+    let tagged = serde_yaml::Value::Tagged(Box::new(TaggedValue {
+        tag: Tag::new(variant),
+        value: serde_yaml::to_value(fields)?,
+    }));
+    Ok(serde_yaml::to_string(&tagged)?)
+}
+
+/// Reads a request written by kwctl (or by [`to_kwctl_yaml`]): a `!Variant`
+/// tagged mapping, or the `{Variant: fields}` map serde_yaml also accepts.
+fn from_kwctl_yaml(text: &str) -> anyhow::Result<Request> {
+    let (variant, fields) = match serde_yaml::from_str::<serde_yaml::Value>(text)? {
+        serde_yaml::Value::Tagged(tagged) => {
+            let TaggedValue { tag, value } = *tagged;
+            (tag.to_string().trim_start_matches('!').to_string(), value)
+        }
+        serde_yaml::Value::Mapping(map) if map.len() == 1 => {
+            let (key, value) = map.into_iter().next().unwrap_or_default();
+            match key {
+                serde_yaml::Value::String(variant) => (variant, value),
+                other => anyhow::bail!("expected a request variant name, found {other:?}"),
+            }
+        }
+        other => anyhow::bail!("expected a tagged request (!Variant), found {other:?}"),
+    };
+    let fields: Value = serde_yaml::from_value(fields)?;
+    from_kwctl_form(&variant, fields).map_err(|e| anyhow::anyhow!("{variant}: {e}"))
+}
+
 /// Answers from a recorded session.
 pub struct Replay {
-    exchanges: Vec<(CallbackRequest, Response)>,
+    exchanges: Vec<(Request, Response)>,
     next: AtomicUsize,
 }
 
@@ -80,7 +218,7 @@ impl Replay {
             .into_iter()
             .enumerate()
             .map(|(i, e)| {
-                serde_yaml::from_str::<CallbackRequest>(&e.request)
+                from_kwctl_yaml(&e.request)
                     .map(|r| (r, e.response))
                     .with_context(|| {
                         format!("exchange #{}: cannot read the recorded request", i + 1)
@@ -106,7 +244,7 @@ impl Replay {
 }
 
 impl Backend for Replay {
-    fn answer(&self, request: &CallbackRequest, _: Option<Instant>) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &Request, _: Option<Instant>) -> Result<Vec<u8>, String> {
         let index = self.next.fetch_add(1, Ordering::SeqCst);
         let Some((expected, response)) = self.exchanges.get(index) else {
             self.next.store(self.exchanges.len(), Ordering::SeqCst);
@@ -164,7 +302,7 @@ impl Record {
 impl Backend for Record {
     fn answer(
         &self,
-        request: &CallbackRequest,
+        request: &Request,
         deadline: Option<Instant>,
     ) -> Result<Vec<u8>, String> {
         let answer = self.inner.answer(request, deadline);
@@ -197,6 +335,7 @@ impl Backend for Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use imagegate_policy::wire::{GetResourceRequest, SigstoreVerifyRequest};
 
     /// The literal example of the reference (kwctl output, serde_yaml 0.9).
     const KWCTL_SESSION: &str = r#"- type: Exchange
@@ -232,15 +371,15 @@ mod tests {
     payload: '{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"test-policy"}}'
 "#;
 
-    fn pubkey_request() -> CallbackRequest {
-        CallbackRequest::SigstorePubKeyVerify {
+    fn pubkey_request() -> Request {
+        Request::Sigstore(SigstoreVerifyRequest::SigstorePubKeyVerify {
             image: "ghcr.io/kubewarden/test-verify-image-signatures:signed".into(),
             pub_keys: vec![
                 "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n"
                     .into(),
             ],
             annotations: None,
-        }
+        })
     }
 
     #[test]
@@ -252,7 +391,7 @@ mod tests {
             .answer(&pubkey_request(), None)
             .unwrap()
             .starts_with(br#"{"is_trusted":true"#));
-        let digest = CallbackRequest::OciManifestDigest {
+        let digest = Request::OciManifestDigest {
             image: "ghcr.io/kubewarden/test-verify-image-signatures:unsigned".into(),
         };
         assert_eq!(
@@ -260,14 +399,14 @@ mod tests {
             Err("no signatures found for image: ghcr.io/kubewarden/test-verify-image-signatures:unsigned ".into())
         );
         // An old file without `field_masks` still replays.
-        let get = CallbackRequest::KubernetesGetResource {
+        let get = Request::KubernetesGetResource(GetResourceRequest {
             api_version: "v1".into(),
             kind: "Namespace".into(),
             name: "test-policy".into(),
             namespace: None,
             disable_cache: false,
             field_masks: None,
-        };
+        });
         assert!(replay.answer(&get, None).is_ok());
         assert_eq!(
             replay.answer(&get, None),
@@ -284,7 +423,7 @@ mod tests {
             )
             .unwrap(),
             Exchange::new(
-                &CallbackRequest::OciManifestDigest {
+                &Request::OciManifestDigest {
                     image: "ghcr.io/kubewarden/test-verify-image-signatures:unsigned".into(),
                 },
                 &Err("no signatures found for image: ghcr.io/kubewarden/test-verify-image-signatures:unsigned ".into()),
@@ -306,10 +445,10 @@ mod tests {
     fn mismatch_is_reported_with_both_requests() {
         let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
         let err = replay
-            .answer(&CallbackRequest::DNSLookupHost { host: "x".into() }, None)
+            .answer(&Request::DNSLookupHost { host: "x".into() }, None)
             .unwrap_err();
         assert!(err.starts_with(
-            "Replay error: unexpected request. Was expecting SigstorePubKeyVerify { image: \"ghcr.io/"
+            "Replay error: unexpected request. Was expecting Sigstore(SigstorePubKeyVerify { image: \"ghcr.io/"
         ), "{err}");
         assert!(
             err.ends_with("got DNSLookupHost { host: \"x\" } instead"),

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::KNOWN_CAPABILITIES;
+use crate::capabilities::gating::KNOWN_CAPABILITIES;
 
 /// Upper bounds (seconds) of the latency histogram buckets: from a cached
 /// decision (~1 ms with a fresh instance) to a slow registry near the

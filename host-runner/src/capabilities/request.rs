@@ -1,0 +1,215 @@
+//! What a policy asks its host: one [`Request`] variant per capability,
+//! wrapping the guest's own payload types ([`imagegate_policy::wire`]) so
+//! guest and host read the same payloads, and [`parse`], which turns a
+//! `__host_call` into one with policy-evaluator's errors.
+//!
+//! Variant names are those of kwctl's `CallbackRequestType`, so replay errors
+//! read like kwctl's; the session file shape of a request
+//! (`!SigstorePubKeyVerify ...`) is [`crate::runtime::session`]'s business.
+
+use imagegate_policy::wire::{
+    GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest, SigstoreVerifyRequest,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::crypto::CertificateTrustRequest;
+
+/// A request a policy makes to its host.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[allow(clippy::upper_case_acronyms)]
+pub enum Request {
+    /// `oci/v1/manifest_digest`
+    OciManifestDigest { image: String },
+    /// `oci/v1/oci_manifest`
+    OciManifest { image: String },
+    /// `oci/v1/oci_manifest_config`
+    OciManifestAndConfig { image: String },
+    /// `oci/v2/verify`, and both variants of the legacy `oci/v1/verify`.
+    Sigstore(SigstoreVerifyRequest),
+    /// `net/v1/dns_lookup_host`
+    DNSLookupHost { host: String },
+    /// `kubernetes/list_resources_by_namespace` (`namespace` set) and
+    /// `kubernetes/list_resources_all` (`namespace: None`).
+    KubernetesListResources(ListResourcesRequest),
+    /// `kubernetes/get_resource`
+    KubernetesGetResource(GetResourceRequest),
+    /// `kubernetes/can_i`
+    KubernetesCanI(CanIRequest),
+    /// `crypto/v1/is_certificate_trusted`
+    CryptoIsCertificateTrusted(CertificateTrustRequest),
+    /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
+    NotaryVerify(NotaryVerifyRequest),
+}
+
+impl Request {
+    /// The Kubernetes resource type a `kubernetes/*` read targets.
+    pub fn kubernetes_resource(&self) -> Option<(&str, &str)> {
+        match self {
+            Request::KubernetesListResources(r) => Some((&r.api_version, &r.kind)),
+            Request::KubernetesGetResource(r) => Some((&r.api_version, &r.kind)),
+            _ => None,
+        }
+    }
+}
+
+/// The `kubernetes/can_i` payload (the guest never sends it: host only).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CanIRequest {
+    pub subject_access_review: SubjectAccessReview,
+    pub disable_cache: bool,
+}
+
+/// The subject access review inside a `kubernetes/can_i` payload.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SubjectAccessReview {
+    pub groups: Option<Vec<String>>,
+    pub resource_attributes: ResourceAttributes,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResourceAttributes {
+    pub group: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub resource: String,
+    pub subresource: Option<String>,
+    pub verb: String,
+    pub version: Option<String>,
+}
+
+fn json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(payload).map_err(|e| e.to_string())
+}
+
+/// Parses a guest call into a request, with policy-evaluator's errors.
+pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request, String> {
+    Ok(match (namespace, operation) {
+        ("oci", "v1/verify") => Request::Sigstore(sigstore_v1(payload)?),
+        ("oci", "v2/verify") => Request::Sigstore(json(payload)?),
+        ("oci", "v1/manifest_digest") => Request::OciManifestDigest {
+            image: json(payload)?,
+        },
+        ("oci", "v1/oci_manifest") => Request::OciManifest {
+            image: json(payload)?,
+        },
+        ("oci", "v1/oci_manifest_config") => Request::OciManifestAndConfig {
+            image: json(payload)?,
+        },
+        ("net", "v1/dns_lookup_host") => Request::DNSLookupHost {
+            host: json(payload)?,
+        },
+        ("crypto", "v1/is_certificate_trusted") => {
+            Request::CryptoIsCertificateTrusted(json(payload)?)
+        }
+        ("kubernetes", "list_resources_by_namespace") => {
+            let r: ListResourcesRequest = json(payload)?;
+            if r.namespace.is_none() {
+                return Err("missing field `namespace`".to_string());
+            }
+            Request::KubernetesListResources(r)
+        }
+        ("kubernetes", "list_resources_all") => {
+            Request::KubernetesListResources(ListResourcesRequest {
+                namespace: None,
+                ..json(payload)?
+            })
+        }
+        ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
+        ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
+        ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
+        ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
+            return Err(format!("unknown operation: {operation}"))
+        }
+        _ => return Err(format!("unknown namespace: {namespace}")),
+    })
+}
+
+/// The legacy `oci/v1/verify` payload: externally tagged
+/// (`{"SigstorePubKeyVerify": {...}}`), two of the v2 variants.
+fn sigstore_v1(payload: &[u8]) -> Result<SigstoreVerifyRequest, String> {
+    let tagged: Map<String, Value> = json(payload)?;
+    let mut entries = tagged.into_iter();
+    match (entries.next(), entries.next()) {
+        (Some((variant, Value::Object(fields))), None)
+            if matches!(
+                variant.as_str(),
+                "SigstorePubKeyVerify" | "SigstoreKeylessVerify"
+            ) =>
+        {
+            sigstore_variant(&variant, fields)
+        }
+        (Some((variant, _)), None) => Err(format!(
+            "unknown variant `{variant}`, expected `SigstorePubKeyVerify` or `SigstoreKeylessVerify`"
+        )),
+        _ => Err("expected an object with a single key, the variant name".to_string()),
+    }
+}
+
+/// A sigstore request written with its variant outside its fields (the
+/// legacy `oci/v1/verify` payload, kwctl session files), as the internally
+/// tagged `oci/v2/verify` type.
+pub(crate) fn sigstore_variant(
+    variant: &str,
+    mut fields: Map<String, Value>,
+) -> Result<SigstoreVerifyRequest, String> {
+    fields.insert("type".to_string(), Value::String(variant.to_string()));
+    serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v1_and_v2_verify_map_to_the_same_request() {
+        let v1 = parse(
+            "oci",
+            "v1/verify",
+            br#"{"SigstorePubKeyVerify":{"image":"a","pub_keys":["k"],"annotations":null}}"#,
+        )
+        .unwrap();
+        let v2 = parse(
+            "oci",
+            "v2/verify",
+            br#"{"type":"SigstorePubKeyVerify","image":"a","pub_keys":["k"],"annotations":null}"#,
+        )
+        .unwrap();
+        assert_eq!(v1, v2);
+        for bad in [
+            r#"{"SigstoreGithubActionsVerify":{"image":"a","owner":"o","repo":null,"annotations":null}}"#,
+            r#"{"SigstorePubKeyVerify":{"image":"a","pub_keys":["k"]},"x":{}}"#,
+            r#"{"SigstorePubKeyVerify":{"image":"a"}}"#,
+        ] {
+            assert!(parse("oci", "v1/verify", bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn notary_extension_parses() {
+        let r = parse(
+            "notary",
+            "v1/verify",
+            br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#,
+        )
+        .unwrap();
+        assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+    }
+
+    #[test]
+    fn list_operations_differ_by_namespace() {
+        let with_ns = br#"{"api_version":"v1","kind":"ConfigMap","namespace":"a","label_selector":null,"field_selector":null}"#;
+        let r = parse("kubernetes", "list_resources_all", with_ns).unwrap();
+        assert!(matches!(r, Request::KubernetesListResources(l) if l.namespace.is_none()));
+        let r = parse("kubernetes", "list_resources_by_namespace", with_ns).unwrap();
+        assert!(
+            matches!(r, Request::KubernetesListResources(l) if l.namespace.as_deref() == Some("a"))
+        );
+        let without = br#"{"api_version":"v1","kind":"ConfigMap","label_selector":null,"field_selector":null}"#;
+        assert_eq!(
+            parse("kubernetes", "list_resources_by_namespace", without),
+            Err("missing field `namespace`".into())
+        );
+    }
+}
