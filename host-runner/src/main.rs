@@ -1,12 +1,9 @@
-//! `imagegate`: the host-runner CLI. One variant per subcommand, each
-//! implemented by its module's `run` function.
+//! `imagegate`: parses the command line, runs the verb, prints its error.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use imagegate::cli::{bench, convert, run, test as fixtures};
-use imagegate::packaging::{annotate, artifact as push, artifacthub, metadata, scaffold};
-use imagegate::serve;
+use imagegate::cli;
 
 #[derive(Parser)]
 #[command(
@@ -22,43 +19,42 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Evaluate one admission request and print the AdmissionResponse (like `kwctl run`).
-    Run(run::EvalArgs),
+    Run(cli::run::Args),
     /// Run every fixture under a directory and check its expectations.
-    Test(fixtures::TestArgs),
+    Test(cli::test::Args),
     /// Measure validate latency with fresh and reused instances.
-    Bench(bench::BenchArgs),
+    Bench(cli::bench::Args),
     /// Convert tmax, Tanzu, OpenShift, sighup or Gatekeeper policies to imagegate settings.
-    Convert(convert::ConvertArgs),
+    Convert(cli::convert::Args),
     /// Embed metadata.yml in the module (like `kwctl annotate`).
-    Annotate(annotate::Args),
+    Annotate(cli::annotate::Args),
     /// Print the metadata embedded in an annotated module.
-    Inspect(metadata::InspectArgs),
+    Inspect(cli::inspect::Args),
     /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
-    Artifacthub(artifacthub::Args),
+    Artifacthub(cli::artifacthub::Args),
     /// Write the ClusterAdmissionPolicy that installs the policy.
-    Scaffold(scaffold::Args),
+    Scaffold(cli::scaffold::Args),
     /// Publish the annotated module to an OCI registry (like `kwctl push`).
-    Push(push::Args),
+    Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
-    Pull(push::PullArgs),
+    Pull(cli::pull::Args),
     /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
-    Serve(serve::ServeArgs),
+    Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Test(args) => fixtures::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Convert(args) => convert::run(args),
-        Command::Annotate(args) => annotate::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Inspect(args) => metadata::run_inspect(&args).map(|()| ExitCode::SUCCESS),
-        Command::Artifacthub(args) => artifacthub::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Scaffold(args) => scaffold::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Push(args) => push::run(&args).map(|()| ExitCode::SUCCESS),
-        Command::Pull(args) => push::run_pull(&args).map(|()| ExitCode::SUCCESS),
-        Command::Serve(args) => serve::run(args),
+    let result = match Cli::parse().command {
+        Command::Run(args) => cli::run::run(&args),
+        Command::Test(args) => cli::test::run(&args),
+        Command::Bench(args) => cli::bench::run(&args),
+        Command::Convert(args) => cli::convert::run(&args),
+        Command::Annotate(args) => cli::annotate::run(&args),
+        Command::Inspect(args) => cli::inspect::run(&args),
+        Command::Artifacthub(args) => cli::artifacthub::run(&args),
+        Command::Scaffold(args) => cli::scaffold::run(&args),
+        Command::Push(args) => cli::push::run(&args),
+        Command::Pull(args) => cli::pull::run(&args),
+        Command::Serve(args) => cli::serve::run(&args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("Error: {e:#}");

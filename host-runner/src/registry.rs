@@ -1,12 +1,15 @@
-//! Registry access shared by every `oci/*` capability: reference parsing,
-//! transport settings (plain http, extra CAs), credential selection and the
-//! error texts that name the image and the cause.
+//! How the host reaches OCI registries: one configuration for every verb that
+//! talks to one (the `oci/*` capabilities of run, bench and serve, pulling a
+//! `registry://` policy, push and pull): plain-HTTP registries, extra CAs and
+//! credentials.
 //!
 //! Credentials are chosen per image, in this order:
 //! 1. the first [`ImageCredential`] (in configuration order) whose pattern
 //!    matches the image (what Kubewarden users ask for: per-registry /
 //!    per-repository pull credentials for verification, policy-server#912);
-//! 2. the `auths` entry of the docker `config.json` for the image's registry;
+//! 2. the docker `config.json`, read as docker reads it (`auths`, then the
+//!    `credHelpers` / `credsStore` credential helpers) by the
+//!    `docker_credential` crate;
 //! 3. anonymous.
 //!
 //! Patterns are the policy's image patterns ([`imagegate_policy::pattern`],
@@ -17,8 +20,10 @@
 //! pattern without port matches only images without port, so a credential is
 //! never sent to a registry its author did not name.
 
+use std::path::{Path, PathBuf};
+
 use anyhow::{bail, Context};
-use base64::Engine as _;
+use docker_credential::{CredentialRetrievalError, DockerCredential};
 use imagegate_policy::pattern::Pattern;
 use oci_client::secrets::RegistryAuth;
 use oci_client::Reference;
@@ -26,8 +31,6 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 use serde::Deserialize;
 use sigstore::registry::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use std::collections::BTreeMap;
-use std::path::Path;
 
 /// A registry credential; in files `{username, password}` or `{token}`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
@@ -39,17 +42,6 @@ pub enum Credential {
     Bearer { token: String },
 }
 
-impl Credential {
-    fn registry_auth(&self) -> RegistryAuth {
-        match self {
-            Credential::Basic { username, password } => {
-                RegistryAuth::Basic(username.clone(), password.clone())
-            }
-            Credential::Bearer { token } => RegistryAuth::Bearer(token.clone()),
-        }
-    }
-}
-
 /// A credential used for every image `pattern` matches (an image pattern of
 /// the policy settings, e.g. `ghcr.io/corp/**`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,71 +51,76 @@ pub struct ImageCredential {
     pub credential: Credential,
 }
 
-/// A parsed image reference with the form used in messages.
-#[derive(Debug, Clone)]
-pub(crate) struct Image {
-    pub reference: Reference,
-    /// Normalized `registry/repository[:tag][@digest]`.
-    pub name: String,
+/// What the registry flags say (`imagegate <verb> --help`); nothing read yet.
+#[derive(Debug, Clone, Default)]
+pub struct RegistryConfig {
+    /// Registries (`host:port`, exactly as in image references) spoken to
+    /// over plain HTTP.
+    pub insecure_registries: Vec<String>,
+    /// Every registry over plain HTTP.
+    pub plain_http: bool,
+    /// PEM files of extra CA certificates trusted for registry TLS.
+    pub ca_certs: Vec<PathBuf>,
+    /// Docker `config.json` with per-registry credentials.
+    pub docker_config: Option<PathBuf>,
+    /// Credentials per image pattern, first match wins; they take
+    /// precedence over the docker config.
+    pub credentials: Vec<ImageCredential>,
 }
 
-impl Image {
-    /// Parses `image`, expanding short names like docker
-    /// (`busybox` -> `docker.io/library/busybox:latest`).
-    pub fn parse(image: &str) -> Result<Image, String> {
-        let reference: Reference = image
-            .parse()
-            .map_err(|e| format!("Cannot parse image reference {image:?}: {e}"))?;
-        let name = reference.whole();
-        Ok(Image { reference, name })
-    }
-
-    /// `registry/repository`, for messages.
-    pub fn repository_name(&self) -> String {
-        format!(
-            "{}/{}",
-            self.reference.registry(),
-            self.reference.repository()
-        )
+impl RegistryConfig {
+    /// This configuration with the user's docker config
+    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, when it
+    /// exists) unless one is given: what `docker`, `kwctl push` and
+    /// `kwctl pull` use for the policy artifact itself.
+    pub fn with_user_docker_config(mut self) -> RegistryConfig {
+        if self.docker_config.is_none() {
+            self.docker_config = std::env::var_os("DOCKER_CONFIG")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")))
+                .map(|dir| dir.join("config.json"))
+                .filter(|path| path.is_file());
+        }
+        self
     }
 }
 
-/// Transport and credential settings, resolved once at start-up.
+/// A [`RegistryConfig`] with its files read and its patterns parsed: errors
+/// about them show at start-up, naming the file.
 #[derive(Debug, Clone)]
-pub(crate) struct RegistryAccess {
+pub struct RegistryAccess {
     client_config: ClientConfig,
     /// In configuration order: the first match wins.
     image_credentials: Vec<(Pattern, Credential)>,
-    /// Normalized registry host -> credential, from docker `config.json`.
-    docker_credentials: BTreeMap<String, Credential>,
+    /// The docker config file and its text.
+    docker_config: Option<(PathBuf, String)>,
 }
 
 impl RegistryAccess {
-    pub fn new(
-        insecure_registries: &[String],
-        ca_certs: &[std::path::PathBuf],
-        docker_config: Option<&Path>,
-        image_credentials: &[ImageCredential],
-    ) -> anyhow::Result<RegistryAccess> {
+    pub fn new(config: &RegistryConfig) -> anyhow::Result<RegistryAccess> {
         let mut extra_root_certificates = Vec::new();
-        for path in ca_certs {
+        for path in &config.ca_certs {
             extra_root_certificates.extend(read_ca_file(path)?);
         }
-        let protocol = if insecure_registries.is_empty() {
+        let protocol = if config.plain_http {
+            ClientProtocol::Http
+        } else if config.insecure_registries.is_empty() {
             ClientProtocol::Https
         } else {
-            ClientProtocol::HttpsExcept(insecure_registries.to_vec())
+            ClientProtocol::HttpsExcept(config.insecure_registries.clone())
         };
         let client_config = ClientConfig {
             protocol,
             extra_root_certificates,
             ..ClientConfig::default()
         };
-        let docker_credentials = match docker_config {
-            Some(path) => read_docker_config(path)?,
-            None => BTreeMap::new(),
-        };
-        let image_credentials = image_credentials
+        let docker_config = config
+            .docker_config
+            .as_ref()
+            .map(|path| read_docker_config(path).map(|text| (path.clone(), text)))
+            .transpose()?;
+        let image_credentials = config
+            .credentials
             .iter()
             .map(|c| {
                 let pattern = Pattern::parse(&c.pattern).map_err(|e| {
@@ -135,7 +132,7 @@ impl RegistryAccess {
         Ok(RegistryAccess {
             client_config,
             image_credentials,
-            docker_credentials,
+            docker_config,
         })
     }
 
@@ -144,24 +141,60 @@ impl RegistryAccess {
         &self.client_config
     }
 
-    /// The credential for `image`, `None` for anonymous access.
-    pub fn credential_for(&self, image: &Image) -> Option<&Credential> {
+    /// An oci-client client with this transport configuration.
+    pub fn oci_client(&self) -> anyhow::Result<oci_client::Client> {
+        oci_client::Client::try_from(oci_client::client::ClientConfig::from(
+            self.client_config.clone(),
+        ))
+        .context("building the registry client")
+    }
+
+    /// The credential for `reference`, `None` for anonymous access; `Err`
+    /// when the docker config or its credential helper fails.
+    pub fn credential_for(&self, reference: &Reference) -> Result<Option<Credential>, String> {
         // An image the policy's stricter grammar rejects matches no pattern.
-        let reference = imagegate_policy::reference::Reference::parse(&image.name).ok();
-        self.image_credentials
+        let image = imagegate_policy::reference::Reference::parse(&reference.whole()).ok();
+        let by_pattern = self
+            .image_credentials
             .iter()
-            .find(|(pattern, _)| reference.as_ref().is_some_and(|r| pattern.is_match(r)))
-            .map(|(_, c)| c)
-            .or_else(|| {
-                self.docker_credentials
-                    .get(&normalize_registry(image.reference.registry()))
-            })
+            .find(|(pattern, _)| image.as_ref().is_some_and(|i| pattern.is_match(i)));
+        if let Some((_, credential)) = by_pattern {
+            return Ok(Some(credential.clone()));
+        }
+        let Some((path, text)) = &self.docker_config else {
+            return Ok(None);
+        };
+        let registry = reference.resolve_registry();
+        match docker_credential::get_credential_from_reader(text.as_bytes(), registry) {
+            Ok(DockerCredential::UsernamePassword(username, password)) => {
+                Ok(Some(Credential::Basic { username, password }))
+            }
+            Ok(DockerCredential::IdentityToken(_)) => {
+                eprintln!(
+                    "warning: docker config {}: identity tokens are not supported, accessing {registry} anonymously",
+                    path.display()
+                );
+                Ok(None)
+            }
+            Err(CredentialRetrievalError::NoCredentialConfigured) => Ok(None),
+            Err(e) => Err(format!(
+                "docker config {}: no usable credentials for {registry}: {}",
+                path.display(),
+                e.to_string().trim_end()
+            )),
+        }
     }
 }
 
 /// The oci-client form of an optional credential.
-pub(crate) fn registry_auth(credential: Option<&Credential>) -> RegistryAuth {
-    credential.map_or(RegistryAuth::Anonymous, Credential::registry_auth)
+pub fn registry_auth(credential: Option<&Credential>) -> RegistryAuth {
+    match credential {
+        None => RegistryAuth::Anonymous,
+        Some(Credential::Basic { username, password }) => {
+            RegistryAuth::Basic(username.clone(), password.clone())
+        }
+        Some(Credential::Bearer { token }) => RegistryAuth::Bearer(token.clone()),
+    }
 }
 
 /// Every certificate of a PEM file, as DER for the TLS client.
@@ -185,122 +218,22 @@ fn read_ca_file(path: &Path) -> anyhow::Result<Vec<Certificate>> {
         .collect())
 }
 
-#[derive(Deserialize)]
-struct DockerConfig {
-    #[serde(default)]
-    auths: BTreeMap<String, DockerAuth>,
-}
-
-#[derive(Deserialize)]
-struct DockerAuth {
-    auth: Option<String>,
-    username: Option<String>,
-    password: Option<String>,
-    registrytoken: Option<String>,
-}
-
-/// Reads the `auths` of a docker `config.json`. Credential helpers
-/// (`credsStore`, `credHelpers`) and `identitytoken` (an OAuth refresh token)
-/// are not supported: such registries are accessed anonymously.
-fn read_docker_config(path: &Path) -> anyhow::Result<BTreeMap<String, Credential>> {
+/// The text of a docker config, checked to be a JSON object.
+fn read_docker_config(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading docker config {}", path.display()))?;
-    let config: DockerConfig = serde_json::from_str(&text)
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&text)
         .with_context(|| format!("parsing docker config {}", path.display()))?;
-    let mut out = BTreeMap::new();
-    for (registry, entry) in config.auths {
-        let credential = docker_auth_credential(&entry).with_context(|| {
-            format!("docker config {}: entry auths.{registry:?}", path.display())
-        })?;
-        if let Some(credential) = credential {
-            out.insert(normalize_registry(&registry), credential);
-        }
-    }
-    Ok(out)
-}
-
-fn docker_auth_credential(entry: &DockerAuth) -> anyhow::Result<Option<Credential>> {
-    if let Some(token) = &entry.registrytoken {
-        return Ok(Some(Credential::Bearer {
-            token: token.clone(),
-        }));
-    }
-    if let Some(auth) = entry.auth.as_deref().filter(|a| !a.is_empty()) {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth.trim())
-            .context("`auth` is not base64")?;
-        let decoded = String::from_utf8(decoded).context("`auth` is not UTF-8")?;
-        let Some((username, password)) = decoded.split_once(':') else {
-            bail!("`auth` does not decode to user:password");
-        };
-        return Ok(Some(Credential::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        }));
-    }
-    match (&entry.username, &entry.password) {
-        (Some(username), Some(password)) => Ok(Some(Credential::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        })),
-        _ => Ok(None),
-    }
-}
-
-/// `https://index.docker.io/v1/` -> `docker.io`, `127.0.0.1:5001` unchanged.
-fn normalize_registry(key: &str) -> String {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = key.split('/').next().unwrap_or(key).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" => "docker.io".to_string(),
-        _ => host,
-    }
-}
-
-/// `error: cause: cause...` over the whole source chain, skipping repeats
-/// (transparent wrappers repeat their inner message), so the root cause
-/// (connection refused, unknown CA, 401) is always visible.
-pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(error);
-    while let Some(e) = current {
-        let text = e.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = e.source();
-    }
-    parts.join(": ")
-}
-
-/// A hint appended to registry errors that are about authentication.
-pub(crate) fn auth_hint(cause: &str, credential: Option<&Credential>, image: &Image) -> String {
-    let unauthorized = cause.contains("Not authorized")
-        || cause.contains("401")
-        || cause.contains("UNAUTHORIZED")
-        || cause.contains("Authentication failure");
-    match (unauthorized, credential) {
-        (false, _) => String::new(),
-        (true, None) => format!(
-            " (no credentials configured for {}: use a docker config or an image credential)",
-            image.reference.registry()
-        ),
-        (true, Some(_)) => format!(
-            " (the credentials configured for {} were rejected)",
-            image.repository_name()
-        ),
-    }
+    Ok(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
-    fn image(s: &str) -> Image {
-        Image::parse(s).unwrap()
+    fn reference(s: &str) -> Reference {
+        s.parse().unwrap()
     }
 
     fn basic(u: &str) -> Credential {
@@ -310,100 +243,91 @@ mod tests {
         }
     }
 
-    #[test]
-    fn short_names_expand_like_docker() {
-        assert_eq!(image("busybox").name, "docker.io/library/busybox:latest");
-        assert_eq!(
-            image("127.0.0.1:5000/demo/app:1.0").repository_name(),
-            "127.0.0.1:5000/demo/app"
-        );
-        assert!(Image::parse("in valid:1")
-            .unwrap_err()
-            .contains("\"in valid:1\""));
+    fn access_with(docker_config: &str, credentials: Vec<ImageCredential>) -> RegistryAccess {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, docker_config).unwrap();
+        RegistryAccess::new(&RegistryConfig {
+            docker_config: Some(path),
+            credentials,
+            ..RegistryConfig::default()
+        })
+        .unwrap()
     }
 
     #[test]
     fn first_matching_image_credential_wins_then_docker_config() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("config.json");
         let auth = base64::engine::general_purpose::STANDARD.encode("docker:pw");
-        std::fs::write(
-            &config,
-            format!(
-                r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}},"https://index.docker.io/v1/":{{"username":"hub","password":"x"}},"quay.io":{{}}}},"credsStore":"desktop"}}"#
+        let access = access_with(
+            &format!(
+                r#"{{"auths":{{"ghcr.io":{{"auth":"{auth}"}},"https://index.docker.io/v1/":{{"username":"hub","password":"x"}},"quay.io":{{}}}}}}"#
             ),
-        )
-        .unwrap();
-        let access = RegistryAccess::new(
-            &[],
-            &[],
-            Some(&config),
-            &[
+            vec![
                 ImageCredential {
                     pattern: "ghcr.io/team-a/**".into(),
                     credential: basic("team-a"),
                 },
                 ImageCredential {
-                    pattern: "ghcr.io/**".into(),
-                    credential: basic("registry-wide"),
+                    pattern: "quay.io/**".into(),
+                    credential: Credential::Bearer { token: "t".into() },
                 },
                 ImageCredential {
                     pattern: "127.0.0.1:5001/**".into(),
                     credential: basic("local"),
                 },
             ],
-        )
-        .unwrap();
-        let who = |i: &str| match access.credential_for(&image(i)) {
-            Some(Credential::Basic { username, .. }) => username.clone(),
-            Some(Credential::Bearer { token }) => token.clone(),
+        );
+        let who = |i: &str| match access.credential_for(&reference(i)).unwrap() {
+            Some(Credential::Basic { username, .. }) => username,
+            Some(Credential::Bearer { token }) => token,
             None => "anonymous".into(),
         };
         assert_eq!(who("ghcr.io/team-a/app:1"), "team-a");
-        assert_eq!(who("ghcr.io/team-b/app:1"), "registry-wide");
-        assert_eq!(who("ghcr.io/team-a-evil/app:1"), "registry-wide");
+        assert_eq!(who("ghcr.io/team-b/app:1"), "docker");
+        assert_eq!(who("ghcr.io/team-a-evil/app:1"), "docker");
+        assert_eq!(who("quay.io/x/y"), "t");
         assert_eq!(who("127.0.0.1:5001/a/b@sha256:0000000000000000000000000000000000000000000000000000000000000000"), "local");
         assert_eq!(who("nginx"), "hub");
-        assert_eq!(who("quay.io/x/y"), "anonymous");
         assert_eq!(who("127.0.0.1:5000/x"), "anonymous");
         assert_eq!(who("ghcr.io:5000/team-a/app"), "anonymous");
     }
 
     #[test]
-    fn docker_config_auth_field_decodes_user_and_password() {
-        let entry = DockerAuth {
-            auth: Some(base64::engine::general_purpose::STANDARD.encode("u:p:with:colons")),
-            username: None,
-            password: None,
-            registrytoken: None,
-        };
-        assert_eq!(
-            docker_auth_credential(&entry).unwrap(),
-            Some(Credential::Basic {
-                username: "u".into(),
-                password: "p:with:colons".into()
-            })
+    fn credential_helpers_are_asked_and_their_failures_reported() {
+        // `credsStore` names docker-credential-<name>; a helper that is not
+        // installed is an error naming the config, never a silent anonymous.
+        let access = access_with(
+            r#"{"auths":{"quay.io":{}},"credsStore":"imagegate-test-missing"}"#,
+            vec![],
         );
-        let bad = DockerAuth {
-            auth: Some("%%%".into()),
-            username: None,
-            password: None,
-            registrytoken: None,
-        };
-        assert!(docker_auth_credential(&bad).is_err());
+        let e = access
+            .credential_for(&reference("127.0.0.1:5000/x"))
+            .unwrap_err();
+        assert!(e.contains("config.json") && e.contains("127.0.0.1:5000"), "{e}");
+        let access = access_with(
+            r#"{"credHelpers":{"ghcr.io":"imagegate-test-missing"}}"#,
+            vec![],
+        );
+        assert!(access.credential_for(&reference("ghcr.io/x/y")).is_err());
+        assert_eq!(access.credential_for(&reference("quay.io/x/y")), Ok(None));
+    }
+
+    #[test]
+    fn bad_auth_fields_are_errors() {
+        let access = access_with(r#"{"auths":{"ghcr.io":{"auth":"%%%"}}}"#, vec![]);
+        let e = access.credential_for(&reference("ghcr.io/x/y")).unwrap_err();
+        assert!(e.contains("ghcr.io"), "{e}");
     }
 
     #[test]
     fn invalid_credential_patterns_are_configuration_errors() {
-        let e = RegistryAccess::new(
-            &[],
-            &[],
-            None,
-            &[ImageCredential {
+        let e = RegistryAccess::new(&RegistryConfig {
+            credentials: vec![ImageCredential {
                 pattern: "ghcr.*/x".into(),
                 credential: basic("u"),
             }],
-        )
+            ..RegistryConfig::default()
+        })
         .unwrap_err();
         assert!(
             format!("{e:#}").contains("credential image pattern \"ghcr.*/x\""),
@@ -416,18 +340,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let not_pem = dir.path().join("ca.pem");
         std::fs::write(&not_pem, "hello").unwrap();
-        let e = RegistryAccess::new(&[], std::slice::from_ref(&not_pem), None, &[]).unwrap_err();
+        let config = |ca: Option<&Path>, docker: Option<&Path>| RegistryConfig {
+            ca_certs: ca.into_iter().map(Path::to_path_buf).collect(),
+            docker_config: docker.map(Path::to_path_buf),
+            ..RegistryConfig::default()
+        };
+        let e = RegistryAccess::new(&config(Some(&not_pem), None)).unwrap_err();
         assert!(format!("{e:#}").contains("ca.pem"), "{e:#}");
         let missing = dir.path().join("missing.json");
-        let e = RegistryAccess::new(&[], &[], Some(&missing), &[]).unwrap_err();
+        let e = RegistryAccess::new(&config(None, Some(&missing))).unwrap_err();
         assert!(format!("{e:#}").contains("missing.json"), "{e:#}");
+        let e = RegistryAccess::new(&config(None, Some(&not_pem))).unwrap_err();
+        assert!(format!("{e:#}").contains("parsing docker config"), "{e:#}");
     }
 
     #[test]
-    fn error_chain_keeps_the_root_cause_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
-        let e = anyhow::Error::new(io).context("error sending request");
-        let chain = error_chain(e.as_ref());
-        assert_eq!(chain, "error sending request: Connection refused");
+    fn the_user_docker_config_is_only_a_default() {
+        let given = RegistryConfig {
+            docker_config: Some(PathBuf::from("given.json")),
+            ..RegistryConfig::default()
+        };
+        assert_eq!(
+            given.with_user_docker_config().docker_config,
+            Some(PathBuf::from("given.json"))
+        );
     }
 }

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use imagegate::runtime::admission;
-use imagegate::cli::run::{EvalArgs, Evaluation};
+use imagegate::cli::args::EvalArgs;
 use serde_json::{json, Value};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
@@ -176,7 +176,7 @@ impl Run {
         command
     }
 
-    /// The same evaluation for the library API ([`Evaluation::load`]).
+    /// The same evaluation for the library API ([`EvalArgs::load`]).
     fn eval_args(&self) -> EvalArgs {
         #[derive(clap::Parser)]
         struct Cli {
@@ -295,7 +295,7 @@ async fn cosign_signed_is_allowed_and_pinned_then_benched() {
     // second one is answered by the capability cache
     let args = run.eval_args();
     let (first, cached) = tokio::task::spawn_blocking(move || {
-        let eval = Evaluation::load(&args).expect("load the evaluation");
+        let eval = args.load().expect("load the evaluation");
         let timed = || {
             let started = Instant::now();
             let response = admission::validate(&mut &eval.policy, &eval.request, &eval.settings);

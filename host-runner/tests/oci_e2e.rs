@@ -35,8 +35,8 @@ fn oci_for(registry: &Registry) -> Oci {
 fn config_for(registry: &Registry) -> OciConfig {
     let mut config = OciConfig::default();
     match &registry.ca_path {
-        Some(ca) => config.ca_certs.push(ca.clone()),
-        None => config.insecure_registries.push(registry.addr.clone()),
+        Some(ca) => config.registry.ca_certs.push(ca.clone()),
+        None => config.registry.insecure_registries.push(registry.addr.clone()),
     }
     config
 }
@@ -355,7 +355,7 @@ async fn auth_registry_with_and_without_credentials() {
     )
     .expect("write docker config");
     let mut config = config_for(&registry);
-    config.docker_config = Some(docker_config);
+    config.registry.docker_config = Some(docker_config);
     let with_docker_config = Oci::new(config).expect("Oci");
     assert_eq!(
         with_docker_config.verify(&request).await,
@@ -364,7 +364,7 @@ async fn auth_registry_with_and_without_credentials() {
 
     // per-image credentials: right one for team-a, wrong one for the rest
     let mut config = config_for(&registry);
-    config.credentials = vec![
+    config.registry.credentials = vec![
         ImageCredential {
             pattern: format!("{}/team-a/**", registry.addr),
             credential: Credential::Basic {

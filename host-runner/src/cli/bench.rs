@@ -8,14 +8,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+
 use serde::Serialize;
 
+use crate::cli::args::EvalArgs;
 use crate::runtime::admission::{self, AdmissionResponse};
-use crate::cli::run::{EvalArgs, Evaluation};
 
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
     #[command(flatten)]
     pub eval: EvalArgs,
 
@@ -86,7 +86,7 @@ struct Report {
 /// Runs `f` for warmup + measured iterations (or for `duration`); only `f`
 /// is timed, `check` looks at each result afterwards.
 fn measure<T>(
-    args: &BenchArgs,
+    args: &Args,
     mut f: impl FnMut() -> anyhow::Result<T>,
     mut check: impl FnMut(T) -> anyhow::Result<()>,
 ) -> anyhow::Result<Stats> {
@@ -139,8 +139,8 @@ fn same_as(first: &AdmissionResponse, r: AdmissionResponse) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
-    let eval = Evaluation::load(&args.eval)?;
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let eval = args.eval.load()?;
     let sv = admission::validate_settings(&mut &eval.policy, &eval.settings);
     if !sv.valid {
         eprintln!(
@@ -155,7 +155,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     check_response(&first)?;
 
     let fresh = measure(
-        &args,
+        args,
         || {
             eval.capabilities.rewind(mark);
             Ok(admission::validate(
@@ -171,7 +171,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         .instantiate()
         .map_err(|e| anyhow::anyhow!("cannot instantiate the policy: {e}"))?;
     let reused = measure(
-        &args,
+        args,
         || {
             eval.capabilities.rewind(mark);
             Ok(admission::validate(
@@ -184,7 +184,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     )?;
     drop(instance);
     let instantiate = measure(
-        &args,
+        args,
         || {
             eval.policy
                 .instantiate()

@@ -12,14 +12,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+
 use imagegate_policy::settings::Policy;
 use imagegate_policy::sources::{self, Converted, Dialect, Options};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Args, Debug, Clone)]
-pub struct ConvertArgs {
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
     /// The dialect of FILE...: tmax, tanzu, openshift, sighup or gatekeeper.
     #[arg(long = "from", value_name = "DIALECT", value_parser = parse_dialect)]
     pub from: Dialect,
@@ -54,7 +54,7 @@ fn parse_dialect(name: &str) -> Result<Dialect, String> {
     Dialect::parse(name)
 }
 
-pub fn run(args: ConvertArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut docs = Vec::new();
     for file in &args.files {
         docs.extend(read_documents(file)?);

@@ -14,24 +14,25 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
-use clap::Args;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::runtime::admission::{self, AdmissionResponse};
 use crate::capabilities::kubernetes::KubeContext;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList, Offline, Request};
-use crate::cli::run::PolicyArgs;
+use crate::cli::args::{PolicyArgs, RegistryArgs};
+use crate::packaging::artifact;
 use crate::runtime::Policy;
 use crate::runtime::session::Replay;
 
-#[derive(Args, Debug, Clone)]
-pub struct TestArgs {
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
     /// Directory containing fixture directories (searched recursively).
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
 
-    /// The policy module.
+    /// The policy module: a .wasm file, or registry://host/repository:tag.
     #[arg(long, default_value = "policy.wasm")]
     pub policy: PathBuf,
 
@@ -41,6 +42,9 @@ pub struct TestArgs {
 
     #[command(flatten)]
     pub policy_args: PolicyArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 /// `expect.yaml`.
@@ -239,9 +243,8 @@ pub fn check(expect: &Expect, response: &AdmissionResponse) -> anyhow::Result<()
     Ok(())
 }
 
-pub fn run(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let wasm = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy module {}", args.policy.display()))?;
+pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    let wasm = artifact::read_module(&args.policy, &args.registry.config()?)?;
     let fixtures = discover(&args.dir)?;
     // Compiled once; each fixture swaps in its own capabilities.
     let policy = Policy::new(

@@ -1,5 +1,5 @@
-//! `imagegate annotate`: embeds the policy metadata in the module, as
-//! `kwctl annotate` does, so policy-server accepts it.
+//! Embedding the policy metadata in the module, as `kwctl annotate` does, so
+//! policy-server accepts it (`imagegate annotate`).
 //!
 //! The metadata (metadata.yml, plus `protocolVersion` obtained by calling the
 //! module's `protocol_version` and, with `--usage`, the README as
@@ -14,7 +14,6 @@
 //! (policy-server, policy-evaluator, the controller) reads it, and writing it
 //! would claim a kwctl that never ran.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,39 +22,6 @@ use wasm_encoder::{CustomSection, Section};
 
 use crate::packaging::metadata::{keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION};
 use crate::runtime::{HostCallbacks, Invoke, Policy, RuntimeConfig};
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Metadata file (YAML).
-    #[arg(short, long, default_value = "metadata.yml")]
-    pub metadata: PathBuf,
-    /// File embedded as io.kubewarden.policy.usage (the README).
-    #[arg(short, long)]
-    pub usage: Option<PathBuf>,
-    /// Annotated module to write.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    /// Module to annotate.
-    pub policy: PathBuf,
-}
-
-pub fn run(args: &Args) -> Result<()> {
-    let module = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
-    let metadata = Metadata::from_yaml_file(&args.metadata)?;
-    let usage = args
-        .usage
-        .as_ref()
-        .map(|p| {
-            std::fs::read_to_string(p)
-                .with_context(|| format!("cannot read usage file {}", p.display()))
-        })
-        .transpose()?;
-    let annotated = annotate(&module, metadata, usage.as_deref(), protocol_version)
-        .with_context(|| format!("cannot annotate {}", args.policy.display()))?;
-    std::fs::write(&args.output, annotated)
-        .with_context(|| format!("cannot write {}", args.output.display()))
-}
 
 /// `module` with `metadata` embedded. `ask_protocol` obtains the protocol
 /// version from the module (kubewarden-wapc modules only).

@@ -1,5 +1,5 @@
-//! `imagegate push` / `imagegate pull`: the Kubewarden policy OCI artifact,
-//! as `kwctl push` / `kwctl pull` exchange it (policy-fetcher's registry.rs).
+//! The Kubewarden policy OCI artifact, pushed and pulled as `kwctl push` /
+//! `kwctl pull` exchange it (policy-fetcher's registry.rs).
 //!
 //! The artifact is one layer `application/vnd.wasm.content.layer.v1+wasm`
 //! (the annotated module, byte for byte) with config
@@ -13,89 +13,37 @@
 //! the form to sign and to deploy.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use oci_client::client::{
-    Certificate, CertificateEncoding, ClientConfig, ClientProtocol, Config, ImageLayer,
-};
+use oci_client::client::{Config, ImageLayer};
 use oci_client::manifest::{
     OciImageManifest, OCI_IMAGE_MEDIA_TYPE, WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE,
 };
 use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
+use oci_client::Reference;
 
 use crate::packaging::metadata::{keys, Metadata};
+use crate::registry::{registry_auth, RegistryAccess, RegistryConfig};
 
 const SCHEME: &str = "registry://";
 const OCI_SOURCE: &str = oci_client::annotations::ORG_OPENCONTAINERS_IMAGE_SOURCE;
 
-/// How to reach registries: shared by push, pull and `run registry://`.
-#[derive(clap::Args, Debug, Clone, Default)]
-pub struct RegistryArgs {
-    /// Use plain HTTP for every registry.
-    #[arg(long)]
-    pub insecure: bool,
-    /// Use plain HTTP for this registry (host[:port], as written in the reference); repeatable.
-    #[arg(long = "insecure-registry", value_name = "HOST[:PORT]")]
-    pub insecure_registries: Vec<String>,
-    /// Extra CA certificate (PEM) to trust for HTTPS registries; repeatable.
-    #[arg(long = "ca-cert", value_name = "PEM_FILE")]
-    pub ca_certs: Vec<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
-    Text,
-    Json,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Annotated policy module.
-    pub policy: PathBuf,
-    /// Destination: registry://host[:port]/repository:tag
-    pub destination: String,
-    #[arg(short, long, value_enum, default_value = "text")]
-    pub output: Output,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-}
-
-#[derive(clap::Args, Debug)]
-pub struct PullArgs {
-    /// Source: registry://host[:port]/repository(:tag|@digest)
-    pub source: String,
-    /// Where to write the module.
-    #[arg(short, long)]
-    pub output: PathBuf,
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-}
-
-pub fn run(args: &Args) -> Result<()> {
-    let module = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
-    let immutable = block_on(push(&module, &args.destination, &args.registry))?;
-    match args.output {
-        Output::Text => println!("{immutable}"),
-        Output::Json => println!("{}", serde_json::json!({ "immutable_ref": immutable })),
+/// The policy module at `policy`: a `.wasm` file, or `registry://...`
+/// pulled as policy-server does (run, test, bench, serve).
+pub fn read_module(policy: &Path, registry: &RegistryConfig) -> Result<Vec<u8>> {
+    match policy.to_str().filter(|p| p.starts_with(SCHEME)) {
+        Some(uri) => {
+            let access = RegistryAccess::new(&registry.clone().with_user_docker_config())?;
+            block_on(pull(uri, &access))
+        }
+        None => std::fs::read(policy)
+            .with_context(|| format!("cannot read policy module {}", policy.display())),
     }
-    Ok(())
 }
 
-pub fn run_pull(args: &PullArgs) -> Result<()> {
-    let module = fetch(&args.source, &args.registry)?;
-    std::fs::write(&args.output, module)
-        .with_context(|| format!("cannot write {}", args.output.display()))
-}
-
-/// Downloads the module behind a `registry://` URI (for `run`, `pull`).
-pub fn fetch(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
-    block_on(pull(uri, registry))
-}
-
-fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+/// Runs an async registry exchange from synchronous code.
+pub fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -104,7 +52,7 @@ fn block_on<T>(future: impl std::future::Future<Output = Result<T>>) -> Result<T
 }
 
 /// Publishes `module` at `destination`; returns the immutable reference.
-pub async fn push(module: &[u8], destination: &str, registry: &RegistryArgs) -> Result<String> {
+pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -> Result<String> {
     let metadata = Metadata::from_module(module)?.context(
         "cannot push a policy that is not annotated: run `imagegate annotate` first \
          (policy-server only runs annotated modules)",
@@ -125,12 +73,13 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryArgs) -> 
     let mut manifest = OciImageManifest::build(&layers, &config, Some(oci_annotations(&metadata)));
     // kwctl leaves it out; the image spec says SHOULD, and strict registries want it.
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
-    let response = client(registry)?
+    let response = registry
+        .oci_client()?
         .push(
             &reference,
             &layers,
             config,
-            &auth(&reference),
+            &auth(registry, &reference)?,
             Some(manifest),
         )
         .await
@@ -139,10 +88,15 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryArgs) -> 
 }
 
 /// Fetches the policy layer of the artifact at `uri`.
-pub async fn pull(uri: &str, registry: &RegistryArgs) -> Result<Vec<u8>> {
+pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
     let reference = parse_uri(uri)?;
-    let image = client(registry)?
-        .pull(&reference, &auth(&reference), vec![WASM_LAYER_MEDIA_TYPE])
+    let image = registry
+        .oci_client()?
+        .pull(
+            &reference,
+            &auth(registry, &reference)?,
+            vec![WASM_LAYER_MEDIA_TYPE],
+        )
         .await
         .with_context(|| format!("cannot pull the policy from {uri}"))?;
     match image.layers.as_slice() {
@@ -159,49 +113,11 @@ fn parse_uri(uri: &str) -> Result<Reference> {
         .with_context(|| format!("{uri:?} is not a valid OCI reference"))
 }
 
-fn client(registry: &RegistryArgs) -> Result<Client> {
-    let protocol = if registry.insecure {
-        ClientProtocol::Http
-    } else if registry.insecure_registries.is_empty() {
-        ClientProtocol::Https
-    } else {
-        ClientProtocol::HttpsExcept(registry.insecure_registries.clone())
-    };
-    let extra_root_certificates = registry
-        .ca_certs
-        .iter()
-        .map(|path| {
-            Ok(Certificate {
-                encoding: CertificateEncoding::Pem,
-                data: std::fs::read(path)
-                    .with_context(|| format!("cannot read CA certificate {}", path.display()))?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let config = ClientConfig {
-        protocol,
-        extra_root_certificates,
-        ..Default::default()
-    };
-    Client::try_from(config).context("cannot configure the registry client")
-}
-
-/// Credentials from the Docker config (`$DOCKER_CONFIG/config.json` or
-/// `~/.docker/config.json`, credential helpers included); anonymous otherwise.
-fn auth(reference: &Reference) -> RegistryAuth {
-    match docker_credential::get_credential(reference.resolve_registry()) {
-        Ok(docker_credential::DockerCredential::UsernamePassword(user, password)) => {
-            RegistryAuth::Basic(user, password)
-        }
-        Ok(docker_credential::DockerCredential::IdentityToken(_)) => {
-            eprintln!(
-                "warning: identity tokens are not supported, accessing {} anonymously",
-                reference.resolve_registry()
-            );
-            RegistryAuth::Anonymous
-        }
-        Err(_) => RegistryAuth::Anonymous,
-    }
+fn auth(registry: &RegistryAccess, reference: &Reference) -> Result<RegistryAuth> {
+    let credential = registry
+        .credential_for(reference)
+        .map_err(anyhow::Error::msg)?;
+    Ok(registry_auth(credential.as_ref()))
 }
 
 /// Metadata annotations usable as OCI manifest annotations.
@@ -323,22 +239,9 @@ mod tests {
     #[test]
     fn unannotated_modules_are_refused() {
         let module = crate::packaging::annotate::tests::guest(r#""v1""#);
-        let err = block_on(push(
-            &module,
-            "registry://127.0.0.1:1/x:y",
-            &RegistryArgs::default(),
-        ))
+        let registry = RegistryAccess::new(&RegistryConfig::default()).unwrap();
+        let err = block_on(push(&module, "registry://127.0.0.1:1/x:y", &registry))
         .unwrap_err();
         assert!(err.to_string().contains("not annotated"), "{err}");
-    }
-
-    #[test]
-    fn bad_ca_certificate_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let missing = RegistryArgs {
-            ca_certs: vec![dir.path().join("missing.pem")],
-            ..Default::default()
-        };
-        assert!(client(&missing).is_err());
     }
 }

@@ -1,5 +1,5 @@
-//! `imagegate artifacthub`: generates artifacthub-pkg.yml and questions-ui.yml
-//! from metadata.yml, with the fields and annotations `kwctl scaffold
+//! artifacthub-pkg.yml and questions-ui.yml generated from metadata.yml
+//! (`imagegate artifacthub`), with the fields and annotations `kwctl scaffold
 //! artifacthub` writes (policy-evaluator's `policy_artifacthub.rs`).
 //!
 //! Both files are checked in and never edited by hand; `--check` (and a unit
@@ -9,34 +9,13 @@
 //! time (or `--created-at`) when the version changes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::packaging::metadata::{keys, Metadata};
 use crate::packaging::questions;
-
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Policy metadata to generate from.
-    #[arg(short, long, default_value = "metadata.yml")]
-    pub metadata: PathBuf,
-    /// Where to write the Artifact Hub package file.
-    #[arg(short, long, default_value = "artifacthub-pkg.yml")]
-    pub output: PathBuf,
-    /// Where to write the Rancher settings form.
-    #[arg(short, long, default_value = "questions-ui.yml")]
-    pub questions: PathBuf,
-    /// RFC 3339 creation time; default: kept from the existing output while
-    /// the version is unchanged, else now.
-    #[arg(long)]
-    pub created_at: Option<String>,
-    /// Write nothing; fail if the files on disk differ from what would be
-    /// generated (createdAt aside).
-    #[arg(long)]
-    pub check: bool,
-}
 
 /// Header of the generated package file.
 const HEADER: &str = "\
@@ -111,25 +90,6 @@ pub struct Recommendation {
 pub struct Generated {
     pub package: String,
     pub questions: String,
-}
-
-pub fn run(args: &Args) -> Result<()> {
-    let metadata = Metadata::from_yaml_file(&args.metadata)?;
-    let existing = std::fs::read_to_string(&args.output).ok();
-    let created_at = match &args.created_at {
-        Some(t) => validate_timestamp(t)?,
-        None => existing
-            .as_deref()
-            .and_then(|text| reusable_created_at(text, &metadata))
-            .unwrap_or_else(now),
-    };
-    let generated = generate(&metadata, &created_at)?;
-    if args.check {
-        check_file(&args.output, &generated.package)?;
-        return check_file(&args.questions, &generated.questions);
-    }
-    write(&args.output, &generated.package)?;
-    write(&args.questions, &generated.questions)
 }
 
 /// Both files' text for `metadata`, with `created_at` as the creation time.
@@ -330,6 +290,17 @@ fn maintainers(list: &str) -> Result<Vec<Maintainer>> {
         .collect()
 }
 
+/// The createdAt to write: `given` (checked), else the one of the `existing`
+/// file while it describes the same version, else now.
+pub fn created_at(given: Option<&str>, existing: Option<&str>, metadata: &Metadata) -> Result<String> {
+    match given {
+        Some(t) => validate_timestamp(t),
+        None => Ok(existing
+            .and_then(|text| reusable_created_at(text, metadata))
+            .unwrap_or_else(now)),
+    }
+}
+
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
@@ -360,7 +331,8 @@ pub fn without_created_at(text: &str) -> String {
         .join("\n")
 }
 
-fn check_file(path: &Path, expected: &str) -> Result<()> {
+/// Fails when the file at `path` differs from `expected` (createdAt aside).
+pub fn check_file(path: &Path, expected: &str) -> Result<()> {
     let actual =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     if without_created_at(&actual) != without_created_at(expected) {
@@ -372,13 +344,10 @@ fn check_file(path: &Path, expected: &str) -> Result<()> {
     Ok(())
 }
 
-fn write(path: &Path, text: &str) -> Result<()> {
-    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const CREATED: &str = "2026-01-01T00:00:00Z";
 
@@ -406,29 +375,6 @@ mod tests {
             questions, generated.questions,
             "questions-ui.yml is stale: run `make artifacthub`"
         );
-    }
-
-    #[test]
-    fn staleness_is_detected() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut text = std::fs::read_to_string(repo_file("metadata.yml")).unwrap();
-        std::fs::write(dir.path().join("metadata.yml"), &text).unwrap();
-        let args = |check| Args {
-            metadata: dir.path().join("metadata.yml"),
-            output: dir.path().join("artifacthub-pkg.yml"),
-            questions: dir.path().join("questions-ui.yml"),
-            created_at: None,
-            check,
-        };
-        assert!(run(&args(true)).is_err(), "missing files must be stale");
-        run(&args(false)).unwrap();
-        run(&args(true)).unwrap();
-        text = text
-            .replace("severity: high", "severity: critical")
-            .replace("mutating: true", "mutating: false");
-        std::fs::write(dir.path().join("metadata.yml"), &text).unwrap();
-        let err = run(&args(true)).unwrap_err().to_string();
-        assert!(err.contains("artifacthub-pkg.yml is stale"), "{err}");
     }
 
     #[test]

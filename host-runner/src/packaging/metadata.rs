@@ -16,29 +16,6 @@ use std::path::Path;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// `imagegate inspect`: prints the metadata embedded in a module.
-#[derive(clap::Args, Debug)]
-pub struct InspectArgs {
-    /// Annotated policy module.
-    pub policy: std::path::PathBuf,
-    /// Print only the value of this annotation (fails when it is absent).
-    #[arg(long, value_name = "KEY")]
-    pub annotation: Option<String>,
-}
-
-/// Prints the embedded metadata as JSON, or one annotation's value.
-pub fn run_inspect(args: &InspectArgs) -> Result<()> {
-    let module = std::fs::read(&args.policy)
-        .with_context(|| format!("cannot read policy {}", args.policy.display()))?;
-    let metadata = Metadata::from_module(&module)?
-        .with_context(|| format!("{} is not annotated", args.policy.display()))?;
-    match &args.annotation {
-        Some(key) => println!("{}", metadata.required_annotation(key)?),
-        None => println!("{}", serde_json::to_string_pretty(&metadata)?),
-    }
-    Ok(())
-}
-
 /// Name of the wasm custom section holding the metadata JSON.
 pub const METADATA_SECTION: &str = "io.kubewarden.metadata";
 
@@ -303,6 +280,30 @@ fn validate_resources(resources: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The `(apiVersion, kind)` pairs a policy may read through `kubernetes/*`
+/// (`contextAwareResources`): from `metadata_file` when given, else from the
+/// module's embedded metadata, else none. Granted only with
+/// `--allow-context-aware`, as kwctl.
+pub fn context_aware_resources(
+    module: &[u8],
+    metadata_file: Option<&Path>,
+) -> Result<BTreeSet<(String, String)>> {
+    let metadata = match metadata_file {
+        Some(path) => Some(Metadata::from_yaml_file(path)?),
+        // A module given as WAT text has no custom sections.
+        None if !module.starts_with(b"\0asm") => None,
+        None => Metadata::from_module(module)?,
+    };
+    Ok(metadata
+        .map(|m| {
+            m.context_aware_resources
+                .into_iter()
+                .map(|r| (r.api_version, r.kind))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Contents of the first custom section called `name`, if any.
 pub fn custom_section<'a>(module: &'a [u8], name: &str) -> Result<Option<&'a [u8]>> {
     for payload in wasmparser::Parser::new(0).parse_all(module) {
@@ -449,37 +450,47 @@ mutating: false
     }
 
     #[test]
+    fn context_aware_resources_from_the_module_or_the_file() {
+        let json = br#"{"rules":[],"mutating":true,"contextAwareResources":[{"apiVersion":"v1","kind":"ConfigMap"}]}"#;
+        let wasm = crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json)
+            .unwrap();
+        let set = context_aware_resources(&wasm, None).unwrap();
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            [("v1".to_string(), "ConfigMap".to_string())]
+        );
+        let plain = wat::parse_str("(module)").unwrap();
+        assert!(context_aware_resources(&plain, None).unwrap().is_empty());
+        assert!(context_aware_resources(b"(module)", None).unwrap().is_empty());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("metadata.yml");
+        std::fs::write(
+            &path,
+            "rules: []\nmutating: false\ncontextAwareResources:\n- apiVersion: tmax.io/v1\n  kind: RegistrySecurityPolicy\n",
+        )
+        .unwrap();
+        let set = context_aware_resources(&wasm, Some(&path)).unwrap();
+        assert!(set.contains(&(
+            "tmax.io/v1".to_string(),
+            "RegistrySecurityPolicy".to_string()
+        )));
+        assert_eq!(set.len(), 1, "the file wins over the embedded metadata");
+    }
+
+    #[test]
+    fn truncated_module_is_an_error() {
+        let mut wasm = crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), b"{}")
+            .unwrap();
+        wasm.truncate(wasm.len() - 1);
+        assert!(custom_section(&wasm, "y").is_err());
+    }
+
+    #[test]
     fn module_without_section_has_no_metadata() {
         let module = wat::parse_str("(module)").unwrap();
         assert_eq!(Metadata::from_module(&module).unwrap(), None);
         assert!(Metadata::from_module(b"not wasm").is_err());
-    }
-
-    #[test]
-    fn inspect_needs_an_annotated_module_and_a_present_annotation() {
-        let dir = tempfile::tempdir().unwrap();
-        let plain = dir.path().join("plain.wasm");
-        std::fs::write(&plain, wat::parse_str("(module)").unwrap()).unwrap();
-        let args = |policy: &Path, annotation: Option<&str>| InspectArgs {
-            policy: policy.to_path_buf(),
-            annotation: annotation.map(str::to_string),
-        };
-        let err = run_inspect(&args(&plain, None)).unwrap_err().to_string();
-        assert!(err.contains("not annotated"), "{err}");
-        let annotated = dir.path().join("annotated.wasm");
-        let json =
-            br#"{"protocolVersion":"v1","rules":[],"mutating":false,"annotations":{"a":"b"}}"#;
-        std::fs::write(
-            &annotated,
-            crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap(),
-        )
-        .unwrap();
-        run_inspect(&args(&annotated, Some("a"))).unwrap();
-        run_inspect(&args(&annotated, None)).unwrap();
-        let err = run_inspect(&args(&annotated, Some("missing")))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("missing"), "{err}");
     }
 
     /// The repository's own metadata.yml: every workload kind, the

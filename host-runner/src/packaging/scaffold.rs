@@ -1,5 +1,5 @@
-//! `imagegate scaffold`: writes the Kubewarden policy resource that installs
-//! imagegate, like `kwctl scaffold manifest`.
+//! The Kubewarden policy resource that installs imagegate, as `kwctl scaffold
+//! manifest` writes it (`imagegate scaffold`).
 //!
 //! Rules, `mutating`, `backgroundAudit` and (with `--allow-context-aware`)
 //! `contextAwareResources` come from the metadata, read from the annotated
@@ -8,10 +8,7 @@
 //! the severity/category annotations are copied, as kwctl does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::PathBuf;
-
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use crate::packaging::metadata::{keys, ContextAwareResource, Metadata, Rule};
@@ -22,36 +19,16 @@ pub enum Kind {
     AdmissionPolicy,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct Args {
-    /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
+/// What `imagegate scaffold` writes: where the module is, which resource, its name.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// spec.module: registry://host/repo:tag (or @sha256:...), https://, file://.
     pub module: String,
-    /// Read the metadata embedded in this annotated module.
-    #[arg(long, conflicts_with = "metadata")]
-    pub policy: Option<PathBuf>,
-    /// Read the metadata from this file instead.
-    #[arg(short, long, default_value = "metadata.yml")]
-    pub metadata: PathBuf,
-    /// Settings file (YAML mapping); default: no settings ({}).
-    #[arg(short, long)]
-    pub settings: Option<PathBuf>,
-    /// Resource kind.
-    #[arg(
-        short = 't',
-        long = "type",
-        value_enum,
-        default_value = "cluster-admission-policy"
-    )]
     pub kind: Kind,
     /// Resource name; default: the policy title.
-    #[arg(long)]
     pub title: Option<String>,
-    /// Grant the contextAwareResources of the metadata (needed by `sources`).
-    #[arg(long)]
+    /// Grant the metadata's contextAwareResources.
     pub allow_context_aware: bool,
-    /// Output file; default: stdout.
-    #[arg(short, long)]
-    pub output: Option<PathBuf>,
 }
 
 #[derive(Serialize, Debug)]
@@ -88,40 +65,8 @@ fn is_true(b: &bool) -> bool {
     *b
 }
 
-pub fn run(args: &Args) -> Result<()> {
-    let metadata = match &args.policy {
-        Some(path) => {
-            let module = std::fs::read(path)
-                .with_context(|| format!("cannot read policy {}", path.display()))?;
-            Metadata::from_module(&module)?.with_context(|| {
-                format!(
-                    "{} is not annotated: run `imagegate annotate` first",
-                    path.display()
-                )
-            })?
-        }
-        None => Metadata::from_yaml_file(&args.metadata)?,
-    };
-    let settings = match &args.settings {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read settings {}", path.display()))?;
-            parse_settings(&text)
-                .with_context(|| format!("invalid settings file {}", path.display()))?
-        }
-        None => serde_yaml::Mapping::new(),
-    };
-    let resource = manifest(&metadata, args, settings)?;
-    let yaml = serde_yaml::to_string(&resource)?;
-    match &args.output {
-        Some(path) => {
-            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))
-        }
-        None => Ok(std::io::stdout().lock().write_all(yaml.as_bytes())?),
-    }
-}
-
-fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
+/// Settings YAML: a mapping, or empty/null (= no settings).
+pub fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
     match serde_yaml::from_str::<serde_yaml::Value>(text)? {
         serde_yaml::Value::Mapping(m) => Ok(m),
         serde_yaml::Value::Null => Ok(serde_yaml::Mapping::new()),
@@ -132,10 +77,10 @@ fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
 /// The policy resource for `metadata` with `settings`.
 pub fn manifest(
     metadata: &Metadata,
-    args: &Args,
+    target: &Target,
     settings: serde_yaml::Mapping,
 ) -> Result<PolicyResource> {
-    let name = match &args.title {
+    let name = match &target.title {
         Some(t) => t.clone(),
         None => metadata.required_annotation(keys::TITLE)?.to_string(),
     };
@@ -144,8 +89,8 @@ pub fn manifest(
         .into_iter()
         .filter_map(|k| Some((k.to_string(), metadata.annotation(k)?.to_string())))
         .collect();
-    let context_aware_resources = match args.kind {
-        Kind::ClusterAdmissionPolicy if args.allow_context_aware => {
+    let context_aware_resources = match target.kind {
+        Kind::ClusterAdmissionPolicy if target.allow_context_aware => {
             metadata.context_aware_resources.clone()
         }
         Kind::ClusterAdmissionPolicy => {
@@ -161,13 +106,13 @@ pub fn manifest(
     };
     Ok(PolicyResource {
         api_version: "policies.kubewarden.io/v1",
-        kind: match args.kind {
+        kind: match target.kind {
             Kind::ClusterAdmissionPolicy => "ClusterAdmissionPolicy",
             Kind::AdmissionPolicy => "AdmissionPolicy",
         },
         metadata: ObjectMeta { name, annotations },
         spec: Spec {
-            module: args.module.clone(),
+            module: target.module.clone(),
             settings,
             rules: metadata.rules.clone(),
             mutating: metadata.mutating,
@@ -199,18 +144,14 @@ fn validate_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: Args,
-    }
-
-    fn args(extra: &[&str]) -> Args {
-        let mut argv = vec!["scaffold"];
-        argv.extend_from_slice(extra);
-        Cli::parse_from(argv).args
+    fn target(module: &str) -> Target {
+        Target {
+            module: module.to_string(),
+            kind: Kind::ClusterAdmissionPolicy,
+            title: None,
+            allow_context_aware: false,
+        }
     }
 
     fn metadata() -> Metadata {
@@ -226,7 +167,7 @@ mod tests {
     #[test]
     fn cluster_admission_policy_from_metadata_and_settings() {
         let m = metadata();
-        let a = args(&["registry://ghcr.io/imagegate/policies/imagegate:v0.1.0"]);
+        let a = target("registry://ghcr.io/imagegate/policies/imagegate:v0.1.0");
         let r = manifest(&m, &a, parse_settings(SETTINGS).unwrap()).unwrap();
         let v: serde_yaml::Value =
             serde_yaml::from_str(&serde_yaml::to_string(&r).unwrap()).unwrap();
@@ -262,15 +203,11 @@ mod tests {
     #[test]
     fn context_aware_resources_only_when_allowed() {
         let m = metadata();
-        let a = args(&["--allow-context-aware", "registry://x/y:z"]);
+        let mut a = target("registry://x/y:z");
+        a.allow_context_aware = true;
         let r = manifest(&m, &a, Default::default()).unwrap();
         assert_eq!(r.spec.context_aware_resources, m.context_aware_resources);
-        let a = args(&[
-            "--allow-context-aware",
-            "-t",
-            "admission-policy",
-            "registry://x/y:z",
-        ]);
+        a.kind = Kind::AdmissionPolicy;
         let r = manifest(&m, &a, Default::default()).unwrap();
         assert_eq!(r.kind, "AdmissionPolicy");
         assert!(
@@ -283,55 +220,19 @@ mod tests {
     fn names_and_settings_are_checked() {
         let m = metadata();
         for bad in ["Imagegate", "-x", "a_b", ""] {
-            let title = format!("--title={bad}");
-            assert!(
-                manifest(&m, &args(&[&title, "registry://x/y:z"]), Default::default()).is_err(),
-                "{bad}"
-            );
+            let a = Target {
+                title: Some(bad.to_string()),
+                ..target("registry://x/y:z")
+            };
+            assert!(manifest(&m, &a, Default::default()).is_err(), "{bad}");
         }
-        let r = manifest(
-            &m,
-            &args(&["--title", "gate.prod-1", "registry://x/y:z"]),
-            Default::default(),
-        )
-        .unwrap();
+        let a = Target {
+            title: Some("gate.prod-1".to_string()),
+            ..target("registry://x/y:z")
+        };
+        let r = manifest(&m, &a, Default::default()).unwrap();
         assert_eq!(r.metadata.name, "gate.prod-1");
         assert!(parse_settings("- a\n- b\n").is_err());
         assert!(parse_settings("").unwrap().is_empty());
-    }
-
-    #[test]
-    fn metadata_from_annotated_module() {
-        let dir = tempfile::tempdir().unwrap();
-        let module = crate::packaging::annotate::annotate(
-            &crate::packaging::annotate::tests::guest(r#""v1""#),
-            metadata(),
-            None,
-            crate::packaging::annotate::protocol_version,
-        )
-        .unwrap();
-        let wasm = dir.path().join("annotated.wasm");
-        std::fs::write(&wasm, module).unwrap();
-        let out = dir.path().join("policy.yaml");
-        let a = args(&[
-            "--policy",
-            wasm.to_str().unwrap(),
-            "-o",
-            out.to_str().unwrap(),
-            "registry://x/y:z",
-        ]);
-        run(&a).unwrap();
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
-        assert_eq!(v["metadata"]["name"], "imagegate");
-        let unannotated = dir.path().join("plain.wasm");
-        std::fs::write(&unannotated, crate::packaging::annotate::tests::guest(r#""v1""#)).unwrap();
-        let err = run(&args(&[
-            "--policy",
-            unannotated.to_str().unwrap(),
-            "registry://x/y:z",
-        ]))
-        .unwrap_err();
-        assert!(err.to_string().contains("not annotated"), "{err}");
     }
 }

@@ -1,4 +1,4 @@
-//! `imagegate serve`: the policy as an HTTPS admission webhook
+//! The policy as an HTTPS admission webhook
 //! (AdmissionReview at `/validate`) and ImagePolicyWebhook backend
 //! (ImageReview at `/imagereview`), with every host capability.
 //!
@@ -18,7 +18,6 @@ pub mod metrics;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
@@ -26,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use clap::Args;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -37,76 +35,33 @@ use tokio::sync::{oneshot, Semaphore};
 use tokio_rustls::rustls;
 use tokio_rustls::TlsAcceptor;
 
+use crate::capabilities::Capabilities;
 use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
-use crate::capabilities::live::{Live, LiveConfig};
-use crate::capabilities::{Backend, Capabilities};
-use crate::cli::run::{parse_timeout, PolicyArgs, Timeout};
-use crate::runtime::{HostCallbacks, Policy};
-use crate::runtime::session::Replay;
+use crate::runtime::{HostCallbacks, Policy, RuntimeConfig};
 use imagereview::ImageReview;
 use metrics::{Endpoint, Metrics, Outcome};
 
 /// The API server sends at most 3 MiB; anything larger is not a review.
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
-#[derive(Args, Debug, Clone)]
-pub struct ServeArgs {
-    /// The policy module (.wasm).
-    #[arg(long, value_name = "POLICY")]
-    pub policy: PathBuf,
-
-    /// Settings file (YAML or JSON), re-read when it changes.
-    #[arg(short = 's', long, value_name = "FILE")]
+/// How the server runs; built from `imagegate serve`'s flags.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The policy module, for messages.
+    pub policy_name: String,
+    /// Settings file, re-read every `reload_interval` when it changes.
     pub settings_path: Option<PathBuf>,
-
     /// Address to listen on (port 0 = any free port).
-    #[arg(long, default_value = "127.0.0.1:8443")]
     pub addr: SocketAddr,
-
-    /// Server certificate chain (PEM).
-    #[arg(
-        long,
-        value_name = "PEM",
-        requires = "tls_key",
-        required_unless_present = "insecure_http"
-    )]
-    pub tls_cert: Option<PathBuf>,
-
-    /// Private key of the certificate (PEM: PKCS#8, PKCS#1 or SEC1).
-    #[arg(long, value_name = "PEM", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-
-    /// Serve plain HTTP instead of HTTPS (local tests only).
-    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
-    pub insecure_http: bool,
-
+    /// Certificate chain and key (PEM); `None` = plain HTTP.
+    pub tls: Option<(PathBuf, PathBuf)>,
     /// Evaluations running at once; more requests wait for a slot.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_concurrency: u32,
-
-    /// How long a request waits for a slot before it is denied as busy
-    /// (`off` = deny at once when every slot is taken).
-    #[arg(long, default_value = "1s", value_parser = parse_timeout)]
-    pub queue_timeout: Timeout,
-
-    /// How often the settings file is checked for changes (`off` = never).
-    #[arg(long, default_value = "1s", value_parser = parse_timeout)]
-    pub reload_interval: Timeout,
-
-    /// Directory of Kubernetes manifests answering `kubernetes/*`.
-    #[arg(long, value_name = "DIR")]
-    pub context: Option<PathBuf>,
-
-    /// Answer host capabilities from a recorded session FILE, in order,
-    /// instead of live registries (demos and tests).
-    #[arg(long, alias = "replay", value_name = "FILE")]
-    pub replay_host_capabilities_interactions: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub policy_args: PolicyArgs,
-
-    #[command(flatten)]
-    pub oci: crate::cli::args::OciArgs,
+    /// How long a request waits for a slot before it is denied as busy.
+    pub queue_timeout: Duration,
+    /// How often the settings file is checked (`None` = never).
+    pub reload_interval: Option<Duration>,
+    pub runtime: RuntimeConfig,
 }
 
 /// Settings in use, with what the endpoints derive from them.
@@ -326,49 +281,40 @@ pub struct Server {
 }
 
 impl Server {
-    /// Loads the module and settings (both must be valid), binds, and serves
-    /// on a background thread.
-    pub fn start(args: &ServeArgs) -> anyhow::Result<Server> {
-        let wasm = std::fs::read(&args.policy)
-            .with_context(|| format!("cannot read policy module {}", args.policy.display()))?;
-        let backend: Box<dyn Backend> = match &args.replay_host_capabilities_interactions {
-            Some(session) => Box::new(Replay::from_file(session)?),
-            None => Box::new(Live::new(LiveConfig {
-                context_dir: args.context.clone(),
-                cache_ttl: args.policy_args.cache_ttl(),
-                oci: args.oci.config()?,
-                ..LiveConfig::default()
-            })?),
-        };
-        let capabilities = args.policy_args.capabilities(&wasm, false, backend)?;
+    /// Compiles the module, loads the settings (both must be valid), binds,
+    /// and serves on a background thread.
+    pub fn start(
+        config: &Config,
+        wasm: &[u8],
+        capabilities: Arc<Capabilities>,
+    ) -> anyhow::Result<Server> {
         let metrics = Arc::new(Metrics::default());
         let policy = Policy::new(
-            &wasm,
-            args.policy_args.runtime_config(),
+            wasm,
+            config.runtime.clone(),
             Arc::new(Metered {
                 inner: capabilities.clone(),
                 metrics: metrics.clone(),
             }),
         )
-        .with_context(|| format!("cannot load policy module {}", args.policy.display()))?;
-        let tls = match (&args.tls_cert, &args.tls_key, args.insecure_http) {
-            (Some(cert), Some(key), false) => Some(tls_acceptor(cert, key)?),
-            (None, None, true) => None,
-            _ => anyhow::bail!("give --tls-cert and --tls-key, or --insecure-http"),
+        .with_context(|| format!("cannot load policy module {}", config.policy_name))?;
+        let tls = match &config.tls {
+            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            None => None,
         };
         let state = Arc::new(State {
             policy,
             capabilities,
             metrics,
             settings: RwLock::new(Arc::new(Loaded::new(Map::new(), 1))),
-            settings_path: args.settings_path.clone(),
+            settings_path: config.settings_path.clone(),
             last_seen: Mutex::new(None),
-            slots: Arc::new(Semaphore::new(args.max_concurrency as usize)),
-            max_concurrency: args.max_concurrency,
-            queue_timeout: args.queue_timeout.0.unwrap_or(Duration::ZERO),
+            slots: Arc::new(Semaphore::new(config.max_concurrency as usize)),
+            max_concurrency: config.max_concurrency,
+            queue_timeout: config.queue_timeout,
             next_uid: AtomicU64::new(1),
         });
-        if let Some(path) = &args.settings_path {
+        if let Some(path) = &config.settings_path {
             let bytes = std::fs::read(path)
                 .with_context(|| format!("cannot read settings {}", path.display()))?;
             let settings = state.check_settings(path, &bytes)?;
@@ -378,21 +324,21 @@ impl Server {
         }
         state.metrics.set_generation(1);
 
-        let listener = std::net::TcpListener::bind(args.addr)
-            .with_context(|| format!("cannot listen on {}", args.addr))?;
+        let listener = std::net::TcpListener::bind(config.addr)
+            .with_context(|| format!("cannot listen on {}", config.addr))?;
         listener
             .set_nonblocking(true)
             .context("cannot make the listener non-blocking")?;
         let addr = listener.local_addr().context("no local address")?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
-            .max_blocking_threads(args.max_concurrency as usize + 4)
+            .max_blocking_threads(config.max_concurrency as usize + 4)
             .thread_name("imagegate-serve")
             .enable_all()
             .build()
             .context("cannot start the server runtime")?;
         let (shutdown, stop) = oneshot::channel();
-        let reload_interval = args.reload_interval.0;
+        let reload_interval = config.reload_interval;
         let has_tls = tls.is_some();
         let thread = std::thread::Builder::new()
             .name("imagegate-serve".into())
@@ -682,17 +628,6 @@ fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
         })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
-}
-
-/// The CLI entry point: serve until killed.
-pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let server = Server::start(&args)?;
-    eprintln!(
-        "imagegate serve: listening on {} (POST /validate, /imagereview; GET /readyz, /healthz, /metrics)",
-        server.url()
-    );
-    server.wait();
-    Ok(ExitCode::FAILURE)
 }
 
 #[cfg(test)]

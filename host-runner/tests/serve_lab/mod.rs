@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Parser;
-use imagegate::serve::{ServeArgs, Server};
+use imagegate::cli::serve::{start, Args as ServeArgs};
+use imagegate::serve::Server;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use serde_json::{json, Value};
 
@@ -46,7 +47,7 @@ pub fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
 
 /// Why `imagegate serve ARGS...` does not start.
 pub fn start_error(args: &[&str]) -> String {
-    match Server::start(&parse(args).unwrap()) {
+    match start(&parse(args).unwrap()) {
         Ok(_) => panic!("the server started with {args:?}"),
         Err(e) => format!("{e:#}"),
     }
@@ -111,7 +112,7 @@ impl Tls {
         }
         argv.extend(args.iter().map(|a| a.to_string()));
         let cli = Cli::try_parse_from(&argv).unwrap();
-        Server::start(&cli.serve).unwrap()
+        start(&cli.serve).unwrap()
     }
 }
 

@@ -13,6 +13,7 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
+mod image;
 mod trust_root;
 mod verify;
 
@@ -21,9 +22,8 @@ use anyhow::Context;
 use imagegate_policy::wire::{
     ManifestConfigResponse, ManifestDigestResponse, SigstoreVerifyRequest, VerifyResponse,
 };
-use crate::registry::{
-    auth_hint, error_chain, registry_auth, Credential, Image, ImageCredential, RegistryAccess,
-};
+use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
+use image::{auth_hint, error_chain, Image};
 use sigstore::cosign::{ClientBuilder, CosignCapabilities};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
@@ -34,16 +34,7 @@ use std::sync::{Arc, Mutex};
 /// How the host reaches registries and what it trusts.
 #[derive(Debug, Clone, Default)]
 pub struct OciConfig {
-    /// Docker `config.json` whose `auths` give per-registry credentials.
-    pub docker_config: Option<PathBuf>,
-    /// PEM files of extra CA certificates trusted for registry TLS.
-    pub ca_certs: Vec<PathBuf>,
-    /// Registries (`host:port`, exactly as in image references) spoken to
-    /// over plain http.
-    pub insecure_registries: Vec<String>,
-    /// Credentials per image pattern (policy image patterns, first match
-    /// wins); they take precedence over the docker config.
-    pub credentials: Vec<ImageCredential>,
+    pub registry: RegistryConfig,
     /// Sigstore `ClientTrustConfig` / `trusted_root.json` with the Fulcio CAs
     /// and Rekor keys; needed for keyless verification and Rekor bundles.
     pub sigstore_trust_config: Option<PathBuf>,
@@ -76,12 +67,7 @@ const MANIFEST_MEDIA_TYPES: &[&str] = &[
 impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
-        let access = RegistryAccess::new(
-            &config.insecure_registries,
-            &config.ca_certs,
-            config.docker_config.as_deref(),
-            &config.credentials,
-        )?;
+        let access = RegistryAccess::new(&config.registry)?;
         let trust_root = config
             .sigstore_trust_config
             .as_deref()
@@ -107,15 +93,14 @@ impl Oci {
             return Ok(c.clone());
         }
         let config = self.access.client_config().clone();
-        let mut builder = ClientBuilder::default().with_oci_client_config(config.clone());
+        let mut builder = ClientBuilder::default().with_oci_client_config(config);
         if let Some(root) = &self.trust_root {
             builder = builder
                 .with_trust_repository(root)
                 .context("loading the Sigstore trust root into the cosign client")?;
         }
         let cosign = builder.build().context("building the cosign client")?;
-        let oci = oci_client::Client::try_from(oci_client::client::ClientConfig::from(config))
-            .context("building the registry client")?;
+        let oci = self.access.oci_client()?;
         let entry = Arc::new(Clients {
             oci,
             cosign: tokio::sync::Mutex::new(cosign),
@@ -125,11 +110,11 @@ impl Oci {
     }
 
     /// Parses `image` and picks its credential and clients.
-    fn prepare(&self, image: &str) -> Result<(Image, Option<&Credential>, Arc<Clients>), String> {
+    fn prepare(&self, image: &str) -> Result<(Image, Option<Credential>, Arc<Clients>), String> {
         let image = Image::parse(image)?;
-        let credential = self.access.credential_for(&image);
+        let credential = self.access.credential_for(&image.reference)?;
         let clients = self
-            .clients_for(credential)
+            .clients_for(credential.as_ref())
             .map_err(|e| format!("Cannot reach registry of {}: {e:#}", image.name))?;
         Ok((image, credential, clients))
     }
@@ -149,9 +134,9 @@ impl Oci {
         let (image, credential, clients) = self.prepare(image)?;
         let digest = clients
             .oci
-            .fetch_manifest_digest(&image.reference, &registry_auth(credential))
+            .fetch_manifest_digest(&image.reference, &registry_auth(credential.as_ref()))
             .await
-            .map_err(|e| Self::fetch_error(&image, credential, &e))?;
+            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
         Ok(ManifestDigestResponse { digest })
     }
 
@@ -162,11 +147,11 @@ impl Oci {
             .oci
             .pull_manifest_raw(
                 &image.reference,
-                &registry_auth(credential),
+                &registry_auth(credential.as_ref()),
                 MANIFEST_MEDIA_TYPES,
             )
             .await
-            .map_err(|e| Self::fetch_error(&image, credential, &e))?;
+            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| format!("Manifest of {} is not valid JSON: {e}", image.name))
     }
@@ -178,9 +163,9 @@ impl Oci {
         let (image, credential, clients) = self.prepare(image)?;
         let (manifest, digest, config) = clients
             .oci
-            .pull_manifest_and_config(&image.reference, &registry_auth(credential))
+            .pull_manifest_and_config(&image.reference, &registry_auth(credential.as_ref()))
             .await
-            .map_err(|e| Self::fetch_error(&image, credential, &e))?;
+            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
         let manifest = serde_json::to_value(&manifest)
             .map_err(|e| format!("Cannot serialize manifest of {}: {e}", image.name))?;
         let config = serde_json::from_str(&config)
@@ -203,12 +188,12 @@ impl Oci {
                 image.name
             ));
         }
-        let auth = registry_auth(credential);
+        let auth = registry_auth(credential.as_ref());
         let digest = clients
             .oci
             .fetch_manifest_digest(&image.reference, &auth)
             .await
-            .map_err(|e| Self::fetch_error(&image, credential, &e))?;
+            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
         // Look signatures up for the digest just resolved, not the tag again.
         let pinned = OciReference::with_digest(
             image.reference.registry().to_string(),

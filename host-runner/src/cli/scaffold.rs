@@ -1,0 +1,134 @@
+//! `imagegate scaffold`: writes the ClusterAdmissionPolicy (or AdmissionPolicy)
+//! that installs the policy ([`crate::packaging::scaffold`]).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::packaging::metadata::Metadata;
+use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
+    pub module: String,
+    /// Read the metadata embedded in this annotated module.
+    #[arg(long, conflicts_with = "metadata")]
+    pub policy: Option<PathBuf>,
+    /// Read the metadata from this file instead.
+    #[arg(short, long, default_value = "metadata.yml")]
+    pub metadata: PathBuf,
+    /// Settings file (YAML mapping); default: no settings ({}).
+    #[arg(short, long)]
+    pub settings: Option<PathBuf>,
+    /// Resource kind.
+    #[arg(
+        short = 't',
+        long = "type",
+        value_enum,
+        default_value = "cluster-admission-policy"
+    )]
+    pub kind: Kind,
+    /// Resource name; default: the policy title.
+    #[arg(long)]
+    pub title: Option<String>,
+    /// Grant the contextAwareResources of the metadata (needed by `sources`).
+    #[arg(long)]
+    pub allow_context_aware: bool,
+    /// Output file; default: stdout.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: &Args) -> Result<ExitCode> {
+    let metadata = match &args.policy {
+        Some(path) => {
+            let module = std::fs::read(path)
+                .with_context(|| format!("cannot read policy {}", path.display()))?;
+            Metadata::from_module(&module)?.with_context(|| {
+                format!(
+                    "{} is not annotated: run `imagegate annotate` first",
+                    path.display()
+                )
+            })?
+        }
+        None => Metadata::from_yaml_file(&args.metadata)?,
+    };
+    let settings = match &args.settings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read settings {}", path.display()))?;
+            parse_settings(&text)
+                .with_context(|| format!("invalid settings file {}", path.display()))?
+        }
+        None => Default::default(),
+    };
+    let target = Target {
+        module: args.module.clone(),
+        kind: args.kind,
+        title: args.title.clone(),
+        allow_context_aware: args.allow_context_aware,
+    };
+    let yaml = serde_yaml::to_string(&manifest(&metadata, &target, settings)?)?;
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => std::io::stdout().lock().write_all(yaml.as_bytes())?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packaging::annotate::{annotate, protocol_version, tests::guest};
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["scaffold"];
+        argv.extend_from_slice(extra);
+        Cli::parse_from(argv).args
+    }
+
+    #[test]
+    fn metadata_from_annotated_module() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = Metadata::from_yaml_file(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata.yml"),
+        )
+        .unwrap();
+        let module = annotate(&guest(r#""v1""#), metadata, None, protocol_version).unwrap();
+        let wasm = dir.path().join("annotated.wasm");
+        std::fs::write(&wasm, module).unwrap();
+        let out = dir.path().join("policy.yaml");
+        let a = args(&[
+            "--policy",
+            wasm.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+            "registry://x/y:z",
+        ]);
+        run(&a).unwrap();
+        let v: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        assert_eq!(v["metadata"]["name"], "imagegate");
+        let unannotated = dir.path().join("plain.wasm");
+        std::fs::write(&unannotated, guest(r#""v1""#)).unwrap();
+        let err = run(&args(&[
+            "--policy",
+            unannotated.to_str().unwrap(),
+            "registry://x/y:z",
+        ]))
+        .unwrap_err();
+        assert!(err.to_string().contains("not annotated"), "{err}");
+    }
+}
