@@ -441,6 +441,143 @@ mod tests {
         assert_eq!(parse(&yaml).unwrap(), ex);
     }
 
+    /// One request of every other kind, as serde_yaml wrote kwctl's
+    /// `CallbackRequestType` (the file was recorded with the kwctl-shaped
+    /// enum this crate used before): written identically, read back equal.
+    #[test]
+    fn every_request_kind_in_kwctl_format() {
+        use crate::capabilities::crypto::{Certificate, CertificateEncoding};
+        use crate::capabilities::request::ResourceAttributes;
+        use imagegate_policy::wire::{
+            KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner,
+            NotaryVerifyRequest,
+        };
+        let file = include_str!("../../tests/data/session/every-request.yml");
+        let image = || "ghcr.io/a/b:1".to_string();
+        let requests = [
+            Request::OciManifest { image: image() },
+            Request::OciManifestAndConfig { image: image() },
+            Request::Sigstore(SigstoreVerifyRequest::SigstoreKeylessVerify {
+                image: "i".into(),
+                keyless: vec![KeylessInfo {
+                    issuer: "https://iss".into(),
+                    subject: "me@x".into(),
+                }],
+                annotations: Some([("env".to_string(), "prod".to_string())].into()),
+            }),
+            Request::Sigstore(SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+                image: "i".into(),
+                keyless_prefix: vec![KeylessPrefixInfo {
+                    issuer: "https://iss".into(),
+                    url_prefix: "https://github.com/corp/".into(),
+                }],
+                annotations: None,
+            }),
+            Request::Sigstore(SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+                image: "i".into(),
+                owner: "corp".into(),
+                repo: Some("app".into()),
+                annotations: None,
+            }),
+            Request::Sigstore(SigstoreVerifyRequest::SigstoreCertificateVerify {
+                image: "i".into(),
+                certificate: b"-----BEGIN".to_vec(),
+                certificate_chain: Some(vec![b"AB".to_vec()]),
+                require_rekor_bundle: true,
+                annotations: None,
+            }),
+            Request::DNSLookupHost {
+                host: "example.com".into(),
+            },
+            Request::KubernetesListResources(ListResourcesRequest {
+                api_version: "v1".into(),
+                kind: "ConfigMap".into(),
+                namespace: Some("ns".into()),
+                label_selector: Some("a=b".into()),
+                field_selector: None,
+                field_masks: Some(vec!["metadata.name".into()]),
+            }),
+            Request::KubernetesListResources(ListResourcesRequest {
+                api_version: "tmax.io/v1".into(),
+                kind: "ClusterRegistrySecurityPolicy".into(),
+                namespace: None,
+                label_selector: None,
+                field_selector: None,
+                field_masks: None,
+            }),
+            Request::KubernetesGetResource(GetResourceRequest {
+                api_version: "v1".into(),
+                kind: "Secret".into(),
+                name: "s".into(),
+                namespace: Some("ns".into()),
+                disable_cache: true,
+                field_masks: None,
+            }),
+            Request::KubernetesCanI(CanIRequest {
+                subject_access_review: SubjectAccessReview {
+                    groups: Some(vec!["g".into()]),
+                    resource_attributes: ResourceAttributes {
+                        group: None,
+                        name: None,
+                        namespace: Some("ns".into()),
+                        resource: "pods".into(),
+                        subresource: None,
+                        verb: "create".into(),
+                        version: Some("v1".into()),
+                    },
+                    user: "u".into(),
+                },
+                disable_cache: false,
+            }),
+            Request::CryptoIsCertificateTrusted(CertificateTrustRequest {
+                cert: Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: b"AB".to_vec(),
+                },
+                cert_chain: Some(vec![Certificate {
+                    encoding: CertificateEncoding::Der,
+                    data: vec![1, 2],
+                }]),
+                not_after: Some("2030-01-01T00:00:00Z".into()),
+            }),
+            Request::NotaryVerify(NotaryVerifyRequest {
+                image: "127.0.0.1:5000/demo/alpine:1".into(),
+                server: "https://127.0.0.1:4443".into(),
+                signers: vec![NotarySigner {
+                    role: "targets/jenkins".into(),
+                    public_key: Some(
+                        "-----BEGIN PUBLIC KEY-----\nAB\n-----END PUBLIC KEY-----\n".into(),
+                    ),
+                }],
+                ca_cert: None,
+                root_keys: Some(vec!["K".into()]),
+            }),
+        ];
+        let exchanges: Vec<Exchange> = requests
+            .iter()
+            .map(|r| Exchange::new(r, &Ok(b"{}".to_vec())).unwrap())
+            .collect();
+        assert_eq!(to_yaml(&exchanges).unwrap(), file);
+        let replay = Replay::new(parse(file).unwrap()).unwrap();
+        for r in &requests {
+            assert_eq!(replay.answer(r, None), Ok(b"{}".to_vec()), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn requests_in_serde_yaml_map_form_are_read_too() {
+        let r = from_kwctl_yaml("OciManifestDigest:\n  image: busybox\n").unwrap();
+        assert_eq!(
+            r,
+            Request::OciManifestDigest {
+                image: "busybox".into()
+            }
+        );
+        for bad in ["!Nope\nimage: x\n", "- a\n", "!OciManifestDigest\nimg: x\n"] {
+            assert!(from_kwctl_yaml(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn mismatch_is_reported_with_both_requests() {
         let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
