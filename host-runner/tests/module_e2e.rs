@@ -151,7 +151,7 @@ struct Run {
 
 impl Run {
     fn write_inputs(&self) {
-        let yaml = |v: &Value| serde_yaml::to_string(v).expect("yaml");
+        let yaml = |v: &Value| serde_yaml_ng::to_string(v).expect("yaml");
         std::fs::create_dir_all(&self.dir).expect("create dir");
         std::fs::write(self.dir.join("settings.yaml"), yaml(&self.settings)).expect("settings");
         std::fs::write(
@@ -753,7 +753,7 @@ fn record(run: &Run, description: &str, pinned: Option<&str>, needles: &[&str]) 
     }
     std::fs::write(
         run.dir.join("expect.yaml"),
-        serde_yaml::to_string(&expect).expect("yaml"),
+        serde_yaml_ng::to_string(&expect).expect("yaml"),
     )
     .expect("write expect.yaml");
 }
@@ -867,7 +867,7 @@ fn shape(dir: &Path) -> (Vec<(String, String)>, Value) {
         let path = dir.join(file);
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
-    let session: Vec<Value> = serde_yaml::from_str(&read("session.yml")).expect("session.yml");
+    let session: Vec<Value> = serde_yaml_ng::from_str(&read("session.yml")).expect("session.yml");
     let exchanges = session
         .iter()
         .map(|exchange| {
@@ -879,7 +879,7 @@ fn shape(dir: &Path) -> (Vec<(String, String)>, Value) {
             (tag, response.to_string())
         })
         .collect();
-    let mut expect: Value = serde_yaml::from_str(&read("expect.yaml")).expect("expect.yaml");
+    let mut expect: Value = serde_yaml_ng::from_str(&read("expect.yaml")).expect("expect.yaml");
     if let Some(patch) = expect["patch"].as_array_mut() {
         for op in patch {
             op["value"] = json!("<pinned image>");

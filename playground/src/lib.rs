@@ -97,7 +97,7 @@ fn settings(text: &str) -> Result<Policy, String> {
     let value: Value = if text.trim().is_empty() {
         Value::Object(Map::new())
     } else {
-        serde_yaml::from_str(text).map_err(|e| format!("settings are not YAML: {e}"))?
+        serde_yaml_ng::from_str(text).map_err(|e| format!("settings are not YAML: {e}"))?
     };
     let value = match value {
         Value::Null => Value::Object(Map::new()),
@@ -112,7 +112,7 @@ fn settings(text: &str) -> Result<Policy, String> {
 /// Deployment, CronJob, ...), which becomes a CREATE by a playground user.
 fn workload(text: &str) -> Result<AdmissionRequest, String> {
     let value: Value =
-        serde_yaml::from_str(text).map_err(|e| format!("workload is not YAML: {e}"))?;
+        serde_yaml_ng::from_str(text).map_err(|e| format!("workload is not YAML: {e}"))?;
     if !value.is_object() {
         return Err("the workload must be a Kubernetes object (a map)".into());
     }
@@ -248,7 +248,7 @@ spec:
         assert_eq!(report("", pod)["allowed"], true);
         let review = format!(
             "kind: AdmissionReview\napiVersion: admission.k8s.io/v1\nrequest:\n  uid: u\n  operation: CREATE\n  namespace: x\n  kind: {{group: '', version: v1, kind: Pod}}\n  object: {}\n",
-            serde_json::to_string(&serde_yaml::from_str::<Value>(pod).unwrap()).unwrap()
+            serde_json::to_string(&serde_yaml_ng::from_str::<Value>(pod).unwrap()).unwrap()
         );
         let req = workload(&review).unwrap();
         assert_eq!(

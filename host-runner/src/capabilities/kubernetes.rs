@@ -30,7 +30,7 @@ impl KubeContext {
         for file in files {
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read context file {}", file.display()))?;
-            for doc in serde_yaml::Deserializer::from_str(&text) {
+            for doc in serde_yaml_ng::Deserializer::from_str(&text) {
                 let value: Value = serde::Deserialize::deserialize(doc)
                     .with_context(|| format!("invalid YAML in context file {}", file.display()))?;
                 add_object(value, &mut objects)

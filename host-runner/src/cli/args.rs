@@ -152,7 +152,7 @@ impl RegistryArgs {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading registry credentials {}", path.display()))?;
-                serde_yaml::from_str::<Vec<ImageCredential>>(&text)
+                serde_yaml_ng::from_str::<Vec<ImageCredential>>(&text)
                     .with_context(|| format!("parsing registry credentials {}", path.display()))?
             }
             None => Vec::new(),

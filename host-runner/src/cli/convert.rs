@@ -84,7 +84,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     } else {
         converted.settings
     };
-    print!("{}", serde_yaml::to_string(&output)?);
+    print!("{}", serde_yaml_ng::to_string(&output)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -93,7 +93,7 @@ pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
+    for doc in serde_yaml_ng::Deserializer::from_str(&text) {
         let value = Value::deserialize(doc)
             .with_context(|| format!("invalid YAML in {}", path.display()))?;
         match value {
@@ -120,7 +120,7 @@ pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
 fn metadata_rules(path: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let meta: Value = serde_yaml::from_str(&text)
+    let meta: Value = serde_yaml_ng::from_str(&text)
         .with_context(|| format!("invalid YAML in {}", path.display()))?;
     match meta.get("rules") {
         Some(rules) => Ok(rules.clone()),

@@ -71,7 +71,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         title: args.title.clone(),
         allow_context_aware: args.allow_context_aware,
     };
-    let yaml = serde_yaml::to_string(&manifest(&metadata, &target, settings)?)?;
+    let yaml = serde_yaml_ng::to_string(&manifest(&metadata, &target, settings)?)?;
     match &args.output {
         Some(path) => {
             std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?
@@ -118,8 +118,8 @@ mod tests {
             "registry://x/y:z",
         ]);
         run(&a).unwrap();
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
+        let v: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
         assert_eq!(v["metadata"]["name"], "imagegate");
         let unannotated = dir.path().join("plain.wasm");
         std::fs::write(&unannotated, guest(r#""v1""#)).unwrap();

@@ -134,7 +134,7 @@ pub fn run_fixture(
     dir: &Path,
 ) -> anyhow::Result<()> {
     let expect_path = dir.join("expect.yaml");
-    let expect: Expect = serde_yaml::from_str(
+    let expect: Expect = serde_yaml_ng::from_str(
         &std::fs::read_to_string(&expect_path).context("cannot read expect.yaml")?,
     )
     .context("invalid expect.yaml")?;
@@ -299,8 +299,8 @@ mod tests {
 
     #[test]
     fn unknown_expect_keys_are_errors() {
-        assert!(serde_yaml::from_str::<Expect>("allowed: true\nalowed: false\n").is_err());
-        let e: Expect = serde_yaml::from_str("allowed: true\npatch: []\n").unwrap();
+        assert!(serde_yaml_ng::from_str::<Expect>("allowed: true\nalowed: false\n").is_err());
+        let e: Expect = serde_yaml_ng::from_str("allowed: true\npatch: []\n").unwrap();
         assert_eq!(e.patch, Some(json!([])));
     }
 
@@ -309,7 +309,7 @@ mod tests {
         let r = response(json!({"uid": "u", "allowed": false,
             "status": {"message": "image nginx denied by rule corp"},
             "auditAnnotations": {"imagegate/exempt": "true"}, "warnings": ["unmatched image x"]}));
-        let ok: Expect = serde_yaml::from_str(
+        let ok: Expect = serde_yaml_ng::from_str(
             "allowed: false\nmessage_contains: [nginx, corp]\nmessage_not_contains: [busybox]\npatch: []\nwarnings_contains: [unmatched]\naudit_annotations: {imagegate/exempt: 'true'}\n",
         )
         .unwrap();
@@ -322,7 +322,7 @@ mod tests {
             "warnings_contains: [latest]",
             "audit_annotations: {imagegate/exempt: 'false'}",
         ] {
-            let e: Expect = serde_yaml::from_str(bad).unwrap();
+            let e: Expect = serde_yaml_ng::from_str(bad).unwrap();
             assert!(check(&e, &r).is_err(), "{bad} should fail");
         }
     }

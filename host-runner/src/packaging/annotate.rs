@@ -179,7 +179,7 @@ pub(crate) mod tests {
             serde_json::from_slice(custom_section(&out, METADATA_SECTION).unwrap().unwrap())
                 .unwrap();
         let source: serde_json::Value = serde_json::to_value(
-            serde_yaml::from_str::<serde_yaml::Value>(
+            serde_yaml_ng::from_str::<serde_yaml_ng::Value>(
                 &std::fs::read_to_string(
                     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata.yml"),
                 )

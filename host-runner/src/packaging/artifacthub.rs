@@ -100,7 +100,7 @@ pub fn generate(metadata: &Metadata, created_at: &str) -> Result<Generated> {
     );
     let pkg = package(metadata, created_at, &questions)?;
     Ok(Generated {
-        package: format!("{HEADER}{}", serde_yaml::to_string(&pkg)?),
+        package: format!("{HEADER}{}", serde_yaml_ng::to_string(&pkg)?),
         questions,
     })
 }
@@ -134,12 +134,12 @@ pub fn package(
     );
     annotations.insert(
         "kubewarden/rules".to_string(),
-        serde_yaml::to_string(&metadata.rules)?,
+        serde_yaml_ng::to_string(&metadata.rules)?,
     );
     if !metadata.context_aware_resources.is_empty() {
         annotations.insert(
             "kubewarden/contextAwareResources".to_string(),
-            serde_yaml::to_string(&metadata.context_aware_resources)?,
+            serde_yaml_ng::to_string(&metadata.context_aware_resources)?,
         );
     }
     annotations.insert(
@@ -313,7 +313,7 @@ fn validate_timestamp(t: &str) -> Result<String> {
 
 /// The existing file's createdAt, when it describes the same version.
 fn reusable_created_at(existing: &str, metadata: &Metadata) -> Option<String> {
-    let old: ArtifactHubPkg = serde_yaml::from_str(existing).ok()?;
+    let old: ArtifactHubPkg = serde_yaml_ng::from_str(existing).ok()?;
     (Some(old.version.as_str()) == metadata.annotation(keys::VERSION)).then_some(old.created_at)
 }
 
@@ -432,10 +432,10 @@ mod tests {
         );
         assert!(pkg.annotations["kubewarden/resources"].starts_with("Pod, "));
         let rules: Vec<crate::packaging::metadata::Rule> =
-            serde_yaml::from_str(&pkg.annotations["kubewarden/rules"]).unwrap();
+            serde_yaml_ng::from_str(&pkg.annotations["kubewarden/rules"]).unwrap();
         assert_eq!(rules, m.rules);
         let car: Vec<crate::packaging::metadata::ContextAwareResource> =
-            serde_yaml::from_str(&pkg.annotations["kubewarden/contextAwareResources"]).unwrap();
+            serde_yaml_ng::from_str(&pkg.annotations["kubewarden/contextAwareResources"]).unwrap();
         assert_eq!(
             car,
             m.context_aware_resources

@@ -143,7 +143,7 @@ impl Metadata {
 
     /// Parses and validates metadata YAML.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        let metadata: Metadata = serde_yaml::from_str(text)?;
+        let metadata: Metadata = serde_yaml_ng::from_str(text)?;
         metadata.validate()?;
         Ok(metadata)
     }

@@ -140,7 +140,7 @@ pub fn generate(metadata: &Metadata) -> anyhow::Result<Questions> {
 
 /// The questions as YAML, ready for questions-ui.yml.
 pub fn render(questions: &Questions) -> anyhow::Result<String> {
-    Ok(serde_yaml::to_string(questions)?)
+    Ok(serde_yaml_ng::to_string(questions)?)
 }
 
 #[cfg(test)]

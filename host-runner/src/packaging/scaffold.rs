@@ -51,7 +51,7 @@ pub struct ObjectMeta {
 #[serde(rename_all = "camelCase")]
 pub struct Spec {
     pub module: String,
-    pub settings: serde_yaml::Mapping,
+    pub settings: serde_yaml_ng::Mapping,
     pub rules: Vec<Rule>,
     pub mutating: bool,
     /// Omitted when true (the CRD default), as kwctl does.
@@ -66,10 +66,10 @@ fn is_true(b: &bool) -> bool {
 }
 
 /// Settings YAML: a mapping, or empty/null (= no settings).
-pub fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
-    match serde_yaml::from_str::<serde_yaml::Value>(text)? {
-        serde_yaml::Value::Mapping(m) => Ok(m),
-        serde_yaml::Value::Null => Ok(serde_yaml::Mapping::new()),
+pub fn parse_settings(text: &str) -> Result<serde_yaml_ng::Mapping> {
+    match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)? {
+        serde_yaml_ng::Value::Mapping(m) => Ok(m),
+        serde_yaml_ng::Value::Null => Ok(serde_yaml_ng::Mapping::new()),
         other => bail!("settings must be a mapping, not {other:?}"),
     }
 }
@@ -78,7 +78,7 @@ pub fn parse_settings(text: &str) -> Result<serde_yaml::Mapping> {
 pub fn manifest(
     metadata: &Metadata,
     target: &Target,
-    settings: serde_yaml::Mapping,
+    settings: serde_yaml_ng::Mapping,
 ) -> Result<PolicyResource> {
     let name = match &target.title {
         Some(t) => t.clone(),
@@ -169,8 +169,8 @@ mod tests {
         let m = metadata();
         let a = target("registry://ghcr.io/imagegate/policies/imagegate:v0.1.0");
         let r = manifest(&m, &a, parse_settings(SETTINGS).unwrap()).unwrap();
-        let v: serde_yaml::Value =
-            serde_yaml::from_str(&serde_yaml::to_string(&r).unwrap()).unwrap();
+        let v: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&serde_yaml_ng::to_string(&r).unwrap()).unwrap();
         assert_eq!(v["apiVersion"], "policies.kubewarden.io/v1");
         assert_eq!(v["kind"], "ClusterAdmissionPolicy");
         assert_eq!(v["metadata"]["name"], "imagegate");
@@ -188,7 +188,7 @@ mod tests {
         );
         assert_eq!(v["spec"]["mutating"], true);
         assert_eq!(v["spec"]["settings"]["rules"][0]["name"], "corp");
-        let rules: Vec<Rule> = serde_yaml::from_value(v["spec"]["rules"].clone()).unwrap();
+        let rules: Vec<Rule> = serde_yaml_ng::from_value(v["spec"]["rules"].clone()).unwrap();
         assert_eq!(rules, m.rules);
         assert!(
             v["spec"].get("backgroundAudit").is_none(),

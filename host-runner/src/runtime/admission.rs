@@ -179,7 +179,7 @@ impl AdmissionResponse {
 /// Reads an AdmissionRequest or a whole AdmissionReview (top-level
 /// `kind: AdmissionReview`, then `.request`) from JSON or YAML text.
 pub fn parse_request(text: &str) -> anyhow::Result<AdmissionRequest> {
-    let value: Value = serde_yaml::from_str(text).context("request is neither JSON nor YAML")?;
+    let value: Value = serde_yaml_ng::from_str(text).context("request is neither JSON nor YAML")?;
     let value = if value.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
         value
             .get("request")
@@ -211,7 +211,7 @@ pub fn parse_settings(text: &str) -> anyhow::Result<Map<String, Value>> {
     let value: Value = if text.trim().is_empty() {
         Value::Null
     } else {
-        serde_yaml::from_str(text).context("settings are neither JSON nor YAML")?
+        serde_yaml_ng::from_str(text).context("settings are neither JSON nor YAML")?
     };
     match value {
         Value::Null => Ok(Map::new()),

@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use serde_yaml::value::{Tag, TaggedValue};
+use serde_yaml_ng::value::{Tag, TaggedValue};
 
 use crate::capabilities::cache::CacheStats;
 use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
@@ -70,12 +70,12 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Exchange>> {
 }
 
 pub fn parse(text: &str) -> anyhow::Result<Vec<Exchange>> {
-    let exchanges: Option<Vec<Exchange>> = serde_yaml::from_str(text)?;
+    let exchanges: Option<Vec<Exchange>> = serde_yaml_ng::from_str(text)?;
     Ok(exchanges.unwrap_or_default())
 }
 
 pub fn to_yaml(exchanges: &[Exchange]) -> anyhow::Result<String> {
-    Ok(serde_yaml::to_string(exchanges)?)
+    Ok(serde_yaml_ng::to_string(exchanges)?)
 }
 
 /// kwctl's form of `request`: its `RequestType` variant and fields,
@@ -178,31 +178,31 @@ fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
 /// The request as kwctl writes it in a session file (`!Variant` + fields).
 fn to_kwctl_yaml(request: &Request) -> anyhow::Result<String> {
     let (variant, fields) = kwctl_form(request)?;
-    let tagged = serde_yaml::Value::Tagged(Box::new(TaggedValue {
+    let tagged = serde_yaml_ng::Value::Tagged(Box::new(TaggedValue {
         tag: Tag::new(variant),
-        value: serde_yaml::to_value(fields)?,
+        value: serde_yaml_ng::to_value(fields)?,
     }));
-    Ok(serde_yaml::to_string(&tagged)?)
+    Ok(serde_yaml_ng::to_string(&tagged)?)
 }
 
 /// Reads a request written by kwctl (or by [`to_kwctl_yaml`]): a `!Variant`
 /// tagged mapping, or the `{Variant: fields}` map serde_yaml also accepts.
 fn from_kwctl_yaml(text: &str) -> anyhow::Result<Request> {
-    let (variant, fields) = match serde_yaml::from_str::<serde_yaml::Value>(text)? {
-        serde_yaml::Value::Tagged(tagged) => {
+    let (variant, fields) = match serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)? {
+        serde_yaml_ng::Value::Tagged(tagged) => {
             let TaggedValue { tag, value } = *tagged;
             (tag.to_string().trim_start_matches('!').to_string(), value)
         }
-        serde_yaml::Value::Mapping(map) if map.len() == 1 => {
+        serde_yaml_ng::Value::Mapping(map) if map.len() == 1 => {
             let (key, value) = map.into_iter().next().unwrap_or_default();
             match key {
-                serde_yaml::Value::String(variant) => (variant, value),
+                serde_yaml_ng::Value::String(variant) => (variant, value),
                 other => anyhow::bail!("expected a request variant name, found {other:?}"),
             }
         }
         other => anyhow::bail!("expected a tagged request (!Variant), found {other:?}"),
     };
-    let fields: Value = serde_yaml::from_value(fields)?;
+    let fields: Value = serde_yaml_ng::from_value(fields)?;
     from_kwctl_form(&variant, fields).map_err(|e| anyhow::anyhow!("{variant}: {e}"))
 }
 

@@ -281,7 +281,7 @@ impl Requirement {
 
     /// YAML form for the "not satisfied" message.
     pub(crate) fn describe(&self) -> String {
-        serde_yaml::to_string(&self.description)
+        serde_yaml_ng::to_string(&self.description)
             .unwrap_or_else(|e| format!("{:?} (cannot render: {e})", self.description))
     }
 }
