@@ -5,6 +5,14 @@
 //! Signatures are checked over a re-serialisation of the parsed `signed`
 //! object rather than over a byte range of the file, so a verifier can never
 //! be tricked into checking bytes other than the ones it then interprets.
+//!
+//! Not the `olpc-cjson` crate (in the lock file through sigstore): it gives
+//! the same bytes for the example repository's files, but differs from what
+//! Notary signs in two places, so a signature Notary made could fail, or one
+//! document's signature could cover another: it NFC-normalizes every string
+//! and key (docker/go's canonical/json does no Unicode normalization), and it
+//! sorts object keys by their *escaped* form (`"a\""` after `"a#"`), where Go
+//! sorts the keys themselves (`a"` before `a#`). Both are pinned below.
 
 use serde_json::Value;
 
@@ -90,6 +98,19 @@ mod tests {
             to_vec(&v).unwrap(),
             "{\"s\":\"a\\\"b\\\\c<&>\né\"}".as_bytes()
         );
+    }
+
+    #[test]
+    fn strings_are_not_unicode_normalized() {
+        // "é" written decomposed (e + U+0301) stays decomposed.
+        let v = json!({"s": "e\u{301}"});
+        assert_eq!(to_vec(&v).unwrap(), "{\"s\":\"e\u{301}\"}".as_bytes());
+    }
+
+    #[test]
+    fn keys_sort_by_their_bytes_not_their_escaped_form() {
+        let v = json!({"a#": 1, "a\"": 2});
+        assert_eq!(to_vec(&v).unwrap(), br#"{"a\"":2,"a#":1}"#);
     }
 
     #[test]
