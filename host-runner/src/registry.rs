@@ -303,7 +303,10 @@ mod tests {
         let e = access
             .credential_for(&reference("127.0.0.1:5000/x"))
             .unwrap_err();
-        assert!(e.contains("config.json") && e.contains("127.0.0.1:5000"), "{e}");
+        assert!(
+            e.contains("config.json") && e.contains("127.0.0.1:5000"),
+            "{e}"
+        );
         let access = access_with(
             r#"{"credHelpers":{"ghcr.io":"imagegate-test-missing"}}"#,
             vec![],
@@ -315,7 +318,9 @@ mod tests {
     #[test]
     fn bad_auth_fields_are_errors() {
         let access = access_with(r#"{"auths":{"ghcr.io":{"auth":"%%%"}}}"#, vec![]);
-        let e = access.credential_for(&reference("ghcr.io/x/y")).unwrap_err();
+        let e = access
+            .credential_for(&reference("ghcr.io/x/y"))
+            .unwrap_err();
         assert!(e.contains("ghcr.io"), "{e}");
     }
 

@@ -13,28 +13,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use imagegate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use imagegate::capabilities::{Backend, Capabilities, CapabilityAllowList, Request};
-use imagegate_policy::wire::SigstoreVerifyRequest;
+use imagegate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use imagegate::runtime::{Policy, RuntimeConfig, TIMEOUT_MESSAGE};
+use imagegate_policy::wire::SigstoreVerifyRequest;
 use serde_json::{json, Map, Value};
 
 const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
 const MIB: usize = 1024 * 1024;
 
-type Answer =
-    Box<dyn Fn(&Request, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
+type Answer = Box<dyn Fn(&Request, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
 
 /// A capability backend answering with a closure.
 struct Scripted(Answer);
 
 impl Backend for Scripted {
-    fn answer(
-        &self,
-        request: &Request,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
         (self.0)(request, deadline)
     }
 }
@@ -297,7 +292,9 @@ fn host_failures_fail_closed_naming_the_cause() {
         let p = policy(
             RuntimeConfig::default(),
             Box::new(move |r, _| match r {
-                Request::Sigstore(SigstoreVerifyRequest::SigstorePubKeyVerify { image, .. }) => {
+                Request::Sigstore(SigstoreVerifyRequest::SigstorePubKeyVerify {
+                    image, ..
+                }) => {
                     assert_eq!(image, "ghcr.io/corp/app:1.0");
                     answer.clone()
                 }

@@ -26,8 +26,8 @@ use std::process::Command;
 use std::time::Instant;
 
 use base64::Engine as _;
-use imagegate::runtime::admission;
 use imagegate::cli::args::EvalArgs;
+use imagegate::runtime::admission;
 use serde_json::{json, Value};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};

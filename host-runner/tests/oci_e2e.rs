@@ -36,7 +36,10 @@ fn config_for(registry: &Registry) -> OciConfig {
     let mut config = OciConfig::default();
     match &registry.ca_path {
         Some(ca) => config.registry.ca_certs.push(ca.clone()),
-        None => config.registry.insecure_registries.push(registry.addr.clone()),
+        None => config
+            .registry
+            .insecure_registries
+            .push(registry.addr.clone()),
     }
     config
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use guest::Behavior;
-use imagegate::runtime::admission::{self, AdmissionResponse};
 use imagegate::capabilities::live::{Live, LiveConfig};
 use imagegate::capabilities::{Backend, Capabilities, CapabilityAllowList, Offline};
-use imagegate::runtime::{CallError, Invoke, Policy, RuntimeConfig, TIMEOUT_MESSAGE};
+use imagegate::runtime::admission::{self, AdmissionResponse};
 use imagegate::runtime::session::{self, Record, Replay};
+use imagegate::runtime::{CallError, Invoke, Policy, RuntimeConfig, TIMEOUT_MESSAGE};
 use serde_json::Map;
 
 fn policy(

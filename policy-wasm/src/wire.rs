@@ -28,6 +28,10 @@ pub struct ValidationRequest<'a> {
 ///
 /// The objects stay raw JSON: the engine reads only the parts it needs
 /// (`workload`) and parses a whole object only to mutate it.
+///
+/// The host reads requests into this type too (after checking the fields
+/// policy-evaluator requires); `request_resource`, `options` and
+/// `user_info.extra` are never read by the engine, only passed on raw.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
@@ -38,6 +42,8 @@ pub struct AdmissionRequest {
     pub sub_resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_kind: Option<GroupVersionKind>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_resource: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_sub_resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,6 +58,8 @@ pub struct AdmissionRequest {
     pub old_object: Option<Box<RawValue>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub options: Option<Box<RawValue>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
@@ -79,6 +87,8 @@ pub struct UserInfo {
     pub uid: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extra: Option<Box<RawValue>>,
 }
 
 /// The `validate` output. All six keys are always written (as the SDK does);

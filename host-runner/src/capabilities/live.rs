@@ -95,11 +95,7 @@ impl Live {
         }
     }
 
-    fn fetch(
-        &self,
-        request: &Request,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+    fn fetch(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
         use Request::*;
         if let Some(kube) = &self.kube {
             if let Some(answer) = kube.answer(request) {
@@ -142,7 +138,9 @@ impl Live {
                     self.notary.verify(req),
                 )
                 .and_then(to_json),
-            CryptoIsCertificateTrusted(req) => crypto::is_certificate_trusted(req).and_then(to_json),
+            CryptoIsCertificateTrusted(req) => {
+                crypto::is_certificate_trusted(req).and_then(to_json)
+            }
             DNSLookupHost { host } => self
                 .block_on(&format!("DNS lookup of {host}"), deadline, dns_lookup(host))
                 .and_then(to_json),
@@ -154,11 +152,7 @@ impl Live {
 }
 
 impl Backend for Live {
-    fn answer(
-        &self,
-        request: &Request,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
         match &self.cache {
             Some(cache) => cache.get_or_fetch(request, || self.fetch(request, deadline)),
             None => self.fetch(request, deadline),

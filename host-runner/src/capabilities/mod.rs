@@ -27,7 +27,7 @@ pub mod request;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::runtime::HostCallbacks;
+use crate::runtime::{HostCall, HostCallbacks};
 use cache::CacheStats;
 pub use gating::{CapabilityAllowList, ContextAwareAllowList};
 pub use request::Request;
@@ -36,11 +36,7 @@ pub use request::Request;
 /// backends keep their own fine-grained locks instead of one around them.
 pub trait Backend: Send + Sync {
     /// Answers one request; `deadline` is the end of the evaluation.
-    fn answer(
-        &self,
-        request: &Request,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String>;
+    fn answer(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String>;
 
     /// Called once when the session ends (record writes its file here).
     fn finish(&self) -> anyhow::Result<()> {
@@ -113,15 +109,17 @@ impl Capabilities {
     pub fn rewind(&self, checkpoint: usize) {
         self.backend.rewind(checkpoint)
     }
+}
 
-    fn dispatch(
-        &self,
-        binding: &str,
-        namespace: &str,
-        operation: &str,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+impl HostCallbacks for Capabilities {
+    fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String> {
+        let HostCall {
+            binding,
+            namespace,
+            operation,
+            payload,
+            deadline,
+        } = *call;
         if binding != "kubewarden" {
             return Err(format!("unknown binding: {binding}"));
         }
@@ -154,19 +152,6 @@ impl Capabilities {
         self.backend
             .answer(&request, deadline)
             .map_err(|e| format!("Callback evaluation failure: {e}"))
-    }
-}
-
-impl HostCallbacks for Capabilities {
-    fn host_call(
-        &self,
-        binding: &str,
-        namespace: &str,
-        operation: &str,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
-        self.dispatch(binding, namespace, operation, payload, deadline)
     }
 }
 
@@ -223,15 +208,31 @@ mod tests {
         Capabilities::new(allowed, ctx, Box::new(Fixed(Ok(b"ok".to_vec()))))
     }
 
+    fn host_call(
+        c: &Capabilities,
+        binding: &str,
+        namespace: &str,
+        operation: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        c.host_call(&HostCall {
+            binding,
+            namespace,
+            operation,
+            payload,
+            deadline: None,
+        })
+    }
+
     fn call(c: &Capabilities, ns: &str, op: &str, payload: &str) -> Result<Vec<u8>, String> {
-        c.host_call("kubewarden", ns, op, payload.as_bytes(), None)
+        host_call(c, "kubewarden", ns, op, payload.as_bytes())
     }
 
     #[test]
     fn unknown_binding_namespace_operation() {
         let c = caps(CapabilityAllowList::allow_all(), None);
         assert_eq!(
-            c.host_call("other", "oci", "v1/verify", b"{}", None),
+            host_call(&c, "other", "oci", "v1/verify", b"{}"),
             Err("unknown binding: other".into())
         );
         assert_eq!(
@@ -308,5 +309,4 @@ mod tests {
             Err("Callback evaluation failure: boom".into())
         );
     }
-
 }

@@ -42,4 +42,3 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     Ok(ExitCode::SUCCESS)
 }
-

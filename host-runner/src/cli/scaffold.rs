@@ -73,9 +73,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     };
     let yaml = serde_yaml_ng::to_string(&manifest(&metadata, &target, settings)?)?;
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, yaml).with_context(|| format!("cannot write {}", path.display()))?
-        }
+        Some(path) => std::fs::write(path, yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
         None => std::io::stdout().lock().write_all(yaml.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)

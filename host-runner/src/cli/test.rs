@@ -18,13 +18,13 @@ use anyhow::{bail, Context as _};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::runtime::admission::{self, AdmissionResponse};
 use crate::capabilities::kubernetes::KubeContext;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList, Offline, Request};
 use crate::cli::args::{PolicyArgs, RegistryArgs};
 use crate::packaging::artifact;
-use crate::runtime::Policy;
+use crate::runtime::admission::{self, AdmissionResponse};
 use crate::runtime::session::Replay;
+use crate::runtime::Policy;
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {

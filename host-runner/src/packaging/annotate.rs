@@ -15,13 +15,14 @@
 //! would claim a kwctl that never ran.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use wasm_encoder::{CustomSection, Section};
 
-use crate::packaging::metadata::{keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION};
-use crate::runtime::{HostCallbacks, Invoke, Policy, RuntimeConfig};
+use crate::packaging::metadata::{
+    keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION,
+};
+use crate::runtime::{HostCall, HostCallbacks, Invoke, Policy, RuntimeConfig};
 
 /// `module` with `metadata` embedded. `ask_protocol` obtains the protocol
 /// version from the module (kubewarden-wapc modules only).
@@ -90,16 +91,10 @@ fn is_metadata_section(contents: &[u8]) -> Result<bool> {
 struct NoCapabilities;
 
 impl HostCallbacks for NoCapabilities {
-    fn host_call(
-        &self,
-        _binding: &str,
-        namespace: &str,
-        operation: &str,
-        _payload: &[u8],
-        _deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+    fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String> {
         Err(format!(
-            "host capability {namespace}/{operation} is not available while annotating"
+            "host capability {}/{} is not available while annotating",
+            call.namespace, call.operation
         ))
     }
 }

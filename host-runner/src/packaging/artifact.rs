@@ -240,8 +240,7 @@ mod tests {
     fn unannotated_modules_are_refused() {
         let module = crate::packaging::annotate::tests::guest(r#""v1""#);
         let registry = RegistryAccess::new(&RegistryConfig::default()).unwrap();
-        let err = block_on(push(&module, "registry://127.0.0.1:1/x:y", &registry))
-        .unwrap_err();
+        let err = block_on(push(&module, "registry://127.0.0.1:1/x:y", &registry)).unwrap_err();
         assert!(err.to_string().contains("not annotated"), "{err}");
     }
 }

@@ -292,7 +292,11 @@ fn maintainers(list: &str) -> Result<Vec<Maintainer>> {
 
 /// The createdAt to write: `given` (checked), else the one of the `existing`
 /// file while it describes the same version, else now.
-pub fn created_at(given: Option<&str>, existing: Option<&str>, metadata: &Metadata) -> Result<String> {
+pub fn created_at(
+    given: Option<&str>,
+    existing: Option<&str>,
+    metadata: &Metadata,
+) -> Result<String> {
     match given {
         Some(t) => validate_timestamp(t),
         None => Ok(existing

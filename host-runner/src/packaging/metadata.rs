@@ -452,8 +452,8 @@ mutating: false
     #[test]
     fn context_aware_resources_from_the_module_or_the_file() {
         let json = br#"{"rules":[],"mutating":true,"contextAwareResources":[{"apiVersion":"v1","kind":"ConfigMap"}]}"#;
-        let wasm = crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json)
-            .unwrap();
+        let wasm =
+            crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap();
         let set = context_aware_resources(&wasm, None).unwrap();
         assert_eq!(
             set.into_iter().collect::<Vec<_>>(),
@@ -461,7 +461,9 @@ mutating: false
         );
         let plain = wat::parse_str("(module)").unwrap();
         assert!(context_aware_resources(&plain, None).unwrap().is_empty());
-        assert!(context_aware_resources(b"(module)", None).unwrap().is_empty());
+        assert!(context_aware_resources(b"(module)", None)
+            .unwrap()
+            .is_empty());
 
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("metadata.yml");
@@ -480,8 +482,8 @@ mutating: false
 
     #[test]
     fn truncated_module_is_an_error() {
-        let mut wasm = crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), b"{}")
-            .unwrap();
+        let mut wasm =
+            crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), b"{}").unwrap();
         wasm.truncate(wasm.len() - 1);
         assert!(custom_section(&wasm, "y").is_err());
     }

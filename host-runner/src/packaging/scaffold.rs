@@ -7,9 +7,9 @@
 //! YAML file. The resource name is the policy title (RFC 1123 checked) and
 //! the severity/category annotations are copied, as kwctl does.
 
-use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Result};
 use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::packaging::metadata::{keys, ContextAwareResource, Metadata, Rule};
 

@@ -9,66 +9,47 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
-use imagegate_policy::wire::{
-    GroupVersionKind, GroupVersionResource, SettingsValidationResponse, ValidationResponse,
-};
+use imagegate_policy::wire::{SettingsValidationResponse, ValidationResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{CallError, Invoke};
 
-/// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator reads and
-/// re-serializes it: unknown fields dropped, absent optional fields omitted.
-///
-/// Not the guest's [`imagegate_policy::wire::AdmissionRequest`], because the
-/// host reads differently: strictly (`uid`, `kind`, `resource`, `operation`
-/// and `userInfo` are required, as in policy-evaluator, so a broken request
-/// is an error here instead of a denial), with the objects parsed (the JSON
-/// patch is a diff against `object`), and passing on what the engine ignores
-/// (`requestResource`, `options`, `userInfo.extra`). The group/version/kind
-/// types are the guest's.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct AdmissionRequest {
-    pub uid: String,
-    pub kind: GroupVersionKind,
-    pub resource: GroupVersionResource,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub_resource: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_kind: Option<GroupVersionKind>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_resource: Option<GroupVersionResource>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_sub_resource: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub namespace: Option<String>,
-    pub operation: String,
-    pub user_info: UserInfo,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_object: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dry_run: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub options: Option<Value>,
-}
+/// The request is the guest's type; what the host reads differently is
+/// [`request_from_value`]'s business.
+pub use imagegate_policy::wire::AdmissionRequest;
 
-/// `userInfo` as k8s-openapi writes it (keys in its order, `extra` kept,
-/// `groups: []` kept); the guest reads only username and groups.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct UserInfo {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra: Option<BTreeMap<String, Vec<String>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub groups: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+/// What policy-evaluator's typed AdmissionRequest requires, which the
+/// guest's lenient type defaults: `(field, required, its inner fields)`; an
+/// optional field, when present, needs its inner fields.
+const REQUIRED_FIELDS: &[(&str, bool, &[&str])] = &[
+    ("uid", true, &[]),
+    ("kind", true, &["group", "version", "kind"]),
+    ("resource", true, &["group", "version", "resource"]),
+    ("requestKind", false, &["group", "version", "kind"]),
+    ("requestResource", false, &["group", "version", "resource"]),
+    ("operation", true, &[]),
+    ("userInfo", true, &[]),
+];
+
+/// Reads an AdmissionRequest as policy-evaluator does: the fields it
+/// requires must be there (a broken request is an error, not a denial),
+/// unknown fields are dropped. Errors are serde's texts.
+pub fn request_from_value(value: Value) -> Result<AdmissionRequest, String> {
+    if value.is_object() {
+        for (field, required, inner) in REQUIRED_FIELDS {
+            match value.get(field) {
+                None if *required => return Err(format!("missing field `{field}`")),
+                None => {}
+                Some(v) => {
+                    if let Some(missing) = inner.iter().find(|f| v.get(f).is_none()) {
+                        return Err(format!("missing field `{missing}`"));
+                    }
+                }
+            }
+        }
+    }
+    serde_json::from_value(value).map_err(|e| e.to_string())
 }
 
 /// The AdmissionResponse exactly as `kwctl run` prints it (key order,
@@ -188,7 +169,9 @@ pub fn parse_request(text: &str) -> anyhow::Result<AdmissionRequest> {
     } else {
         value
     };
-    serde_json::from_value(value).context("invalid AdmissionRequest")
+    request_from_value(value)
+        .map_err(anyhow::Error::msg)
+        .context("invalid AdmissionRequest")
 }
 
 /// `-r PATH`, `-` = stdin.
@@ -284,7 +267,17 @@ pub fn validate(
     match invoker.invoke("validate", &payload) {
         Ok(bytes) => serde_json::from_slice::<ValidationResponse>(&bytes)
             .map_err(|e| anyhow::anyhow!("invalid ValidationResponse: {e}"))
-            .and_then(|resp| AdmissionResponse::from_validation(uid, request.object.as_ref(), resp))
+            .and_then(|resp| {
+                // The object is parsed only to diff a mutation against it.
+                let object = match (&resp.mutated_object, &request.object) {
+                    (Some(_), Some(raw)) => Some(
+                        serde_json::from_str::<Value>(raw.get())
+                            .context("cannot read the request object")?,
+                    ),
+                    _ => None,
+                };
+                AdmissionResponse::from_validation(uid, object.as_ref(), resp)
+            })
             .unwrap_or_else(|e| AdmissionResponse::internal_server_error(uid, format!("{e:#}"))),
         Err(CallError::Timeout) => {
             AdmissionResponse::reject(uid, crate::runtime::TIMEOUT_MESSAGE.to_string(), 500)
@@ -397,6 +390,45 @@ mod tests {
             String::from_utf8(payload).unwrap(),
             r#"{"request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{}},"settings":{}}"#
         );
+    }
+
+    #[test]
+    fn requests_need_what_policy_evaluator_requires() {
+        let full = json!({"uid": "1", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+            "resource": {"group": "", "version": "v1", "resource": "pods"},
+            "operation": "CREATE", "userInfo": {"extra": {"k": ["v"]}}, "options": {"a": 1},
+            "requestResource": {"group": "", "version": "v1", "resource": "pods"}});
+        let r = request_from_value(full.clone()).unwrap();
+        // What the engine never reads is passed on as it came.
+        let payload = String::from_utf8(validation_payload(&r, &Map::new()).unwrap()).unwrap();
+        assert!(
+            payload.contains(r#""requestResource":{"group":"","version":"v1","resource":"pods"}"#),
+            "{payload}"
+        );
+        assert!(
+            payload.contains(r#""userInfo":{"extra":{"k":["v"]}}"#),
+            "{payload}"
+        );
+        assert!(payload.contains(r#""options":{"a":1}"#), "{payload}");
+        let without = |pointer: &str| {
+            let mut v = full.clone();
+            let (parent, key) = pointer.rsplit_once('/').unwrap();
+            v.pointer_mut(parent)
+                .unwrap()
+                .as_object_mut()
+                .unwrap()
+                .remove(key);
+            request_from_value(v).map(|_| ()).unwrap_err()
+        };
+        assert_eq!(without("/uid"), "missing field `uid`");
+        assert_eq!(without("/userInfo"), "missing field `userInfo`");
+        assert_eq!(without("/kind/group"), "missing field `group`");
+        assert_eq!(without("/resource/resource"), "missing field `resource`");
+        assert_eq!(
+            without("/requestResource/version"),
+            "missing field `version`"
+        );
+        assert!(request_from_value(json!("x")).is_err());
     }
 
     #[test]

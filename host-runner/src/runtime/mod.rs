@@ -50,19 +50,22 @@ fn ticks(d: Duration) -> u64 {
         .min(NEVER)
 }
 
+/// One `__host_call` of the guest.
+#[derive(Debug, Clone, Copy)]
+pub struct HostCall<'a> {
+    pub binding: &'a str,
+    pub namespace: &'a str,
+    pub operation: &'a str,
+    pub payload: &'a [u8],
+    /// When the current evaluation times out (None = never): a host call
+    /// must not outlive it.
+    pub deadline: Option<Instant>,
+}
+
 /// Answers the guest's `__host_call`s. Implemented by
 /// [`crate::capabilities::Capabilities`]; tests plug in fakes.
 pub trait HostCallbacks: Send + Sync {
-    /// `deadline` is when the current evaluation times out (None = never): a
-    /// host call must not outlive it.
-    fn host_call(
-        &self,
-        binding: &str,
-        namespace: &str,
-        operation: &str,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String>;
+    fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String>;
 }
 
 /// Limits applied to every evaluation.
@@ -627,7 +630,13 @@ fn add_wapc_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             let payload = read_bytes(&mut caller, msg_ptr, msg_len)?;
             let callbacks = caller.data().callbacks.clone();
             let deadline = caller.data().deadline;
-            let result = callbacks.host_call(&binding, &namespace, &operation, &payload, deadline);
+            let result = callbacks.host_call(&HostCall {
+                binding: &binding,
+                namespace: &namespace,
+                operation: &operation,
+                payload: &payload,
+                deadline,
+            });
             // Time spent in the host counts: an answer that comes after the
             // deadline must not let the guest finish before the next epoch tick.
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -670,20 +679,9 @@ mod tests {
 
     struct Echo;
     impl HostCallbacks for Echo {
-        fn host_call(
-            &self,
-            binding: &str,
-            namespace: &str,
-            operation: &str,
-            payload: &[u8],
-            _deadline: Option<Instant>,
-        ) -> Result<Vec<u8>, String> {
-            if namespace == "fail" {
-                return Err(format!("failed {binding}/{operation}"));
-            }
-            let mut out = format!("{binding}|{namespace}|{operation}|").into_bytes();
-            out.extend_from_slice(payload);
-            Ok(out)
+        fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String> {
+            let route = format!("{}|{}|{}|", call.binding, call.namespace, call.operation);
+            Ok([route.as_bytes(), call.payload].concat())
         }
     }
 

@@ -23,8 +23,8 @@ use serde_json::{json, Value};
 use serde_yaml_ng::value::{Tag, TaggedValue};
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
 use crate::capabilities::crypto::CertificateTrustRequest;
+use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
 use crate::capabilities::{lock, Backend, Request};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,10 +43,7 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    pub fn new(
-        request: &Request,
-        answer: &Result<Vec<u8>, String>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(request: &Request, answer: &Result<Vec<u8>, String>) -> anyhow::Result<Self> {
         let request = to_kwctl_yaml(request)
             .with_context(|| format!("cannot convert request to yaml: {request:?}"))?;
         let response = match answer {
@@ -151,12 +148,12 @@ fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
             string("namespace")?;
             KubernetesListResources(from(fields)?)
         }
-        "KubernetesListResourceAll" => KubernetesListResources(
-            imagegate_policy::wire::ListResourcesRequest {
+        "KubernetesListResourceAll" => {
+            KubernetesListResources(imagegate_policy::wire::ListResourcesRequest {
                 namespace: None,
                 ..from(fields)?
-            },
-        ),
+            })
+        }
         "KubernetesGetResource" => KubernetesGetResource(from(fields)?),
         "KubernetesCanI" => {
             let r: CanI = from(fields)?;
@@ -300,11 +297,7 @@ impl Record {
 }
 
 impl Backend for Record {
-    fn answer(
-        &self,
-        request: &Request,
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
+    fn answer(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
         let answer = self.inner.answer(request, deadline);
         lock(&self.exchanges).push(Exchange::new(request, &answer));
         answer
@@ -449,8 +442,7 @@ mod tests {
         use crate::capabilities::crypto::{Certificate, CertificateEncoding};
         use crate::capabilities::request::ResourceAttributes;
         use imagegate_policy::wire::{
-            KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner,
-            NotaryVerifyRequest,
+            KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner, NotaryVerifyRequest,
         };
         let file = include_str!("../../tests/data/session/every-request.yml");
         let image = || "ghcr.io/a/b:1".to_string();

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use imagegate_policy::wire::{GroupVersionKind, GroupVersionResource};
+use imagegate_policy::wire::{AdmissionRequest, GroupVersionKind, GroupVersionResource};
 
-use crate::runtime::admission::{AdmissionRequest, AdmissionResponse, UserInfo};
+use crate::runtime::admission::AdmissionResponse;
 
 pub const API_VERSION: &str = "imagepolicy.k8s.io/v1alpha1";
 
@@ -128,23 +128,17 @@ impl ImageReview {
                 version: "v1".into(),
                 resource: "pods".into(),
             },
-            sub_resource: None,
-            request_kind: None,
-            request_resource: None,
-            request_sub_resource: None,
-            name: None,
             namespace,
             operation: "CREATE".into(),
-            user_info: UserInfo::default(),
-            object: Some(json!({
+            // Writing a Value cannot fail (and a request without object is denied).
+            object: serde_json::value::to_raw_value(&json!({
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": metadata,
                 "spec": {"containers": containers},
-            })),
-            old_object: None,
-            dry_run: None,
-            options: None,
+            }))
+            .ok(),
+            ..AdmissionRequest::default()
         }
     }
 }
@@ -191,6 +185,10 @@ mod tests {
     use super::*;
     use crate::runtime::admission::AdmissionResponseStatus;
 
+    fn object(req: &AdmissionRequest) -> Value {
+        serde_json::from_str(req.object.as_ref().unwrap().get()).unwrap()
+    }
+
     fn review(annotations: &[(&str, &str)]) -> ImageReview {
         let body = json!({
             "apiVersion": API_VERSION,
@@ -212,7 +210,7 @@ mod tests {
         assert_eq!(req.namespace.as_deref(), Some("team-a"));
         assert_eq!(req.operation, "CREATE");
         assert_eq!(req.kind.kind, "Pod");
-        let object = req.object.unwrap();
+        let object = object(&req);
         assert_eq!(
             object["spec"]["containers"],
             json!([{"name": "containers[0]", "image": "nginx:1.27"},
@@ -241,11 +239,11 @@ mod tests {
         let r = review(&[("alpha.image-policy.k8s.io/break-glass", "true")]);
         let req = r.to_admission_request("u".into(), Some("corp.example/override"));
         assert_eq!(
-            req.object.unwrap()["metadata"]["annotations"]["corp.example/override"],
+            object(&req)["metadata"]["annotations"]["corp.example/override"],
             "true"
         );
         let req = r.to_admission_request("u".into(), None);
-        assert!(req.object.unwrap()["metadata"]["annotations"]
+        assert!(object(&req)["metadata"]["annotations"]
             .get("corp.example/override")
             .is_none());
     }

@@ -37,7 +37,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::capabilities::Capabilities;
 use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
-use crate::runtime::{HostCallbacks, Policy, RuntimeConfig};
+use crate::runtime::{HostCall, HostCallbacks, Policy, RuntimeConfig};
 use imagereview::ImageReview;
 use metrics::{Endpoint, Metrics, Outcome};
 
@@ -96,20 +96,11 @@ struct Metered {
 }
 
 impl HostCallbacks for Metered {
-    fn host_call(
-        &self,
-        binding: &str,
-        namespace: &str,
-        operation: &str,
-        payload: &[u8],
-        deadline: Option<Instant>,
-    ) -> Result<Vec<u8>, String> {
-        let result = self
-            .inner
-            .host_call(binding, namespace, operation, payload, deadline);
-        if namespace != "tracing" {
+    fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String> {
+        let result = self.inner.host_call(call);
+        if call.namespace != "tracing" {
             self.metrics
-                .capability_call(namespace, operation, result.is_ok());
+                .capability_call(call.namespace, call.operation, result.is_ok());
         }
         result
     }
@@ -549,7 +540,7 @@ async fn admission_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Byte
     let request = match review
         .get("request")
         .cloned()
-        .map(serde_json::from_value::<AdmissionRequest>)
+        .map(admission::request_from_value)
     {
         Some(Ok(r)) => r,
         Some(Err(e)) => {

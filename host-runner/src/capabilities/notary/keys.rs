@@ -268,9 +268,7 @@ mod tests {
         assert!(parse_pinned("garbage")
             .unwrap_err()
             .contains("expected \"-----BEGIN"));
-        assert!(parse_pinned("")
-            .unwrap_err()
-            .contains("no PEM block"));
+        assert!(parse_pinned("").unwrap_err().contains("no PEM block"));
         assert!(parse_pinned("-----BEGIN PUBLIC KEY-----\nAAAA\n")
             .unwrap_err()
             .contains("missing \"-----END PUBLIC KEY-----\""));

@@ -710,14 +710,16 @@ fn root_rotation_needs_the_trusted_root_keys() {
     rotated.root["roles"]["root"] = json!({"keyids": [new_root_key.id], "threshold": 1});
     rotated.root["version"] = json!(2);
     rotated.root_sigs = vec![by(&new_root_key)];
-    let err = verify_repo(
-        GUN,
-        &rotated.build(),
-        Anchor::Trusted(&trusted),
-        &Versions::new(),
-        valid_at(),
-    )
-    .unwrap_err();
+    let verify = |repo: &TestRepo| {
+        verify_repo(
+            GUN,
+            &repo.build(),
+            Anchor::Trusted(&trusted),
+            &Versions::new(),
+            valid_at(),
+        )
+    };
+    let err = verify(&rotated).unwrap_err();
     assert_eq!(
         err,
         format!(
@@ -726,24 +728,10 @@ fn root_rotation_needs_the_trusted_root_keys() {
         )
     );
     rotated.root_sigs.push(by(&repo.keys["root"]));
-    assert!(verify_repo(
-        GUN,
-        &rotated.build(),
-        Anchor::Trusted(&trusted),
-        &Versions::new(),
-        valid_at()
-    )
-    .is_ok());
+    assert!(verify(&rotated).is_ok());
     // Without the new key's own signature the rotation is not valid either.
     rotated.root_sigs.remove(0);
-    assert!(verify_repo(
-        GUN,
-        &rotated.build(),
-        Anchor::Trusted(&trusted),
-        &Versions::new(),
-        valid_at()
-    )
-    .is_err());
+    assert!(verify(&rotated).is_err());
 }
 
 #[test]

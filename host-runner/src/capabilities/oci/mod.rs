@@ -17,13 +17,12 @@ mod image;
 mod trust_root;
 mod verify;
 
-
+use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
 use anyhow::Context;
+use image::{auth_hint, error_chain, Image};
 use imagegate_policy::wire::{
     ManifestConfigResponse, ManifestDigestResponse, SigstoreVerifyRequest, VerifyResponse,
 };
-use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
-use image::{auth_hint, error_chain, Image};
 use sigstore::cosign::{ClientBuilder, CosignCapabilities};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
