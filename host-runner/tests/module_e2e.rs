@@ -17,8 +17,7 @@
 #[allow(dead_code)]
 mod support;
 
-#[path = "support/notary.rs"]
-mod notary_lab;
+use support::notary as notary_lab;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -2,15 +2,15 @@
 //! notary-server/notary-signer, verified by `imagegate`'s Notary capability.
 //! Skips (loudly) only when the notary package is not installed.
 
-#[path = "support/notary.rs"]
-mod notary_lab;
+#[allow(dead_code)] // the Notary part of the lab only
+mod support;
 
 use std::time::Instant;
 
 use base64::Engine as _;
 use imagegate::capabilities::notary::{Notary, NotaryConfig};
 use imagegate_policy::wire::{NotarySigner, NotaryVerifyRequest, NotaryVerifyResponse};
-use notary_lab::NotaryLab;
+use support::notary::NotaryLab;
 
 const GUN: &str = "127.0.0.1:5000/demo/alpine";
 const D1: &str = "ae9ec4294fa57373460da70ceeddd75c1e092e852db99c9d544df036ce6f91b9";
@@ -70,7 +70,7 @@ fn trusted(digest: &str, signer: &str) -> Result<NotaryVerifyResponse, String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notary_server_end_to_end() {
-    if !notary_lab::available() {
+    if !support::notary::available() {
         return;
     }
     let mut lab = NotaryLab::start();

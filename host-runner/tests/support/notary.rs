@@ -16,10 +16,7 @@ use std::time::{Duration, Instant};
 
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
 
-// The lab's TLS certificates come from the shared test CA.
-#[path = "certs.rs"]
-mod certs;
-use certs::TestCa;
+use super::certs::TestCa;
 
 /// Passphrases the `notary` CLI reads from the environment.
 const PASSPHRASES: [(&str, &str); 4] = [
