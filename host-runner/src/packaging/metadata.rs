@@ -283,25 +283,40 @@ fn validate_resources(resources: &[String]) -> Result<()> {
 /// The `(apiVersion, kind)` pairs a policy may read through `kubernetes/*`
 /// (`contextAwareResources`): from `metadata_file` when given, else from the
 /// module's embedded metadata, else none. Granted only with
-/// `--allow-context-aware`, as kwctl.
+/// `--allow-context-aware`, as kwctl. Only that key is read, so a partial
+/// metadata file, or metadata a newer kwctl annotated with keys this
+/// [`Metadata`] does not know, still grants what it lists.
 pub fn context_aware_resources(
     module: &[u8],
     metadata_file: Option<&Path>,
 ) -> Result<BTreeSet<(String, String)>> {
-    let metadata = match metadata_file {
-        Some(path) => Some(Metadata::from_yaml_file(path)?),
+    let document: Option<serde_json::Value> = match metadata_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read metadata {}", path.display()))?;
+            Some(
+                serde_yaml_ng::from_str(&text)
+                    .with_context(|| format!("invalid metadata {}", path.display()))?,
+            )
+        }
         // A module given as WAT text has no custom sections.
         None if !module.starts_with(b"\0asm") => None,
-        None => Metadata::from_module(module)?,
+        None => custom_section(module, METADATA_SECTION)?
+            .map(serde_json::from_slice)
+            .transpose()
+            .with_context(|| format!("invalid JSON in the module's {METADATA_SECTION} section"))?,
     };
-    Ok(metadata
-        .map(|m| {
-            m.context_aware_resources
-                .into_iter()
-                .map(|r| (r.api_version, r.kind))
-                .collect()
-        })
-        .unwrap_or_default())
+    let resources: BTreeSet<ContextAwareResource> = document
+        .as_ref()
+        .and_then(|d| d.get("contextAwareResources"))
+        .map(|r| serde_json::from_value(r.clone()))
+        .transpose()
+        .context("invalid contextAwareResources")?
+        .unwrap_or_default();
+    Ok(resources
+        .into_iter()
+        .map(|r| (r.api_version, r.kind))
+        .collect())
 }
 
 /// Contents of the first custom section called `name`, if any.
@@ -451,7 +466,8 @@ mutating: false
 
     #[test]
     fn context_aware_resources_from_the_module_or_the_file() {
-        let json = br#"{"rules":[],"mutating":true,"contextAwareResources":[{"apiVersion":"v1","kind":"ConfigMap"}]}"#;
+        // A key this Metadata does not know (a newer kwctl) does not matter here.
+        let json = br#"{"rules":[],"mutating":true,"newerKwctlKey":1,"contextAwareResources":[{"apiVersion":"v1","kind":"ConfigMap"}]}"#;
         let wasm =
             crate::packaging::annotate::embed(&wat::parse_str("(module)").unwrap(), json).unwrap();
         let set = context_aware_resources(&wasm, None).unwrap();
@@ -469,7 +485,7 @@ mutating: false
         let path = dir.path().join("metadata.yml");
         std::fs::write(
             &path,
-            "rules: []\nmutating: false\ncontextAwareResources:\n- apiVersion: tmax.io/v1\n  kind: RegistrySecurityPolicy\n",
+            "contextAwareResources:\n- apiVersion: tmax.io/v1\n  kind: RegistrySecurityPolicy\n",
         )
         .unwrap();
         let set = context_aware_resources(&wasm, Some(&path)).unwrap();
