@@ -22,5 +22,8 @@ pub mod sources;
 pub mod wire;
 pub mod workload;
 
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 mod entry;

@@ -18,7 +18,7 @@
 //! per-request build cost and the wasm module larger (see `benches/engine.rs`).
 
 use crate::glob::Glob;
-use crate::reference::{self, ParseError, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
+use crate::reference::{self, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -139,18 +139,15 @@ impl Pattern {
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => (
-                rest,
-                Some(reference::parse_digest(digest).map_err(PatternError::new)?),
-            ),
+            Some((rest, digest)) => {
+                reference::check_digest(digest).map_err(PatternError::new)?;
+                (rest, Some(digest.to_string()))
+            }
             None => (text, None),
         };
         let (name, tag) = reference::split_tag(rest);
         let constraint = Constraint {
-            tag: tag
-                .map(parse_tag_glob)
-                .transpose()
-                .map_err(PatternError::new)?,
+            tag: tag.map(tag_glob).transpose().map_err(PatternError::new)?,
             digest,
         };
         if name.is_empty() {
@@ -167,7 +164,10 @@ impl Pattern {
             });
         }
         let (host, path) = match name.split_once('/') {
-            None if name.contains(['.', ':']) || name == "localhost" => {
+            // A single component is a Docker Hub path; one that would be a host
+            // before a `/` (case aside: upper case is reported as a path error)
+            // is most likely a registry written without its path.
+            None if reference::is_registry(&name.to_ascii_lowercase()) => {
                 // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
                 let registry = match tag {
                     Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
@@ -178,14 +178,8 @@ impl Pattern {
                      write \"{registry}/**\" for every image in that registry"
                 )));
             }
-            Some((first, path)) if first.contains(['.', ':', '*']) || first == "localhost" => {
+            Some((first, path)) if is_host_pattern(first) => {
                 (parse_host_pattern(first).map_err(PatternError::new)?, path)
-            }
-            Some((first, _)) if first.bytes().any(|b| b.is_ascii_uppercase()) => {
-                return Err(PatternError::new(format!(
-                    "{first:?} has upper-case letters: a path must be lower-case, and a registry \
-                     host in a pattern needs a '.' or a port"
-                )));
             }
             _ => (
                 HostPattern::Exact {
@@ -282,10 +276,18 @@ fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
     };
     let host = host.map_err(|e| e.reason)?;
     if port == PortPattern::Absent && !reference::is_registry(&host) {
-        return Err(format!(
-            "registry {first:?} normalizes to {host:?} without a port, which no image can name \
-             (it would read as a Docker Hub namespace); give its port, or `:*`"
-        ));
+        // Only upper case made `first` a host (or a port that normalizes away).
+        return Err(if first.contains(':') {
+            format!(
+                "registry {first:?} normalizes to {host:?} without a port, which no image can name \
+                 (it would read as a Docker Hub namespace); give its port, or `:*`"
+            )
+        } else {
+            format!(
+                "{first:?} has upper-case letters: a path must be lower-case, and a registry \
+                 host in a pattern needs a '.' or a port"
+            )
+        });
     }
     Ok(HostPattern::Exact { host, port })
 }
@@ -329,23 +331,34 @@ fn parse_segment(component: &str) -> Result<Segment, String> {
     Ok(Segment::Glob(Glob::new(component)))
 }
 
-/// The `:glob` of a pattern: tag characters and `*`.
-fn parse_tag_glob(tag: &str) -> Result<Glob, ParseError> {
-    if !tag.contains('*') {
-        return reference::parse_tag(tag).map(|t| Glob::new(&t));
+/// Whether a pattern's first `/`-component is its registry: the host rule of
+/// references ([`reference::is_registry`]), or a `*` host wildcard.
+pub(crate) fn is_host_pattern(first: &str) -> bool {
+    first.contains('*') || reference::is_registry(first)
+}
+
+/// A tag or a `*` glob over tags: the one tag-glob rule, for the `:tag` of
+/// patterns and for `tags.allow` / `tags.deny`. A glob is accepted only if it
+/// can match a tag of the distribution grammar (`[\w][\w.-]{0,127}`): tag
+/// characters and `*`, no leading `.` or `-`, at most 128 characters besides
+/// the stars. Anything else would silently match nothing.
+pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
+    if text.is_empty() {
+        return Err("empty tag or tag glob".to_string());
     }
-    let invalid = tag
-        .chars()
-        .find(|&c| c != '*' && !reference::is_tag_char(c));
-    if invalid.is_some() || tag.starts_with(['.', '-']) {
-        return Err(ParseError {
-            reason: format!(
-                "tag pattern {tag:?} can match no tag: tags are letters, digits, '_', '.' and '-' \
-                 and start with a letter, digit or '_'"
-            ),
-        });
+    let literal = text.bytes().filter(|&b| b != b'*').count();
+    let ok = literal <= reference::TAG_LENGTH_MAX
+        && !text.starts_with(['.', '-'])
+        && text.chars().all(|c| c == '*' || reference::is_tag_char(c));
+    if !ok {
+        return Err(format!(
+            "{text:?} is not a tag or tag glob, it can match no tag: tags are letters, digits, \
+             '_', '.' and '-', start with a letter, digit or '_' and are at most \
+             {} characters long; `*` is the only wildcard",
+            reference::TAG_LENGTH_MAX
+        ));
     }
-    Ok(Glob::new(tag))
+    Ok(Glob::new(text))
 }
 
 /// Every strict parent domain of `host`: `a.b.example.com` -> `b.example.com`,
@@ -954,6 +967,12 @@ mod tests {
     #[test]
     fn invalid_tag_globs_and_text_are_rejected() {
         assert!(err("nginx:").contains("empty tag"));
+        assert!(err("nginx:-rc").contains("can match no tag"));
+        assert!(err(&format!("nginx:{}", "a".repeat(129))).contains("can match no tag"));
+        assert!(m(
+            &format!("nginx:{}*", "a".repeat(128)),
+            &format!("nginx:{}", "a".repeat(128))
+        ));
         assert!(err("nginx:.*").contains("can match no tag"));
         assert!(err("nginx:a+*").contains("can match no tag"));
         assert!(err("").contains("empty"));

@@ -57,6 +57,20 @@ pub fn decode_all(text: &str) -> Result<Vec<Block>, String> {
     Ok(blocks)
 }
 
+/// `block` as PEM text (64-character base64 lines, final newline): how a block
+/// read with [`decode_all`] is handed on, e.g. a key from a bundle.
+pub fn encode(block: &Block) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(&block.der);
+    let mut text = format!("-----BEGIN {}-----\n", block.label);
+    for line in body.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is UTF-8.
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {}-----\n", block.label));
+    text
+}
+
 /// Checks that `text` is exactly one PEM block whose label is one of `labels`.
 pub fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
     let blocks = decode_all(text)?;
@@ -152,6 +166,22 @@ mod tests {
         assert!(expect_one(bad_len, &["PUBLIC KEY"])
             .unwrap_err()
             .contains("length"));
+    }
+
+    #[test]
+    fn encode_writes_what_decode_reads() {
+        let blocks = decode_all(P256).unwrap();
+        assert_eq!(encode(&blocks[0]), P256);
+        // A 203-byte DER SEQUENCE: several base64 lines.
+        let mut der = vec![0x30, 0x81, 200];
+        der.extend([7u8; 200]);
+        let long = Block {
+            label: "CERTIFICATE".into(),
+            der,
+        };
+        let text = encode(&long);
+        assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+        assert_eq!(decode_all(&text), Ok(vec![long]));
     }
 
     #[test]

@@ -26,7 +26,7 @@ const HTTPS_PORT: u16 = 443;
 /// Longest normalized name (`host[:port]/path`), as in the distribution grammar.
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Longest tag (the grammar's `[\w][\w.-]{0,127}`).
-const TAG_LENGTH_MAX: usize = 128;
+pub(crate) const TAG_LENGTH_MAX: usize = 128;
 /// The tag of an image written with neither tag nor digest.
 const DEFAULT_TAG: &str = "latest";
 
@@ -76,7 +76,10 @@ impl Reference {
             ));
         }
         let (rest, digest) = match image.split_once('@') {
-            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            Some((rest, digest)) => {
+                check_digest(digest)?;
+                (rest, Some(digest.to_string()))
+            }
             None => (image, None),
         };
         let (name, tag) = split_tag(rest);
@@ -215,7 +218,8 @@ pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
 
 /// docker's splitDockerDomain: the first `/`-component names a registry iff it
 /// contains `.` or `:`, is `localhost`, or has upper-case letters (upper case is
-/// invalid in a path, so it must be a host).
+/// invalid in a path, so it must be a host). The one host rule: patterns and
+/// the converters read their first component with it too.
 pub(crate) fn is_registry(first: &str) -> bool {
     first.contains(['.', ':'])
         || first == "localhost"
@@ -412,15 +416,17 @@ pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
     Ok(tag.to_string())
 }
 
-/// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits.
-pub(crate) fn parse_digest(digest: &str) -> Result<String, ParseError> {
+/// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits: the one digest
+/// rule, for images, patterns and every digest a host answers (a digest the
+/// engine writes into an object must be one an image could carry).
+pub(crate) fn check_digest(digest: &str) -> Result<(), ParseError> {
     let valid = match digest.split_once(':') {
         Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(is_lower_hex),
         Some(("sha512", hex)) => hex.len() == 128 && hex.bytes().all(is_lower_hex),
         _ => false,
     };
     if valid {
-        Ok(digest.to_string())
+        Ok(())
     } else {
         Err(ParseError::new(format!(
             "digest {digest:?} must be sha256:<64 hex> or sha512:<128 hex> (lower-case)"

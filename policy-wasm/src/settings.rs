@@ -8,10 +8,11 @@
 //! both on every request.
 
 use crate::glob::Glob;
-use crate::pattern::{Pattern, PatternSet};
+use crate::pattern::{self, Pattern, PatternSet};
 use crate::pem;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The default break-glass annotation (Kubernetes ImagePolicyWebhook's name).
 pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "image-policy.k8s.io/break-glass";
@@ -273,7 +274,8 @@ pub struct BreakGlass {
 
 #[derive(Debug)]
 pub struct Rule {
-    pub name: String,
+    /// Shared with every verdict the rule decides (no copy per image).
+    pub name: Arc<str>,
     pub priority: i64,
     pub action: Action,
     pub mode: Mode,
@@ -527,7 +529,7 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
     let tag_globs = |list: &[String], field: &str| {
         list.iter()
             .enumerate()
-            .map(|(k, t)| tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
+            .map(|(k, t)| pattern::tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
             .collect::<Result<Vec<_>, _>>()
     };
     if r.skip_on_resolution_failure && r.image_labels.is_empty() {
@@ -550,7 +552,7 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
         Some(v) => Some(compile_verify(v, &format!("{at}.verify"), keys)?),
     };
     Ok(Rule {
-        name: r.name.clone(),
+        name: Arc::from(r.name.as_str()),
         priority: r.priority,
         action: r.action,
         mode: r.mode,
@@ -753,21 +755,6 @@ fn namespace_glob(text: &str) -> Result<Glob, String> {
     if !ok {
         return Err(format!(
             "{text:?} is not a namespace name or glob (lower-case letters, digits, '-', '*')"
-        ));
-    }
-    Ok(Glob::new(text))
-}
-
-/// Tags are `[\w][\w.-]{0,127}`; `*` is the only wildcard.
-fn tag_glob(text: &str) -> Result<Glob, String> {
-    let ok = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*'));
-    if !ok {
-        return Err(format!(
-            "{text:?} is not a tag or tag glob (letters, digits, '_', '.', '-', '*')"
         ));
     }
     Ok(Glob::new(text))

@@ -8,6 +8,7 @@
 
 use super::{str_at, tanzu, tmax, Converted};
 use crate::host::Host;
+use crate::settings::{Policy, SourcedSettings};
 use crate::wire::{GetResourceRequest, ListResourcesRequest};
 use serde_json::{Map, Value};
 
@@ -16,6 +17,19 @@ use serde_json::{Map, Value};
 pub struct Sources {
     pub tmax: bool,
     pub tanzu: bool,
+}
+
+/// The policy for one request in `namespace`: the settings as written,
+/// completed with the enabled sources' objects, compiled like any settings.
+pub(crate) fn policy(
+    sourced: &SourcedSettings,
+    namespace: &str,
+    host: &dyn Host,
+) -> Result<Policy, String> {
+    let settings = merged_settings(sourced.sources, &sourced.base, namespace, host)
+        .map_err(|e| format!("sources: {e}"))?;
+    Policy::from_json(&settings.to_string())
+        .map_err(|e| format!("the settings built from sources are invalid: {e}"))
 }
 
 /// Reads the enabled sources for a request in `namespace` and merges them

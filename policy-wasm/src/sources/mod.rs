@@ -207,16 +207,3 @@ pub(crate) fn unknown_fields(out: &mut Out, at: &str, obj: &Value, known: &[&str
         }
     }
 }
-
-/// Whether an image pattern's first component is a host (DESIGN.md rule).
-pub(crate) fn has_host(pattern: &str) -> bool {
-    match pattern.split_once('/') {
-        None => false,
-        Some((first, _)) => {
-            first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.contains('*')
-        }
-    }
-}
