@@ -24,6 +24,28 @@ use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
+///
+/// Written against the normalized reference and normalized the same way, so
+/// `nginx` covers every spelling of `docker.io/library/nginx`.
+///
+/// ```
+/// use imagegate_policy::pattern::Pattern;
+/// use imagegate_policy::reference::Reference;
+///
+/// let p = Pattern::parse("nginx:1.*")?;
+/// assert!(p.is_match(&Reference::parse("index.docker.io/library/nginx:1.25").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("nginx:latest").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("ghcr.io/library/nginx:1.25").unwrap()));
+///
+/// let p = Pattern::parse("*.corp.io/**")?;
+/// assert!(p.is_match(&Reference::parse("a.corp.io/team/app").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("corp.io/app").unwrap()), "not the apex");
+/// assert!(!p.is_match(&Reference::parse("a.corp.io:5000/app").unwrap()), "no port unless named");
+///
+/// // A pattern that could match another party's registry is invalid settings.
+/// assert!(Pattern::parse("registry.corp.example*/**").is_err());
+/// # Ok::<(), imagegate_policy::pattern::PatternError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     /// As written, for messages.
@@ -116,6 +138,7 @@ impl Constraint {
 /// not the whole pattern: callers show it next to the pattern and its settings path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
+    /// What is wrong and, where it helps, what to write instead.
     pub reason: String,
 }
 
@@ -136,6 +159,8 @@ impl fmt::Display for PatternError {
 impl std::error::Error for PatternError {}
 
 impl Pattern {
+    /// Parses and normalizes a pattern; what could match more than it says,
+    /// or nothing at all, is an error.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match text.split_once('@') {
@@ -209,10 +234,12 @@ impl Pattern {
         })
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// Whether the normalized `image` matches.
     pub fn is_match(&self, image: &Reference) -> bool {
         let host_ok = match &self.host {
             HostPattern::Any => true,
@@ -421,6 +448,22 @@ type FastHash = BuildHasherDefault<Fnv>;
 
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
+///
+/// ```
+/// use imagegate_policy::pattern::{Pattern, PatternSet};
+/// use imagegate_policy::reference::Reference;
+///
+/// let set = PatternSet::new([
+///     (Pattern::parse("registry.corp.example/**")?, 0),
+///     (Pattern::parse("*:latest")?, 1),
+///     (Pattern::parse("ghcr.io/corp/*")?, 2),
+/// ]);
+/// let mut ids = Vec::new();
+/// set.matches_into(&Reference::parse("registry.corp.example/app").unwrap(), &mut ids);
+/// ids.sort();
+/// assert_eq!(ids, [0, 1], "no tag means latest");
+/// # Ok::<(), imagegate_policy::pattern::PatternError>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct PatternSet {
     /// Trie nodes of every registry bucket.
@@ -457,6 +500,7 @@ fn new_node(nodes: &mut Vec<Node>) -> NodeId {
 }
 
 impl PatternSet {
+    /// Indexes `patterns`; a match reports the id given with the pattern.
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
         let mut set = PatternSet::default();
         for (pattern, id) in patterns {
@@ -541,6 +585,7 @@ impl PatternSet {
         }
     }
 
+    /// Whether the set has no pattern.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -1,20 +1,37 @@
-//! Just enough PEM to reject bad key material at `validate_settings`.
+//! The one PEM reader, guest and host: just enough PEM to reject bad key
+//! material at `validate_settings`, split bundles, and hand blocks on.
 //!
 //! Signatures are checked by the host; the guest only makes sure that what the
 //! user pasted is a well-formed PEM block of the right kind, so a typo is an
-//! invalid-settings error at deploy time instead of a denial at 3 a.m.
+//! invalid-settings error at deploy time instead of a denial at 3 a.m. The
+//! host reads Notary's keys with [`decode_all`] too.
 
 use base64::Engine;
 
 /// One decoded PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// What follows `-----BEGIN `: `PUBLIC KEY`, `CERTIFICATE`, ...
     pub label: String,
+    /// The decoded body: one DER SEQUENCE.
     pub der: Vec<u8>,
 }
 
 /// Decodes every PEM block in `text`. RFC 1421 headers (`role: jenkins`, as
-/// Notary writes them) are skipped. At least one block is required.
+/// Notary writes them) are skipped. At least one block is required; text
+/// outside blocks, an END label that differs from its BEGIN, an unterminated
+/// block, bad base64 or a body that is not one DER SEQUENCE are errors.
+///
+/// ```
+/// let key = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n\
+///            9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
+/// let blocks = imagegate_policy::pem::decode_all(&format!("{key}{key}"))?;
+/// assert_eq!(blocks.len(), 2);
+/// assert_eq!(blocks[0].label, "PUBLIC KEY");
+/// assert_eq!(imagegate_policy::pem::encode(&blocks[0]), key);
+/// assert!(imagegate_policy::pem::decode_all("-----BEGIN PUBLIC KEY-----\nMAA=\n").is_err());
+/// # Ok::<(), String>(())
+/// ```
 pub fn decode_all(text: &str) -> Result<Vec<Block>, String> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim_end);
@@ -72,7 +89,7 @@ pub fn encode(block: &Block) -> String {
 }
 
 /// Checks that `text` is exactly one PEM block whose label is one of `labels`.
-pub fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
+pub(crate) fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
     let blocks = decode_all(text)?;
     if blocks.len() != 1 {
         return Err(format!("expected one PEM block, found {}", blocks.len()));
@@ -81,7 +98,7 @@ pub fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
 }
 
 /// Checks that `text` holds one or more PEM blocks, each with one of `labels`.
-pub fn expect_all(text: &str, labels: &[&str]) -> Result<(), String> {
+pub(crate) fn expect_all(text: &str, labels: &[&str]) -> Result<(), String> {
     expect_labels(&decode_all(text)?, labels)
 }
 

@@ -16,11 +16,11 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 /// The registry of images without a host.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 /// Other names of Docker Hub, normalized to [`DOCKER_HUB`].
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 /// Namespace of Docker Hub's official images (`nginx` = `library/nginx`).
-pub const OFFICIAL_NAMESPACE: &str = "library";
+pub(crate) const OFFICIAL_NAMESPACE: &str = "library";
 /// Port dropped by normalization: `host:443` and `host` are the same registry.
 const HTTPS_PORT: u16 = 443;
 /// Longest normalized name (`host[:port]/path`), as in the distribution grammar.
@@ -33,6 +33,24 @@ const DEFAULT_TAG: &str = "latest";
 /// A parsed, normalized image reference.
 ///
 /// `nginx` -> host `docker.io`, path `library/nginx`, tag `latest` (implicit).
+/// Rules only ever see this form, so the spellings of one image cannot be
+/// told apart, and its text is the only thing the host is asked about.
+///
+/// ```
+/// use imagegate_policy::reference::Reference;
+///
+/// let r = Reference::parse("Index.Docker.IO/nginx")?;
+/// assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+/// assert_eq!((r.host(), r.path(), r.tag()), ("docker.io", "library/nginx", Some("latest")));
+///
+/// let r = Reference::parse("registry.corp.example:443/team/app@sha256:1111111111111111111111111111111111111111111111111111111111111111")?;
+/// assert_eq!((r.port(), r.tag()), (None, None), ":443 is dropped, no implicit tag with a digest");
+///
+/// // Nothing is repaired: what the runtime could read differently is an error.
+/// assert!(Reference::parse("nginx ").is_err());
+/// assert!(Reference::parse("Registry/app").unwrap_err().reason.contains("Docker Hub namespace"));
+/// # Ok::<(), imagegate_policy::reference::ParseError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
     host: String,
@@ -46,6 +64,7 @@ pub struct Reference {
 /// image: callers show it next to the image as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// What is wrong, e.g. `path component "Nginx" has upper-case letters`.
     pub reason: String,
 }
 
@@ -172,7 +191,7 @@ impl fmt::Display for Reference {
 
 /// `image` as written with its digest set to `digest` (an existing `@...` is
 /// replaced, the tag is kept): `nginx:1.0` -> `nginx:1.0@sha256:...`.
-pub fn pin(image: &str, digest: &str) -> String {
+pub(crate) fn pin(image: &str, digest: &str) -> String {
     let name = image.split_once('@').map_or(image, |(n, _)| n);
     format!("{name}@{digest}")
 }
