@@ -1010,6 +1010,20 @@ mod tests {
     }
 
     #[test]
+    fn first_component_is_a_host_by_the_rule_of_references() {
+        // The same text as a pattern and as an image names the same registry.
+        for image in [
+            "Localhost/app",
+            "LOCALHOST:5000/app",
+            "Corp.IO/app",
+            "corp/app",
+        ] {
+            assert!(m(image, image), "{image}");
+        }
+        assert!(err("Corp/app").contains("upper-case letters"));
+    }
+
+    #[test]
     fn invalid_tag_globs_and_text_are_rejected() {
         assert!(err("nginx:").contains("empty tag"));
         assert!(err("nginx:-rc").contains("can match no tag"));

@@ -893,6 +893,13 @@ mod tests {
             err(r#"{"rules":[{"name":"a","images":["a"],"tags":{"deny":["lat est"]}}]}"#)
                 .starts_with("rules[0].tags.deny[0]:")
         );
+        // Tags start with a letter, digit or '_': such a glob would match no tag.
+        for glob in [".rc*", "-x", ""] {
+            let json = format!(
+                r#"{{"rules":[{{"name":"a","images":["a"],"tags":{{"allow":["{glob}"]}}}}]}}"#
+            );
+            assert!(err(&json).starts_with("rules[0].tags.allow[0]:"), "{glob}");
+        }
         assert!(
             err(r#"{"rules":[{"name":"a","images":["a"],"action":"deny","pinDigest":true}]}"#)
                 .starts_with("rules[0].pinDigest: only rules with action allow")
