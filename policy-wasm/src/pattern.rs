@@ -189,10 +189,9 @@ impl Pattern {
             });
         }
         let (host, path) = match name.split_once('/') {
-            // A single component is a Docker Hub path; one that would be a host
-            // before a `/` (case aside: upper case is reported as a path error)
-            // is most likely a registry written without its path.
-            None if reference::is_registry(&name.to_ascii_lowercase()) => {
+            // A single component is a Docker Hub path; one that looks like a
+            // host is most likely a registry written without its path.
+            None if reference::looks_like_host(name) => {
                 // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
                 let registry = match tag {
                     Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
@@ -376,7 +375,9 @@ pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
     let literal = text.bytes().filter(|&b| b != b'*').count();
     let ok = literal <= reference::TAG_LENGTH_MAX
         && !text.starts_with(['.', '-'])
-        && text.chars().all(|c| c == '*' || reference::is_tag_char(c));
+        && text
+            .bytes()
+            .all(|b| b == b'*' || reference::is_tag_char(char::from(b)));
     if !ok {
         return Err(format!(
             "{text:?} is not a tag or tag glob, it can match no tag: tags are letters, digits, \

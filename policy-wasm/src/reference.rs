@@ -240,9 +240,14 @@ pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
 /// invalid in a path, so it must be a host). The one host rule: patterns and
 /// the converters read their first component with it too.
 pub(crate) fn is_registry(first: &str) -> bool {
-    first.contains(['.', ':'])
-        || first == "localhost"
-        || first.bytes().any(|b| b.is_ascii_uppercase())
+    looks_like_host(first) || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// The part of [`is_registry`] that does not depend on case: a `.` or `:`,
+/// or `localhost` in any case. A pattern without `/` that looks like a host
+/// is a registry written without its path.
+pub(crate) fn looks_like_host(first: &str) -> bool {
+    first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost")
 }
 
 /// True for the normalized Docker Hub registry (the only one that gets `library/`).

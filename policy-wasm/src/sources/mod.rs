@@ -8,7 +8,7 @@
 //!
 //! The converters live in the policy crate because `sources: {tmax, tanzu}`
 //! runs the tmax and Tanzu conversions inside the guest at request time
-//! ([`context`]), so the CLI (`imagegate convert`) and the live policy can
+//! (`context`), so the CLI (`imagegate convert`) and the live policy can
 //! never disagree.
 
 pub(crate) mod context;
