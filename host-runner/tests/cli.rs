@@ -24,7 +24,7 @@ fn setup(validate: Behavior, settings: Behavior) -> (tempfile::TempDir, String, 
     let dir = tempfile::tempdir().unwrap();
     let wasm = guest::write(dir.path(), "guest.wasm", &validate, &settings);
     let req = dir.path().join("review.json");
-    std::fs::write(&req, guest::POD_REVIEW).unwrap();
+    std::fs::write(&req, guest::pod_review()).unwrap();
     (dir, wasm.display().to_string(), req.display().to_string())
 }
 
@@ -200,7 +200,7 @@ fn timeout_from_the_cli() {
 fn fixture(root: &Path, name: &str, expect: &str, extra: &[(&str, &str)]) {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("request.json"), guest::POD_REVIEW).unwrap();
+    std::fs::write(dir.join("request.json"), guest::pod_review()).unwrap();
     std::fs::write(dir.join("expect.yaml"), expect).unwrap();
     for (file, content) in extra {
         std::fs::write(dir.join(file), content).unwrap();

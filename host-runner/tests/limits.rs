@@ -9,18 +9,16 @@
 //! Host failures: every error, malformed answer and timeout of a host
 //! capability is a denial whose message names the cause.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use imagegate::capabilities::{Backend, Capabilities, CapabilityAllowList, Request};
 use imagegate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use imagegate::runtime::{Policy, RuntimeConfig, TIMEOUT_MESSAGE};
+use imagegate_policy::testing::{self, D1, KEY};
 use imagegate_policy::wire::SigstoreVerifyRequest;
 use serde_json::{json, Map, Value};
 
-const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
 const MIB: usize = 1024 * 1024;
 
 type Answer = Box<dyn Fn(&Request, Option<Instant>) -> Result<Vec<u8>, String> + Send + Sync>;
@@ -35,15 +33,9 @@ impl Backend for Scripted {
 }
 
 fn wasm() -> Vec<u8> {
-    let path = std::env::var_os("IMAGEGATE_POLICY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../policy.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read the policy module {} ({e}): run `make policy.wasm` or set IMAGEGATE_POLICY",
-            path.display()
-        )
-    })
+    let path = testing::policy_wasm();
+    std::fs::read(&path)
+        .unwrap_or_else(|e| panic!("cannot read the policy module {}: {e}", path.display()))
 }
 
 fn policy(config: RuntimeConfig, answer: Answer) -> Policy {
@@ -64,15 +56,9 @@ fn settings(v: Value) -> Map<String, Value> {
 }
 
 fn pod(containers: Vec<Value>, annotations: Value) -> AdmissionRequest {
-    serde_json::from_value(json!({
-        "uid": "limits", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "name": "p", "namespace": "default", "operation": "CREATE",
-        "userInfo": {"username": "u"},
-        "object": {"metadata": {"name": "p", "annotations": annotations},
-                   "spec": {"containers": containers}}
-    }))
-    .unwrap()
+    testing::Request::pod_with(containers)
+        .annotations(annotations)
+        .admission_request()
 }
 
 fn containers(n: usize, image: impl Fn(usize) -> String) -> Vec<Value> {

@@ -27,6 +27,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use imagegate::cli::args::EvalArgs;
 use imagegate::runtime::admission;
+use imagegate_policy::testing::{self, Request};
 use serde_json::{json, Value};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
@@ -51,36 +52,15 @@ fn workspace() -> PathBuf {
 
 /// The policy module under test; a clear failure when it was not built.
 fn policy() -> PathBuf {
-    let path = std::env::var_os("IMAGEGATE_POLICY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("policy.wasm"));
-    assert!(
-        path.is_file(),
-        "policy module {} not found: run `make policy.wasm` first (or set IMAGEGATE_POLICY)",
-        path.display()
-    );
-    path
+    testing::policy_wasm()
 }
 
-/// A Pod CREATE with one container running `image`.
+/// A Pod CREATE with one container `app` running `image` (the recorded
+/// fixtures' request).
 fn pod_request(image: &str) -> Value {
-    json!({
-        "uid": "e2e00000-0000-4000-8000-000000000001",
-        "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "requestKind": {"group": "", "version": "v1", "kind": "Pod"},
-        "requestResource": {"group": "", "version": "v1", "resource": "pods"},
-        "name": "web",
-        "namespace": "default",
-        "operation": "CREATE",
-        "userInfo": {"username": "alice", "groups": ["developers", "system:authenticated"]},
-        "object": {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": "web", "namespace": "default"},
-            "spec": {"containers": [{"name": "app", "image": image}]}
-        }
-    })
+    Request::pod_with(vec![json!({"name": "app", "image": image})])
+        .uid("e2e00000-0000-4000-8000-000000000001")
+        .into_json()
 }
 
 /// The printed AdmissionResponse, decoded.

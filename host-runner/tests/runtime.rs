@@ -45,7 +45,7 @@ fn forward(
 }
 
 fn request() -> admission::AdmissionRequest {
-    admission::parse_request(guest::POD_REVIEW).unwrap()
+    admission::parse_request(&guest::pod_review()).unwrap()
 }
 
 fn failure(text: &str) -> Result<String, CallError> {

@@ -3,7 +3,8 @@
 //! [`evaluate`] takes the settings and a workload as YAML (what a user
 //! pastes), runs the very engine of the policy module (`decide::explain`)
 //! and returns JSON for the page: settings errors with their field path, or
-//! the decision per image. No host is reachable from a browser, so the
+//! the engine's verdict per image (the same verdicts the response is written
+//! from: rule, reason, checks run, pin). No host is reachable from a browser, so the
 //! engine gets a [`RecordingHost`] that answers every capability call with
 //! an error and keeps the call: the page lists them as the calls the real
 //! host would make (registry, Notary), and the checks depending on them
@@ -215,6 +216,12 @@ spec:
             .as_str()
             .unwrap()
             .contains(NOT_EVALUATED));
+        // Each check the rule ran, with why it failed here.
+        assert_eq!(images[2]["checks"][0]["check"], r#"cosign key "release""#);
+        assert!(images[2]["checks"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with(NOT_EVALUATED));
         let calls = r["hostCalls"].as_array().unwrap();
         assert_eq!(calls.len(), 1, "{r}");
         assert_eq!(calls[0]["capability"], "oci/v2/verify");

@@ -229,19 +229,12 @@ fn settings_json(n: usize) -> String {
     format!(r#"{{"rules":[{}]}}"#, rules.join(","))
 }
 
-/// A host that is never called: these settings verify nothing.
-struct NoHost;
-
-impl imagegate_policy::host::Host for NoHost {
-    fn call(&self, ns: &str, op: &str, _: &[u8]) -> Result<Vec<u8>, String> {
-        Err(format!("unexpected host call {ns}/{op}"))
-    }
-}
-
 /// The whole engine on a 5-container pod: what a reused instance pays per
 /// request (`validate`), and what a fresh one adds (`compile`).
 fn validate(c: &mut Criterion) {
+    use imagegate_policy::testing::ScriptedHost;
     use imagegate_policy::{decide, settings::Policy, wire::AdmissionRequest};
+    // Kept literal (not a test builder) so figures stay comparable across changes.
     let request: AdmissionRequest = serde_json::from_str(
         r#"{"uid":"b","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
             "namespace":"default","operation":"CREATE","userInfo":{},
@@ -251,6 +244,8 @@ fn validate(c: &mut Criterion) {
               {"name":"e","image":"a.corp.io/x/y:3"}]}}}"#,
     )
     .expect("bench request");
+    // These settings verify nothing: the host is never called.
+    let host = ScriptedHost::none();
     let mut group = c.benchmark_group("validate");
     for n in [10, 1000] {
         let json = settings_json(n);
@@ -260,7 +255,7 @@ fn validate(c: &mut Criterion) {
         let policy = Policy::from_json(&json).expect("bench settings");
         group.bench_with_input(BenchmarkId::new("pod-5", n), &policy, |b, policy| {
             b.iter(|| {
-                let r = decide::validate(black_box(&request), policy, &NoHost);
+                let r = decide::validate(black_box(&request), policy, &host);
                 assert!(r.accepted, "{:?}", r.message);
             })
         });

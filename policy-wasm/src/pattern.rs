@@ -18,12 +18,34 @@
 //! per-request build cost and the wasm module larger (see `benches/engine.rs`).
 
 use crate::glob::Glob;
-use crate::reference::{self, ParseError, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
+use crate::reference::{self, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
+///
+/// Written against the normalized reference and normalized the same way, so
+/// `nginx` covers every spelling of `docker.io/library/nginx`.
+///
+/// ```
+/// use imagegate_policy::pattern::Pattern;
+/// use imagegate_policy::reference::Reference;
+///
+/// let p = Pattern::parse("nginx:1.*")?;
+/// assert!(p.is_match(&Reference::parse("index.docker.io/library/nginx:1.25").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("nginx:latest").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("ghcr.io/library/nginx:1.25").unwrap()));
+///
+/// let p = Pattern::parse("*.corp.io/**")?;
+/// assert!(p.is_match(&Reference::parse("a.corp.io/team/app").unwrap()));
+/// assert!(!p.is_match(&Reference::parse("corp.io/app").unwrap()), "not the apex");
+/// assert!(!p.is_match(&Reference::parse("a.corp.io:5000/app").unwrap()), "no port unless named");
+///
+/// // A pattern that could match another party's registry is invalid settings.
+/// assert!(Pattern::parse("registry.corp.example*/**").is_err());
+/// # Ok::<(), imagegate_policy::pattern::PatternError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
     /// As written, for messages.
@@ -116,6 +138,7 @@ impl Constraint {
 /// not the whole pattern: callers show it next to the pattern and its settings path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatternError {
+    /// What is wrong and, where it helps, what to write instead.
     pub reason: String,
 }
 
@@ -136,21 +159,20 @@ impl fmt::Display for PatternError {
 impl std::error::Error for PatternError {}
 
 impl Pattern {
+    /// Parses and normalizes a pattern; what could match more than it says,
+    /// or nothing at all, is an error.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match text.split_once('@') {
-            Some((rest, digest)) => (
-                rest,
-                Some(reference::parse_digest(digest).map_err(PatternError::new)?),
-            ),
+            Some((rest, digest)) => {
+                reference::check_digest(digest).map_err(PatternError::new)?;
+                (rest, Some(digest.to_string()))
+            }
             None => (text, None),
         };
         let (name, tag) = reference::split_tag(rest);
         let constraint = Constraint {
-            tag: tag
-                .map(parse_tag_glob)
-                .transpose()
-                .map_err(PatternError::new)?,
+            tag: tag.map(tag_glob).transpose().map_err(PatternError::new)?,
             digest,
         };
         if name.is_empty() {
@@ -167,7 +189,9 @@ impl Pattern {
             });
         }
         let (host, path) = match name.split_once('/') {
-            None if name.contains(['.', ':']) || name == "localhost" => {
+            // A single component is a Docker Hub path; one that looks like a
+            // host is most likely a registry written without its path.
+            None if reference::looks_like_host(name) => {
                 // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
                 let registry = match tag {
                     Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
@@ -178,14 +202,8 @@ impl Pattern {
                      write \"{registry}/**\" for every image in that registry"
                 )));
             }
-            Some((first, path)) if first.contains(['.', ':', '*']) || first == "localhost" => {
+            Some((first, path)) if is_host_pattern(first) => {
                 (parse_host_pattern(first).map_err(PatternError::new)?, path)
-            }
-            Some((first, _)) if first.bytes().any(|b| b.is_ascii_uppercase()) => {
-                return Err(PatternError::new(format!(
-                    "{first:?} has upper-case letters: a path must be lower-case, and a registry \
-                     host in a pattern needs a '.' or a port"
-                )));
             }
             _ => (
                 HostPattern::Exact {
@@ -215,10 +233,12 @@ impl Pattern {
         })
     }
 
+    /// The pattern as written.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// Whether the normalized `image` matches.
     pub fn is_match(&self, image: &Reference) -> bool {
         let host_ok = match &self.host {
             HostPattern::Any => true,
@@ -282,10 +302,18 @@ fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
     };
     let host = host.map_err(|e| e.reason)?;
     if port == PortPattern::Absent && !reference::is_registry(&host) {
-        return Err(format!(
-            "registry {first:?} normalizes to {host:?} without a port, which no image can name \
-             (it would read as a Docker Hub namespace); give its port, or `:*`"
-        ));
+        // Only upper case made `first` a host (or a port that normalizes away).
+        return Err(if first.contains(':') {
+            format!(
+                "registry {first:?} normalizes to {host:?} without a port, which no image can name \
+                 (it would read as a Docker Hub namespace); give its port, or `:*`"
+            )
+        } else {
+            format!(
+                "{first:?} has upper-case letters: a path must be lower-case, and a registry \
+                 host in a pattern needs a '.' or a port"
+            )
+        });
     }
     Ok(HostPattern::Exact { host, port })
 }
@@ -329,23 +357,36 @@ fn parse_segment(component: &str) -> Result<Segment, String> {
     Ok(Segment::Glob(Glob::new(component)))
 }
 
-/// The `:glob` of a pattern: tag characters and `*`.
-fn parse_tag_glob(tag: &str) -> Result<Glob, ParseError> {
-    if !tag.contains('*') {
-        return reference::parse_tag(tag).map(|t| Glob::new(&t));
+/// Whether a pattern's first `/`-component is its registry: the host rule of
+/// references ([`reference::is_registry`]), or a `*` host wildcard.
+pub(crate) fn is_host_pattern(first: &str) -> bool {
+    first.contains('*') || reference::is_registry(first)
+}
+
+/// A tag or a `*` glob over tags: the one tag-glob rule, for the `:tag` of
+/// patterns and for `tags.allow` / `tags.deny`. A glob is accepted only if it
+/// can match a tag of the distribution grammar (`[\w][\w.-]{0,127}`): tag
+/// characters and `*`, no leading `.` or `-`, at most 128 characters besides
+/// the stars. Anything else would silently match nothing.
+pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
+    if text.is_empty() {
+        return Err("empty tag or tag glob".to_string());
     }
-    let invalid = tag
-        .chars()
-        .find(|&c| c != '*' && !reference::is_tag_char(c));
-    if invalid.is_some() || tag.starts_with(['.', '-']) {
-        return Err(ParseError {
-            reason: format!(
-                "tag pattern {tag:?} can match no tag: tags are letters, digits, '_', '.' and '-' \
-                 and start with a letter, digit or '_'"
-            ),
-        });
+    let literal = text.bytes().filter(|&b| b != b'*').count();
+    let ok = literal <= reference::TAG_LENGTH_MAX
+        && !text.starts_with(['.', '-'])
+        && text
+            .bytes()
+            .all(|b| b == b'*' || reference::is_tag_char(char::from(b)));
+    if !ok {
+        return Err(format!(
+            "{text:?} is not a tag or tag glob, it can match no tag: tags are letters, digits, \
+             '_', '.' and '-', start with a letter, digit or '_' and are at most \
+             {} characters long; `*` is the only wildcard",
+            reference::TAG_LENGTH_MAX
+        ));
     }
-    Ok(Glob::new(tag))
+    Ok(Glob::new(text))
 }
 
 /// Every strict parent domain of `host`: `a.b.example.com` -> `b.example.com`,
@@ -408,6 +449,22 @@ type FastHash = BuildHasherDefault<Fnv>;
 
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
+///
+/// ```
+/// use imagegate_policy::pattern::{Pattern, PatternSet};
+/// use imagegate_policy::reference::Reference;
+///
+/// let set = PatternSet::new([
+///     (Pattern::parse("registry.corp.example/**")?, 0),
+///     (Pattern::parse("*:latest")?, 1),
+///     (Pattern::parse("ghcr.io/corp/*")?, 2),
+/// ]);
+/// let mut ids = Vec::new();
+/// set.matches_into(&Reference::parse("registry.corp.example/app").unwrap(), &mut ids);
+/// ids.sort();
+/// assert_eq!(ids, [0, 1], "no tag means latest");
+/// # Ok::<(), imagegate_policy::pattern::PatternError>(())
+/// ```
 #[derive(Debug, Clone, Default)]
 pub struct PatternSet {
     /// Trie nodes of every registry bucket.
@@ -444,6 +501,7 @@ fn new_node(nodes: &mut Vec<Node>) -> NodeId {
 }
 
 impl PatternSet {
+    /// Indexes `patterns`; a match reports the id given with the pattern.
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
         let mut set = PatternSet::default();
         for (pattern, id) in patterns {
@@ -528,6 +586,7 @@ impl PatternSet {
         }
     }
 
+    /// Whether the set has no pattern.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
@@ -952,8 +1011,28 @@ mod tests {
     }
 
     #[test]
+    fn first_component_is_a_host_by_the_rule_of_references() {
+        // The same text as a pattern and as an image names the same registry.
+        for image in [
+            "Localhost/app",
+            "LOCALHOST:5000/app",
+            "Corp.IO/app",
+            "corp/app",
+        ] {
+            assert!(m(image, image), "{image}");
+        }
+        assert!(err("Corp/app").contains("upper-case letters"));
+    }
+
+    #[test]
     fn invalid_tag_globs_and_text_are_rejected() {
         assert!(err("nginx:").contains("empty tag"));
+        assert!(err("nginx:-rc").contains("can match no tag"));
+        assert!(err(&format!("nginx:{}", "a".repeat(129))).contains("can match no tag"));
+        assert!(m(
+            &format!("nginx:{}*", "a".repeat(128)),
+            &format!("nginx:{}", "a".repeat(128))
+        ));
         assert!(err("nginx:.*").contains("can match no tag"));
         assert!(err("nginx:a+*").contains("can match no tag"));
         assert!(err("").contains("empty"));

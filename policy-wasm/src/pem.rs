@@ -1,20 +1,37 @@
-//! Just enough PEM to reject bad key material at `validate_settings`.
+//! The one PEM reader, guest and host: just enough PEM to reject bad key
+//! material at `validate_settings`, split bundles, and hand blocks on.
 //!
 //! Signatures are checked by the host; the guest only makes sure that what the
 //! user pasted is a well-formed PEM block of the right kind, so a typo is an
-//! invalid-settings error at deploy time instead of a denial at 3 a.m.
+//! invalid-settings error at deploy time instead of a denial at 3 a.m. The
+//! host reads Notary's keys with [`decode_all`] too.
 
 use base64::Engine;
 
 /// One decoded PEM block.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Block {
+    /// What follows `-----BEGIN `: `PUBLIC KEY`, `CERTIFICATE`, ...
     pub label: String,
+    /// The decoded body: one DER SEQUENCE.
     pub der: Vec<u8>,
 }
 
 /// Decodes every PEM block in `text`. RFC 1421 headers (`role: jenkins`, as
-/// Notary writes them) are skipped. At least one block is required.
+/// Notary writes them) are skipped. At least one block is required; text
+/// outside blocks, an END label that differs from its BEGIN, an unterminated
+/// block, bad base64 or a body that is not one DER SEQUENCE are errors.
+///
+/// ```
+/// let key = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n\
+///            9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
+/// let blocks = imagegate_policy::pem::decode_all(&format!("{key}{key}"))?;
+/// assert_eq!(blocks.len(), 2);
+/// assert_eq!(blocks[0].label, "PUBLIC KEY");
+/// assert_eq!(imagegate_policy::pem::encode(&blocks[0]), key);
+/// assert!(imagegate_policy::pem::decode_all("-----BEGIN PUBLIC KEY-----\nMAA=\n").is_err());
+/// # Ok::<(), String>(())
+/// ```
 pub fn decode_all(text: &str) -> Result<Vec<Block>, String> {
     let mut blocks = Vec::new();
     let mut lines = text.lines().map(str::trim_end);
@@ -57,8 +74,22 @@ pub fn decode_all(text: &str) -> Result<Vec<Block>, String> {
     Ok(blocks)
 }
 
+/// `block` as PEM text (64-character base64 lines, final newline): how a block
+/// read with [`decode_all`] is handed on, e.g. a key from a bundle.
+pub fn encode(block: &Block) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(&block.der);
+    let mut text = format!("-----BEGIN {}-----\n", block.label);
+    for line in body.as_bytes().chunks(64) {
+        // base64 output is ASCII, so every chunk is UTF-8.
+        text.push_str(std::str::from_utf8(line).unwrap_or_default());
+        text.push('\n');
+    }
+    text.push_str(&format!("-----END {}-----\n", block.label));
+    text
+}
+
 /// Checks that `text` is exactly one PEM block whose label is one of `labels`.
-pub fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
+pub(crate) fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
     let blocks = decode_all(text)?;
     if blocks.len() != 1 {
         return Err(format!("expected one PEM block, found {}", blocks.len()));
@@ -67,7 +98,7 @@ pub fn expect_one(text: &str, labels: &[&str]) -> Result<(), String> {
 }
 
 /// Checks that `text` holds one or more PEM blocks, each with one of `labels`.
-pub fn expect_all(text: &str, labels: &[&str]) -> Result<(), String> {
+pub(crate) fn expect_all(text: &str, labels: &[&str]) -> Result<(), String> {
     expect_labels(&decode_all(text)?, labels)
 }
 
@@ -152,6 +183,22 @@ mod tests {
         assert!(expect_one(bad_len, &["PUBLIC KEY"])
             .unwrap_err()
             .contains("length"));
+    }
+
+    #[test]
+    fn encode_writes_what_decode_reads() {
+        let blocks = decode_all(P256).unwrap();
+        assert_eq!(encode(&blocks[0]), P256);
+        // A 203-byte DER SEQUENCE: several base64 lines.
+        let mut der = vec![0x30, 0x81, 200];
+        der.extend([7u8; 200]);
+        let long = Block {
+            label: "CERTIFICATE".into(),
+            der,
+        };
+        let text = encode(&long);
+        assert!(text.lines().all(|l| l.len() <= 64), "{text}");
+        assert_eq!(decode_all(&text), Ok(vec![long]));
     }
 
     #[test]

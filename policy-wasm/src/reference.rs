@@ -16,23 +16,41 @@ use std::fmt;
 use std::net::Ipv6Addr;
 
 /// The registry of images without a host.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 /// Other names of Docker Hub, normalized to [`DOCKER_HUB`].
 const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"];
 /// Namespace of Docker Hub's official images (`nginx` = `library/nginx`).
-pub const OFFICIAL_NAMESPACE: &str = "library";
+pub(crate) const OFFICIAL_NAMESPACE: &str = "library";
 /// Port dropped by normalization: `host:443` and `host` are the same registry.
 const HTTPS_PORT: u16 = 443;
 /// Longest normalized name (`host[:port]/path`), as in the distribution grammar.
 const NAME_TOTAL_LENGTH_MAX: usize = 255;
 /// Longest tag (the grammar's `[\w][\w.-]{0,127}`).
-const TAG_LENGTH_MAX: usize = 128;
+pub(crate) const TAG_LENGTH_MAX: usize = 128;
 /// The tag of an image written with neither tag nor digest.
 const DEFAULT_TAG: &str = "latest";
 
 /// A parsed, normalized image reference.
 ///
 /// `nginx` -> host `docker.io`, path `library/nginx`, tag `latest` (implicit).
+/// Rules only ever see this form, so the spellings of one image cannot be
+/// told apart, and its text is the only thing the host is asked about.
+///
+/// ```
+/// use imagegate_policy::reference::Reference;
+///
+/// let r = Reference::parse("Index.Docker.IO/nginx")?;
+/// assert_eq!(r.to_string(), "docker.io/library/nginx:latest");
+/// assert_eq!((r.host(), r.path(), r.tag()), ("docker.io", "library/nginx", Some("latest")));
+///
+/// let r = Reference::parse("registry.corp.example:443/team/app@sha256:1111111111111111111111111111111111111111111111111111111111111111")?;
+/// assert_eq!((r.port(), r.tag()), (None, None), ":443 is dropped, no implicit tag with a digest");
+///
+/// // Nothing is repaired: what the runtime could read differently is an error.
+/// assert!(Reference::parse("nginx ").is_err());
+/// assert!(Reference::parse("Registry/app").unwrap_err().reason.contains("Docker Hub namespace"));
+/// # Ok::<(), imagegate_policy::reference::ParseError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
     host: String,
@@ -46,6 +64,7 @@ pub struct Reference {
 /// image: callers show it next to the image as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
+    /// What is wrong, e.g. `path component "Nginx" has upper-case letters`.
     pub reason: String,
 }
 
@@ -76,7 +95,10 @@ impl Reference {
             ));
         }
         let (rest, digest) = match image.split_once('@') {
-            Some((rest, digest)) => (rest, Some(parse_digest(digest)?)),
+            Some((rest, digest)) => {
+                check_digest(digest)?;
+                (rest, Some(digest.to_string()))
+            }
             None => (image, None),
         };
         let (name, tag) = split_tag(rest);
@@ -169,7 +191,7 @@ impl fmt::Display for Reference {
 
 /// `image` as written with its digest set to `digest` (an existing `@...` is
 /// replaced, the tag is kept): `nginx:1.0` -> `nginx:1.0@sha256:...`.
-pub fn pin(image: &str, digest: &str) -> String {
+pub(crate) fn pin(image: &str, digest: &str) -> String {
     let name = image.split_once('@').map_or(image, |(n, _)| n);
     format!("{name}@{digest}")
 }
@@ -215,11 +237,17 @@ pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
 
 /// docker's splitDockerDomain: the first `/`-component names a registry iff it
 /// contains `.` or `:`, is `localhost`, or has upper-case letters (upper case is
-/// invalid in a path, so it must be a host).
+/// invalid in a path, so it must be a host). The one host rule: patterns and
+/// the converters read their first component with it too.
 pub(crate) fn is_registry(first: &str) -> bool {
-    first.contains(['.', ':'])
-        || first == "localhost"
-        || first.bytes().any(|b| b.is_ascii_uppercase())
+    looks_like_host(first) || first.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// The part of [`is_registry`] that does not depend on case: a `.` or `:`,
+/// or `localhost` in any case. A pattern without `/` that looks like a host
+/// is a registry written without its path.
+pub(crate) fn looks_like_host(first: &str) -> bool {
+    first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost")
 }
 
 /// True for the normalized Docker Hub registry (the only one that gets `library/`).
@@ -412,15 +440,17 @@ pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
     Ok(tag.to_string())
 }
 
-/// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits.
-pub(crate) fn parse_digest(digest: &str) -> Result<String, ParseError> {
+/// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits: the one digest
+/// rule, for images, patterns and every digest a host answers (a digest the
+/// engine writes into an object must be one an image could carry).
+pub(crate) fn check_digest(digest: &str) -> Result<(), ParseError> {
     let valid = match digest.split_once(':') {
         Some(("sha256", hex)) => hex.len() == 64 && hex.bytes().all(is_lower_hex),
         Some(("sha512", hex)) => hex.len() == 128 && hex.bytes().all(is_lower_hex),
         _ => false,
     };
     if valid {
-        Ok(digest.to_string())
+        Ok(())
     } else {
         Err(ParseError::new(format!(
             "digest {digest:?} must be sha256:<64 hex> or sha512:<128 hex> (lower-case)"

@@ -8,10 +8,11 @@
 //! both on every request.
 
 use crate::glob::Glob;
-use crate::pattern::{Pattern, PatternSet};
+use crate::pattern::{self, Pattern, PatternSet};
 use crate::pem;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// The default break-glass annotation (Kubernetes ImagePolicyWebhook's name).
 pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "image-policy.k8s.io/break-glass";
@@ -199,7 +200,7 @@ struct NotarySignerSettings {
 /// What happens to an image no rule matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Unmatched {
+pub(crate) enum Unmatched {
     Allow,
     Warn,
     Deny,
@@ -207,7 +208,7 @@ pub enum Unmatched {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     #[default]
     Allow,
     Deny,
@@ -216,7 +217,7 @@ pub enum Action {
 /// `warn` turns every denial of the rule into a warning (rolling a rule out).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Mode {
+pub(crate) enum Mode {
     #[default]
     Enforce,
     Warn,
@@ -225,73 +226,79 @@ pub enum Mode {
 /// What to do when the image's digest differs from the signed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum OnDigestMismatch {
+pub(crate) enum OnDigestMismatch {
     #[default]
     Deny,
     Rewrite,
 }
 
-/// Validated, compiled settings.
+/// Validated, compiled settings: what [`crate::decide::validate`] runs.
+///
+/// Compiling is done once per settings text (the module keeps the last
+/// policy), but a fresh policy-server instance compiles on every request, so
+/// it is kept cheap: no regex unless `imageRegex` is used, patterns indexed in
+/// a [`PatternSet`].
 #[derive(Debug)]
 pub struct Policy {
-    pub exempt_namespaces: Vec<Glob>,
-    pub exempt_images: PatternSet,
-    pub unmatched: Unmatched,
-    pub break_glass: Option<BreakGlass>,
-    pub rules: Vec<Rule>,
+    pub(crate) exempt_namespaces: Vec<Glob>,
+    pub(crate) exempt_images: PatternSet,
+    pub(crate) unmatched: Unmatched,
+    pub(crate) break_glass: Option<BreakGlass>,
+    pub(crate) rules: Vec<Rule>,
     /// Every rule's patterns; a match yields the rule's index in `rules`.
-    pub patterns: PatternSet,
+    pub(crate) patterns: PatternSet,
     /// Every rule's `imageRegex`, anchored, with the rule's index.
-    pub regexes: Vec<(regex_lite::Regex, usize)>,
+    pub(crate) regexes: Vec<(regex_lite::Regex, usize)>,
     /// `unmatchedMessage`.
-    pub unmatched_message: Option<String>,
+    pub(crate) unmatched_message: Option<String>,
     /// `sources`: the settings are completed at request time.
-    pub sources: Option<SourcedSettings>,
+    pub(crate) sources: Option<SourcedSettings>,
 }
 
 /// Settings to complete with other tools' objects for each request.
 #[derive(Debug)]
-pub struct SourcedSettings {
-    pub sources: crate::sources::context::Sources,
+pub(crate) struct SourcedSettings {
+    pub(crate) sources: crate::sources::context::Sources,
     /// The settings as written, without `sources`.
-    pub base: serde_json::Map<String, serde_json::Value>,
+    pub(crate) base: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A label an image must carry for a rule to match it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LabelCondition {
-    pub key: String,
+pub(crate) struct LabelCondition {
+    pub(crate) key: String,
     /// `None`: any value.
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
 }
 
 #[derive(Debug)]
-pub struct BreakGlass {
-    pub annotation: String,
-    pub groups: Vec<String>,
+pub(crate) struct BreakGlass {
+    pub(crate) annotation: String,
+    pub(crate) groups: Vec<String>,
 }
 
 #[derive(Debug)]
-pub struct Rule {
-    pub name: String,
-    pub priority: i64,
-    pub action: Action,
-    pub mode: Mode,
-    pub message: Option<String>,
-    pub tags_allow: Vec<Glob>,
-    pub tags_deny: Vec<Glob>,
-    pub require_digest: bool,
-    pub verify: Option<Verify>,
-    pub pin_digest: bool,
-    pub on_digest_mismatch: OnDigestMismatch,
+pub(crate) struct Rule {
+    /// Shared with every verdict the rule decides (no copy per image).
+    pub(crate) name: Arc<str>,
+    pub(crate) priority: i64,
+    pub(crate) action: Action,
+    pub(crate) mode: Mode,
+    pub(crate) message: Option<String>,
+    pub(crate) tags_allow: Vec<Glob>,
+    pub(crate) tags_deny: Vec<Glob>,
+    pub(crate) require_digest: bool,
+    pub(crate) verify: Option<Verify>,
+    pub(crate) pin_digest: bool,
+    pub(crate) on_digest_mismatch: OnDigestMismatch,
     /// The rule matches only images carrying all these labels.
-    pub labels: Vec<LabelCondition>,
-    pub skip_on_resolution_failure: bool,
+    pub(crate) labels: Vec<LabelCondition>,
+    pub(crate) skip_on_resolution_failure: bool,
 }
 
 /// Signature checks of a rule.
 #[derive(Debug)]
-pub enum Verify {
+pub(crate) enum Verify {
     /// The first check that passes admits the image (checks run in order).
     AnyOf(Vec<Check>),
     /// Every check must pass, and all must agree on the digest.
@@ -300,7 +307,7 @@ pub enum Verify {
 
 /// One signature check; each becomes host-capability calls in `decide`.
 #[derive(Debug, Clone)]
-pub enum Check {
+pub(crate) enum Check {
     /// Any one of the keys suffices (one `oci/v2/verify` call per key).
     Cosign {
         keys: Vec<NamedKey>,
@@ -337,13 +344,37 @@ pub enum Check {
 
 /// A cosign public key with the name used in messages.
 #[derive(Debug, Clone)]
-pub struct NamedKey {
-    pub name: String,
-    pub pem: String,
+pub(crate) struct NamedKey {
+    pub(crate) name: String,
+    pub(crate) pem: String,
 }
 
 impl Policy {
     /// Parses, validates and compiles settings JSON (`{}` for none).
+    ///
+    /// Every mistake is an error naming the path of the bad field; unknown
+    /// fields are errors, never ignored. Keys and certificates must be
+    /// well-formed PEM, patterns must match what they say.
+    ///
+    /// ```
+    /// use imagegate_policy::settings::Policy;
+    ///
+    /// assert!(Policy::from_json("{}").is_ok());
+    /// let policy = Policy::from_json(
+    ///     r#"{"rules":[{"name":"corp","images":["registry.corp.example/**"],"tags":{"deny":["latest"]}}]}"#,
+    /// );
+    /// assert!(policy.is_ok());
+    ///
+    /// let e = Policy::from_json(
+    ///     r#"{"rules":[{"name":"a","images":["x/y"]},{"name":"b","images":["ghcr.*/**"]}]}"#,
+    /// )
+    /// .unwrap_err();
+    /// assert!(e.starts_with(r#"rules[1].images[0]: invalid pattern "ghcr.*/**": host wildcard"#), "{e}");
+    /// assert_eq!(
+    ///     Policy::from_json(r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"requiredigest":true}}]}"#).unwrap_err(),
+    ///     "rules[0].tags: unknown field `requiredigest`, expected one of `allow`, `deny`, `requireDigest`"
+    /// );
+    /// ```
     pub fn from_json(json: &str) -> Result<Policy, String> {
         // serde reads a struct from a JSON array too; settings are an object.
         if !json.trim_start().starts_with('{') {
@@ -527,7 +558,7 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
     let tag_globs = |list: &[String], field: &str| {
         list.iter()
             .enumerate()
-            .map(|(k, t)| tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
+            .map(|(k, t)| pattern::tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
             .collect::<Result<Vec<_>, _>>()
     };
     if r.skip_on_resolution_failure && r.image_labels.is_empty() {
@@ -550,7 +581,7 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
         Some(v) => Some(compile_verify(v, &format!("{at}.verify"), keys)?),
     };
     Ok(Rule {
-        name: r.name.clone(),
+        name: Arc::from(r.name.as_str()),
         priority: r.priority,
         action: r.action,
         mode: r.mode,
@@ -758,21 +789,6 @@ fn namespace_glob(text: &str) -> Result<Glob, String> {
     Ok(Glob::new(text))
 }
 
-/// Tags are `[\w][\w.-]{0,127}`; `*` is the only wildcard.
-fn tag_glob(text: &str) -> Result<Glob, String> {
-    let ok = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'*'));
-    if !ok {
-        return Err(format!(
-            "{text:?} is not a tag or tag glob (letters, digits, '_', '.', '-', '*')"
-        ));
-    }
-    Ok(Glob::new(text))
-}
-
 fn is_url(text: &str, schemes: &[&str]) -> bool {
     schemes.iter().any(|s| {
         text.strip_prefix(s).is_some_and(|rest| {
@@ -877,6 +893,13 @@ mod tests {
             err(r#"{"rules":[{"name":"a","images":["a"],"tags":{"deny":["lat est"]}}]}"#)
                 .starts_with("rules[0].tags.deny[0]:")
         );
+        // Tags start with a letter, digit or '_': such a glob would match no tag.
+        for glob in [".rc*", "-x", ""] {
+            let json = format!(
+                r#"{{"rules":[{{"name":"a","images":["a"],"tags":{{"allow":["{glob}"]}}}}]}}"#
+            );
+            assert!(err(&json).starts_with("rules[0].tags.allow[0]:"), "{glob}");
+        }
         assert!(
             err(r#"{"rules":[{"name":"a","images":["a"],"action":"deny","pinDigest":true}]}"#)
                 .starts_with("rules[0].pinDigest: only rules with action allow")

@@ -17,7 +17,9 @@ use std::collections::BTreeMap;
 /// settings of the policy it compiled last and skip recompiling.
 #[derive(Debug, Deserialize)]
 pub struct ValidationRequest<'a> {
+    /// The admission request to decide.
     pub request: AdmissionRequest,
+    /// The policy's settings as the host sends them (`{}` when absent).
     #[serde(borrow, default)]
     pub settings: Option<&'a RawValue>,
 }
@@ -35,58 +37,90 @@ pub struct ValidationRequest<'a> {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
+    /// Identifies the request; the host copies it into the response.
     pub uid: String,
+    /// The object's kind; workloads are recognized by group *and* kind.
     pub kind: GroupVersionKind,
+    /// The resource requested (`pods`, `deployments`, ...).
     pub resource: GroupVersionResource,
+    /// `ephemeralcontainers`, `status`, ...; only `ephemeralcontainers` can
+    /// change images.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub_resource: Option<String>,
+    /// The kind originally requested, before any conversion by the API server.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_kind: Option<GroupVersionKind>,
+    /// The resource originally requested; passed on raw (the engine never
+    /// reads it, the host forwards it as policy-evaluator does).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_resource: Option<Box<RawValue>>,
+    /// The subresource originally requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_sub_resource: Option<String>,
+    /// The object's name (may be empty on CREATE with `generateName`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The namespace the request is in: what `exemptNamespaces` and
+    /// `sources` look at.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// `CREATE`, `UPDATE`, `DELETE` or `CONNECT`.
     pub operation: String,
+    /// The requester: break-glass groups are decided on it.
     pub user_info: UserInfo,
+    /// The object as it would be stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object: Option<Box<RawValue>>,
+    /// The stored object, on UPDATE and DELETE (never trusted for images:
+    /// every image of `object` is checked).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub old_object: Option<Box<RawValue>>,
+    /// The request will not be persisted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
+    /// The operation's options (`CreateOptions`, ...); passed on raw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub options: Option<Box<RawValue>>,
 }
 
+/// An API group, version and kind (`apps`, `v1`, `Deployment`; core is `""`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct GroupVersionKind {
+    /// API group, `""` for the core group.
     pub group: String,
+    /// API version, e.g. `v1`.
     pub version: String,
+    /// Kind, e.g. `Pod`.
     pub kind: String,
 }
 
+/// An API group, version and resource (`apps`, `v1`, `deployments`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default)]
 pub struct GroupVersionResource {
+    /// API group, `""` for the core group.
     pub group: String,
+    /// API version, e.g. `v1`.
     pub version: String,
+    /// Resource, e.g. `pods`.
     pub resource: String,
 }
 
+/// Who sent the request, as the API server authenticated them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct UserInfo {
+    /// The user name (named in break-glass warnings and audit annotations).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// The user's uid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
+    /// The user's groups (`breakGlass.groups` is matched against them).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// Extra attributes of the requester; passed on raw.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra: Option<Box<RawValue>>,
 }
@@ -95,11 +129,18 @@ pub struct UserInfo {
 /// the host reads snake_case only (`mutatedObject` would be ignored).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct ValidationResponse {
+    /// Whether the request is admitted.
     pub accepted: bool,
+    /// Why it was rejected (every denied image, with its container, rule and reason).
     pub message: Option<String>,
+    /// HTTP status code for a rejection; `None` lets the host choose.
     pub code: Option<u16>,
+    /// The whole object with pinned digests written in, when any image was
+    /// pinned: the host turns it into a JSON patch.
     pub mutated_object: Option<Value>,
+    /// Audit annotations: exemptions, break-glass, pinned images.
     pub audit_annotations: Option<BTreeMap<String, String>>,
+    /// Warnings shown to the requester (warn-mode rules, `unmatched: warn`, ...).
     pub warnings: Option<Vec<String>>,
 }
 
@@ -117,7 +158,9 @@ impl ValidationResponse {
 /// The `validate_settings` output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettingsValidationResponse {
+    /// Whether the settings compile into a policy.
     pub valid: bool,
+    /// Why not, with the path of the bad field.
     pub message: Option<String>,
 }
 
@@ -126,30 +169,40 @@ pub struct SettingsValidationResponse {
 // ---------------------------------------------------------------------------
 
 /// `oci/v2/verify` request: internally tagged by `type`, fields snake_case.
+///
+/// Every variant names the normalized `image` to verify and, optionally,
+/// `annotations` the signature must carry; the other fields are the
+/// variant's trust material.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(tag = "type")]
+#[allow(missing_docs)] // fields documented together above: they repeat across variants
 pub enum SigstoreVerifyRequest {
+    /// Signed with one of `pub_keys` (PEM public keys).
     SigstorePubKeyVerify {
         image: String,
         pub_keys: Vec<String>,
         annotations: Option<BTreeMap<String, String>>,
     },
+    /// Keyless: a certificate for one of these exact issuer / subject pairs.
     SigstoreKeylessVerify {
         image: String,
         keyless: Vec<KeylessInfo>,
         annotations: Option<BTreeMap<String, String>>,
     },
+    /// Keyless: a certificate whose subject URL starts with a prefix.
     SigstoreKeylessPrefixVerify {
         image: String,
         keyless_prefix: Vec<KeylessPrefixInfo>,
         annotations: Option<BTreeMap<String, String>>,
     },
+    /// Keyless, signed by a GitHub Actions workflow of `owner` (and `repo`).
     SigstoreGithubActionsVerify {
         image: String,
         owner: String,
         repo: Option<String>,
         annotations: Option<BTreeMap<String, String>>,
     },
+    /// Signed with the key of `certificate`, which must chain to `certificate_chain`.
     SigstoreCertificateVerify {
         image: String,
         /// UTF-8 bytes of the PEM text (not base64).
@@ -161,6 +214,7 @@ pub enum SigstoreVerifyRequest {
 }
 
 impl SigstoreVerifyRequest {
+    /// The image to verify, whatever the variant.
     pub fn image(&self) -> &str {
         match self {
             Self::SigstorePubKeyVerify { image, .. }
@@ -172,15 +226,21 @@ impl SigstoreVerifyRequest {
     }
 }
 
+/// An OIDC issuer and the exact certificate subject it must have issued.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeylessInfo {
+    /// OIDC issuer URL, e.g. `https://accounts.google.com`.
     pub issuer: String,
+    /// Certificate subject (an e-mail or a URL).
     pub subject: String,
 }
 
+/// An OIDC issuer and a prefix of the certificate's subject URL.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct KeylessPrefixInfo {
+    /// OIDC issuer URL.
     pub issuer: String,
+    /// The subject URL must start with it, e.g. `https://github.com/corp/`.
     pub url_prefix: String,
 }
 
@@ -188,21 +248,27 @@ pub struct KeylessPrefixInfo {
 /// host error, never `is_trusted: false`; the engine still checks the flag.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VerifyResponse {
+    /// Whether the signature verified.
     pub is_trusted: bool,
+    /// The manifest digest the signature covers.
     pub digest: String,
 }
 
 /// Response of `oci/v1/manifest_digest` (its request is a JSON string).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ManifestDigestResponse {
+    /// The digest the image's tag resolves to now.
     pub digest: String,
 }
 
 /// Response of `oci/v1/oci_manifest_config` (its request is a JSON string).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ManifestConfigResponse {
+    /// The image manifest.
     pub manifest: Value,
+    /// The manifest's digest.
     pub digest: String,
+    /// The image config (labels are under `config.Labels`).
     pub config: Value,
 }
 
@@ -210,7 +276,9 @@ pub struct ManifestConfigResponse {
 /// operation "v1/verify". Only the imagegate host answers it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotaryVerifyRequest {
+    /// The normalized image; its tag is looked up in the trust data.
     pub image: String,
+    /// The Notary server's base URL (`https://...`).
     pub server: String,
     /// Any one of these signers suffices.
     pub signers: Vec<NotarySigner>,
@@ -221,6 +289,7 @@ pub struct NotaryVerifyRequest {
     pub root_keys: Option<Vec<String>>,
 }
 
+/// A delegation role allowed to sign, optionally with its pinned key.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotarySigner {
     /// Delegation role, e.g. `targets/jenkins`.
@@ -229,8 +298,10 @@ pub struct NotarySigner {
     pub public_key: Option<String>,
 }
 
+/// Response of `notary/v1/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NotaryVerifyResponse {
+    /// Whether the tag is signed by one of the signers.
     pub is_trusted: bool,
     /// The digest the trust data signs for the image's tag.
     pub digest: String,
@@ -241,11 +312,17 @@ pub struct NotaryVerifyResponse {
 /// `kubernetes/get_resource` request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct GetResourceRequest {
+    /// `v1`, `tmax.io/v1`, ...
     pub api_version: String,
+    /// `ConfigMap`, `Secret`, ...
     pub kind: String,
+    /// The object's name.
     pub name: String,
+    /// Its namespace; `None` for cluster-scoped kinds.
     pub namespace: Option<String>,
+    /// Ask the API server rather than the host's cache.
     pub disable_cache: bool,
+    /// Only these fields of the object (policy-server's field masks).
     #[serde(default)]
     pub field_masks: Option<Vec<String>>,
 }
@@ -254,12 +331,18 @@ pub struct GetResourceRequest {
 /// `kubernetes/list_resources_all` (without) request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct ListResourcesRequest {
+    /// `v1`, `tmax.io/v1`, ...
     pub api_version: String,
+    /// The kind to list.
     pub kind: String,
+    /// List in this namespace only; `None` lists every namespace.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub namespace: Option<String>,
+    /// Kubernetes label selector.
     pub label_selector: Option<String>,
+    /// Kubernetes field selector.
     pub field_selector: Option<String>,
+    /// Only these fields of each object.
     #[serde(default)]
     pub field_masks: Option<Vec<String>>,
 }

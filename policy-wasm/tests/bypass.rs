@@ -14,18 +14,14 @@
 //!   wrong one).
 
 use imagegate_policy::decide;
-use imagegate_policy::host::Host;
 use imagegate_policy::reference::Reference;
 use imagegate_policy::settings::Policy;
+use imagegate_policy::testing::{Request, ScriptedHost, D1, D2, KEY};
 use imagegate_policy::wire::AdmissionRequest;
 use serde_json::{json, Value};
-use std::cell::RefCell;
 use std::collections::BTreeSet;
 
-const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
 const SHA512: &str = "sha512:33333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333";
-const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
 
 /// The normalized images the fake host holds a valid signature for (with D1).
 const SIGNED: [&str; 3] = [
@@ -458,13 +454,10 @@ fn pod_spec(lists: &[(&str, &str)]) -> Value {
 }
 
 fn request(group: &str, kind: &str, operation: &str, object: Value) -> Value {
-    json!({
-        "uid": "bypass", "kind": {"group": group, "version": "v1", "kind": kind},
-        "resource": {"group": group, "version": "v1", "resource": "x"},
-        "name": "w", "namespace": "default", "operation": operation,
-        "userInfo": {"username": "mallory", "groups": ["devs"]},
-        "object": object
-    })
+    Request::object(group, kind, object)
+        .operation(operation)
+        .user("mallory", &["devs"])
+        .into_json()
 }
 
 /// A workload place: the image in `$list` of the kind's pod spec, `benign` in
@@ -638,32 +631,27 @@ fn places() -> Vec<Place> {
     ]
 }
 
-/// Records every call and answers like a registry holding [`SIGNED`] only.
-#[derive(Default)]
-struct RecordingHost {
-    asked: RefCell<Vec<String>>,
-}
-
-impl Host for RecordingHost {
-    fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-        let payload: Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-        let image = match (namespace, operation) {
-            ("oci", "v1/manifest_digest") => payload.as_str(),
-            _ => payload["image"].as_str(),
-        }
-        .ok_or_else(|| format!("no image in {namespace}/{operation} {payload}"))?
-        .to_string();
-        self.asked.borrow_mut().push(image.clone());
+/// Answers like a registry holding [`SIGNED`] only (and records every call).
+fn registry() -> ScriptedHost {
+    ScriptedHost::new(|namespace, operation, payload| {
+        let image = asked(namespace, operation, payload)?;
         match (namespace, operation) {
-            ("oci", "v2/verify") if SIGNED.contains(&image.as_str()) => {
-                Ok(json!({"is_trusted": true, "digest": D1})
-                    .to_string()
-                    .into_bytes())
+            ("oci", "v2/verify") if SIGNED.contains(&image) => {
+                Ok(json!({"is_trusted": true, "digest": D1}))
             }
             ("oci", "v2/verify") => Err(format!("no signatures found for image: {image}")),
             _ => Err(format!("unexpected call {namespace}/{operation}")),
         }
+    })
+}
+
+/// The image a host call is about.
+fn asked<'p>(namespace: &str, operation: &str, payload: &'p Value) -> Result<&'p str, String> {
+    match (namespace, operation) {
+        ("oci", "v1/manifest_digest" | "v1/oci_manifest_config") => payload.as_str(),
+        _ => payload["image"].as_str(),
     }
+    .ok_or_else(|| format!("no image in {namespace}/{operation} {payload}"))
 }
 
 struct Case<'a> {
@@ -677,7 +665,7 @@ fn run(case: &Case, policy: &Policy, place: &Place) -> Result<(), String> {
     let req_json = (place.build)(&case.image, case.kind.benign);
     let req: AdmissionRequest =
         serde_json::from_value(req_json).map_err(|e| format!("test request: {e}"))?;
-    let host = RecordingHost::default();
+    let host = registry();
     let response = decide::validate(&req, policy, &host);
     let what = format!(
         "[{}] {:?} in {}",
@@ -706,7 +694,9 @@ fn run(case: &Case, policy: &Policy, place: &Place) -> Result<(), String> {
         .filter_map(|i| Reference::parse(i).ok())
         .map(|r| r.to_string())
         .collect();
-    for asked in host.asked.borrow().iter() {
+    for call in host.calls() {
+        let asked = asked(&call.namespace, &call.operation, &call.payload)
+            .map_err(|e| format!("{what}: {e}"))?;
         if !allowed.contains(asked) {
             return Err(format!(
                 "{what}: the host was asked about {asked:?}, not a normalized image of the request {allowed:?}"
@@ -798,7 +788,7 @@ fn every_place_is_checked() {
     for place in places() {
         let req: AdmissionRequest =
             serde_json::from_value((place.build)("quay.io/x/y:1", "quay.io/x/y:1")).unwrap();
-        let r = decide::validate(&req, &policy, &RecordingHost::default());
+        let r = decide::validate(&req, &policy, &registry());
         assert!(!r.accepted, "{}", place.name);
         assert!(
             r.message.as_deref().unwrap_or("").contains("quay.io/x/y:1"),

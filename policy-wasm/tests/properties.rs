@@ -10,19 +10,16 @@
 //! `PROPTEST_CASES`: CI runs the default, `make fuzz` runs 100 000+.
 
 use imagegate_policy::decide;
-use imagegate_policy::host::Host;
 use imagegate_policy::pattern::Pattern;
 use imagegate_policy::reference::Reference;
 use imagegate_policy::settings::Policy;
+use imagegate_policy::testing::{Request, ScriptedHost, D1, D2, KEY};
 use imagegate_policy::wire::{AdmissionRequest, ValidationRequest, ValidationResponse};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
-
-const D1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
-const D2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
-const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\n-----END PUBLIC KEY-----\n";
+use std::rc::Rc;
 
 // ---------------------------------------------------------------- generators
 
@@ -435,24 +432,56 @@ fn answer() -> impl Strategy<Value = Answer> {
 
 // ------------------------------------------------------------------ the host
 
-/// Answers from a script (cycled) and records, per image, the digests of
-/// verifications that succeeded with a well-formed answer.
-struct AdversarialHost {
-    script: Vec<Answer>,
-    next: RefCell<usize>,
-    verified: RefCell<BTreeMap<String, BTreeSet<String>>>,
-}
+/// Normalized image -> digests of its verifications that succeeded with a
+/// well-formed answer.
+type Verified = Rc<RefCell<BTreeMap<String, BTreeSet<String>>>>;
 
-impl AdversarialHost {
-    fn new(script: Vec<Answer>) -> Self {
-        AdversarialHost {
-            script,
-            next: RefCell::new(0),
-            verified: RefCell::new(BTreeMap::new()),
+/// A host answering from `script` (cycled), and what it verified.
+fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
+    let verified = Verified::default();
+    let record = verified.clone();
+    let next = Cell::new(0usize);
+    let host = ScriptedHost::raw(move |namespace, operation, payload| {
+        let request: Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+        let answer = if script.is_empty() {
+            Answer::Error("empty script".into())
+        } else {
+            next.set(next.get() + 1);
+            script[(next.get() - 1) % script.len()].clone()
+        };
+        let is_verification = matches!(
+            (namespace, operation),
+            ("oci", "v2/verify") | ("notary", "v1/verify")
+        );
+        let image = request["image"].as_str().filter(|_| is_verification);
+        let vouched = match &answer {
+            Answer::Json(v) if v["is_trusted"] == json!(true) => {
+                v["digest"].as_str().filter(|d| well_formed_digest(d))
+            }
+            Answer::Huge(_) => Some(D1),
+            _ => None,
+        };
+        if let (Some(image), Some(digest)) = (image, vouched) {
+            record
+                .borrow_mut()
+                .entry(image.to_string())
+                .or_default()
+                .insert(digest.to_string());
         }
-    }
+        match answer {
+            Answer::Error(e) => Err(e),
+            Answer::Bytes(b) => Ok(b),
+            Answer::Json(v) => Ok(serde_json::to_vec(&v).unwrap()),
+            Answer::Huge(kib) => Ok(serde_json::to_vec(
+                &json!({"is_trusted": true, "digest": D1, "signer": "targets/ci", "padding": "x".repeat(kib * 1024)}),
+            )
+            .unwrap()),
+        }
+    });
+    (host, verified)
 }
 
+/// The digest rule, written independently of the engine's.
 fn well_formed_digest(d: &str) -> bool {
     let hex_ok = |h: &str, n: usize| {
         h.len() == n && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
@@ -464,56 +493,6 @@ fn well_formed_digest(d: &str) -> bool {
     }
 }
 
-impl Host for AdversarialHost {
-    fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
-        let request: Value = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-        let answer = if self.script.is_empty() {
-            Answer::Error("empty script".into())
-        } else {
-            let mut n = self.next.borrow_mut();
-            *n += 1;
-            self.script[(*n - 1) % self.script.len()].clone()
-        };
-        let is_verification = matches!(
-            (namespace, operation),
-            ("oci", "v2/verify") | ("notary", "v1/verify")
-        );
-        if let (true, Answer::Json(v)) = (is_verification, &answer) {
-            if v["is_trusted"] == json!(true) {
-                if let (Some(image), Some(digest)) =
-                    (request["image"].as_str(), v["digest"].as_str())
-                {
-                    if well_formed_digest(digest) {
-                        self.verified
-                            .borrow_mut()
-                            .entry(image.to_string())
-                            .or_default()
-                            .insert(digest.to_string());
-                    }
-                }
-            }
-        }
-        if let (true, Answer::Huge(_)) = (is_verification, &answer) {
-            if let Some(image) = request["image"].as_str() {
-                self.verified
-                    .borrow_mut()
-                    .entry(image.to_string())
-                    .or_default()
-                    .insert(D1.to_string());
-            }
-        }
-        match answer {
-            Answer::Error(e) => Err(e),
-            Answer::Bytes(b) => Ok(b),
-            Answer::Json(v) => Ok(serde_json::to_vec(&v).unwrap()),
-            Answer::Huge(kib) => Ok(serde_json::to_vec(
-                &json!({"is_trusted": true, "digest": D1, "signer": "targets/ci", "padding": "x".repeat(kib * 1024)}),
-            )
-            .unwrap()),
-        }
-    }
-}
-
 // ---------------------------------------------------------------- properties
 
 fn answered(r: &ValidationResponse) -> bool {
@@ -521,18 +500,8 @@ fn answered(r: &ValidationResponse) -> bool {
 }
 
 fn pod(images: &[String]) -> AdmissionRequest {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, im)| json!({"name": format!("c{i}"), "image": im}))
-        .collect();
-    serde_json::from_value(json!({
-        "uid": "u", "kind": {"group": "", "version": "v1", "kind": "Pod"},
-        "resource": {"group": "", "version": "v1", "resource": "pods"},
-        "namespace": "default", "operation": "CREATE", "userInfo": {"username": "u"},
-        "object": {"metadata": {"name": "p"}, "spec": {"containers": containers}}
-    }))
-    .unwrap()
+    let images: Vec<&str> = images.iter().map(String::as_str).collect();
+    Request::pod(&images).admission_request()
 }
 
 /// Policies whose every image must be verified (cosign with two keys, or
@@ -627,7 +596,7 @@ proptest! {
             return Ok(());
         };
         let settings = vr.settings.map_or("{}", |s| s.get());
-        let host = AdversarialHost::new(script);
+        let (host, _) = adversarial_host(script);
         match Policy::from_json(settings) {
             Ok(policy) => {
                 let r = decide::validate(&vr.request, &policy, &host);
@@ -645,7 +614,8 @@ proptest! {
         for settings in [json!({}), json!({"rules":[{"name":"none","images":["*"],"action":"deny"}]}),
                          json!({"exemptImages":["registry.k8s.io/pause"],"rules":[{"name":"corp","images":["*.corp.io/**"],"tags":{"deny":["latest"]},"pinDigest":true}]})] {
             let policy = Policy::from_json(&settings.to_string()).unwrap();
-            let r = decide::validate(&req, &policy, &AdversarialHost::new(script.clone()));
+            let (host, _) = adversarial_host(script.clone());
+            let r = decide::validate(&req, &policy, &host);
             prop_assert!(answered(&r), "{:?}", r);
         }
     }
@@ -666,14 +636,14 @@ proptest! {
         script in prop::collection::vec(answer(), 1..8),
     ) {
         for policy in verifying_policies() {
-            let host = AdversarialHost::new(script.clone());
+            let (host, verified) = adversarial_host(script.clone());
             let req = pod(&images);
             let r = decide::validate(&req, &policy, &host);
             prop_assert!(answered(&r));
             if !r.accepted {
                 continue;
             }
-            let verified = host.verified.borrow();
+            let verified = verified.borrow();
             for (i, image) in images.iter().enumerate() {
                 let normalized = Reference::parse(image).map_err(|e| TestCaseError::fail(format!("unparsable {image:?} admitted: {e}")))?.to_string();
                 let digests = verified.get(&normalized);

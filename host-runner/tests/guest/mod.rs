@@ -199,5 +199,13 @@ pub fn write(dir: &Path, name: &str, validate: &Behavior, settings: &Behavior) -
     path
 }
 
-/// A Pod CREATE request as an AdmissionReview.
-pub const POD_REVIEW: &str = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"1299d386-525b-4032-98ae-1949f69f9cfc","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"name":"nginx","namespace":"default","operation":"CREATE","userInfo":{"username":"alice"},"object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"nginx"},"spec":{"containers":[{"name":"nginx","image":"nginx:1.0.0"}]}}}}"#;
+/// The uid of [`pod_review`]'s request.
+pub const POD_UID: &str = "1299d386-525b-4032-98ae-1949f69f9cfc";
+
+/// A Pod CREATE request as an AdmissionReview, as text.
+pub fn pod_review() -> String {
+    imagegate_policy::testing::Request::pod(&["nginx:1.0.0"])
+        .uid(POD_UID)
+        .review()
+        .to_string()
+}

@@ -16,15 +16,7 @@ use serde_json::{json, Value};
 /// The policy module: `$IMAGEGATE_POLICY` (set by `make e2e`), else the
 /// repository's `policy.wasm` (`make policy.wasm`).
 pub fn policy_path() -> PathBuf {
-    let path = std::env::var_os("IMAGEGATE_POLICY")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../policy.wasm"));
-    assert!(
-        path.exists(),
-        "{} not found: run `make policy.wasm` or set IMAGEGATE_POLICY",
-        path.display()
-    );
-    path
+    imagegate_policy::testing::policy_wasm()
 }
 
 pub fn data(name: &str) -> PathBuf {
@@ -118,30 +110,10 @@ impl Tls {
 
 /// An AdmissionReview for a Pod CREATE with these images.
 pub fn pod_review(uid: &str, images: &[&str], annotations: Value) -> Value {
-    let containers: Vec<Value> = images
-        .iter()
-        .enumerate()
-        .map(|(i, image)| json!({"name": format!("c{i}"), "image": image}))
-        .collect();
-    json!({
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "", "version": "v1", "kind": "Pod"},
-            "resource": {"group": "", "version": "v1", "resource": "pods"},
-            "name": "web",
-            "namespace": "default",
-            "operation": "CREATE",
-            "userInfo": {"username": "alice", "groups": ["developers"]},
-            "object": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {"name": "web", "namespace": "default", "annotations": annotations},
-                "spec": {"containers": containers}
-            }
-        }
-    })
+    imagegate_policy::testing::Request::pod(images)
+        .uid(uid)
+        .annotations(annotations)
+        .review()
 }
 
 /// An ImageReview as the API server's ImagePolicyWebhook sends it.

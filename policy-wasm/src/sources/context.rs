@@ -8,6 +8,7 @@
 
 use super::{str_at, tanzu, tmax, Converted};
 use crate::host::Host;
+use crate::settings::{Policy, SourcedSettings};
 use crate::wire::{GetResourceRequest, ListResourcesRequest};
 use serde_json::{Map, Value};
 
@@ -16,6 +17,19 @@ use serde_json::{Map, Value};
 pub struct Sources {
     pub tmax: bool,
     pub tanzu: bool,
+}
+
+/// The policy for one request in `namespace`: the settings as written,
+/// completed with the enabled sources' objects, compiled like any settings.
+pub(crate) fn policy(
+    sourced: &SourcedSettings,
+    namespace: &str,
+    host: &dyn Host,
+) -> Result<Policy, String> {
+    let settings = merged_settings(sourced.sources, &sourced.base, namespace, host)
+        .map_err(|e| format!("sources: {e}"))?;
+    Policy::from_json(&settings.to_string())
+        .map_err(|e| format!("the settings built from sources are invalid: {e}"))
 }
 
 /// Reads the enabled sources for a request in `namespace` and merges them
@@ -166,54 +180,38 @@ fn merge(base: &mut Map<String, Value>, fragment: Converted) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::ScriptedHost;
     use serde_json::json;
-    use std::cell::RefCell;
 
-    /// Answers from a list of objects, like `imagegate --context DIR`.
-    struct Cluster {
-        objects: Vec<Value>,
-        calls: RefCell<Vec<String>>,
-    }
-
-    impl Host for Cluster {
-        fn call(&self, ns: &str, op: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+    /// Answers `kubernetes/*` from a list of objects, like `imagegate --context DIR`.
+    fn cluster(objects: Vec<Value>) -> ScriptedHost {
+        ScriptedHost::new(move |ns, op, p| {
             assert_eq!(ns, "kubernetes");
-            let p: Value = serde_json::from_slice(payload).unwrap();
-            self.calls
-                .borrow_mut()
-                .push(format!("{op} {} {}", p["kind"], p["namespace"]));
             let fits = |o: &&Value| {
                 o["apiVersion"] == p["api_version"]
                     && o["kind"] == p["kind"]
                     && (p["namespace"].is_null() || o["metadata"]["namespace"] == p["namespace"])
             };
-            let answer = match op {
-                "get_resource" => self
-                    .objects
+            match op {
+                "get_resource" => objects
                     .iter()
                     .filter(fits)
                     .find(|o| o["metadata"]["name"] == p["name"])
                     .cloned()
-                    .ok_or_else(|| format!("{} {} not found", p["kind"], p["name"]))?,
-                _ => {
-                    json!({"items": self.objects.iter().filter(fits).cloned().collect::<Vec<_>>()})
-                }
-            };
-            Ok(serde_json::to_vec(&answer).unwrap())
-        }
+                    .ok_or_else(|| format!("{} {} not found", p["kind"], p["name"])),
+                _ => Ok(json!({"items": objects.iter().filter(fits).cloned().collect::<Vec<_>>()})),
+            }
+        })
     }
 
     #[test]
     fn tmax_policies_are_read_per_namespace_and_merged() {
-        let cluster = Cluster {
-            objects: vec![
-                json!({"apiVersion":"tmax.io/v1","kind":"RegistrySecurityPolicy","metadata":{"name":"p","namespace":"team-a"},
+        let cluster = cluster(vec![
+            json!({"apiVersion":"tmax.io/v1","kind":"RegistrySecurityPolicy","metadata":{"name":"p","namespace":"team-a"},
                     "spec":{"registries":[{"registry":"reg.io","signCheck":false}]}}),
-                json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":tmax::WHITELIST_NAME,"namespace":tmax::WHITELIST_NAMESPACE},
+            json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":tmax::WHITELIST_NAME,"namespace":tmax::WHITELIST_NAMESPACE},
                     "data":{"whitelist-images":"registry","whitelist-namespaces":"kube-system"}}),
-            ],
-            calls: RefCell::new(Vec::new()),
-        };
+        ]);
         let base = json!({"exemptNamespaces": ["ops"]});
         let s = merged_settings(
             Sources {
@@ -243,10 +241,7 @@ mod tests {
 
     #[test]
     fn tanzu_missing_policy_and_host_errors() {
-        let empty = Cluster {
-            objects: vec![],
-            calls: RefCell::new(Vec::new()),
-        };
+        let empty = cluster(vec![]);
         let s = merged_settings(
             Sources {
                 tmax: false,
@@ -258,13 +253,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(s["unmatchedMessage"], tanzu::NOT_FOUND);
-        assert_eq!(empty.calls.borrow().len(), 1);
-        struct Down;
-        impl Host for Down {
-            fn call(&self, _: &str, _: &str, _: &[u8]) -> Result<Vec<u8>, String> {
-                Err("Policy has not been granted access to Kubernetes tmax.io/v1/ClusterRegistrySecurityPolicy resources".into())
-            }
-        }
+        assert_eq!(empty.calls().len(), 1);
+        let down = ScriptedHost::failing("Policy has not been granted access to Kubernetes tmax.io/v1/ClusterRegistrySecurityPolicy resources");
         let e = merged_settings(
             Sources {
                 tmax: true,
@@ -272,7 +262,7 @@ mod tests {
             },
             &Map::new(),
             "default",
-            &Down,
+            &down,
         )
         .unwrap_err();
         assert!(

@@ -8,15 +8,15 @@
 //!
 //! The converters live in the policy crate because `sources: {tmax, tanzu}`
 //! runs the tmax and Tanzu conversions inside the guest at request time
-//! ([`context`]), so the CLI (`imagegate convert`) and the live policy can
+//! (`context`), so the CLI (`imagegate convert`) and the live policy can
 //! never disagree.
 
-pub mod context;
-pub mod gatekeeper;
-pub mod openshift;
-pub mod sighup;
-pub mod tanzu;
-pub mod tmax;
+pub(crate) mod context;
+mod gatekeeper;
+mod openshift;
+mod sighup;
+pub(crate) mod tanzu;
+mod tmax;
 
 use serde_json::{Map, Value};
 use std::fmt;
@@ -41,6 +41,7 @@ impl fmt::Display for Limitation {
 pub struct Converted {
     /// Native settings (valid input for `Policy::from_json`).
     pub settings: Value,
+    /// What the conversion could not carry over exactly.
     pub limitations: Vec<Limitation>,
     /// Which namespaces the original tool looks at, when that is decided by its
     /// webhook rather than by its policy: goes into a ClusterAdmissionPolicy's
@@ -51,14 +52,20 @@ pub struct Converted {
 /// The dialects `imagegate convert --from` understands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// tmax image-validation-webhook: whitelist ConfigMap, (Cluster)RegistrySecurityPolicy, key Secrets.
     Tmax,
+    /// VMware Tanzu image policy webhook: ClusterImagePolicy.
     Tanzu,
+    /// OpenShift: `Image` allowedRegistriesForImport and the ImagePolicy admission plugin.
     Openshift,
+    /// sighup container-signature-enforcer (opa-notary-connector) Helm values.
     Sighup,
+    /// Gatekeeper library constraints: K8sAllowedRepos, K8sDisallowedTags, K8sImageDigests.
     Gatekeeper,
 }
 
 impl Dialect {
+    /// Every dialect, in `--help` order.
     pub const ALL: [Dialect; 5] = [
         Dialect::Tmax,
         Dialect::Tanzu,
@@ -67,6 +74,7 @@ impl Dialect {
         Dialect::Gatekeeper,
     ];
 
+    /// The name `--from` takes.
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Tmax => "tmax",
@@ -77,6 +85,7 @@ impl Dialect {
         }
     }
 
+    /// The dialect called `name`, or an error listing the names.
     pub fn parse(name: &str) -> Result<Dialect, String> {
         Dialect::ALL
             .into_iter()
@@ -95,7 +104,7 @@ impl Dialect {
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// OpenShift: the integrated registry's host (`matchIntegratedRegistry`);
-    /// default [`openshift::DEFAULT_INTEGRATED_REGISTRY`].
+    /// default `image-registry.openshift-image-registry.svc:5000`.
     pub integrated_registry: Option<String>,
 }
 
@@ -204,19 +213,6 @@ pub(crate) fn unknown_fields(out: &mut Out, at: &str, obj: &Value, known: &[&str
                 format!("{at}.{key}"),
                 "unknown field, not converted (check the original tool's documentation)",
             );
-        }
-    }
-}
-
-/// Whether an image pattern's first component is a host (DESIGN.md rule).
-pub(crate) fn has_host(pattern: &str) -> bool {
-    match pattern.split_once('/') {
-        None => false,
-        Some((first, _)) => {
-            first.contains('.')
-                || first.contains(':')
-                || first == "localhost"
-                || first.contains('*')
         }
     }
 }

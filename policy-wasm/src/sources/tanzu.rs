@@ -13,7 +13,8 @@
 //! pattern without tag means any tag; [`name_patterns`] rewrites it into
 //! imagegate patterns (`.../cosign*` -> `.../cosign*` and `.../cosign*/**`).
 
-use super::{describe, has_host, list_at, str_at, strings_at, unknown_fields, Converted, Out};
+use super::{describe, list_at, str_at, strings_at, unknown_fields, Converted, Out};
+use crate::pattern::is_host_pattern;
 use serde_json::{json, Value};
 
 pub const API_VERSION: &str = "signing.apps.tanzu.vmware.com/v1beta1";
@@ -145,7 +146,10 @@ pub fn name_patterns(pattern: &str) -> (Vec<String>, Vec<String>) {
         return (vec!["**".to_string()], notes);
     }
     let (host, path) = match pattern.split_once('/') {
-        Some((first, rest)) if has_host(pattern) => (Some(first.to_ascii_lowercase()), rest),
+        // The host stays as written: the pattern normalizes its case, and
+        // lower-casing here would turn `Corp/app` (a host, by the host rule)
+        // into Docker Hub's `corp/app`.
+        Some((first, rest)) if is_host_pattern(first) => (Some(first.to_string()), rest),
         _ => (None, pattern),
     };
     let host = host.map(|h| {

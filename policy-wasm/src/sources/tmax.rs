@@ -343,30 +343,11 @@ fn cosign_keys(key_ref: &str, inputs: &Inputs) -> Result<Vec<String>, String> {
         (None, Some(text)) => text.to_string(),
         (None, None) => return Err(format!("Secret {ns}/{name} has no cosign.pub")),
     };
-    let pems = split_pems(&text);
-    if pems.is_empty() {
-        return Err(format!("Secret {ns}/{name}: cosign.pub holds no PEM block"));
-    }
-    Ok(pems)
-}
-
-/// Every `-----BEGIN ...-----` ... `-----END ...-----` block, in order.
-fn split_pems(text: &str) -> Vec<String> {
-    let mut pems = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let Some(end_marker) = rest[start..].find("-----END ") else {
-            break;
-        };
-        let after = start + end_marker;
-        let Some(close) = rest[after + 9..].find("-----") else {
-            break;
-        };
-        let end = after + 9 + close + 5;
-        pems.push(format!("{}\n", &rest[start..end]));
-        rest = &rest[end..];
-    }
-    pems
+    // The one PEM reader: a bundle is split into its blocks, each handed on
+    // as PEM text (validated again as a cosign key by the settings).
+    let blocks = crate::pem::decode_all(&text)
+        .map_err(|e| format!("Secret {ns}/{name}: cosign.pub is not PEM: {e}"))?;
+    Ok(blocks.iter().map(crate::pem::encode).collect())
 }
 
 #[cfg(test)]
@@ -497,7 +478,22 @@ mod tests {
 
     #[test]
     fn pem_bundles_are_split() {
-        assert_eq!(split_pems(&format!("{KEY}{KEY}")).len(), 2);
-        assert!(split_pems("nothing").is_empty());
+        let secret = |text: &str| json!({"kind":"Secret","metadata":{"name":"k","namespace":"ns"},"stringData":{"cosign.pub": text}});
+        let two = secret(&format!("{KEY}{KEY}"));
+        let inputs = Inputs {
+            secrets: vec![&two],
+            ..Default::default()
+        };
+        assert_eq!(
+            cosign_keys("k8s://ns/k", &inputs),
+            Ok(vec![KEY.to_string(); 2])
+        );
+        let none = secret("nothing");
+        let inputs = Inputs {
+            secrets: vec![&none],
+            ..Default::default()
+        };
+        let e = cosign_keys("k8s://ns/k", &inputs).unwrap_err();
+        assert!(e.starts_with("Secret ns/k: cosign.pub is not PEM"), "{e}");
     }
 }

@@ -1,0 +1,379 @@
+//! One verdict per image: which rule decides it, what that rule requires
+//! (tags, digest, signatures) and what came of it.
+//!
+//! The rule is the highest-priority match (ties: the rule listed first); with
+//! none, `unmatched` decides. Whether a denial is a warning (a rule in warn
+//! mode, `unmatched: warn`) is decided here, once: the response and the
+//! playground's report read it from the [`Verdict`].
+
+use super::checks::{self, Calls, CheckRun};
+use crate::reference::{self, ParseError, Reference};
+use crate::settings::{Action, LabelCondition, Mode, OnDigestMismatch, Policy, Rule, Unmatched};
+use crate::workload::ImageSite;
+use serde::ser::{Serialize, SerializeStruct, Serializer};
+use std::sync::Arc;
+
+/// What the engine decided for one image of the request.
+///
+/// [`explain`](crate::decide::explain) returns one per image, in the order of
+/// the object's containers; the admission response is written from them.
+///
+/// ```
+/// use imagegate_policy::decide::{self, Decision};
+/// use imagegate_policy::host::Host;
+/// use imagegate_policy::settings::Policy;
+/// use imagegate_policy::wire::AdmissionRequest;
+///
+/// struct NoHost;
+/// impl Host for NoHost {
+///     fn call(&self, ns: &str, op: &str, _: &[u8]) -> Result<Vec<u8>, String> {
+///         Err(format!("no {ns}/{op} here"))
+///     }
+/// }
+///
+/// let policy = Policy::from_json(
+///     r#"{"rules":[{"name":"no-latest","images":["**"],"tags":{"deny":["latest"]}}]}"#,
+/// )?;
+/// let request: AdmissionRequest = serde_json::from_str(
+///     r#"{"uid":"1","operation":"CREATE","namespace":"shop",
+///         "kind":{"group":"","version":"v1","kind":"Pod"},
+///         "object":{"spec":{"containers":[{"name":"app","image":"nginx"}]}}}"#,
+/// )
+/// .map_err(|e| e.to_string())?;
+/// let (response, verdicts) = decide::explain(&request, &policy, &NoHost);
+/// assert!(!response.accepted);
+/// let v = &verdicts[0];
+/// assert_eq!(v.container(), r#"container "app""#);
+/// assert_eq!(v.normalized().map(|r| r.to_string()).as_deref(), Some("docker.io/library/nginx:latest"));
+/// assert_eq!((v.decision(), v.rule()), (Decision::Denied, Some("no-latest")));
+/// assert_eq!(v.reason(), Some(r#"tag "latest" is denied (tags.deny "latest")"#));
+/// # Ok::<(), String>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    site: ImageSite,
+    reference: Result<Reference, ParseError>,
+    decision: Decision,
+    rule: Option<Arc<str>>,
+    reason: Option<String>,
+    checks: Vec<CheckRun>,
+    pin: Option<String>,
+}
+
+/// The outcome for one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Admitted by its rule, or by `unmatched: allow`.
+    Allowed,
+    /// Would be denied, but its rule is in warn mode (or `unmatched: warn`):
+    /// admitted with a warning.
+    Warned,
+    /// Denied: the whole request is rejected.
+    Denied,
+    /// Matched `exemptImages`: not checked, named in an audit annotation.
+    Exempt,
+}
+
+impl Decision {
+    /// `allowed`, `warned`, `denied`, `exempt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allowed => "allowed",
+            Decision::Warned => "warned",
+            Decision::Denied => "denied",
+            Decision::Exempt => "exempt",
+        }
+    }
+}
+
+impl Verdict {
+    /// Where the image is: `container "app"`, `init container "setup"`, `ephemeral container "debugger"`.
+    pub fn container(&self) -> String {
+        self.site.describe()
+    }
+
+    /// The image as written in the object.
+    pub fn image(&self) -> &str {
+        &self.site.image
+    }
+
+    /// Its normalized reference; `None` when it does not parse (then denied).
+    pub fn normalized(&self) -> Option<&Reference> {
+        self.reference.as_ref().ok()
+    }
+
+    /// Allowed, warned, denied or exempt.
+    pub fn decision(&self) -> Decision {
+        self.decision
+    }
+
+    /// The name of the rule that decided; `None` when no rule matched (the
+    /// `unmatched` setting decided), the image is exempt or does not parse.
+    pub fn rule(&self) -> Option<&str> {
+        self.rule.as_deref()
+    }
+
+    /// Why the image was denied or warned about (with the rule's `message`);
+    /// `None` when it was allowed or exempt.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    /// The host checks run for this image, in order: signature verifications
+    /// and digest lookups, each with the digest it returned or why it failed.
+    pub fn checks(&self) -> &[CheckRun] {
+        &self.checks
+    }
+
+    /// The digest the rule pins the image to (`pinDigest`, `onDigestMismatch: rewrite`).
+    pub fn pin(&self) -> Option<&str> {
+        self.pin.as_deref()
+    }
+
+    /// The image as the mutation writes it (`nginx:1@sha256:...`); `None`
+    /// without a pin, or when the request may not change this image (on the
+    /// `pods/ephemeralcontainers` subresource only ephemeral containers can).
+    pub fn pinned(&self) -> Option<String> {
+        self.pin
+            .as_deref()
+            .filter(|_| self.site.mutable)
+            .map(|digest| reference::pin(&self.site.image, digest))
+    }
+
+    /// JSON pointer of the image string in the object.
+    pub(super) fn pointer(&self) -> &str {
+        &self.site.pointer
+    }
+}
+
+/// The playground's report of one image: `container`, `image`, `normalized`,
+/// `decision`, `rule`, `reason`, `pinned`, `checks`.
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = s.serialize_struct("Verdict", 8)?;
+        out.serialize_field("container", &self.container())?;
+        out.serialize_field("image", self.image())?;
+        out.serialize_field("normalized", &self.normalized().map(ToString::to_string))?;
+        out.serialize_field("decision", self.decision.as_str())?;
+        out.serialize_field("rule", &self.rule())?;
+        out.serialize_field("reason", &self.reason())?;
+        out.serialize_field("pinned", &self.pinned())?;
+        out.serialize_field("checks", &self.checks)?;
+        out.end()
+    }
+}
+
+/// The verdict on one image. `ids` is scratch space reused across images.
+pub(super) fn decide(
+    site: ImageSite,
+    policy: &Policy,
+    calls: &Calls,
+    ids: &mut Vec<usize>,
+) -> Verdict {
+    let mut verdict = Verdict {
+        reference: Reference::parse(&site.image),
+        site,
+        decision: Decision::Allowed,
+        rule: None,
+        reason: None,
+        checks: Vec::new(),
+        pin: None,
+    };
+    let image = match &verdict.reference {
+        Ok(image) => image,
+        Err(e) => {
+            verdict.decision = Decision::Denied;
+            verdict.reason = Some(format!("cannot be parsed: {e}"));
+            return verdict;
+        }
+    };
+    match evaluate(image, policy, calls, ids, &mut verdict.checks) {
+        Outcome::Exempt => verdict.decision = Decision::Exempt,
+        Outcome::Allowed { rule, pin } => {
+            verdict.rule = rule.map(|i| policy.rules[i].name.clone());
+            verdict.pin = pin;
+        }
+        Outcome::Denied {
+            rule: Some(i),
+            reason,
+        } => {
+            let rule = &policy.rules[i];
+            verdict.decision = match rule.mode {
+                Mode::Warn => Decision::Warned,
+                Mode::Enforce => Decision::Denied,
+            };
+            verdict.reason = Some(match &rule.message {
+                Some(m) => format!("{reason} ({})", m.replace("{image}", &verdict.site.image)),
+                None => reason,
+            });
+            verdict.rule = Some(rule.name.clone());
+        }
+        Outcome::Denied { rule: None, reason } => {
+            verdict.decision = match policy.unmatched {
+                Unmatched::Warn => Decision::Warned,
+                Unmatched::Allow | Unmatched::Deny => Decision::Denied,
+            };
+            // `unmatchedMessage`, `{image}` replaced by the image as written.
+            verdict.reason = Some(match &policy.unmatched_message {
+                Some(text) => text.replace("{image}", &verdict.site.image),
+                None => reason,
+            });
+        }
+    }
+    verdict
+}
+
+/// What the policy says about one parsed image.
+enum Outcome {
+    Exempt,
+    /// Allowed by `rule` (or by `unmatched` when `None`), optionally pinned to a digest.
+    Allowed {
+        rule: Option<usize>,
+        pin: Option<String>,
+    },
+    /// Denied by `rule` (an index into `policy.rules`), or by `unmatched` when `None`.
+    Denied {
+        rule: Option<usize>,
+        reason: String,
+    },
+}
+
+fn evaluate(
+    image: &Reference,
+    policy: &Policy,
+    calls: &Calls,
+    ids: &mut Vec<usize>,
+    runs: &mut Vec<CheckRun>,
+) -> Outcome {
+    ids.clear();
+    policy.exempt_images.matches_into(image, ids);
+    if !ids.is_empty() {
+        return Outcome::Exempt;
+    }
+    policy.patterns.matches_into(image, ids);
+    if !policy.regexes.is_empty() {
+        let name = repository(image);
+        ids.extend(
+            policy
+                .regexes
+                .iter()
+                .filter(|(re, _)| re.is_match(&name))
+                .map(|(_, i)| *i),
+        );
+    }
+    // Highest priority wins; on a tie the rule listed first. A rule with
+    // image label conditions matches only when the image carries them.
+    ids.sort_by_key(|&i| (std::cmp::Reverse(policy.rules[i].priority), i));
+    ids.dedup();
+    for &index in ids.iter() {
+        let rule = &policy.rules[index];
+        if !rule.labels.is_empty() {
+            match calls.labels(&image.to_string()) {
+                Ok(labels) if rule.labels.iter().all(|c| has_label(&labels, c)) => {}
+                Ok(_) => continue,
+                Err(_) if rule.skip_on_resolution_failure => continue,
+                Err(e) => {
+                    return Outcome::Denied {
+                        rule: Some(index),
+                        reason: format!("cannot read the image labels (imageLabels): {e}"),
+                    }
+                }
+            }
+        }
+        return match apply(image, rule, calls, runs) {
+            Ok(pin) => Outcome::Allowed {
+                rule: Some(index),
+                pin,
+            },
+            Err(reason) => Outcome::Denied {
+                rule: Some(index),
+                reason,
+            },
+        };
+    }
+    match policy.unmatched {
+        Unmatched::Allow => Outcome::Allowed {
+            rule: None,
+            pin: None,
+        },
+        Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
+            rule: None,
+            reason: "matches no rule".to_string(),
+        },
+    }
+}
+
+/// `host[:port]/path`: what `imageRegex` is matched against.
+fn repository(image: &Reference) -> String {
+    match image.port() {
+        Some(port) => format!("{}:{port}/{}", image.host(), image.path()),
+        None => format!("{}/{}", image.host(), image.path()),
+    }
+}
+
+fn has_label(labels: &serde_json::Map<String, serde_json::Value>, c: &LabelCondition) -> bool {
+    match (labels.get(&c.key), &c.value) {
+        (Some(_), None) => true,
+        (Some(v), Some(want)) => v.as_str() == Some(want.as_str()),
+        (None, _) => false,
+    }
+}
+
+/// Applies one rule: action, tag constraints, verification, digest handling.
+/// `Ok` carries the digest to pin, if any.
+fn apply(
+    image: &Reference,
+    rule: &Rule,
+    calls: &Calls,
+    runs: &mut Vec<CheckRun>,
+) -> Result<Option<String>, String> {
+    if rule.action == Action::Deny {
+        return Err("denied".to_string());
+    }
+    if let Some(tag) = image.tag() {
+        if let Some(glob) = rule.tags_deny.iter().find(|g| g.is_match(tag)) {
+            return Err(format!(
+                "tag {tag:?} is denied (tags.deny {:?})",
+                glob.as_str()
+            ));
+        }
+        if !rule.tags_allow.is_empty() && !rule.tags_allow.iter().any(|g| g.is_match(tag)) {
+            return Err(format!("tag {tag:?} is not in tags.allow"));
+        }
+    }
+    if rule.require_digest && image.digest().is_none() {
+        return Err(
+            "a digest is required (tags.requireDigest): write the image as name@sha256:..."
+                .to_string(),
+        );
+    }
+    let Some(verify) = &rule.verify else {
+        return match (rule.pin_digest, image.digest()) {
+            (true, None) => checks::resolve_digest(&image.to_string(), calls, runs).map(Some),
+            _ => Ok(None),
+        };
+    };
+    let normalized = image.to_string();
+    let signed = checks::verify(verify, &normalized, calls, runs)?;
+    let mismatch = |actual: &str| {
+        format!(
+            "image digest {actual} differs from the signed digest {} ({})",
+            signed.digest, signed.by
+        )
+    };
+    match (image.digest(), rule.on_digest_mismatch) {
+        (Some(actual), _) if actual == signed.digest => Ok(None),
+        (Some(actual), OnDigestMismatch::Deny) => Err(mismatch(actual)),
+        (Some(_), OnDigestMismatch::Rewrite) => Ok(Some(signed.digest)),
+        // Notary signs tag -> digest: the tag may have moved since.
+        (None, OnDigestMismatch::Rewrite) if signed.maps_tag => Ok(Some(signed.digest)),
+        (None, OnDigestMismatch::Deny) if signed.maps_tag => {
+            let actual = checks::resolve_digest(&normalized, calls, runs)?;
+            if actual != signed.digest {
+                return Err(mismatch(&actual));
+            }
+            Ok(rule.pin_digest.then_some(signed.digest))
+        }
+        (None, _) => Ok(rule.pin_digest.then_some(signed.digest)),
+    }
+}
