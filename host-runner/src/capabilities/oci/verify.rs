@@ -16,6 +16,7 @@
 //!   certificate copied next to someone else's signature does not count.
 
 use serde::Serialize;
+use serde_yaml_ng::Value as YamlValue;
 use sigstore::cosign::signature_layers::{CertificateSignature, CertificateSubject};
 use sigstore::cosign::verification_constraint::{
     AnnotationVerifier, CertificateVerifier, PublicKeyVerifier, VerificationConstraint,
@@ -36,7 +37,7 @@ pub(crate) struct Requirement {
     identity: Identity,
     annotations: Option<BTreeMap<String, String>>,
     /// How the requirement is shown when unsatisfied (YAML, like policy-server).
-    description: Description,
+    description: YamlValue,
 }
 
 #[derive(Debug)]
@@ -56,30 +57,20 @@ enum Subject {
     UrlPrefix(String),
 }
 
-/// policy-server's `Signature` YAML shape, so rejection messages read the same.
-#[derive(Debug, Serialize)]
-#[serde(tag = "kind", rename_all = "camelCase")]
-enum Description {
-    PubKey {
-        key: String,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    GenericIssuer {
-        issuer: String,
-        subject: Subject,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    GithubAction {
-        owner: String,
-        repo: Option<String>,
-        annotations: Option<BTreeMap<String, String>>,
-    },
-    #[serde(rename_all = "camelCase")]
-    Certificate {
-        certificate: String,
-        require_rekor_bundle: bool,
-        annotations: Option<BTreeMap<String, String>>,
-    },
+/// policy-server's `Signature` YAML shape (`kind` plus the variant's
+/// fields, camelCase; enums as `!tags`), so rejection messages read the same.
+fn description<const N: usize>(kind: &str, fields: [(&str, YamlValue); N]) -> YamlValue {
+    let mut map = serde_yaml_ng::Mapping::new();
+    map.insert("kind".into(), kind.into());
+    for (name, value) in fields {
+        map.insert(name.into(), value);
+    }
+    YamlValue::Mapping(map)
+}
+
+/// One field of a [`description`] (plain data: serializing cannot fail).
+fn yaml(value: impl Serialize) -> YamlValue {
+    serde_yaml_ng::to_value(value).unwrap_or(YamlValue::Null)
 }
 
 /// Whether a request needs the Fulcio/Rekor trust root.
@@ -114,10 +105,13 @@ pub(crate) fn requirements(req: &SigstoreVerifyRequest) -> Result<Vec<Requiremen
                     Ok(Requirement {
                         identity: Identity::Key(verifier),
                         annotations: clean(annotations),
-                        description: Description::PubKey {
-                            key: key.clone(),
-                            annotations: clean(annotations),
-                        },
+                        description: description(
+                            "pubKey",
+                            [
+                                ("key", yaml(key)),
+                                ("annotations", yaml(clean(annotations))),
+                            ],
+                        ),
                     })
                 })
                 .collect()
@@ -176,11 +170,14 @@ pub(crate) fn requirements(req: &SigstoreVerifyRequest) -> Result<Vec<Requiremen
                     repo: repo.clone(),
                 },
                 annotations: clean(annotations),
-                description: Description::GithubAction {
-                    owner: owner.clone(),
-                    repo: repo.clone(),
-                    annotations: clean(annotations),
-                },
+                description: description(
+                    "githubAction",
+                    [
+                        ("owner", yaml(owner)),
+                        ("repo", yaml(repo)),
+                        ("annotations", yaml(clean(annotations))),
+                    ],
+                ),
             }])
         }
         SigstoreVerifyRequest::SigstoreCertificateVerify {
@@ -205,11 +202,14 @@ pub(crate) fn requirements(req: &SigstoreVerifyRequest) -> Result<Vec<Requiremen
             Ok(vec![Requirement {
                 identity: Identity::Certificate(verifier),
                 annotations: clean(annotations),
-                description: Description::Certificate {
-                    certificate: String::from_utf8_lossy(certificate).into_owned(),
-                    require_rekor_bundle: *require_rekor_bundle,
-                    annotations: clean(annotations),
-                },
+                description: description(
+                    "certificate",
+                    [
+                        ("certificate", yaml(String::from_utf8_lossy(certificate))),
+                        ("requireRekorBundle", yaml(require_rekor_bundle)),
+                        ("annotations", yaml(clean(annotations))),
+                    ],
+                ),
             }])
         }
     }
@@ -225,12 +225,15 @@ fn keyless_requirement(
             issuer: issuer.to_string(),
             subject: subject.clone(),
         },
-        annotations: annotations.clone(),
-        description: Description::GenericIssuer {
-            issuer: issuer.to_string(),
-            subject,
-            annotations,
-        },
+        description: description(
+            "genericIssuer",
+            [
+                ("issuer", yaml(issuer)),
+                ("subject", yaml(&subject)),
+                ("annotations", yaml(&annotations)),
+            ],
+        ),
+        annotations,
     }
 }
 
@@ -270,13 +273,7 @@ impl Requirement {
 
     /// Whether this requirement can only be met by a layer with a Rekor bundle.
     pub(crate) fn needs_rekor_bundle(&self) -> bool {
-        matches!(
-            self.description,
-            Description::Certificate {
-                require_rekor_bundle: true,
-                ..
-            }
-        )
+        self.description.get("requireRekorBundle") == Some(&YamlValue::Bool(true))
     }
 
     /// YAML form for the "not satisfied" message.
