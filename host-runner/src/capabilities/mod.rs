@@ -23,6 +23,7 @@ pub mod live;
 pub mod notary;
 pub mod oci;
 pub mod request;
+pub mod signatures;
 pub mod sigstore;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -105,6 +105,8 @@ fn kwctl_form(request: &Request) -> serde_json::Result<(String, Value)> {
         ),
         CryptoIsCertificateTrusted(r) => ("CryptoIsCertificateTrusted", json!({ "request": r })),
         NotaryVerify(r) => ("NotaryVerify", serde_json::to_value(r)?),
+        VerifySignature(r) => ("VerifySignature", serde_json::to_value(r)?),
+        VerifyAttestation(r) => ("VerifyAttestation", serde_json::to_value(r)?),
     };
     Ok((variant.to_string(), fields))
 }
@@ -164,6 +166,8 @@ fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
         }
         "CryptoIsCertificateTrusted" => CryptoIsCertificateTrusted(from::<Crypto>(fields)?.request),
         "NotaryVerify" => NotaryVerify(from(fields)?),
+        "VerifySignature" => VerifySignature(from(fields)?),
+        "VerifyAttestation" => VerifyAttestation(from(fields)?),
         sigstore if sigstore.starts_with("Sigstore") => match fields {
             Value::Object(fields) => Sigstore(sigstore_variant(sigstore, fields)?),
             _ => return Err(format!("{sigstore}: expected a mapping of fields")),
@@ -442,7 +446,8 @@ mod tests {
         use crate::capabilities::crypto::{Certificate, CertificateEncoding};
         use crate::capabilities::request::ResourceAttributes;
         use imagegate_policy::wire::{
-            KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner, NotaryVerifyRequest,
+            AttestationVerifyRequest, KeylessInfo, KeylessPrefixInfo, ListResourcesRequest,
+            NotarySigner, NotaryVerifyRequest, Platforms, SignatureVerifyRequest, SignerIdentity,
         };
         let file = include_str!("../../tests/data/session/every-request.yml");
         let image = || "ghcr.io/a/b:1".to_string();
@@ -543,6 +548,27 @@ mod tests {
                 }],
                 ca_cert: None,
                 root_keys: Some(vec!["K".into()]),
+            }),
+            Request::VerifySignature(SignatureVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::All,
+                identities: vec![
+                    SignerIdentity::Key { pem: "K".into() },
+                    SignerIdentity::GithubActions {
+                        owner: "corp".into(),
+                        repo: None,
+                    },
+                ],
+                annotations: Some([("env".to_string(), "prod".to_string())].into()),
+            }),
+            Request::VerifyAttestation(AttestationVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::Index,
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+                identities: vec![SignerIdentity::Keyless {
+                    issuer: "https://iss".into(),
+                    subject: "me@x".into(),
+                }],
             }),
         ];
         let exchanges: Vec<Exchange> = requests

@@ -13,7 +13,9 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
-mod image;
+pub(crate) mod discovery;
+pub(crate) mod distribution;
+pub(crate) mod image;
 pub(crate) mod verify;
 
 use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
@@ -102,6 +104,11 @@ impl Oci {
         });
         clients.insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// How registries are reached (shared with the other registry readers).
+    pub(crate) fn access(&self) -> &RegistryAccess {
+        &self.access
     }
 
     /// Parses `image` and picks its credential and clients.

@@ -6,32 +6,25 @@
 //! 1. the bundle parses, its media type is a known version, its content is
 //!    one DSSE signature over an in-toto statement about the subject digest
 //!    ([`statement`](super::statement));
-//! 2. the signer: with a certificate, the signature verifies with its key and
-//!    the certificate is one a check accepts (keyless identity, or the key of
-//!    a configured certificate); with a public key, one configured key
-//!    verifies the signature (the bundle's key hint never selects a key);
+//! 2. the signer ([`dsse::signer`]): a certificate (v0.3 `certificate`, or
+//!    the v0.1/v0.2 chain) or a bare key;
 //! 3. every RFC 3161 timestamp carried verifies against a timestamp
 //!    authority of the trust root; every tlog entry carried verifies
 //!    ([`tlog`](super::tlog)); the verified times are the SETs' integrated
 //!    times and the timestamps' times;
-//! 4. a Fulcio certificate needs at least one verified time, a chain to a CA
-//!    of the trust root valid at every verified time (and the CA's validity),
-//!    an SCT when the trust root lists CT logs, and a verified tlog entry
-//!    when it lists transparency logs.
+//! 4. what the signer's kind requires with that evidence ([`dsse::conclude`]).
 //!
 //! Nothing carried is skipped: a bundle with a timestamp or log entry that
 //! does not verify is rejected even when the rest would suffice.
 
-use sigstore::crypto::Signature;
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{bundle, verification_material, Bundle};
-use x509_cert::der::Decode;
-use x509_cert::Certificate;
 
 use super::chain;
-use super::fulcio::{self, Claims};
-use super::signer::{certificate_spki, PublicKey, Signer};
+use super::dsse::{self, Evidence, Material};
+use super::fulcio::Claims;
+use super::signer::Signer;
 use super::statement::{self, Expect, IN_TOTO_PAYLOAD_TYPE};
-use super::tlog::{self, Required, Signed, Verifier};
+use super::tlog::{self, Required, Signed};
 use super::trust_root::{rfc3339, TrustRoot};
 
 /// What verified.
@@ -103,12 +96,11 @@ pub(crate) fn verify(
     let material = bundle
         .verification_material
         .ok_or("the bundle has no verification material")?;
-
-    // 2. The signer.
-    let certificate = match &material.content {
-        Some(verification_material::Content::Certificate(c)) => {
-            Some((c.raw_bytes.clone(), Vec::new()))
-        }
+    let signer_material = match &material.content {
+        Some(verification_material::Content::Certificate(c)) => Material::Certificate {
+            leaf: c.raw_bytes.clone(),
+            chain: Vec::new(),
+        },
         Some(verification_material::Content::X509CertificateChain(chain)) => {
             let mut certs: Vec<Vec<u8>> = chain
                 .certificates
@@ -119,50 +111,15 @@ pub(crate) fn verify(
                 return Err("the bundle's certificate chain is empty".to_string());
             }
             let leaf = certs.remove(0);
-            Some((leaf, certs))
+            Material::Certificate { leaf, chain: certs }
         }
-        Some(verification_material::Content::PublicKey(_)) => None,
+        Some(verification_material::Content::PublicKey(_)) => Material::Key,
         None => return Err("the bundle names no certificate and no key".to_string()),
     };
-    let (identity, signer_key, leaf) = match &certificate {
-        Some((leaf_der, _)) => {
-            let leaf = Certificate::from_der(leaf_der)
-                .map_err(|e| format!("the bundle's certificate: {e}"))?;
-            let key = PublicKey::from_spki(certificate_spki(&leaf)?)
-                .map_err(|e| format!("the bundle's certificate key is unusable: {e}"))?;
-            key.key
-                .verify_signature(Signature::Raw(signature), &pae)
-                .map_err(|_| {
-                    "the signature does not verify with the bundle's certificate key".to_string()
-                })?;
-            let claims = fulcio::claims(&leaf).ok();
-            let identity = match_certificate(signers, &key, claims.as_ref())?;
-            (identity, key, Some((leaf, claims)))
-        }
-        None => {
-            let mut keys = signers
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.key().map(|k| (i, k)));
-            let found = keys.find(|(_, k)| {
-                k.key
-                    .verify_signature(Signature::Raw(signature), &pae)
-                    .is_ok()
-            });
-            let Some((identity, key)) = found else {
-                return Err(if signers.iter().any(|s| s.key().is_some()) {
-                    "signed with a key, and no configured key verifies the signature".to_string()
-                } else {
-                    "signed with a key, not with a Fulcio certificate".to_string()
-                });
-            };
-            (identity, PublicKey::from_spki(key.spki.clone())?, None)
-        }
-    };
+    let who = dsse::signer(&signer_material, signature, &pae, signers)?;
 
-    // 3. Timestamps and log entries.
-    let mut evidence = Vec::new();
-    let mut times = Vec::new();
+    // Everything the bundle carries must verify.
+    let mut evidence = Evidence::default();
     for (i, ts) in material
         .timestamp_verification_data
         .iter()
@@ -171,130 +128,39 @@ pub(crate) fn verify(
     {
         let t = chain::timestamp(&ts.signed_timestamp, signature, root)
             .map_err(|e| format!("RFC 3161 timestamp {i}: {e}"))?;
-        evidence.push(format!("timestamp {} by {}", rfc3339(t.time), t.authority));
-        times.push(t.time);
+        evidence
+            .lines
+            .push(format!("timestamp {} by {}", rfc3339(t.time), t.authority));
+        evidence.times.push(t.time);
     }
-    let tsa_times = times.clone();
-    let verifier = match &certificate {
-        Some((leaf_der, _)) => Verifier::Certificate(leaf_der),
-        None => Verifier::PublicKey(&signer_key.spki),
-    };
+    let tsa_times = evidence.times.clone();
     let signed = Signed {
         payload: &envelope.payload,
         pae: &pae,
         signature,
-        verifier,
+        verifier: signer_material.verifier(&who.key),
     };
     let required = Required {
         promise: version == 1,
         proof: version >= 2,
     };
-    let mut entries = 0;
     for (i, entry) in material.tlog_entries.iter().enumerate() {
         let verified = tlog::verify(entry, &signed, root, required, &tsa_times)
             .map_err(|e| format!("tlog entry {i}: {e}"))?;
-        evidence.push(format!("tlog {} #{}", verified.log, verified.index));
-        times.extend(verified.time);
-        entries += 1;
+        evidence
+            .lines
+            .push(format!("tlog {} #{}", verified.log, verified.index));
+        evidence.times.extend(verified.time);
+        evidence.log_entries += 1;
     }
-
-    // 4. What the signer's kind requires.
-    let signer = &signers[identity];
-    let mut valid_until = None;
-    let mut claims_out = None;
-    match (signer, &leaf) {
-        (Signer::Fulcio(_), Some((leaf, claims))) => {
-            if times.is_empty() {
-                return Err("no verified time: a certificate signature needs a signed entry timestamp or an RFC 3161 timestamp".to_string());
-            }
-            if !root.tlogs.is_empty() && entries == 0 {
-                return Err(format!(
-                    "no transparency-log entry, and {} lists transparency logs",
-                    root.source
-                ));
-            }
-            let (leaf_der, chain) = certificate
-                .as_ref()
-                .map(|(l, c)| (l.as_slice(), c.as_slice()))
-                .unwrap_or_default();
-            let issuer = chain::fulcio(leaf_der, chain, root, &times)?;
-            if !root.ctlogs.is_empty() {
-                let log = super::sct::verify(leaf_der, &issuer, root)?;
-                evidence.push(format!("SCT {log}"));
-            }
-            let _ = leaf;
-            claims_out = claims.clone();
-        }
-        (
-            Signer::Certificate {
-                leaf,
-                chain,
-                require_tlog,
-                ..
-            },
-            _,
-        ) => {
-            if *require_tlog && entries == 0 {
-                return Err("no transparency-log entry (the check requires one)".to_string());
-            }
-            let at: Vec<i64> = if times.is_empty() {
-                vec![now]
-            } else {
-                times.clone()
-            };
-            chain::configured(leaf, chain, &at)?;
-            if times.is_empty() {
-                valid_until = Some(chain::not_after(leaf, chain)?);
-            }
-        }
-        _ => {}
-    }
-    let signer_name = match &claims_out {
-        Some(c) => format!(
-            "{} (issuer {})",
-            c.get("subject").map(String::as_str).unwrap_or(""),
-            c.get("issuer").map(String::as_str).unwrap_or("")
-        ),
-        None => signer_key.name(),
-    };
+    let valid_until = dsse::conclude(&signer_material, &who, signers, &mut evidence, root, now)?;
     Ok(Outcome {
-        identity,
+        identity: who.identity,
         format: format!("sigstore-bundle-v0.{version}"),
-        signer: signer_name,
-        evidence,
+        signer: dsse::signer_name(&who),
+        evidence: evidence.lines,
         statement: statement.json,
-        claims: claims_out,
+        claims: who.claims,
         valid_until,
     })
-}
-
-/// Which signer accepts a bundle signed with a certificate: a keyless
-/// identity whose claims match, or a configured key or certificate with the
-/// same key. The error lists why each was not.
-fn match_certificate(
-    signers: &[Signer],
-    key: &PublicKey,
-    claims: Option<&Claims>,
-) -> Result<usize, String> {
-    let mut why = Vec::new();
-    for (i, signer) in signers.iter().enumerate() {
-        let result = match signer {
-            Signer::Fulcio(identity) => match claims {
-                Some(claims) => identity.check(claims),
-                None => Err("the certificate is not a Fulcio certificate".to_string()),
-            },
-            Signer::Key(k) | Signer::Certificate { key: k, .. } => {
-                if k.spki == key.spki {
-                    Ok(())
-                } else {
-                    Err("the certificate's key is another key".to_string())
-                }
-            }
-        };
-        match result {
-            Ok(()) => return Ok(i),
-            Err(e) => why.push(format!("{}: {e}", signer.describe())),
-        }
-    }
-    Err(format!("signed by someone else: {}", why.join("; ")))
 }

@@ -20,7 +20,9 @@
 
 pub(crate) mod bundle;
 pub(crate) mod chain;
+pub(crate) mod dsse;
 pub(crate) mod fulcio;
+pub(crate) mod legacy;
 pub(crate) mod sct;
 pub(crate) mod signer;
 pub(crate) mod statement;

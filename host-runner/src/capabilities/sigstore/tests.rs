@@ -157,7 +157,7 @@ fn tampered_cosign_v3_bundles_fail_each_with_its_reason() {
     };
     let cases: Vec<(&str, Box<dyn Fn(&mut Value)>, &str)> = vec![
         ("signature", Box::new(|b| flip(&mut b["dsseEnvelope"]["signatures"][0]["sig"])),
-         "the signature does not verify with the bundle's certificate key"),
+         "the signature does not verify with the signing certificate's key"),
         ("SET", Box::new(|b| flip(&mut entry(b)["inclusionPromise"]["signedEntryTimestamp"])),
          "tlog entry 0: the signed entry timestamp of entry 1261105807 is not signed by https://rekor.sigstore.dev"),
         ("integratedTime", Box::new(|b| entry(b)["integratedTime"] = json!("1775719469")),
@@ -466,14 +466,14 @@ fn key_based_bundle_verifies_with_the_configured_key_only() {
 fn conformance_cases() {
     let cases = [
         ("happy-path-intoto-in-dsse-v3", Ok(())),
-        ("dsse-invalid-sig_fail", Err("the signature does not verify with the bundle's certificate key")),
+        ("dsse-invalid-sig_fail", Err("the signature does not verify with the signing certificate's key")),
         ("dsse-mismatch-envelope_fail", Err("tlog entry 0: the log entry's payload hash is not that of the signed payload")),
         ("dsse-mismatch-sig_fail", Err("tlog entry 0: the log entry records another signature")),
         ("intoto-log-entry-mismatch_fail", Err("tlog entry 0: the log entry records another signature")),
         ("intoto-missing-inclusion-proof_fail", Err("tlog entry 0: entry 4288993 of http://localhost:8000 has no inclusion proof (required by bundle v0.2 and later)")),
         ("intoto-expired-certificate_fail", Err("the certificate does not chain to a certificate authority of the test root (http://localhost:8000: not a valid chain at 2023-02-01T00:00:00Z: CertNotValidYet")),
         ("intoto-set-outside-signing-cert-validity_fail", Err("the certificate does not chain to a certificate authority of the test root (http://localhost:8000: not a valid chain at 2023-02-02T00:00:00Z: CertExpired")),
-        ("rekor2-dsse-invalid-sig_fail", Err("the signature does not verify with the bundle's certificate key")),
+        ("rekor2-dsse-invalid-sig_fail", Err("the signature does not verify with the signing certificate's key")),
     ];
     for (case, expected) in cases {
         let got = conformance(case).map(|_| ());
