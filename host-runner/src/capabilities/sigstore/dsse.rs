@@ -15,14 +15,13 @@
 //!   times, else now (and then expires with its chain).
 
 use sigstore::crypto::Signature;
-use x509_cert::der::Decode;
-use x509_cert::Certificate;
 
 use super::chain;
 use super::fulcio::{self, Claims};
 use super::signer::{certificate_spki, PublicKey, Signer};
 use super::tlog::Verifier;
 use super::trust_root::TrustRoot;
+use crate::capabilities::x509::Certificate;
 
 /// The signer's material as the format carries it.
 #[derive(Debug, Clone)]
@@ -53,8 +52,8 @@ pub(crate) fn signer(
 ) -> Result<SignedBy, String> {
     match material {
         Material::Certificate { leaf, .. } => {
-            let leaf =
-                Certificate::from_der(leaf).map_err(|e| format!("the signing certificate: {e}"))?;
+            let leaf = Certificate::from_der(leaf.as_slice())
+                .map_err(|e| format!("the signing certificate: {e}"))?;
             let key = PublicKey::from_spki(certificate_spki(&leaf)?)
                 .map_err(|e| format!("the signing certificate's key is unusable: {e}"))?;
             key.key
@@ -62,7 +61,7 @@ pub(crate) fn signer(
                 .map_err(|_| {
                     "the signature does not verify with the signing certificate's key".to_string()
                 })?;
-            let claims = fulcio::claims(&leaf).ok();
+            let claims = fulcio::claims(leaf.parsed()).ok();
             let identity = accepting(signers, &key, claims.as_ref())?;
             Ok(SignedBy {
                 identity,

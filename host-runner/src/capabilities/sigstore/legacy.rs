@@ -13,8 +13,6 @@
 use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use x509_cert::der::Decode;
-use x509_cert::Certificate;
 
 use super::bundle::Outcome;
 use super::dsse::{self, Evidence, Material};
@@ -22,6 +20,7 @@ use super::signer::Signer;
 use super::statement::{self, Expect, IN_TOTO_PAYLOAD_TYPE};
 use super::tlog::{self, Signed};
 use super::trust_root::{rfc3339, TrustRoot};
+use crate::capabilities::x509::Certificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 pub(crate) const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
@@ -95,10 +94,9 @@ pub(crate) fn verify(
         .filter(|c| !c.is_empty())
     {
         Some(pem) => Material::Certificate {
-            leaf: pem_certificates(pem, CERTIFICATE_ANNOTATION)?
-                .into_iter()
-                .next()
-                .ok_or("the certificate annotation holds no certificate")?,
+            leaf: pem_certificates(pem, CERTIFICATE_ANNOTATION)?[0]
+                .der()
+                .to_vec(),
             // Roots come from the trust root only: the chain annotation's
             // self-signed certificates are left out.
             chain: annotations
@@ -108,7 +106,8 @@ pub(crate) fn verify(
                 .transpose()?
                 .unwrap_or_default()
                 .into_iter()
-                .filter(|der| !is_self_signed(der))
+                .filter(|c| !c.is_self_issued())
+                .map(|c| c.der().to_vec())
                 .collect(),
         },
         None => Material::Key,
@@ -166,25 +165,6 @@ pub(crate) fn verify(
     })
 }
 
-fn pem_certificates(text: &str, annotation: &str) -> Result<Vec<Vec<u8>>, String> {
-    let blocks =
-        imagegate_policy::pem::decode_all(text).map_err(|e| format!("{annotation}: {e}"))?;
-    blocks
-        .into_iter()
-        .map(|b| {
-            if b.label == "CERTIFICATE" {
-                Ok(b.der)
-            } else {
-                Err(format!(
-                    "{annotation}: a {} block, not a certificate",
-                    b.label
-                ))
-            }
-        })
-        .collect()
-}
-
-fn is_self_signed(der: &[u8]) -> bool {
-    Certificate::from_der(der)
-        .is_ok_and(|c| c.tbs_certificate().issuer() == c.tbs_certificate().subject())
+fn pem_certificates(text: &str, annotation: &str) -> Result<Vec<Certificate>, String> {
+    Certificate::from_pem(text).map_err(|e| format!("{annotation}: {e}"))
 }

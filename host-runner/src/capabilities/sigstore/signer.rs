@@ -4,11 +4,11 @@
 
 use sha2::{Digest, Sha256};
 use sigstore::crypto::CosignVerificationKey;
-use x509_cert::der::{Decode, Encode};
-use x509_cert::Certificate;
+use x509_cert::der::Encode;
 
 use super::fulcio::Identity;
 use crate::capabilities::oci::verify::url_prefix;
+use crate::capabilities::x509::Certificate;
 use imagegate_policy::wire::SignerIdentity;
 
 /// One accepted signer.
@@ -53,9 +53,10 @@ impl PublicKey {
     }
 }
 
-/// The SubjectPublicKeyInfo (DER) of a DER certificate.
+/// The SubjectPublicKeyInfo (DER) of a certificate.
 pub(crate) fn certificate_spki(certificate: &Certificate) -> Result<Vec<u8>, String> {
     certificate
+        .parsed()
         .tbs_certificate()
         .subject_public_key_info()
         .to_der()
@@ -70,10 +71,11 @@ fn one_pem(text: &str, label: &str) -> Result<Vec<u8>, String> {
     }
 }
 
-fn certificate(text: &str) -> Result<(Vec<u8>, Certificate), String> {
-    let der = one_pem(text, "CERTIFICATE")?;
-    let parsed = Certificate::from_der(&der).map_err(|e| format!("not a certificate: {e}"))?;
-    Ok((der, parsed))
+fn certificate(text: &str) -> Result<Certificate, String> {
+    match Certificate::from_pem(text)?.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => Err("expected one PEM CERTIFICATE block".to_string()),
+    }
 }
 
 impl Signer {
@@ -120,20 +122,20 @@ impl Signer {
                 chain,
                 require_tlog,
             } => {
-                let (leaf, parsed) = certificate(pem)?;
-                let key = PublicKey::from_spki(certificate_spki(&parsed)?)
+                let leaf = certificate(pem)?;
+                let key = PublicKey::from_spki(certificate_spki(&leaf)?)
                     .map_err(|e| format!("unusable certificate key: {e}"))?;
                 let chain = chain
                     .iter()
                     .enumerate()
                     .map(|(j, c)| {
                         certificate(c)
-                            .map(|(der, _)| der)
+                            .map(|c| c.der().to_vec())
                             .map_err(|e| format!("chain[{j}]: {e}"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Signer::Certificate {
-                    leaf,
+                    leaf: leaf.der().to_vec(),
                     key,
                     chain,
                     require_tlog: *require_tlog,

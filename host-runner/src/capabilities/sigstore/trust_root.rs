@@ -83,10 +83,10 @@ impl std::fmt::Display for Validity {
     }
 }
 
-/// `2026-04-09T07:23:29Z`, for messages.
+/// `2026-04-09T07:23:29Z` for unix seconds, for messages.
 pub(crate) fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0)
-        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(crate::capabilities::x509::rfc3339)
         .unwrap_or_else(|| format!("{t} (unix)"))
 }
 
