@@ -90,6 +90,7 @@
 
 #![deny(missing_docs)]
 
+mod conditions;
 pub mod decide;
 mod glob;
 pub mod host;

@@ -444,31 +444,10 @@ pub struct Verified {
 pub struct SubjectTrace {
     /// The manifest digest signatures were looked up for.
     pub subject: String,
-    /// In order: referrers API, referrers tag, legacy tags.
-    pub steps: Vec<TraceStep>,
-}
-
-/// One discovery path and what it found.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct TraceStep {
-    /// `referrers-api`, `referrers-tag`, `cosign-sig-tag`, `cosign-att-tag`.
-    pub path: String,
-    /// What the registry answered, or why the path was not needed.
-    pub result: String,
-    /// Every candidate opened, with its verdict.
-    #[serde(default)]
-    pub candidates: Vec<CandidateTrace>,
-}
-
-/// One signature manifest (or layer) found and what came of it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct CandidateTrace {
-    /// The candidate's manifest digest.
-    pub manifest: String,
-    /// What it is (`cosign bundle v0.3`, `not a signature (...)`).
-    pub kind: String,
-    /// `verified: ...` or `rejected: <the one reason>`.
-    pub verdict: String,
+    /// One line per path, in order (referrers API, referrers tag, legacy
+    /// tag): what the registry answered and every candidate with its
+    /// verdict, `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    pub paths: Vec<String>,
 }
 
 /// `kubernetes/get_resource` request.

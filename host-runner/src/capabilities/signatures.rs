@@ -25,9 +25,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagegate_policy::wire::{
-    AttestationVerifyRequest, CandidateTrace, ImageVerifyResponse, KeylessInfo, KeylessPrefixInfo,
-    Platforms, SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, SubjectTrace,
-    TraceStep, Verified,
+    AttestationVerifyRequest, ImageVerifyResponse, KeylessInfo, KeylessPrefixInfo, Platforms,
+    SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, SubjectTrace, Verified,
 };
 
 use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
@@ -39,6 +38,36 @@ use super::sigstore::signer::Signer;
 use super::sigstore::statement::{Expect, COSIGN_SIGN_PREDICATE};
 use super::sigstore::{legacy, TrustRoot};
 use crate::registry::RegistryAccess;
+
+/// One path tried for a manifest and what it found (one trace line).
+struct TraceStep {
+    path: Path,
+    result: String,
+    candidates: Vec<CandidateTrace>,
+}
+
+/// One candidate opened and its verdict.
+struct CandidateTrace {
+    manifest: String,
+    kind: String,
+    verdict: String,
+}
+
+impl TraceStep {
+    /// `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    fn line(&self) -> String {
+        let mut line = format!("{}: {}", self.path.as_str(), self.result);
+        if !self.candidates.is_empty() {
+            let candidates: Vec<String> = self
+                .candidates
+                .iter()
+                .map(|c| format!("{} {}: {}", c.manifest, c.kind, c.verdict))
+                .collect();
+            line.push_str(&format!(" [{}]", candidates.join("; ")));
+        }
+        line
+    }
+}
 
 /// Which predicate a cosign v3 bundle's manifest announces (only to try it first).
 const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
@@ -196,12 +225,7 @@ impl Signatures {
                 return Err(format!(
                     "Cannot look up signatures of {} ({subject}): {}",
                     image.name,
-                    trace
-                        .steps
-                        .iter()
-                        .map(|s| format!("{}: {}", s.path, s.result))
-                        .collect::<Vec<_>>()
-                        .join("; ")
+                    trace.paths.join("; ")
                 ));
             }
             response.trace.push(trace);
@@ -347,7 +371,7 @@ impl Signatures {
         (
             SubjectTrace {
                 subject: subject.to_string(),
-                steps,
+                paths: steps.iter().map(TraceStep::line).collect(),
             },
             verified,
             answered,
@@ -493,7 +517,7 @@ impl Signatures {
 
 fn step(path: Path, result: String) -> TraceStep {
     TraceStep {
-        path: path.as_str().to_string(),
+        path,
         result,
         candidates: Vec::new(),
     }

@@ -244,8 +244,26 @@ impl Replay {
     }
 }
 
+/// imagegate's own operations (`imagegate/v1/verify_*`).
+fn imagegate_own(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::VerifySignature(_) | Request::VerifyAttestation(_)
+    )
+}
+
 impl Backend for Replay {
     fn answer(&self, request: &Request, _: Option<Instant>) -> Result<Vec<u8>, String> {
+        // A kwctl session never holds imagegate's own operations: kwctl
+        // answers them `unknown namespace: imagegate` before recording
+        // anything. Replayed where the session holds none, they get that
+        // answer, and the exchanges kwctl recorded follow.
+        if imagegate_own(request) {
+            let next = self.exchanges.get(self.next.load(Ordering::SeqCst));
+            if !next.is_some_and(|(expected, _)| imagegate_own(expected)) {
+                return Err("unknown namespace: imagegate".to_string());
+            }
+        }
         let index = self.next.fetch_add(1, Ordering::SeqCst);
         let Some((expected, response)) = self.exchanges.get(index) else {
             self.next.store(self.exchanges.len(), Ordering::SeqCst);
@@ -580,6 +598,28 @@ mod tests {
         for r in &requests {
             assert_eq!(replay.answer(r, None), Ok(b"{}".to_vec()), "{r:?}");
         }
+    }
+
+    #[test]
+    fn kwctl_sessions_answer_imagegate_operations_as_kwctl_did() {
+        use imagegate_policy::wire::SignatureVerifyRequest;
+        let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
+        let own = Request::VerifySignature(SignatureVerifyRequest {
+            image: "i".into(),
+            platforms: Default::default(),
+            identities: vec![],
+            annotations: None,
+        });
+        assert_eq!(
+            replay.answer(&own, None),
+            Err("unknown namespace: imagegate".to_string())
+        );
+        assert_eq!(replay.remaining(), 3, "nothing consumed");
+        replay.answer(&pubkey_request(), None).unwrap();
+        // Recorded ones replay as recorded.
+        let recorded =
+            Replay::new(vec![Exchange::new(&own, &Ok(b"{}".to_vec())).unwrap()]).unwrap();
+        assert_eq!(recorded.answer(&own, None), Ok(b"{}".to_vec()));
     }
 
     #[test]
