@@ -181,9 +181,14 @@ pub(super) fn decide(
     };
     let image = match &verdict.reference {
         Ok(image) => image,
+        // Whatever the rules say: an unparsable image, or an image ID, which
+        // no exemption pattern can match either.
         Err(e) => {
             verdict.decision = Decision::Denied;
-            verdict.reason = Some(format!("cannot be parsed: {e}"));
+            verdict.reason = Some(match e.is_image_id() {
+                true => e.to_string(),
+                false => format!("cannot be parsed: {e}"),
+            });
             return verdict;
         }
     };
