@@ -276,6 +276,18 @@ pub(crate) fn looks_like_host(first: &str) -> bool {
     first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost")
 }
 
+/// Whether the image *as written* names its registry, by CRI-O's rule
+/// (containers/image `shortnames.parseUnnormalizedShortName`): a first
+/// `/`-component with a `.` or `:`, or exactly `localhost`. Anything else is
+/// a short name CRI-O resolves through its aliases and search registries;
+/// that includes `LOCALHOST/app` and `library/nginx`, which distribution
+/// reads as a host and as Docker Hub.
+pub(crate) fn is_fully_qualified(image: &str) -> bool {
+    image
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
+}
+
 /// True for the normalized Docker Hub registry (the only one that gets `library/`).
 pub(crate) fn is_docker_hub(host: &str, port: Option<u16>) -> bool {
     host == DOCKER_HUB && port.is_none()
@@ -907,7 +919,11 @@ mod tests {
         // not the whole tag, a port-looking tag, a path, a digest, bare hex
         // of another length, a 64-hex name with a tag.
         let digested = format!("sha256@sha256:{}", "f".repeat(64));
-        let (short, long, tagged) = ("f".repeat(63), "f".repeat(65), format!("{}:tag", "f".repeat(64)));
+        let (short, long, tagged) = (
+            "f".repeat(63),
+            "f".repeat(65),
+            format!("{}:tag", "f".repeat(64)),
+        );
         for name in [
             "redis:7",
             "node:20",

@@ -117,9 +117,12 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
                     None | Some(Value::Null) => continue,
                     Some(source) => (
                         format!("{at}/image/reference"),
-                        source.get("reference").and_then(Value::as_str).ok_or_else(|| {
-                            unreadable(&at, "is an image volume without a reference string")
-                        })?,
+                        source
+                            .get("reference")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| {
+                                unreadable(&at, "is an image volume without a reference string")
+                            })?,
                     ),
                 }
             } else {
@@ -508,8 +511,10 @@ mod tests {
             assert!(e.ends_with(error), "{e}");
         }
         // Other volume types, a null image and no name are fine.
-        let sites = find_images(&pod(json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
-            {"image":{"reference":""}}])))
+        let sites = find_images(&pod(
+            json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
+            {"image":{"reference":""}}]),
+        ))
         .unwrap()
         .unwrap();
         assert_eq!(sites.len(), 1);

@@ -74,6 +74,20 @@ pub fn convert_documents(docs: &[Value]) -> Result<Converted, String> {
             ),
         );
     }
+    if inputs.whitelist.is_some()
+        || !inputs.cluster_policies.is_empty()
+        || !inputs.namespace_policies.is_empty()
+    {
+        // What the platform implies, not the objects: static settings only
+        // (at request time the settings as written decide).
+        out.set("requireFullyQualified", json!(true));
+        out.note(
+            "requireFullyQualified",
+            "HyperCloud, tmax's platform, runs CRI-O, which resolves short names (nginx, library/nginx) through its aliases and \
+             search registries: they are denied (stricter than tmax, which reads the name as written); with `sources: {tmax: true}` \
+             set requireFullyQualified in the settings yourself",
+        );
+    }
     convert_into(&inputs, out)
 }
 
@@ -474,6 +488,23 @@ mod tests {
         assert!(c.limitations[0]
             .note
             .contains("Secret ns/missing not found"));
+    }
+
+    #[test]
+    fn static_conversion_requires_fully_qualified_images_request_time_leaves_it() {
+        let p = policy(NAMESPACE_POLICY, Some("a"), json!([{"registry": "reg.io"}]));
+        let c = convert_documents(&[p.clone()]).unwrap();
+        assert_eq!(c.settings["requireFullyQualified"], true);
+        assert!(c
+            .limitations
+            .iter()
+            .any(|l| l.at == "requireFullyQualified"));
+        let live = convert(&Inputs {
+            namespace_policies: vec![&p],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(live.settings.get("requireFullyQualified"), None);
     }
 
     #[test]
