@@ -182,42 +182,52 @@ pub fn name_patterns(pattern: &str) -> (Vec<String>, Vec<String>) {
             None => (path.to_string(), String::new()),
         },
     };
+    // Each component's spellings; the patterns are their product: 2^k for
+    // k starred components, read from the cluster at request time. Only the
+    // first MAX_EXPANSION are ever built (in the product's order, the last
+    // component varying fastest), so the cost is linear in the pattern.
     let comps: Vec<&str> = path.split('/').collect();
-    let mut expansions: Vec<String> = vec![String::new()];
+    let mut variants: Vec<Vec<String>> = Vec::with_capacity(comps.len());
+    let mut inner_star = false;
     for (i, c) in comps.iter().enumerate() {
-        let last = i + 1 == comps.len();
-        let variants: Vec<String> = if *c == "*" {
-            if !last {
-                notes.push("a `*` component also matches zero components in imagegate (`**`): stricter for names one level shorter".to_string());
-            }
+        variants.push(if *c == "*" {
+            inner_star |= i + 1 < comps.len();
             vec!["**".to_string()]
         } else if c.contains('*') {
             vec![c.to_string(), crossing(c, host.is_some() || i > 0)]
         } else {
             vec![c.to_string()]
-        };
-        expansions = expansions
-            .iter()
-            .flat_map(|prefix| {
-                variants.iter().map(move |v| {
-                    if prefix.is_empty() {
-                        v.clone()
-                    } else {
-                        format!("{prefix}/{v}")
-                    }
-                })
-            })
-            .collect();
+        });
     }
-    if expansions.len() > MAX_EXPANSION {
+    if inner_star {
+        notes.push("a `*` component also matches zero components in imagegate (`**`): stricter for names one level shorter".to_string());
+    }
+    let total = variants
+        .iter()
+        .try_fold(1usize, |n, v| n.checked_mul(v.len()));
+    let kept = total.map_or(MAX_EXPANSION, |n| n.min(MAX_EXPANSION));
+    if kept < total.unwrap_or(usize::MAX) {
+        let total = total.map_or_else(|| format!("more than {}", usize::MAX), |n| n.to_string());
         notes.push(format!(
-            "expands to {} patterns; only the first {MAX_EXPANSION} are kept (looser)",
-            expansions.len()
+            "expands to {total} patterns; only the first {MAX_EXPANSION} are kept (looser)"
         ));
-        expansions.truncate(MAX_EXPANSION);
     }
+    let expansions = (0..kept).map(|index| {
+        // `index` in the mixed radix of the variant counts, last component first.
+        let mut choice = vec![0; variants.len()];
+        let mut rest = index;
+        for (slot, v) in choice.iter_mut().zip(&variants).rev() {
+            *slot = rest % v.len();
+            rest /= v.len();
+        }
+        let parts: Vec<&str> = variants
+            .iter()
+            .zip(&choice)
+            .map(|(v, &k)| v[k].as_str())
+            .collect();
+        parts.join("/")
+    });
     let mut out: Vec<String> = expansions
-        .into_iter()
         .map(|p| match &host {
             Some(h) => format!("{h}/{p}{tag}{digest}"),
             None => format!("{p}{tag}{digest}"),
@@ -301,6 +311,45 @@ mod tests {
         let (p, notes) = name_patterns("registry.example.*/app");
         assert_eq!(p, ["*/app"]);
         assert!(notes[0].contains("stricter"));
+    }
+
+    #[test]
+    fn expansions_are_cut_while_expanding_in_product_order() {
+        // 25 starred components: 2^25 spellings, of which 16 are built.
+        let pattern = format!("reg.io/{}", vec!["a*"; 25].join("/"));
+        let (p, notes) = name_patterns(&pattern);
+        assert_eq!(p.len(), MAX_EXPANSION);
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("expands to 33554432 patterns")),
+            "{notes:?}"
+        );
+        // The first 16 of the product, last component fastest, as if all were built.
+        let comps = ["a*", "b*", "c*", "*", "d*", "e*"];
+        let mut all = vec![String::new()];
+        for c in comps {
+            let variants = match c {
+                "*" => vec!["**".to_string()],
+                // The pattern has a host: every component may start with any.
+                c => vec![c.to_string(), crossing(c, true)],
+            };
+            all = all
+                .iter()
+                .flat_map(|prefix| variants.iter().map(move |v| format!("{prefix}/{v}")))
+                .collect();
+        }
+        let expected: Vec<String> = all[..MAX_EXPANSION]
+            .iter()
+            .map(|p| format!("reg.io{p}"))
+            .collect();
+        let (p, notes) = name_patterns(&format!("reg.io/{}", comps.join("/")));
+        assert_eq!(p, expected);
+        let once = notes
+            .iter()
+            .filter(|n| n.contains("zero components"))
+            .count();
+        assert_eq!(once, 1, "{notes:?}");
     }
 
     #[test]

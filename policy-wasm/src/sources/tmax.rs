@@ -27,6 +27,11 @@ pub const NAMESPACE_POLICY: &str = "RegistrySecurityPolicy";
 pub const WHITELIST_NAMESPACE: &str = "registry-system";
 pub const WHITELIST_NAME: &str = "image-validation-webhook-whitelist";
 
+/// Most cosign key references one registry entry converts to: every signer
+/// is a check over every key of the Secret, and both lists are read from the
+/// cluster at request time, so their product is capped.
+const MAX_KEY_REFERENCES: usize = 64;
+
 /// tmax's own text for flow 3, with imagegate's `{image}` placeholder.
 pub const NOT_IN_POLICY: &str =
     "Image '{image}' does not meet registry security policy. Please check the RegistrySecurityPolicy";
@@ -299,7 +304,18 @@ fn registry_rule(spec: &Value, at: &str, inputs: &Inputs, out: &mut Out) -> Resu
                     keys[&name] = json!({"cosign": pem});
                     names.push(name);
                 }
-                for signer in &signers {
+                let fit = (MAX_KEY_REFERENCES / names.len().max(1)).max(1);
+                if signers.len() > fit {
+                    out.note(
+                        format!("{at}.signer"),
+                        format!(
+                            "{} signers x {} keys: only the first {fit} signers are converted (stricter: images signed only for the others are denied)",
+                            signers.len(),
+                            names.len()
+                        ),
+                    );
+                }
+                for signer in signers.iter().take(fit) {
                     checks.push(json!({"cosign": {"keys": names, "annotations": {"signer": signer}}}));
                 }
             }
@@ -488,6 +504,32 @@ mod tests {
         assert!(c.limitations[0]
             .note
             .contains("Secret ns/missing not found"));
+    }
+
+    #[test]
+    fn signers_times_keys_is_capped() {
+        let signers: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+        let p = policy(
+            NAMESPACE_POLICY,
+            Some("a"),
+            json!([{"registry":"reg.io","signCheck":true,"cosignKeyRef":"k8s://a/k","signer": signers}]),
+        );
+        let secret = json!({"kind":"Secret","metadata":{"name":"k","namespace":"a"},
+            "stringData":{"cosign.pub": KEY.repeat(8)}});
+        let c = convert(&Inputs {
+            namespace_policies: vec![&p],
+            secrets: vec![&secret],
+            ..Default::default()
+        })
+        .unwrap();
+        let checks = c.settings["rules"][0]["verify"]["anyOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(checks.len(), MAX_KEY_REFERENCES / 8);
+        assert_eq!(checks[7]["cosign"]["annotations"]["signer"], "s7");
+        assert!(c.limitations[0]
+            .note
+            .starts_with("100 signers x 8 keys: only the first 8 signers"));
     }
 
     #[test]
