@@ -27,7 +27,7 @@ const HTTPS_PORT: u16 = 443;
 /// included): distribution's `Parse` counts the path only, never the
 /// registry or the tag (v0.6.0, commit aaca75e "Exclude domain from name
 /// length check"), and kubelet and containerd parse with it.
-const PATH_LENGTH_MAX: usize = 255;
+pub(crate) const PATH_LENGTH_MAX: usize = 255;
 /// go-digest's algorithm names: v1.0.0, which every runtime vendors,
 /// registers sha256, sha384 and sha512; blake3 is its optional package.
 const DIGEST_ALGORITHMS: [&str; 4] = ["sha256", "sha384", "sha512", "blake3"];

@@ -182,29 +182,24 @@ pub fn name_patterns(pattern: &str) -> (Vec<String>, Vec<String>) {
             None => (path.to_string(), String::new()),
         },
     };
-    // Each component's spellings; the patterns are their product: 2^k for
-    // k starred components, read from the cluster at request time. Only the
-    // first MAX_EXPANSION are ever built (in the product's order, the last
-    // component varying fastest), so the cost is linear in the pattern.
+    // Each starred component has two spellings, so the patterns are a
+    // product: 2^k for k starred components, read from the cluster at
+    // request time. Only the first MAX_EXPANSION are ever built (in the
+    // product's order, the last component varying fastest), and a spelling
+    // only when one of them uses it: the cost is linear in the pattern.
     let comps: Vec<&str> = path.split('/').collect();
-    let mut variants: Vec<Vec<String>> = Vec::with_capacity(comps.len());
-    let mut inner_star = false;
-    for (i, c) in comps.iter().enumerate() {
-        variants.push(if *c == "*" {
-            inner_star |= i + 1 < comps.len();
-            vec!["**".to_string()]
-        } else if c.contains('*') {
-            vec![c.to_string(), crossing(c, host.is_some() || i > 0)]
-        } else {
-            vec![c.to_string()]
-        });
-    }
-    if inner_star {
+    let spellings = |c: &str| if c != "*" && c.contains('*') { 2 } else { 1 };
+    let spelling = |i: usize, k: usize| match (comps[i], k) {
+        ("*", _) => "**".to_string(),
+        (c, 0) => c.to_string(),
+        (c, _) => crossing(c, host.is_some() || i > 0),
+    };
+    if comps[..comps.len() - 1].contains(&"*") {
         notes.push("a `*` component also matches zero components in imagegate (`**`): stricter for names one level shorter".to_string());
     }
-    let total = variants
+    let total = comps
         .iter()
-        .try_fold(1usize, |n, v| n.checked_mul(v.len()));
+        .try_fold(1usize, |n, c| n.checked_mul(spellings(c)));
     let kept = total.map_or(MAX_EXPANSION, |n| n.min(MAX_EXPANSION));
     if kept < total.unwrap_or(usize::MAX) {
         let total = total.map_or_else(|| format!("more than {}", usize::MAX), |n| n.to_string());
@@ -212,20 +207,21 @@ pub fn name_patterns(pattern: &str) -> (Vec<String>, Vec<String>) {
             "expands to {total} patterns; only the first {MAX_EXPANSION} are kept (looser)"
         ));
     }
+    // Expansion `index` takes spelling (index / stride) % count of each
+    // component, the stride being the product of the later components' counts.
+    let mut strides = vec![1usize; comps.len()];
+    for i in (1..comps.len()).rev() {
+        strides[i - 1] = strides[i].saturating_mul(spellings(comps[i]));
+    }
     let expansions = (0..kept).map(|index| {
-        // `index` in the mixed radix of the variant counts, last component first.
-        let mut choice = vec![0; variants.len()];
-        let mut rest = index;
-        for (slot, v) in choice.iter_mut().zip(&variants).rev() {
-            *slot = rest % v.len();
-            rest /= v.len();
+        let mut p = String::new();
+        for (i, stride) in strides.iter().enumerate() {
+            if !p.is_empty() {
+                p.push('/');
+            }
+            p.push_str(&spelling(i, (index / stride) % spellings(comps[i])));
         }
-        let parts: Vec<&str> = variants
-            .iter()
-            .zip(&choice)
-            .map(|(v, &k)| v[k].as_str())
-            .collect();
-        parts.join("/")
+        p
     });
     let mut out: Vec<String> = expansions
         .map(|p| match &host {

@@ -535,7 +535,7 @@ mod tests {
     #[test]
     fn static_conversion_requires_fully_qualified_images_request_time_leaves_it() {
         let p = policy(NAMESPACE_POLICY, Some("a"), json!([{"registry": "reg.io"}]));
-        let c = convert_documents(&[p.clone()]).unwrap();
+        let c = convert_documents(std::slice::from_ref(&p)).unwrap();
         assert_eq!(c.settings["requireFullyQualified"], true);
         assert!(c
             .limitations
