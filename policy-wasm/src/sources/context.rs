@@ -70,8 +70,6 @@ fn read_tmax(namespace: &str, host: &dyn Host) -> Result<Converted, String> {
         Some(namespace),
     )?;
     let mut secrets = Vec::new();
-    // Each Secret once, however many registry entries name it.
-    let mut read = std::collections::HashSet::new();
     for policy in cluster.iter().chain(&namespaced) {
         for spec in super::list_at(policy, "/spec/registries") {
             let Some(path) = str_at(spec, "/cosignKeyRef").and_then(|r| r.strip_prefix("k8s://"))
@@ -79,9 +77,6 @@ fn read_tmax(namespace: &str, host: &dyn Host) -> Result<Converted, String> {
                 continue;
             };
             if let Some((ns, name)) = path.split_once('/') {
-                if !read.insert((ns, name)) {
-                    continue;
-                }
                 if let Some(secret) = get(host, "v1", "Secret", name, Some(ns))? {
                     secrets.push(secret);
                 }

@@ -66,9 +66,8 @@ pub fn convert_documents(docs: &[Value], options: &Options) -> Result<Converted,
         out.set("requireFullyQualified", json!(true));
         out.note(
             "requireFullyQualified",
-            "OpenShift nodes run CRI-O, which resolves short names (nginx, library/nginx) through its aliases and search registries: \
-             they are denied (stricter than OpenShift, whose image policy reads them as docker.io); remove it only where registries.conf \
-             has a single trusted search registry and no aliases",
+            "OpenShift nodes run CRI-O, which resolves short names (nginx, library/nginx) through its own aliases and search \
+             registries: they are denied (stricter; OpenShift's image policy reads them as docker.io)",
         );
     }
     if allow_lists > 0 {

@@ -88,9 +88,8 @@ pub fn convert_documents(docs: &[Value]) -> Result<Converted, String> {
         out.set("requireFullyQualified", json!(true));
         out.note(
             "requireFullyQualified",
-            "HyperCloud, tmax's platform, runs CRI-O, which resolves short names (nginx, library/nginx) through its aliases and \
-             search registries: they are denied (stricter than tmax, which reads the name as written); with `sources: {tmax: true}` \
-             set requireFullyQualified in the settings yourself",
+            "HyperCloud, tmax's platform, runs CRI-O, which resolves short names (nginx, library/nginx) through its own \
+             aliases and search registries: they are denied (stricter; with `sources: {tmax: true}` set it yourself)",
         );
     }
     convert_into(&inputs, out)
