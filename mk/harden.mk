@@ -28,7 +28,9 @@ limits: policy.wasm
 # libFuzzer targets (fuzz/, nightly toolchain + cargo-fuzz): reference,
 # pattern, settings, validate, FUZZ_SECONDS each. fuzz/seeds/validate holds
 # fixtures as validate payloads (generated from fixtures/, so the fuzzer starts
-# from real requests); fuzz/corpus/ is the fuzzer's own, not committed.
+# from real requests), fuzz/seeds/reference the spellings the runtimes read
+# differently (image IDs and prefixes, short names, host case, long paths);
+# fuzz/corpus/ is the fuzzer's own, not committed.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := reference pattern settings validate
 .PHONY: fuzz-libfuzzer
