@@ -5,8 +5,9 @@
 #   make fuzz     every property test of the policy with PROPTEST_CASES cases
 #                 (default 100000; CI runs proptest's default of 256), then the
 #                 libFuzzer targets of fuzz/ when nightly + cargo-fuzz are there
-#   make limits   10 000 containers, 10 MiB object, 100 000 rules, host
-#                 failures, through the real module (prints time and memory)
+#   make limits   10 000 containers, 10 MiB object, 100 000 rules, a 2^25
+#                 Tanzu namePattern, host failures, through the real module
+#                 (prints time and memory)
 
 FUZZ_CASES ?= 100000
 
