@@ -5,7 +5,8 @@
 //! timestamp from the fake Sigstore), legacy `.sig` and `.att`, multi-arch
 //! indexes with a BuildKit attestation manifest. Each answer is checked for
 //! what verified and for what each path found; the registry's access log
-//! counts the round trips.
+//! counts the round trips; the lab's referrers API front
+//! ([`ReferrersFront`]) runs the API path and counts its round trips.
 
 #[allow(dead_code)]
 mod support;
@@ -23,6 +24,7 @@ use std::collections::BTreeMap;
 use support::bundle::{self, Signer, Statement};
 use support::cosign::{self, CosignKey, SignOptions};
 use support::image::{Format, Image};
+use support::referrers::ReferrersFront;
 use support::registry::{self, Registry, Variant};
 use support::sigstore::{FakeSigstore, Identity};
 
@@ -58,10 +60,15 @@ impl Lab {
     /// The live backend, trusting the fake Sigstore (or, with `false`, the
     /// embedded public-good root).
     fn live(&self, fake_trust: bool) -> Live {
+        self.live_at(&self.registry.addr, fake_trust)
+    }
+
+    /// [`Lab::live`] for the registry at `addr` (the registry or a front).
+    fn live_at(&self, addr: &str, fake_trust: bool) -> Live {
         Live::new(LiveConfig {
             oci: OciConfig {
                 registry: RegistryConfig {
-                    insecure_registries: vec![self.registry.addr.clone()],
+                    insecure_registries: vec![addr.to_string()],
                     ..RegistryConfig::default()
                 },
                 sigstore_trust_config: fake_trust
@@ -625,4 +632,140 @@ fn discovery_round_trips_are_counted() {
     // The next count starts clean: no late request of the last one.
     let (_, requests) = measure(&by_digest, 3);
     assert_eq!(requests.len(), 3, "{requests:#?}");
+}
+
+/// On a registry with the referrers API (the lab's front over the same
+/// registry, one referrer per page): the API comes first with every page,
+/// the referrers tag is read only when no API candidate verified (and what
+/// the API already offered is not opened again), and discovery costs the
+/// manifest, the API's pages and, only when unsatisfied, the tags.
+#[test]
+fn the_referrers_api_comes_first_with_every_page() {
+    let Some(lab) = Lab::start(false) else { return };
+    let front = ReferrersFront::start(&lab.registry, 1);
+    let live = lab.live_at(&front.addr, false);
+    let (release, other) = (CosignKey::generate(), CosignKey::generate());
+    let digest = lab.push("demo/api");
+    let [rejected, accepted] = [&other, &release].map(|k| {
+        lab.rt.block_on(bundle::sign(
+            &lab.registry,
+            "demo/api",
+            &digest,
+            &Signer::Key(k),
+            &Statement::signature(),
+        ))
+    });
+    let blob = |referrer: &str| {
+        let manifest = lab.rt.block_on(async {
+            let r: oci_client::Reference = format!("{}/demo/api@{referrer}", lab.registry.addr)
+                .parse()
+                .unwrap();
+            let client = lab.registry.client();
+            let accept = ["application/vnd.oci.image.manifest.v1+json"];
+            client
+                .pull_manifest_raw(&r, &lab.registry.auth(), &accept)
+                .await
+                .unwrap()
+                .0
+        });
+        let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let image = front.image("demo/api", "1.0");
+
+    let ok = signature(&live, &image, vec![key(&release)], &[], Platforms::Index);
+    assert_eq!(ok.verified.len(), 1, "{ok:#?}");
+    assert_eq!(
+        (
+            ok.verified[0].path.as_str(),
+            ok.verified[0].manifest.as_str()
+        ),
+        ("referrers-api", accepted.as_str())
+    );
+    let p = paths(&ok);
+    assert_contains(
+        &p[0],
+        &[
+            "referrers-api: 2 entries (2 pages) [",
+            &format!("{rejected} sigstore bundle"),
+            "rejected: signed with a key, and no configured key verifies the signature",
+            &format!("{accepted} sigstore bundle"),
+            "verified: sigstore-bundle-v0.3, key sha256:",
+        ],
+    );
+    assert_eq!(p[1], "referrers-tag: not needed (a candidate verified)");
+    assert_eq!(p[2], "cosign-sig-tag: not needed (a candidate verified)");
+    let referrers = format!("GET /v2/demo/api/referrers/{digest}");
+    assert_eq!(
+        front.requests(),
+        [
+            "GET /v2/demo/api/manifests/1.0".to_string(),
+            referrers.clone(),
+            format!("{referrers}?page=1"),
+            format!("GET /v2/demo/api/manifests/{rejected}"),
+            format!("GET /v2/demo/api/blobs/{}", blob(&rejected)),
+            format!("GET /v2/demo/api/manifests/{accepted}"),
+            format!("GET /v2/demo/api/blobs/{}", blob(&accepted)),
+        ],
+        "2 discovery round trips and 1 per extra page, then 2 per candidate"
+    );
+
+    // No API candidate verifies: the tag is read too, its entries already
+    // tried are not opened again, then the legacy tag.
+    let before = front.requests().len();
+    let third = CosignKey::generate();
+    let none = signature(&live, &image, vec![key(&third)], &[], Platforms::Index);
+    assert!(none.verified.is_empty(), "{none:#?}");
+    let p = paths(&none);
+    assert!(
+        p[0].starts_with("referrers-api: 2 entries (2 pages) ["),
+        "{p:?}"
+    );
+    assert_eq!(
+        p[1],
+        "referrers-tag: 2 entries, 2 already tried through the referrers API"
+    );
+    assert_eq!(
+        p[2],
+        format!("cosign-sig-tag: no tag {}.sig", digest.replace(':', "-"))
+    );
+    let tag = digest.replace(':', "-");
+    let requests = front.requests()[before..].to_vec();
+    let discovery: Vec<&String> = requests
+        .iter()
+        .filter(|r| !r.contains("/blobs/") && !r.contains("/manifests/sha256:"))
+        .collect();
+    assert_eq!(
+        discovery,
+        [
+            "GET /v2/demo/api/manifests/1.0".to_string(),
+            referrers.clone(),
+            format!("{referrers}?page=1"),
+            format!("GET /v2/demo/api/manifests/{tag}"),
+            format!("GET /v2/demo/api/manifests/{tag}.sig"),
+        ]
+        .iter()
+        .collect::<Vec<_>>(),
+        "the tag after an API without a verifying candidate, then the legacy tag"
+    );
+    assert_eq!(requests.len(), discovery.len() + 4, "{requests:#?}");
+
+    // An image nothing refers to: the API answers an empty index.
+    let bare = lab.push("demo/api-bare");
+    let none = signature(
+        &live,
+        &front.image("demo/api-bare", "1.0"),
+        vec![key(&release)],
+        &[],
+        Platforms::Index,
+    );
+    let p = paths(&none);
+    assert_eq!(p[0], "referrers-api: 0 entries (1 page)");
+    assert_eq!(
+        p[1],
+        format!("referrers-tag: no tag {}", bare.replace(':', "-"))
+    );
 }

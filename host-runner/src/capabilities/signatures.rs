@@ -248,10 +248,13 @@ impl Signatures {
         let mut steps = Vec::new();
         let mut verified = Vec::new();
         let mut answered = false;
+        // What the API offered is not opened again from the tag.
+        let mut tried = Vec::new();
 
         let api_found_none = match disc.referrers_api(subject).await {
             Ok(Api::Entries(entries, pages)) => {
                 answered = true;
+                tried = entries.iter().map(|e| e.digest.clone()).collect();
                 let mut step = step(
                     Path::ReferrersApi,
                     format!(
@@ -290,9 +293,18 @@ impl Signatures {
         };
         if api_found_none {
             match disc.referrers_tag(subject).await {
-                Ok(Ok(entries)) => {
+                Ok(Ok(mut entries)) => {
                     answered = true;
-                    let mut step = step(Path::ReferrersTag, format!("{} entries", entries.len()));
+                    let total = entries.len();
+                    entries.retain(|e| !tried.contains(&e.digest));
+                    let mut found = format!("{total} entries");
+                    if entries.len() < total {
+                        found.push_str(&format!(
+                            ", {} already tried through the referrers API",
+                            total - entries.len()
+                        ));
+                    }
+                    let mut step = step(Path::ReferrersTag, found);
                     self.candidates(
                         disc,
                         subject,
