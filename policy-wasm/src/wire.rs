@@ -363,6 +363,65 @@ pub enum SignerIdentity {
     },
 }
 
+impl SignerIdentity {
+    /// The `oci/v2/verify` request that checks a legacy `.sig` signature of
+    /// `image` by this identity: the guest's fallback on hosts without
+    /// `imagegate/v1/verify_signature`, and that capability's `.sig` path.
+    pub fn legacy_request(
+        &self,
+        image: String,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> SigstoreVerifyRequest {
+        match self {
+            SignerIdentity::Key { pem } => SigstoreVerifyRequest::SigstorePubKeyVerify {
+                image,
+                pub_keys: vec![pem.clone()],
+                annotations,
+            },
+            SignerIdentity::Keyless { issuer, subject } => {
+                SigstoreVerifyRequest::SigstoreKeylessVerify {
+                    image,
+                    keyless: vec![KeylessInfo {
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::KeylessPrefix { issuer, url_prefix } => {
+                SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+                    image,
+                    keyless_prefix: vec![KeylessPrefixInfo {
+                        issuer: issuer.clone(),
+                        url_prefix: url_prefix.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::GithubActions { owner, repo } => {
+                SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+                    image,
+                    owner: owner.clone(),
+                    repo: repo.clone(),
+                    annotations,
+                }
+            }
+            SignerIdentity::Certificate {
+                pem,
+                chain,
+                require_tlog,
+            } => SigstoreVerifyRequest::SigstoreCertificateVerify {
+                image,
+                certificate: pem.as_bytes().to_vec(),
+                certificate_chain: (!chain.is_empty())
+                    .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
+                require_rekor_bundle: *require_tlog,
+                annotations,
+            },
+        }
+    }
+}
+
 /// imagegate's own capability `imagegate/v1/verify_signature`: is the image
 /// signed by one of `identities`, in any format the host knows (cosign
 /// bundles found as OCI referrers, legacy `.sig` tags)?

@@ -25,8 +25,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagegate_policy::wire::{
-    AttestationVerifyRequest, ImageVerifyResponse, KeylessInfo, KeylessPrefixInfo, Platforms,
-    SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, SubjectTrace, Verified,
+    AttestationVerifyRequest, ImageVerifyResponse, Platforms, SignatureVerifyRequest, SubjectTrace,
+    Verified,
 };
 
 use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
@@ -564,62 +564,6 @@ fn entry_of(
     }
 }
 
-/// The `oci/v2/verify` request for one identity, pinned to `subject`.
-fn legacy_request(
-    image: String,
-    identity: &SignerIdentity,
-    request: &SignatureVerifyRequest,
-) -> SigstoreVerifyRequest {
-    let annotations = request.annotations.clone();
-    match identity {
-        SignerIdentity::Key { pem } => SigstoreVerifyRequest::SigstorePubKeyVerify {
-            image,
-            pub_keys: vec![pem.clone()],
-            annotations,
-        },
-        SignerIdentity::Keyless { issuer, subject } => {
-            SigstoreVerifyRequest::SigstoreKeylessVerify {
-                image,
-                keyless: vec![KeylessInfo {
-                    issuer: issuer.clone(),
-                    subject: subject.clone(),
-                }],
-                annotations,
-            }
-        }
-        SignerIdentity::KeylessPrefix { issuer, url_prefix } => {
-            SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
-                image,
-                keyless_prefix: vec![KeylessPrefixInfo {
-                    issuer: issuer.clone(),
-                    url_prefix: url_prefix.clone(),
-                }],
-                annotations,
-            }
-        }
-        SignerIdentity::GithubActions { owner, repo } => {
-            SigstoreVerifyRequest::SigstoreGithubActionsVerify {
-                image,
-                owner: owner.clone(),
-                repo: repo.clone(),
-                annotations,
-            }
-        }
-        SignerIdentity::Certificate {
-            pem,
-            chain,
-            require_tlog,
-        } => SigstoreVerifyRequest::SigstoreCertificateVerify {
-            image,
-            certificate: pem.as_bytes().to_vec(),
-            certificate_chain: (!chain.is_empty())
-                .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
-            require_rekor_bundle: *require_tlog,
-            annotations,
-        },
-    }
-}
-
 /// A `.sig` tag exists: the existing sigstore-crate path verifies it, once
 /// per identity until one passes.
 async fn legacy_sig(
@@ -633,7 +577,7 @@ async fn legacy_sig(
     let mut reasons = Vec::new();
     for (i, identity) in request.identities.iter().enumerate() {
         match oci
-            .verify(&legacy_request(image.clone(), identity, request))
+            .verify(&identity.legacy_request(image.clone(), request.annotations.clone()))
             .await
         {
             Ok(answer) if answer.is_trusted && answer.digest == subject => {

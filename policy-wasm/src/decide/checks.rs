@@ -9,10 +9,9 @@ use crate::host::Host;
 use crate::reference;
 use crate::settings::{Check, Signers, Verify};
 use crate::wire::{
-    AttestationVerifyRequest, ImageVerifyResponse, KeylessInfo, KeylessPrefixInfo,
-    ManifestConfigResponse, ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse,
-    Platforms, SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, Verified,
-    VerifyResponse,
+    AttestationVerifyRequest, ImageVerifyResponse, ManifestConfigResponse, ManifestDigestResponse,
+    NotaryVerifyRequest, NotaryVerifyResponse, Platforms, SignatureVerifyRequest, SignerIdentity,
+    SigstoreVerifyRequest, Verified, VerifyResponse,
 };
 use serde::de::DeserializeOwned;
 use serde::ser::{Serialize, SerializeStruct, Serializer};
@@ -449,69 +448,16 @@ impl Signers {
         image: &str,
         annotations: &Option<BTreeMap<String, String>>,
     ) -> Vec<(String, SigstoreVerifyRequest)> {
-        let image = image.to_string();
-        let annotations = annotations.clone();
-        match self {
-            Signers::Keys(keys) => keys
-                .iter()
-                .map(|key| {
-                    (
-                        format!("cosign key {:?}", key.name),
-                        SigstoreVerifyRequest::SigstorePubKeyVerify {
-                            image: image.clone(),
-                            pub_keys: vec![key.pem.clone()],
-                            annotations: annotations.clone(),
-                        },
-                    )
-                })
-                .collect(),
-            Signers::Keyless { issuer, subject } => vec![(
-                self.describe(),
-                SigstoreVerifyRequest::SigstoreKeylessVerify {
-                    image,
-                    keyless: vec![KeylessInfo {
-                        issuer: issuer.clone(),
-                        subject: subject.clone(),
-                    }],
-                    annotations,
-                },
-            )],
-            Signers::KeylessPrefix { issuer, prefix } => vec![(
-                self.describe(),
-                SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
-                    image,
-                    keyless_prefix: vec![KeylessPrefixInfo {
-                        issuer: issuer.clone(),
-                        url_prefix: prefix.clone(),
-                    }],
-                    annotations,
-                },
-            )],
-            Signers::GithubActions { owner, repo } => vec![(
-                self.describe(),
-                SigstoreVerifyRequest::SigstoreGithubActionsVerify {
-                    image,
-                    owner: owner.clone(),
-                    repo: repo.clone(),
-                    annotations,
-                },
-            )],
-            Signers::Certificate {
-                certificate,
-                chain,
-                require_rekor_bundle,
-            } => vec![(
-                self.describe(),
-                SigstoreVerifyRequest::SigstoreCertificateVerify {
-                    image,
-                    certificate: certificate.as_bytes().to_vec(),
-                    certificate_chain: (!chain.is_empty())
-                        .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
-                    require_rekor_bundle: *require_rekor_bundle,
-                    annotations,
-                },
-            )],
-        }
+        self.identities()
+            .iter()
+            .enumerate()
+            .map(|(i, identity)| {
+                (
+                    self.label(i),
+                    identity.legacy_request(image.to_string(), annotations.clone()),
+                )
+            })
+            .collect()
     }
 }
 
