@@ -23,7 +23,7 @@ use super::chain;
 use super::dsse::{self, Evidence, Material};
 use super::fulcio::Claims;
 use super::signer::Signer;
-use super::statement::{self, Expect, IN_TOTO_PAYLOAD_TYPE};
+use super::statement::{self, Expect};
 use super::tlog::{self, Required, Signed};
 use super::trust_root::{rfc3339, TrustRoot};
 
@@ -78,18 +78,7 @@ pub(crate) fn verify(
         ),
         None => return Err("the bundle has no DSSE envelope".to_string()),
     };
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!(
-            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE}",
-            envelope.payload_type
-        ));
-    }
-    let [dsse_signature] = envelope.signatures.as_slice() else {
-        return Err(format!(
-            "the DSSE envelope has {} signatures (exactly one is supported)",
-            envelope.signatures.len()
-        ));
-    };
+    let dsse_signature = statement::only_signature(&envelope.payload_type, &envelope.signatures)?;
     let signature = dsse_signature.sig.as_slice();
     let pae = statement::pae(&envelope.payload_type, &envelope.payload);
     let statement = statement::check(&envelope.payload, subject, expect)?;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use super::bundle::Outcome;
 use super::dsse::{self, Evidence, Material};
 use super::signer::Signer;
-use super::statement::{self, Expect, IN_TOTO_PAYLOAD_TYPE};
+use super::statement::{self, Expect};
 use super::tlog::{self, Signed};
 use super::trust_root::{rfc3339, TrustRoot};
 use crate::capabilities::x509::Certificate;
@@ -69,18 +69,7 @@ pub(crate) fn verify(
 ) -> Result<Outcome, String> {
     let envelope: Envelope =
         serde_json::from_slice(layer).map_err(|e| format!("not a DSSE envelope: {e}"))?;
-    if envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!(
-            "DSSE payload type {:?} is not {IN_TOTO_PAYLOAD_TYPE}",
-            envelope.payload_type
-        ));
-    }
-    let [one] = envelope.signatures.as_slice() else {
-        return Err(format!(
-            "the DSSE envelope has {} signatures (exactly one is supported)",
-            envelope.signatures.len()
-        ));
-    };
+    let one = statement::only_signature(&envelope.payload_type, &envelope.signatures)?;
     let payload = B64
         .decode(&envelope.payload)
         .map_err(|_| "the DSSE payload is not base64")?;

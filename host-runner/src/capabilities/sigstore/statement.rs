@@ -18,6 +18,26 @@ const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
 /// Bounds of sigstore-rs' statement checks (a statement is small).
 const MAX_SUBJECTS: usize = 1024;
 
+/// The one signature of a DSSE envelope over an in-toto statement (bundles
+/// and cosign attestation layers alike).
+pub(crate) fn only_signature<'a, S>(
+    payload_type: &str,
+    signatures: &'a [S],
+) -> Result<&'a S, String> {
+    if payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "DSSE payload type {payload_type:?} is not {IN_TOTO_PAYLOAD_TYPE}"
+        ));
+    }
+    match signatures {
+        [one] => Ok(one),
+        _ => Err(format!(
+            "the DSSE envelope has {} signatures (exactly one is supported)",
+            signatures.len()
+        )),
+    }
+}
+
 /// `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
 pub(crate) fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let mut out = format!(
