@@ -54,6 +54,7 @@ test: deps fmt lint unit policy.wasm fixtures e2e
 
 bench: policy.wasm
 	$(CARGO) bench -p imagegate-policy --bench engine
+	$(CARGO) bench -p imagegate --bench bundle
 	$(CARGO) run --release -p imagegate -- bench --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 size: policy.wasm
