@@ -4,7 +4,8 @@
 //! goes through every gallery example (each must show the decisions its
 //! `example.yaml` expects, without horizontal scrolling), toggles simulated
 //! host answers, restores a share link (plain and compressed) in a fresh
-//! page, types a settings mistake, tabs through the controls, and saves a
+//! page, types a settings mistake, tabs through the controls, checks the
+//! page loads nothing from elsewhere and may send nothing, and saves a
 //! screenshot that must be a real picture (`IMAGEGATE_PLAYGROUND_SCREENSHOT`).
 //!
 //! Needs the built site (`make playground`, path in
@@ -430,6 +431,22 @@ fn gallery_toggles_share_links_and_keyboard_in_headless_chromium() {
     let viewport = driver.script("return [window.innerWidth, window.innerHeight]");
     assert_eq!(viewport[0], WIDTH, "{viewport}");
 
+    // Nothing from elsewhere: every resource the page loaded is the site's
+    // own, and its Content-Security-Policy makes the browser refuse to send
+    // anything to another origin.
+    let foreign = driver.script(
+        "return performance.getEntriesByType('resource').map(e => e.name).filter(n => new URL(n).origin !== location.origin)",
+    );
+    assert_eq!(foreign, json!([]), "loaded from elsewhere");
+    let refused = driver.script(
+        "return new Promise(done => {
+           document.addEventListener('securitypolicyviolation', e => done(e.effectiveDirective), {once: true});
+           setTimeout(() => done(null), 3000);
+           fetch('http://127.0.0.2:9/').catch(() => {});
+         })",
+    );
+    assert_eq!(refused, "connect-src", "the page may send to another origin");
+
     // The gallery: every example, in order, the first one shown on arrival.
     let examples = gallery();
     let ids: Vec<&str> = examples.iter().map(|(id, _)| id.as_str()).collect();
@@ -615,8 +632,13 @@ fn gallery_toggles_share_links_and_keyboard_in_headless_chromium() {
         ])
     );
 
-    // The page as a laptop shows it on arrival.
+    // The page as a laptop shows it on arrival: the decision in view, so
+    // typing in either input shows its effect without scrolling.
     open_site(&driver, &page);
+    let verdict_bottom = driver.script(
+        "return document.getElementById('verdict').getBoundingClientRect().bottom <= window.innerHeight",
+    );
+    assert_eq!(verdict_bottom, true, "the decision is below the fold");
     let shot = driver.screenshot();
     let (width, height) = check_picture(&shot);
     // The window is 1366x768; the page gets what is left under the browser's bars.
