@@ -445,7 +445,10 @@ fn gallery_toggles_share_links_and_keyboard_in_headless_chromium() {
            fetch('http://127.0.0.2:9/').catch(() => {});
          })",
     );
-    assert_eq!(refused, "connect-src", "the page may send to another origin");
+    assert_eq!(
+        refused, "connect-src",
+        "the page may send to another origin"
+    );
 
     // The gallery: every example, in order, the first one shown on arrival.
     let examples = gallery();
