@@ -91,6 +91,7 @@
 #![deny(missing_docs)]
 
 pub mod decide;
+pub mod dn;
 mod glob;
 pub mod host;
 pub mod pattern;
