@@ -94,6 +94,7 @@ pub mod decide;
 pub mod dn;
 mod glob;
 pub mod host;
+pub mod notation;
 pub mod pattern;
 pub mod pem;
 pub mod reference;
