@@ -389,13 +389,17 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 pub enum Purpose {
     CodeSigning,
     TimeStamping,
+    /// No extended-key-usage rule on the path (Notation's signing chains:
+    /// only the leaf's EKU is checked, by [`check_chain_profile`]).
+    Any,
 }
 
 impl Purpose {
-    fn oid_der(self) -> &'static [u8] {
+    fn oid_der(self) -> Option<&'static [u8]> {
         match self {
-            Purpose::CodeSigning => &[0x2b, 6, 1, 5, 5, 7, 3, 3],
-            Purpose::TimeStamping => &[0x2b, 6, 1, 5, 5, 7, 3, 8],
+            Purpose::CodeSigning => Some(&[0x2b, 6, 1, 5, 5, 7, 3, 3]),
+            Purpose::TimeStamping => Some(&[0x2b, 6, 1, 5, 5, 7, 3, 8]),
+            Purpose::Any => None,
         }
     }
 }
@@ -403,7 +407,10 @@ impl Purpose {
 impl webpki::ExtendedKeyUsageValidator for Purpose {
     fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
         const ANY: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
-        let wanted = webpki::KeyPurposeId::new(self.oid_der());
+        let Some(oid) = self.oid_der() else {
+            return Ok(());
+        };
+        let wanted = webpki::KeyPurposeId::new(oid);
         let any = webpki::KeyPurposeId::new(ANY);
         let mut present = Vec::new();
         for id in iter {
@@ -418,7 +425,7 @@ impl webpki::ExtendedKeyUsageValidator for Purpose {
         }
         Err(webpki::Error::RequiredEkuNotFoundContext(
             webpki::RequiredEkuNotFoundContext {
-                required: webpki::KeyUsage::required(self.oid_der()),
+                required: webpki::KeyUsage::required(oid),
                 present,
             },
         ))
