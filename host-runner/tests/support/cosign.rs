@@ -213,7 +213,8 @@ async fn existing_layers(
     }
 }
 
-fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+/// A manifest the registry does not have (404 or MANIFEST_UNKNOWN).
+pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::OciDistributionError as E;
     match e {
         E::ImageManifestNotFoundError(_) => true,
