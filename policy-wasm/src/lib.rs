@@ -90,6 +90,7 @@
 
 #![deny(missing_docs)]
 
+mod conditions;
 pub mod decide;
 pub mod dn;
 mod glob;

@@ -21,6 +21,8 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "kubernetes/get_resource",
     "kubernetes/can_i",
     "notary/v1/verify",
+    "imagegate/v1/verify_signature",
+    "imagegate/v1/verify_attestation",
 ];
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.

@@ -16,6 +16,8 @@ use super::cache::{CacheStats, CapabilityCache, DEFAULT_TTL};
 use super::kubernetes::KubeContext;
 use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
+use super::signatures::Signatures;
+use super::sigstore::TrustRoot;
 use super::{crypto, Backend, Request};
 
 /// Configuration of the live backend (no derives beyond what the capability
@@ -43,6 +45,7 @@ impl Default for LiveConfig {
 pub struct Live {
     rt: tokio::runtime::Runtime,
     oci: Oci,
+    signatures: Signatures,
     notary: Notary,
     kube: Option<KubeContext>,
     cache: Option<CapabilityCache>,
@@ -60,8 +63,13 @@ impl Live {
             .as_deref()
             .map(KubeContext::load)
             .transpose()?;
+        let trust_root = TrustRoot::load(config.oci.sigstore_trust_config.as_deref())?;
+        let oci = Oci::new(config.oci).context("cannot set up the OCI capabilities")?;
+        let signatures = Signatures::new(oci.access().clone(), trust_root)
+            .context("cannot set up the signature capabilities")?;
         Ok(Live {
-            oci: Oci::new(config.oci).context("cannot set up the OCI capabilities")?,
+            oci,
+            signatures,
             notary: Notary::new(config.notary).context("cannot set up the Notary capability")?,
             rt,
             kube,
@@ -129,6 +137,20 @@ impl Live {
                     &format!("sigstore verification of {}", req.image()),
                     deadline,
                     self.oci.verify(req),
+                )
+                .and_then(to_json),
+            VerifySignature(req) => self
+                .block_on(
+                    &format!("signature verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_signature(&self.oci, req),
+                )
+                .and_then(to_json),
+            VerifyAttestation(req) => self
+                .block_on(
+                    &format!("attestation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_attestation(req),
                 )
                 .and_then(to_json),
             NotaryVerify(req) => self

@@ -28,6 +28,8 @@ pub mod notary;
 pub mod notation;
 pub mod oci;
 pub mod request;
+pub mod signatures;
+pub mod sigstore;
 pub mod timestamp;
 pub mod x509;
 

@@ -8,7 +8,8 @@
 //! (`!SigstorePubKeyVerify ...`) is [`crate::runtime::session`]'s business.
 
 use imagegate_policy::wire::{
-    GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest, SigstoreVerifyRequest,
+    AttestationVerifyRequest, GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest,
+    SignatureVerifyRequest, SigstoreVerifyRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -40,6 +41,10 @@ pub enum Request {
     CryptoIsCertificateTrusted(CertificateTrustRequest),
     /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
+    /// `imagegate/v1/verify_signature`: imagegate's own, every signature format.
+    VerifySignature(SignatureVerifyRequest),
+    /// `imagegate/v1/verify_attestation`: imagegate's own.
+    VerifyAttestation(AttestationVerifyRequest),
 }
 
 impl Request {
@@ -119,7 +124,9 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
         ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
-        ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
+        ("imagegate", "v1/verify_signature") => Request::VerifySignature(json(payload)?),
+        ("imagegate", "v1/verify_attestation") => Request::VerifyAttestation(json(payload)?),
+        ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
             return Err(format!("unknown operation: {operation}"))
         }
         _ => return Err(format!("unknown namespace: {namespace}")),
@@ -195,6 +202,32 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+    }
+
+    #[test]
+    fn imagegate_operations_parse() {
+        let r = parse(
+            "imagegate",
+            "v1/verify_signature",
+            br#"{"image":"i","identities":[{"kind":"keyless","issuer":"https://iss","subject":"me"}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifySignature(s) if s.platforms == imagegate_policy::wire::Platforms::Index)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/verify_attestation",
+            br#"{"image":"i","platforms":"all","predicate_type":"p","identities":[{"kind":"githubActions","owner":"o","repo":null}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyAttestation(a) if a.platforms == imagegate_policy::wire::Platforms::All)
+        );
+        assert_eq!(
+            parse("imagegate", "v2/verify_signature", b"{}"),
+            Err("unknown operation: v2/verify_signature".into())
+        );
     }
 
     #[test]

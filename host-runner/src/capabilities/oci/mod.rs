@@ -13,9 +13,10 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
-mod image;
-mod trust_root;
-mod verify;
+pub(crate) mod discovery;
+pub(crate) mod distribution;
+pub(crate) mod image;
+pub(crate) mod verify;
 
 use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
 use anyhow::Context;
@@ -26,6 +27,8 @@ use imagegate_policy::wire::{
 use sigstore::cosign::{ClientBuilder, CosignCapabilities};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
+
+use super::sigstore::TrustRoot;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,14 +38,14 @@ use std::sync::{Arc, Mutex};
 pub struct OciConfig {
     pub registry: RegistryConfig,
     /// Sigstore `ClientTrustConfig` / `trusted_root.json` with the Fulcio CAs
-    /// and Rekor keys; needed for keyless verification and Rekor bundles.
+    /// and Rekor keys; `None`: the embedded public-good root.
     pub sigstore_trust_config: Option<PathBuf>,
 }
 
 /// The answering side of the `oci/*` capabilities.
 pub struct Oci {
     access: RegistryAccess,
-    trust_root: Option<ManualTrustRoot<'static>>,
+    trust_root: ManualTrustRoot<'static>,
     /// One client pair per credential: oci-client stores the first credential
     /// it sees for a registry and keeps it, so images of one registry with
     /// different credentials need different clients.
@@ -67,11 +70,7 @@ impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
         let access = RegistryAccess::new(&config.registry)?;
-        let trust_root = config
-            .sigstore_trust_config
-            .as_deref()
-            .map(trust_root::load)
-            .transpose()?;
+        let trust_root = TrustRoot::load(config.sigstore_trust_config.as_deref())?.manual();
         let oci = Oci {
             access,
             trust_root,
@@ -92,13 +91,12 @@ impl Oci {
             return Ok(c.clone());
         }
         let config = self.access.client_config().clone();
-        let mut builder = ClientBuilder::default().with_oci_client_config(config);
-        if let Some(root) = &self.trust_root {
-            builder = builder
-                .with_trust_repository(root)
-                .context("loading the Sigstore trust root into the cosign client")?;
-        }
-        let cosign = builder.build().context("building the cosign client")?;
+        let cosign = ClientBuilder::default()
+            .with_oci_client_config(config)
+            .with_trust_repository(&self.trust_root)
+            .context("loading the Sigstore trust root into the cosign client")?
+            .build()
+            .context("building the cosign client")?;
         let oci = self.access.oci_client()?;
         let entry = Arc::new(Clients {
             oci,
@@ -106,6 +104,11 @@ impl Oci {
         });
         clients.insert(key, entry.clone());
         Ok(entry)
+    }
+
+    /// How registries are reached (shared with the other registry readers).
+    pub(crate) fn access(&self) -> &RegistryAccess {
+        &self.access
     }
 
     /// Parses `image` and picks its credential and clients.
@@ -180,13 +183,6 @@ impl Oci {
     pub async fn verify(&self, req: &SigstoreVerifyRequest) -> Result<VerifyResponse, String> {
         let requirements = verify::requirements(req)?;
         let (image, credential, clients) = self.prepare(req.image())?;
-        if verify::is_keyless(req) && self.trust_root.is_none() {
-            return Err(format!(
-                "Cannot verify keyless signatures of {}: no Sigstore trust root \
-                 (Fulcio CA and Rekor key) configured; start imagegate with --sigstore-trust-config",
-                image.name
-            ));
-        }
         let auth = registry_auth(credential.as_ref());
         let digest = clients
             .oci
@@ -240,12 +236,9 @@ impl Oci {
         if unsatisfied.iter().any(|r| r.needs_rekor_bundle())
             && layers.iter().all(|l| l.bundle.is_none())
         {
-            message.push_str(if self.trust_root.is_some() {
-                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n"
-            } else {
-                "(no signature carries a verified Rekor bundle: Rekor bundles are only verified \
-                 with --sigstore-trust-config)\n"
-            });
+            message.push_str(
+                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
+            );
         }
         Err(message.trim_end().to_string())
     }

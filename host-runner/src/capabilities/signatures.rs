@@ -1,0 +1,663 @@
+//! imagegate's own capabilities `imagegate/v1/verify_signature` and
+//! `imagegate/v1/verify_attestation`: is the image signed (or attested) by
+//! one of the given identities, in whatever format the signer used?
+//!
+//! For each manifest to check (the digest the reference resolves to, or with
+//! `platforms: all` every platform manifest of the index, BuildKit
+//! attestation manifests skipped), the paths are tried in order
+//! ([`oci::discovery`]):
+//! 1. the referrers API;
+//! 2. the referrers tag `sha256-<hex>`, when the API is absent (404) or
+//!    answered without a candidate that verified;
+//! 3. the legacy tag (`.sig` for signatures, `.att` for attestations), when
+//!    nothing verified yet.
+//!
+//! Candidates are verified by [`sigstore::bundle`] (bundles),
+//! [`sigstore::legacy`] (cosign attestation layers) and, for `.sig`, by the
+//! existing `oci/v2/verify` path ([`Oci::verify`]), once per identity, so the
+//! legacy semantics (identity and annotations on one layer) stay in one place.
+//!
+//! "Nothing verified" is an answer: `verified` is empty and the trace says
+//! what each path found. Errors are for what the host cannot work on: a bad
+//! request, or a registry that answered no path at all (down, refusing the
+//! credentials).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use imagegate_policy::wire::{
+    AttestationVerifyRequest, ImageVerifyResponse, KeylessInfo, KeylessPrefixInfo, Platforms,
+    SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, SubjectTrace, Verified,
+};
+
+use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
+use super::oci::distribution::{Distribution, Repo};
+use super::oci::image::Image;
+use super::oci::Oci;
+use super::sigstore::bundle::{self, Outcome};
+use super::sigstore::signer::Signer;
+use super::sigstore::statement::{Expect, COSIGN_SIGN_PREDICATE};
+use super::sigstore::{legacy, TrustRoot};
+use crate::registry::RegistryAccess;
+
+/// One path tried for a manifest and what it found (one trace line).
+struct TraceStep {
+    path: Path,
+    result: String,
+    candidates: Vec<CandidateTrace>,
+}
+
+/// One candidate opened and its verdict.
+struct CandidateTrace {
+    manifest: String,
+    kind: String,
+    verdict: String,
+}
+
+impl TraceStep {
+    /// `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    fn line(&self) -> String {
+        let mut line = format!("{}: {}", self.path.as_str(), self.result);
+        if !self.candidates.is_empty() {
+            let candidates: Vec<String> = self
+                .candidates
+                .iter()
+                .map(|c| format!("{} {}: {}", c.manifest, c.kind, c.verdict))
+                .collect();
+            line.push_str(&format!(" [{}]", candidates.join("; ")));
+        }
+        line
+    }
+}
+
+/// Which predicate a cosign v3 bundle's manifest announces (only to try it first).
+const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// The answering side of both capabilities.
+pub struct Signatures {
+    dist: Distribution,
+    access: RegistryAccess,
+    root: TrustRoot,
+}
+
+/// What is asked, with what it needs.
+enum Ask<'a> {
+    Signature {
+        request: &'a SignatureVerifyRequest,
+        oci: &'a Oci,
+    },
+    Attestation {
+        predicate_type: &'a str,
+    },
+}
+
+impl Ask<'_> {
+    fn expect(&self) -> Expect<'_> {
+        match self {
+            Ask::Signature { request, .. } => Expect::Signature {
+                annotations: request.annotations.as_ref().filter(|a| !a.is_empty()),
+            },
+            Ask::Attestation { predicate_type } => Expect::Attestation { predicate_type },
+        }
+    }
+
+    /// The predicate a candidate must have, to try likely ones first.
+    fn predicate(&self) -> &str {
+        match self {
+            Ask::Signature { .. } => COSIGN_SIGN_PREDICATE,
+            Ask::Attestation { predicate_type } => predicate_type,
+        }
+    }
+
+    /// A signature needs one; attestations are all returned (the guest's
+    /// conditions choose among them).
+    fn stop_at_first(&self) -> bool {
+        matches!(self, Ask::Signature { .. })
+    }
+
+    fn legacy(&self) -> (&'static str, Path) {
+        match self {
+            Ask::Signature { .. } => ("sig", Path::SigTag),
+            Ask::Attestation { .. } => ("att", Path::AttTag),
+        }
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl Signatures {
+    /// With the registry access of every other registry call and the trust root
+    /// (`--sigstore-trust-config`, else the embedded public-good one).
+    pub fn new(access: RegistryAccess, trust_root: TrustRoot) -> anyhow::Result<Signatures> {
+        Ok(Signatures {
+            dist: Distribution::new(&access)?,
+            access,
+            root: trust_root,
+        })
+    }
+
+    /// `imagegate/v1/verify_signature`.
+    pub async fn verify_signature(
+        &self,
+        oci: &Oci,
+        request: &SignatureVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        let signers = Signer::compile(&request.identities)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &signers,
+            &Ask::Signature { request, oci },
+        )
+        .await
+    }
+
+    /// `imagegate/v1/verify_attestation`.
+    pub async fn verify_attestation(
+        &self,
+        request: &AttestationVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        if request.predicate_type.is_empty() {
+            return Err("predicate_type: must not be empty".to_string());
+        }
+        let signers = Signer::compile(&request.identities)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &signers,
+            &Ask::Attestation {
+                predicate_type: &request.predicate_type,
+            },
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        image: &str,
+        platforms: Platforms,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+    ) -> Result<ImageVerifyResponse, String> {
+        let image = Image::parse(image)?;
+        let repo = Distribution::repo(&image, &self.access)?;
+        let disc = Discovery {
+            dist: &self.dist,
+            repo: &repo,
+        };
+        let (digest, subjects) = match (image.reference.digest(), platforms) {
+            // A digest needs no lookup to be checked as it is.
+            (Some(digest), Platforms::Index) => (digest.to_string(), vec![digest.to_string()]),
+            (pinned, _) => {
+                let reference = pinned
+                    .or(image.reference.tag())
+                    .unwrap_or("latest")
+                    .to_string();
+                let top = disc
+                    .resolve(&reference)
+                    .await
+                    .map_err(|e| format!("Cannot fetch manifest of {}: {e}", image.name))?;
+                let subjects = match (platforms, discovery::index_children(&top)?) {
+                    (Platforms::All, Some(children)) => children
+                        .iter()
+                        .filter(|c| !discovery::is_attestation_manifest(c))
+                        .map(|c| c.digest.clone())
+                        .collect(),
+                    _ => vec![top.digest.clone()],
+                };
+                (top.digest, subjects)
+            }
+        };
+        let now = now();
+        let mut response = ImageVerifyResponse {
+            digest,
+            ..ImageVerifyResponse::default()
+        };
+        for subject in subjects {
+            let (trace, verified, answered) = self
+                .subject(&disc, &repo, &subject, signers, ask, now)
+                .await;
+            if !answered && verified.is_empty() {
+                return Err(format!(
+                    "Cannot look up signatures of {} ({subject}): {}",
+                    image.name,
+                    trace.paths.join("; ")
+                ));
+            }
+            response.trace.push(trace);
+            response.verified.extend(verified);
+        }
+        Ok(response)
+    }
+
+    /// Every path for one manifest digest. `answered`: some path got an
+    /// answer from the registry (not only errors).
+    async fn subject(
+        &self,
+        disc: &Discovery<'_>,
+        repo: &Repo,
+        subject: &str,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> (SubjectTrace, Vec<Verified>, bool) {
+        let mut steps = Vec::new();
+        let mut verified = Vec::new();
+        let mut answered = false;
+
+        let api_found_none = match disc.referrers_api(subject).await {
+            Ok(Api::Entries(entries, pages)) => {
+                answered = true;
+                let mut step = step(
+                    Path::ReferrersApi,
+                    format!(
+                        "{} entries ({pages} page{})",
+                        entries.len(),
+                        if pages == 1 { "" } else { "s" }
+                    ),
+                );
+                self.candidates(
+                    disc,
+                    subject,
+                    entries,
+                    Path::ReferrersApi,
+                    signers,
+                    ask,
+                    now,
+                    &mut step,
+                    &mut verified,
+                )
+                .await;
+                steps.push(step);
+                verified.is_empty()
+            }
+            Ok(Api::Absent(text)) => {
+                answered = true;
+                steps.push(step(
+                    Path::ReferrersApi,
+                    format!("no referrers API ({text})"),
+                ));
+                true
+            }
+            Err(e) => {
+                steps.push(step(Path::ReferrersApi, format!("error: {e}")));
+                true
+            }
+        };
+        if api_found_none {
+            match disc.referrers_tag(subject).await {
+                Ok(Ok(entries)) => {
+                    answered = true;
+                    let mut step = step(Path::ReferrersTag, format!("{} entries", entries.len()));
+                    self.candidates(
+                        disc,
+                        subject,
+                        entries,
+                        Path::ReferrersTag,
+                        signers,
+                        ask,
+                        now,
+                        &mut step,
+                        &mut verified,
+                    )
+                    .await;
+                    steps.push(step);
+                }
+                Ok(Err(none)) => {
+                    answered = true;
+                    steps.push(step(Path::ReferrersTag, none));
+                }
+                Err(e) => steps.push(step(Path::ReferrersTag, format!("error: {e}"))),
+            }
+        } else {
+            steps.push(step(
+                Path::ReferrersTag,
+                "not needed (a candidate verified)".to_string(),
+            ));
+        }
+        let (suffix, path) = ask.legacy();
+        if !verified.is_empty() {
+            steps.push(step(path, "not needed (a candidate verified)".to_string()));
+        } else {
+            match disc.legacy(subject, suffix).await {
+                Ok(None) => {
+                    answered = true;
+                    steps.push(step(
+                        path,
+                        format!("no tag {}.{suffix}", discovery::tag_of(subject)),
+                    ));
+                }
+                Ok(Some(manifest)) => {
+                    answered = true;
+                    let mut step = step(
+                        path,
+                        format!(
+                            "tag {}.{suffix}: manifest {}",
+                            discovery::tag_of(subject),
+                            manifest.digest
+                        ),
+                    );
+                    match ask {
+                        Ask::Signature { request, oci } => {
+                            let (candidate, ok) =
+                                legacy_sig(oci, repo, subject, request, &manifest.digest).await;
+                            step.candidates.push(candidate);
+                            verified.extend(ok);
+                        }
+                        Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
+                            Ok(layers) => self.layers(
+                                &manifest.digest,
+                                layers,
+                                path,
+                                subject,
+                                signers,
+                                ask,
+                                now,
+                                &mut step,
+                                &mut verified,
+                            ),
+                            Err(e) => step.result.push_str(&format!(": {e}")),
+                        },
+                    }
+                    steps.push(step);
+                }
+                Err(e) => steps.push(step(path, format!("error: {e}"))),
+            }
+        }
+        (
+            SubjectTrace {
+                subject: subject.to_string(),
+                paths: steps.iter().map(TraceStep::line).collect(),
+            },
+            verified,
+            answered,
+        )
+    }
+
+    /// Opens and verifies the referrers of one path, likely ones first.
+    #[allow(clippy::too_many_arguments)]
+    async fn candidates(
+        &self,
+        disc: &Discovery<'_>,
+        subject: &str,
+        mut entries: Vec<Descriptor>,
+        path: Path,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+        step: &mut TraceStep,
+        verified: &mut Vec<Verified>,
+    ) {
+        // Only the order depends on what the index claims, never the outcome.
+        entries.sort_by_key(|e| {
+            e.annotations.get(PREDICATE_ANNOTATION).map(String::as_str) != Some(ask.predicate())
+        });
+        let total = entries.len();
+        for (n, entry) in entries.into_iter().enumerate() {
+            if ask.stop_at_first() && !verified.is_empty() {
+                break;
+            }
+            if n == MAX_REFERRERS {
+                step.result.push_str(&format!(
+                    "; {} not opened (limit {MAX_REFERRERS})",
+                    total - n
+                ));
+                break;
+            }
+            let claimed = entry
+                .artifact_type
+                .clone()
+                .unwrap_or_else(|| entry.media_type.clone());
+            let mut trace = CandidateTrace {
+                manifest: entry.digest.clone(),
+                kind: claimed,
+                verdict: String::new(),
+            };
+            match disc.open(subject, &entry).await {
+                Err(e) => trace.verdict = format!("rejected: {e}"),
+                Ok(found) => {
+                    trace.kind = found.kind();
+                    match found {
+                        Found::Bundle { json, .. } => {
+                            trace.verdict = match bundle::verify(
+                                &json,
+                                subject,
+                                ask.expect(),
+                                signers,
+                                &self.root,
+                                now,
+                            ) {
+                                Ok(outcome) => {
+                                    let line = verified_line(&outcome);
+                                    verified.push(entry_of(
+                                        outcome,
+                                        subject,
+                                        path,
+                                        &entry.digest,
+                                        ask,
+                                    ));
+                                    line
+                                }
+                                Err(e) => format!("rejected: {e}"),
+                            };
+                        }
+                        Found::Dsse(layers) => {
+                            step.candidates.push(trace);
+                            self.layers(
+                                &entry.digest,
+                                layers,
+                                path,
+                                subject,
+                                signers,
+                                ask,
+                                now,
+                                step,
+                                verified,
+                            );
+                            continue;
+                        }
+                        Found::Notation { .. } => {
+                            trace.verdict =
+                                "skipped: a Notation signature (notation checks verify these)"
+                                    .to_string()
+                        }
+                        Found::Other(_) => trace.verdict = "skipped".to_string(),
+                    }
+                }
+            }
+            step.candidates.push(trace);
+        }
+    }
+
+    /// cosign attestation layers (`.att`, in-toto referrers): one trace line each.
+    #[allow(clippy::too_many_arguments)]
+    fn layers(
+        &self,
+        manifest: &str,
+        layers: Vec<Result<discovery::Layer, String>>,
+        path: Path,
+        subject: &str,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+        step: &mut TraceStep,
+        verified: &mut Vec<Verified>,
+    ) {
+        for (i, layer) in layers.into_iter().enumerate() {
+            let verdict = layer.and_then(|l| {
+                legacy::verify(
+                    &l.bytes,
+                    &l.annotations,
+                    subject,
+                    ask.expect(),
+                    signers,
+                    &self.root,
+                    now,
+                )
+            });
+            step.candidates.push(CandidateTrace {
+                manifest: manifest.to_string(),
+                kind: format!("cosign attestation layer {i}"),
+                verdict: match verdict {
+                    Ok(outcome) => {
+                        let line = verified_line(&outcome);
+                        verified.push(entry_of(outcome, subject, path, manifest, ask));
+                        line
+                    }
+                    Err(e) => format!("rejected: {e}"),
+                },
+            });
+        }
+    }
+}
+
+fn step(path: Path, result: String) -> TraceStep {
+    TraceStep {
+        path,
+        result,
+        candidates: Vec::new(),
+    }
+}
+
+fn verified_line(outcome: &Outcome) -> String {
+    format!(
+        "verified: {}, {} ({})",
+        outcome.format,
+        outcome.signer,
+        outcome.evidence.join(", ")
+    )
+}
+
+fn entry_of(
+    outcome: Outcome,
+    subject: &str,
+    path: Path,
+    manifest: &str,
+    ask: &Ask<'_>,
+) -> Verified {
+    let attestation = matches!(ask, Ask::Attestation { .. });
+    Verified {
+        subject: subject.to_string(),
+        identity: Some(outcome.identity),
+        format: outcome.format,
+        path: path.as_str().to_string(),
+        manifest: manifest.to_string(),
+        signer: outcome.signer,
+        valid_until: outcome.valid_until,
+        statement: attestation.then_some(outcome.statement),
+        certificate: if attestation { outcome.claims } else { None },
+    }
+}
+
+/// The `oci/v2/verify` request for one identity, pinned to `subject`.
+fn legacy_request(
+    image: String,
+    identity: &SignerIdentity,
+    request: &SignatureVerifyRequest,
+) -> SigstoreVerifyRequest {
+    let annotations = request.annotations.clone();
+    match identity {
+        SignerIdentity::Key { pem } => SigstoreVerifyRequest::SigstorePubKeyVerify {
+            image,
+            pub_keys: vec![pem.clone()],
+            annotations,
+        },
+        SignerIdentity::Keyless { issuer, subject } => {
+            SigstoreVerifyRequest::SigstoreKeylessVerify {
+                image,
+                keyless: vec![KeylessInfo {
+                    issuer: issuer.clone(),
+                    subject: subject.clone(),
+                }],
+                annotations,
+            }
+        }
+        SignerIdentity::KeylessPrefix { issuer, url_prefix } => {
+            SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+                image,
+                keyless_prefix: vec![KeylessPrefixInfo {
+                    issuer: issuer.clone(),
+                    url_prefix: url_prefix.clone(),
+                }],
+                annotations,
+            }
+        }
+        SignerIdentity::GithubActions { owner, repo } => {
+            SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+                image,
+                owner: owner.clone(),
+                repo: repo.clone(),
+                annotations,
+            }
+        }
+        SignerIdentity::Certificate {
+            pem,
+            chain,
+            require_tlog,
+        } => SigstoreVerifyRequest::SigstoreCertificateVerify {
+            image,
+            certificate: pem.as_bytes().to_vec(),
+            certificate_chain: (!chain.is_empty())
+                .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
+            require_rekor_bundle: *require_tlog,
+            annotations,
+        },
+    }
+}
+
+/// A `.sig` tag exists: the existing sigstore-crate path verifies it, once
+/// per identity until one passes.
+async fn legacy_sig(
+    oci: &Oci,
+    repo: &Repo,
+    subject: &str,
+    request: &SignatureVerifyRequest,
+    manifest: &str,
+) -> (CandidateTrace, Option<Verified>) {
+    let image = format!("{}@{subject}", repo.name());
+    let mut reasons = Vec::new();
+    for (i, identity) in request.identities.iter().enumerate() {
+        match oci
+            .verify(&legacy_request(image.clone(), identity, request))
+            .await
+        {
+            Ok(answer) if answer.is_trusted && answer.digest == subject => {
+                let signer = Signer::compile(std::slice::from_ref(identity))
+                    .map(|s| s[0].describe())
+                    .unwrap_or_default();
+                return (
+                    CandidateTrace {
+                        manifest: manifest.to_string(),
+                        kind: "cosign signature (.sig)".to_string(),
+                        verdict: format!("verified: cosign-sig, {signer}"),
+                    },
+                    Some(Verified {
+                        subject: subject.to_string(),
+                        identity: Some(i),
+                        format: "cosign-sig".to_string(),
+                        path: Path::SigTag.as_str().to_string(),
+                        manifest: manifest.to_string(),
+                        signer,
+                        ..Verified::default()
+                    }),
+                );
+            }
+            Ok(answer) => reasons.push(format!(
+                "identities[{i}]: the .sig path answered {answer:?}"
+            )),
+            Err(e) => reasons.push(format!("identities[{i}]: {e}")),
+        }
+    }
+    (
+        CandidateTrace {
+            manifest: manifest.to_string(),
+            kind: "cosign signature (.sig)".to_string(),
+            verdict: format!("rejected: {}", reasons.join("; ")),
+        },
+        None,
+    )
+}
