@@ -29,9 +29,11 @@ use imagegate::cli::args::EvalArgs;
 use imagegate::runtime::admission;
 use imagegate_policy::testing::{self, Request};
 use serde_json::{json, Value};
+use support::bundle::{self as bundles, Signer, Statement};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
 use support::registry::{self, Registry, Variant};
+use support::sigstore::{FakeSigstore, Identity};
 
 /// Starts a registry, or skips the test (loudly) when the binary is missing.
 macro_rules! registry_or_skip {
@@ -333,7 +335,7 @@ async fn cosign_failures_are_denied_saying_why() {
     run(&unsigned, cosign_settings(&registry, &key, None)).assert_denied(&[
         &format!("container \"app\": image \"{unsigned}\""),
         COSIGN_FAILED,
-        "no signatures found for image",
+        "no verified signature for",
         &unsigned_digest,
     ]);
 
@@ -368,7 +370,7 @@ async fn cosign_failures_are_denied_saying_why() {
     };
     let (image, _) = signed(&registry, "demo/liar", &key, &options).await;
     run(&image, cosign_settings(&registry, &key, None))
-        .assert_denied(&[COSIGN_FAILED, "no signatures found for image"]);
+        .assert_denied(&[COSIGN_FAILED, "no verified signature for"]);
 
     // tag moved after signing: denied naming the new digest; the signed
     // digest itself still passes and stays as it is
@@ -378,7 +380,7 @@ async fn cosign_failures_are_denied_saying_why() {
     assert_ne!(moved_digest, signed_digest);
     run(&image, cosign_settings(&registry, &key, None)).assert_denied(&[
         COSIGN_FAILED,
-        "no signatures found for image",
+        "no verified signature for",
         &moved_digest,
     ]);
     let by_digest = format!("{}/demo/moved@{signed_digest}", registry.addr);
@@ -481,6 +483,155 @@ async fn registry_down_is_denied_saying_why() {
         "Cannot fetch manifest of",
         "Connection refused",
     ]);
+}
+
+/// One rule for everything in `registry` with these checks, pinDigest.
+fn rule_settings(registry: &Registry, checks: Value) -> Value {
+    json!({"rules": [{"name": "signed", "images": [format!("{}/**", registry.addr)],
+                      "verify": {"anyOf": checks}, "pinDigest": true}]})
+}
+
+/// The SLSA attestation check of the module e2e cases: built on GitHub-hosted runners.
+fn slsa_check(key: &CosignKey) -> Value {
+    json!({"attestation": {"predicateType": "https://slsa.dev/provenance/v1", "keys": [key.public_pem()],
+        "conditions": [{"path": "predicate.runDetails.builder.id", "op": "equals",
+                        "value": "https://github.com/actions/runner/github-hosted"}]}})
+}
+
+fn provenance(builder: &str) -> Statement {
+    Statement::attestation(
+        "https://slsa.dev/provenance/v1",
+        json!({"runDetails": {"builder": {"id": builder}}}),
+    )
+}
+
+#[tokio::test]
+async fn cosign_v3_bundles_and_attestations_through_the_module() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (key, other) = (CosignKey::generate(), CosignKey::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let sigstore = FakeSigstore::new();
+    let trust = sigstore.write_trust_config(dir.path());
+    let run = |image: &str, settings: Value| {
+        let mut flags = registry_flags(&registry);
+        flags.extend([
+            "--sigstore-trust-config".to_string(),
+            trust.display().to_string(),
+        ]);
+        Run {
+            dir: dir.path().to_path_buf(),
+            settings,
+            image: image.to_string(),
+            flags,
+        }
+        .run()
+    };
+    let cosign = |k: &CosignKey| json!([{"cosign": {"keys": [k.public_pem()]}}]);
+
+    // cosign v3 with a key: a bundle found through the referrers tag
+    let digest = push(&registry, "demo/v3", "v3").await;
+    bundles::sign(
+        &registry,
+        "demo/v3",
+        &digest,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/v3", "1.0");
+    run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{digest}"));
+    run(&image, rule_settings(&registry, cosign(&other))).assert_denied(&[
+        r#"rule "signed": no signature check passed: cosign key "inline": no verified signature for"#,
+        "referrers-tag: 1 entries",
+        "rejected: signed with a key, and no configured key verifies the signature",
+    ]);
+
+    // keyless with the fake Sigstore: certificate, SCT, Rekor entry, timestamp
+    let digest = push(&registry, "demo/keyless", "keyless").await;
+    let workflow = "https://github.com/corp/app/.github/workflows/release.yml@refs/heads/main";
+    let certificate = sigstore.keyless_certificate(
+        Identity::Uri(workflow),
+        "https://token.actions.githubusercontent.com",
+        Some("corp/app"),
+    );
+    let keyless = Signer::Keyless {
+        sigstore: &sigstore,
+        certificate: &certificate,
+        tlog: true,
+        timestamp: true,
+    };
+    bundles::sign(
+        &registry,
+        "demo/keyless",
+        &digest,
+        &keyless,
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/keyless", "1.0");
+    run(
+        &image,
+        rule_settings(
+            &registry,
+            json!([{"githubActions": {"owner": "corp", "repo": "app"}}]),
+        ),
+    )
+    .assert_pinned(&format!("{image}@{digest}"));
+    run(
+        &image,
+        rule_settings(&registry, json!([{"githubActions": {"owner": "evil"}}])),
+    )
+    .assert_denied(&[
+        "GitHub Actions evil: no verified signature for",
+        "signed by a workflow of corp/app, not of owner evil",
+    ]);
+
+    // an attestation with conditions: the one built on GitHub's runners passes
+    let digest = push(&registry, "demo/slsa", "slsa").await;
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://self-hosted.corp"),
+    )
+    .await;
+    let image = registry.image("demo/slsa", "1.0");
+    run(&image, rule_settings(&registry, json!([slsa_check(&key)]))).assert_denied(&[
+        "attestation https://slsa.dev/provenance/v1 by cosign key \"inline\": ",
+        "verified, but no attestation satisfies the conditions",
+        "predicate.runDetails.builder.id equals \"https://github.com/actions/runner/github-hosted\": \"https://self-hosted.corp\"",
+    ]);
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://github.com/actions/runner/github-hosted"),
+    )
+    .await;
+    run(&image, rule_settings(&registry, json!([slsa_check(&key)])))
+        .assert_pinned(&format!("{image}@{digest}"));
+
+    // multi-arch: signed on the index only; platforms: all wants every platform
+    let built =
+        Image::build("demo/multi", &["amd64", "arm64"], Format::Oci).with_buildkit_attestation();
+    let index = built.push(&registry, "demo/multi", "1.0").await;
+    bundles::sign(
+        &registry,
+        "demo/multi",
+        &index,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/multi", "1.0");
+    run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{index}"));
+    let all = json!([{"cosign": {"keys": [key.public_pem()], "platforms": "all"}}]);
+    run(&image, rule_settings(&registry, all)).assert_denied(&[&format!(
+        "no verified signature for {}",
+        built.platform_manifests[0].0
+    )]);
 }
 
 /// A Notary rule for everything in `registry`: the lab's server and CA and
@@ -679,7 +830,7 @@ async fn notary_through_the_module() {
     world
         .run(dir, cache, &unsigned, settings(with_cosign))
         .run()
-        .assert_denied(&[NOTARY_FAILED, "cosign", "no signatures found for image"]);
+        .assert_denied(&[NOTARY_FAILED, "cosign", "no verified signature for"]);
 
     // digest mismatch: 4.0 is signed for `signed` but the registry has `moved`
     world
@@ -738,13 +889,15 @@ fn record(run: &Run, description: &str, pinned: Option<&str>, needles: &[&str]) 
 }
 
 /// The recorded fixtures, as `imagegate test` finds them in `fixtures/`.
-const RECORDED: [&str; 6] = [
+const RECORDED: [&str; 8] = [
     "recorded-accept-cosign-signed-pinned",
+    "recorded-accept-cosign-v3-bundle-pinned",
     "recorded-accept-notary-signed-pinned",
     "recorded-deny-cosign-registry-down",
     "recorded-deny-cosign-unsigned",
     "recorded-deny-cosign-wrong-key",
     "recorded-deny-notary-other-signer",
+    "recorded-deny-slsa-attestation-condition",
 ];
 
 /// Records the [`RECORDED`] fixtures into `out` from live runs against a
@@ -769,14 +922,14 @@ async fn record_set(out: &Path) -> Option<()> {
     );
     push(&registry, "demo/unsigned", "unsigned").await;
     record(
-        &cosign(RECORDED[3], &registry.image("demo/unsigned", "1.0"), &registry),
+        &cosign(RECORDED[4], &registry.image("demo/unsigned", "1.0"), &registry),
         "Recorded from a live run: an image without cosign signatures is denied, naming the rule, the key and the cause.",
         None,
-        &[COSIGN_FAILED, "no signatures found for image"],
+        &[COSIGN_FAILED, "no verified signature for"],
     );
     let (image, _) = signed(&registry, "demo/wrongkey", &other, &SignOptions::default()).await;
     record(
-        &cosign(RECORDED[4], &image, &registry),
+        &cosign(RECORDED[5], &image, &registry),
         "Recorded from a live run: an image signed with another key than the rule's is denied.",
         None,
         &[
@@ -785,11 +938,48 @@ async fn record_set(out: &Path) -> Option<()> {
         ],
     );
 
+    let digest = push(&registry, "demo/v3", "v3").await;
+    bundles::sign(
+        &registry,
+        "demo/v3",
+        &digest,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/v3", "1.0");
+    record(
+        &cosign(RECORDED[1], &image, &registry),
+        "Recorded from a live run: an image signed like cosign v3 does (a sigstore bundle as an OCI referrer, found through the referrers tag) is allowed and pinned.",
+        Some(&format!("{image}@{digest}")),
+        &[],
+    );
+    let digest = push(&registry, "demo/slsa", "slsa").await;
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://self-hosted.corp"),
+    )
+    .await;
+    record(
+        &Run {
+            dir: out.join(RECORDED[7]),
+            settings: rule_settings(&registry, json!([slsa_check(&key)])),
+            image: registry.image("demo/slsa", "1.0"),
+            flags: registry_flags(&registry),
+        },
+        "Recorded from a live run: the image carries a verified SLSA provenance attestation, but it was not built on GitHub's runners as the condition requires: denied, naming the condition and what was found.",
+        None,
+        &["verified, but no attestation satisfies the conditions", "predicate.runDetails.builder.id equals"],
+    );
+
     let mut down = Registry::start(Variant::Plain);
     let (image, _) = signed(&down, "demo/down", &key, &SignOptions::default()).await;
     down.stop();
     record(
-        &cosign(RECORDED[2], &image, &down),
+        &cosign(RECORDED[3], &image, &down),
         "Recorded from a live run: the registry is down, so the signature cannot be checked and the image is denied, saying why.",
         None,
         &[COSIGN_FAILED, "Cannot fetch manifest of", "Connection refused"],
@@ -807,13 +997,13 @@ async fn record_set(out: &Path) -> Option<()> {
         ..world.run(out, cache.path(), &world.image(tag), settings.clone())
     };
     record(
-        &run(RECORDED[1], "1.0"),
+        &run(RECORDED[2], "1.0"),
         "Recorded from a live run: trust data on a real notary-server signs the tag by the pinned jenkins signer; the image is allowed and pinned to the signed digest.",
         Some(&format!("{}@{}", world.image("1.0"), world.signed)),
         &[],
     );
     record(
-        &run(RECORDED[5], "3.0"),
+        &run(RECORDED[6], "3.0"),
         "Recorded from a live run: the tag is signed by alice only while the rule wants jenkins; denied, naming the signer asked for.",
         None,
         &[NOTARY_FAILED, "targets/jenkins"],
@@ -899,7 +1089,7 @@ async fn recording_again_gives_sessions_of_the_committed_shape() {
         .expect("spawn imagegate test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && stdout.contains("6 passed, 0 failed"),
+        output.status.success() && stdout.contains("8 passed, 0 failed"),
         "replay of the new recording: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );

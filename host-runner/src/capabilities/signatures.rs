@@ -524,12 +524,11 @@ fn step(path: Path, result: String) -> TraceStep {
 }
 
 fn verified_line(outcome: &Outcome) -> String {
-    format!(
-        "verified: {}, {} ({})",
-        outcome.format,
-        outcome.signer,
-        outcome.evidence.join(", ")
-    )
+    let mut line = format!("verified: {}, {}", outcome.format, outcome.signer);
+    if !outcome.evidence.is_empty() {
+        line.push_str(&format!(" ({})", outcome.evidence.join(", ")));
+    }
+    line
 }
 
 fn entry_of(

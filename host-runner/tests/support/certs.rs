@@ -3,13 +3,15 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, PublicKeyData, SanType,
 };
 use std::path::{Path, PathBuf};
 
 /// A certificate authority (root or intermediate) that can issue certificates.
 pub struct TestCa {
     pub cert_pem: String,
+    /// DER SubjectPublicKeyInfo of the CA's key (what an SCT hashes).
+    pub spki: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -35,6 +37,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("self-signed ca");
         TestCa {
             cert_pem: cert.pem(),
+            spki: key.subject_public_key_info(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -46,6 +49,7 @@ impl TestCa {
         let cert = params.signed_by(&key, &self.issuer).expect("intermediate");
         TestCa {
             cert_pem: cert.pem(),
+            spki: key.subject_public_key_info(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -93,6 +97,15 @@ impl TestCa {
             cert_pem: cert.pem(),
             key,
         }
+    }
+
+    /// Issues a certificate for `key` from `params`: its DER.
+    pub fn issue_for(&self, params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
+        params
+            .signed_by(key, &self.issuer)
+            .expect("certificate")
+            .der()
+            .to_vec()
     }
 }
 

@@ -4,6 +4,7 @@
 //! temp dirs), Notation signatures as OCI referrers, and a Notary v1 lab
 //! (notary-server, notary-signer, the notary CLI). Each test file uses what it needs.
 
+pub mod bundle;
 pub mod certs;
 pub mod cosign;
 pub mod image;

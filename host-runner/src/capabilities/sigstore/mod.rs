@@ -31,5 +31,24 @@ pub mod trust_root;
 
 pub use trust_root::TrustRoot;
 
+use imagegate_policy::wire::SignerIdentity;
+
+/// Verifies one cosign signature bundle (JSON) of the manifest `subject`
+/// against `identities` at `now` (unix seconds), as
+/// `imagegate/v1/verify_signature` does for each candidate: the evidence
+/// that verified (`tlog ...`, `timestamp ...`, `SCT ...`) or why it did not.
+/// For benchmarks; the capability itself goes through discovery.
+pub fn verify_signature_bundle(
+    json: &[u8],
+    subject: &str,
+    identities: &[SignerIdentity],
+    root: &TrustRoot,
+    now: i64,
+) -> Result<Vec<String>, String> {
+    let signers = signer::Signer::compile(identities)?;
+    let expect = statement::Expect::Signature { annotations: None };
+    Ok(bundle::verify(json, subject, expect, &signers, root, now)?.evidence)
+}
+
 #[cfg(test)]
 mod tests;
