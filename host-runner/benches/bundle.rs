@@ -24,7 +24,10 @@ fn bundle(c: &mut Criterion) {
     let evidence =
         verify_signature_bundle(BUNDLE, DIGEST, &identities, &root, NOW).expect("verifies");
     for kind in ["timestamp", "tlog", "SCT"] {
-        assert!(evidence.iter().any(|e| e.starts_with(kind)), "{kind}: {evidence:?}");
+        assert!(
+            evidence.iter().any(|e| e.starts_with(kind)),
+            "{kind}: {evidence:?}"
+        );
     }
     c.bench_function("cosign v3 bundle verification", |b| {
         b.iter(|| verify_signature_bundle(black_box(BUNDLE), DIGEST, &identities, &root, NOW))

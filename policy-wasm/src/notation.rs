@@ -18,9 +18,6 @@
 //! statement is valid, but a check whose image falls under it fails (a
 //! verify check never admits an image without verifying a signature).
 
-// Hooked into the settings with the imagegate/v1 answer (issue 14 part 1).
-#![allow(dead_code)]
-
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Deserialize;
@@ -29,7 +26,8 @@ use crate::dn::DistinguishedName;
 use crate::pem;
 use crate::reference::Reference;
 use crate::wire::{
-    NotationAction, NotationPolicy, NotationStoreKind, NotationTrustStore, VerifyTimestamp,
+    NotationAction, NotationPolicy, NotationStoreKind, NotationTrustStore, Platforms,
+    VerifyTimestamp,
 };
 
 /// A `notation` check as written: the trust stores (named PEM bundles) and
@@ -48,6 +46,8 @@ pub(crate) struct NotationSettings {
     trusted_identities: Option<Vec<String>>,
     #[serde(default)]
     user_metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    platforms: Platforms,
 }
 
 /// `trustpolicy.json`.
@@ -89,6 +89,7 @@ struct SignatureVerificationSettings {
 pub(crate) struct NotationCheck {
     statements: Vec<Statement>,
     user_metadata: BTreeMap<String, String>,
+    pub(crate) platforms: Platforms,
 }
 
 #[derive(Debug, Clone)]
@@ -216,6 +217,7 @@ impl NotationCheck {
         Ok(NotationCheck {
             statements,
             user_metadata: s.user_metadata.clone(),
+            platforms: s.platforms,
         })
     }
 
@@ -251,6 +253,7 @@ impl NotationCheck {
         })?;
         Ok(crate::wire::NotationVerifyRequest {
             image: image.to_string(),
+            platforms: self.platforms,
             policy,
             user_metadata: self.user_metadata.clone(),
         })

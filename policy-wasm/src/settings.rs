@@ -199,6 +199,7 @@ enum CheckSettings {
     /// Read by [`attestation_check`] (its signer is written like the
     /// signature checks': keys, keyless, githubActions, certificate).
     Attestation(serde_json::Value),
+    Notation(crate::notation::NotationSettings),
 }
 
 #[derive(Debug, Deserialize)]
@@ -348,6 +349,9 @@ pub(crate) enum Check {
         ca_cert: Option<String>,
         root_keys: Option<Vec<String>>,
     },
+    /// A Notation signature (JWS or COSE) trusted by the trust policy
+    /// statement for the image's repository.
+    Notation(crate::notation::NotationCheck),
 }
 
 /// Who may sign, for signature and attestation checks.
@@ -752,6 +756,9 @@ fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Res
         CheckSettings::Attestation(value) => {
             attestation_check(value, &format!("{at}.attestation"), keys)
         }
+        CheckSettings::Notation(settings) => Ok(Check::Notation(
+            crate::notation::NotationCheck::compile(settings, &format!("{at}.notation"))?,
+        )),
     }
 }
 

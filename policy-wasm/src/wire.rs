@@ -497,6 +497,9 @@ pub struct ListResourcesRequest {
 pub struct NotationVerifyRequest {
     /// The normalized image.
     pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
     /// The trust policy statement for the image's repository.
     pub policy: NotationPolicy,
     /// Annotations the signed payload must carry (`notation verify -m`).

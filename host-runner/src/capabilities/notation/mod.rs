@@ -1,7 +1,7 @@
 //! Notation signatures (the Notary Project's signature format; `notary/` is
-//! Notary v1, TUF): signature manifests recognized among an image's
-//! referrers ([`envelope_layer`]), their JWS or COSE envelopes verified
-//! against the trust policy statement the guest selected ([`verify`]).
+//! Notary v1, TUF): the JWS or COSE envelopes of an image's referrers
+//! (found by [`super::oci::discovery`]) verified against the trust policy
+//! statement the guest selected ([`verify`]).
 //!
 //! What [`verify`] checks, in notation-go's order (`verifier/verifier.go`),
 //! each failure its own message prefixed with the validation it fails:
@@ -40,57 +40,15 @@ use imagegate_policy::wire::{NotationPolicy, NotationStoreKind};
 
 use super::x509::Certificate;
 pub use envelope::Format;
-pub use verify::{verify, Verified};
+pub(crate) use verify::verify;
+pub use verify::Verified;
+
+pub(crate) use super::oci::discovery::Descriptor;
 
 /// `artifactType` (or, in older signatures, config media type) of a
-/// Notation signature manifest.
+/// Notation signature manifest; discovery ([`super::oci::discovery`])
+/// recognizes signature manifests by it and hands their envelope over.
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
-
-/// A content descriptor: a signature's envelope layer, or the manifest a
-/// signature is about.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Descriptor {
-    pub media_type: String,
-    pub digest: String,
-    pub size: u64,
-}
-
-/// The envelope layer of `manifest` when it is a Notation signature
-/// (`artifactType` or config media type [`ARTIFACT_TYPE`]); `Ok(None)` when it
-/// is none; an error when it says it is one but has not exactly one layer of
-/// a Notation envelope type.
-pub fn envelope_layer(manifest: &serde_json::Value) -> Result<Option<Descriptor>, String> {
-    let artifact_type = manifest.get("artifactType").and_then(|t| t.as_str());
-    let config_type = manifest
-        .pointer("/config/mediaType")
-        .and_then(|t| t.as_str());
-    if artifact_type != Some(ARTIFACT_TYPE) && config_type != Some(ARTIFACT_TYPE) {
-        return Ok(None);
-    }
-    let layers: Vec<Descriptor> = manifest
-        .get("layers")
-        .cloned()
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| format!("Notation signature manifest: bad layers: {e}"))?
-        .unwrap_or_default();
-    let [layer] = layers.as_slice() else {
-        return Err(format!(
-            "Notation signature manifest has {} layers, not one envelope",
-            layers.len()
-        ));
-    };
-    if Format::of(&layer.media_type).is_none() {
-        return Err(format!(
-            "Notation signature layer has media type {:?}, not {} or {}",
-            layer.media_type,
-            Format::Jws.media_type(),
-            Format::Cose.media_type()
-        ));
-    }
-    Ok(Some(layer.clone()))
-}
 
 /// A trust policy statement ready to verify with: its stores' certificates
 /// and its identities parsed.

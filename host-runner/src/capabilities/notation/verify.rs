@@ -34,7 +34,7 @@ pub struct Verified {
 /// Verifies the envelope of `envelope_media_type` (the signature layer's)
 /// over `subject`, the image manifest it must sign, at `now`. `Err` is the
 /// one reason it is rejected.
-pub fn verify(
+pub(crate) fn verify(
     envelope_media_type: &str,
     envelope: &[u8],
     subject: &Descriptor,
