@@ -150,7 +150,7 @@ fn key_hint(key: &rcgen::KeyPair) -> String {
 }
 
 /// The manifest `repo@digest` as stored, and its media type.
-async fn subject(registry: &Registry, repo: &str, digest: &str) -> (Vec<u8>, String) {
+pub async fn subject(registry: &Registry, repo: &str, digest: &str) -> (Vec<u8>, String) {
     let client = registry.client();
     let reference: Reference = format!("{}/{repo}@{digest}", registry.addr)
         .parse()

@@ -213,8 +213,7 @@ async fn existing_layers(
     }
 }
 
-/// A manifest the registry does not have (404 or MANIFEST_UNKNOWN).
-pub fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
+fn is_not_found(e: &oci_client::errors::OciDistributionError) -> bool {
     use oci_client::errors::OciDistributionError as E;
     match e {
         E::ImageManifestNotFoundError(_) => true,

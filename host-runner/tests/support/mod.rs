@@ -10,6 +10,5 @@ pub mod cosign;
 pub mod image;
 pub mod notary;
 pub mod notation;
-pub mod referrers;
 pub mod registry;
 pub mod sigstore;

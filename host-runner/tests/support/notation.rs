@@ -16,14 +16,44 @@ use coset::cbor::value::Value;
 use coset::{iana, HeaderBuilder, Label, TaggedCborSerializable as _};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
+use oci_client::Reference;
+
+use super::bundle::{self, add_referrer};
 use super::certs::TestCa;
-use super::referrers::{attach, Subject};
+use super::image::{push_blob, push_manifest, sha256};
 use super::registry::Registry;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
 pub const JWS: &str = "application/jose+json";
 pub const COSE: &str = "application/cose";
 const PAYLOAD_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
+
+/// The manifest a signature is about: what its payload names.
+#[derive(Debug, Clone)]
+pub struct Subject {
+    pub media_type: String,
+    pub digest: String,
+    pub size: usize,
+}
+
+impl Subject {
+    /// `repo@digest` as the registry stores it.
+    pub async fn of(registry: &Registry, repo: &str, digest: &str) -> Subject {
+        let (bytes, media_type) = bundle::subject(registry, repo, digest).await;
+        Subject {
+            media_type,
+            digest: digest.to_string(),
+            size: bytes.len(),
+        }
+    }
+
+    /// The descriptor JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"mediaType": self.media_type, "digest": self.digest, "size": self.size})
+    }
+}
 
 /// A signing identity: a root (the `ca:` trust store) and a leaf
 /// `C=US, ST=WA, O=imagegate lab, CN=<name>` it issued.
@@ -37,10 +67,19 @@ pub struct NotationSigner {
 /// What a signature says beyond its subject.
 #[derive(Default)]
 pub struct Claims {
+    /// `io.cncf.notary.signingTime`, unix seconds (default: now).
+    pub signed_at: Option<i64>,
     /// `io.cncf.notary.expiry`, unix seconds.
     pub expiry: Option<i64>,
     /// `targetArtifact.annotations` (`notation sign --user-metadata`).
     pub metadata: BTreeMap<String, String>,
+}
+
+impl Claims {
+    fn signed_at(&self) -> i64 {
+        self.signed_at
+            .unwrap_or_else(|| chrono::Utc::now().timestamp())
+    }
 }
 
 impl NotationSigner {
@@ -98,7 +137,9 @@ impl NotationSigner {
             "alg": "ES256",
             "cty": PAYLOAD_TYPE,
             "io.cncf.notary.signingScheme": "notary.x509",
-            "io.cncf.notary.signingTime": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "io.cncf.notary.signingTime": chrono::DateTime::from_timestamp(claims.signed_at(), 0)
+                .expect("signing time")
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });
         if let Some(expiry) = claims.expiry {
             crit.push("io.cncf.notary.expiry");
@@ -139,7 +180,7 @@ impl NotationSigner {
             )
             .text_value(
                 "io.cncf.notary.signingTime".to_string(),
-                time(chrono::Utc::now().timestamp()),
+                time(claims.signed_at()),
             );
         if let Some(expiry) = claims.expiry {
             protected = protected
@@ -171,7 +212,9 @@ impl NotationSigner {
 }
 
 /// Attaches `envelope` (of `media_type`) to `subject` in `repo`: what
-/// `notation sign` pushes; returns the signature manifest's digest.
+/// `notation sign` pushes on a registry without the referrers API (the
+/// referrer by digest, then the referrers tag index); returns the signature
+/// manifest's digest.
 pub async fn push(
     registry: &Registry,
     repo: &str,
@@ -179,12 +222,38 @@ pub async fn push(
     media_type: &str,
     envelope: Vec<u8>,
 ) -> String {
-    attach(
+    let config = b"{}".to_vec();
+    let manifest = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE,
+        "config": {"mediaType": EMPTY_CONFIG, "digest": sha256(&config), "size": config.len()},
+        "layers": [{"mediaType": media_type, "digest": sha256(&envelope), "size": envelope.len()}],
+        "subject": subject.json(),
+    }))
+    .expect("signature manifest");
+    let client = registry.client();
+    let base: Reference = registry.image(repo, "unused").parse().expect("reference");
+    client
+        .store_auth_if_needed(base.resolve_registry(), &registry.auth())
+        .await;
+    push_blob(&client, &base, &config).await;
+    push_blob(&client, &base, &envelope).await;
+    let digest = sha256(&manifest);
+    push_manifest(
+        &client,
+        &base.clone_with_digest(digest.clone()),
+        &manifest,
+        OCI_MANIFEST,
+    )
+    .await;
+    add_referrer(
         registry,
         repo,
-        subject,
-        ARTIFACT_TYPE,
-        &[(media_type, envelope)],
+        &subject.digest,
+        serde_json::json!({"mediaType": OCI_MANIFEST, "digest": digest,
+                           "size": manifest.len(), "artifactType": ARTIFACT_TYPE}),
     )
-    .await
+    .await;
+    digest
 }
