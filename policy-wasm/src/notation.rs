@@ -18,13 +18,14 @@
 //! statement is valid, but a check whose image falls under it fails (a
 //! verify check never admits an image without verifying a signature).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde_json::Value;
 
 use crate::dn::DistinguishedName;
 use crate::pem;
 use crate::reference::Reference;
+use crate::settings::{fields, platforms, string, string_map, strings};
 use crate::wire::{
     NotationAction, NotationPolicy, NotationStoreKind, NotationTrustStore, Platforms,
     VerifyTimestamp,
@@ -32,56 +33,133 @@ use crate::wire::{
 
 /// A `notation` check as written: the trust stores (named PEM bundles) and
 /// either a whole `trustPolicy` document or one inline statement (the
-/// statement then covers every image of the rule).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub(crate) struct NotationSettings {
+/// statement then covers every image of the rule). Read from the JSON value
+/// by hand, as the attestation check is: serde's derived readers cost the
+/// module more than these few fields.
+struct NotationSettings {
     /// `"ca:acme": "-----BEGIN CERTIFICATE-----..."`.
     trust_stores: BTreeMap<String, String>,
-    #[serde(default)]
     trust_policy: Option<DocumentSettings>,
-    #[serde(default)]
     signature_verification: Option<SignatureVerificationSettings>,
-    #[serde(default)]
     trusted_identities: Option<Vec<String>>,
-    #[serde(default)]
     user_metadata: BTreeMap<String, String>,
-    #[serde(default)]
     platforms: Platforms,
 }
 
 /// `trustpolicy.json`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct DocumentSettings {
-    #[serde(default)]
     version: String,
-    #[serde(default)]
     trust_policies: Vec<StatementSettings>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct StatementSettings {
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     registry_scopes: Vec<String>,
     signature_verification: SignatureVerificationSettings,
-    #[serde(default)]
     trust_stores: Vec<String>,
-    #[serde(default)]
     trusted_identities: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Clone)]
 struct SignatureVerificationSettings {
     level: String,
-    #[serde(default)]
     r#override: BTreeMap<String, String>,
-    #[serde(default)]
     verify_timestamp: Option<String>,
+}
+
+impl NotationSettings {
+    fn read(value: &Value, at: &str) -> Result<Self, String> {
+        let map = fields(
+            value,
+            at,
+            &[
+                "trustStores",
+                "trustPolicy",
+                "signatureVerification",
+                "trustedIdentities",
+                "userMetadata",
+                "platforms",
+            ],
+        )?;
+        Ok(NotationSettings {
+            trust_stores: string_map(map, "trustStores", at)?
+                .ok_or_else(|| format!("{at}.trustStores: at least one trust store is required"))?,
+            trust_policy: map
+                .get("trustPolicy")
+                .map(|d| DocumentSettings::read(d, &format!("{at}.trustPolicy")))
+                .transpose()?,
+            signature_verification: map
+                .get("signatureVerification")
+                .map(|v| {
+                    SignatureVerificationSettings::read(v, &format!("{at}.signatureVerification"))
+                })
+                .transpose()?,
+            trusted_identities: strings(map, "trustedIdentities", at)?,
+            user_metadata: string_map(map, "userMetadata", at)?.unwrap_or_default(),
+            platforms: platforms(map, at)?,
+        })
+    }
+}
+
+impl DocumentSettings {
+    fn read(value: &Value, at: &str) -> Result<Self, String> {
+        let map = fields(value, at, &["version", "trustPolicies"])?;
+        let trust_policies = match map.get("trustPolicies") {
+            None => Vec::new(),
+            Some(list) => list
+                .as_array()
+                .ok_or_else(|| format!("{at}.trustPolicies: a list of statements is required"))?
+                .iter()
+                .enumerate()
+                .map(|(i, s)| StatementSettings::read(s, &format!("{at}.trustPolicies[{i}]")))
+                .collect::<Result<_, _>>()?,
+        };
+        Ok(DocumentSettings {
+            version: string(map, "version", at)?.unwrap_or_default(),
+            trust_policies,
+        })
+    }
+}
+
+impl StatementSettings {
+    fn read(value: &Value, at: &str) -> Result<Self, String> {
+        let map = fields(
+            value,
+            at,
+            &[
+                "name",
+                "registryScopes",
+                "signatureVerification",
+                "trustStores",
+                "trustedIdentities",
+            ],
+        )?;
+        let verification = map
+            .get("signatureVerification")
+            .ok_or_else(|| format!("{at}.signatureVerification: a level is required"))?;
+        Ok(StatementSettings {
+            name: string(map, "name", at)?.unwrap_or_default(),
+            registry_scopes: strings(map, "registryScopes", at)?.unwrap_or_default(),
+            signature_verification: SignatureVerificationSettings::read(
+                verification,
+                &format!("{at}.signatureVerification"),
+            )?,
+            trust_stores: strings(map, "trustStores", at)?.unwrap_or_default(),
+            trusted_identities: strings(map, "trustedIdentities", at)?.unwrap_or_default(),
+        })
+    }
+}
+
+impl SignatureVerificationSettings {
+    fn read(value: &Value, at: &str) -> Result<Self, String> {
+        let map = fields(value, at, &["level", "override", "verifyTimestamp"])?;
+        Ok(SignatureVerificationSettings {
+            level: string(map, "level", at)?
+                .ok_or_else(|| format!("{at}.level: a level is required"))?,
+            r#override: string_map(map, "override", at)?.unwrap_or_default(),
+            verify_timestamp: string(map, "verifyTimestamp", at)?,
+        })
+    }
 }
 
 /// A compiled `notation` check.
@@ -172,8 +250,13 @@ const LEVELS: [(&str, [NotationAction; 4]); 3] = {
 const VALIDATIONS: [&str; 4] = ["authenticity", "authenticTimestamp", "expiry", "revocation"];
 
 impl NotationCheck {
-    /// Validates and compiles a check; `at` is its path (`rules[0].verify.anyOf[1].notation`).
-    pub(crate) fn compile(s: &NotationSettings, at: &str) -> Result<Self, String> {
+    /// Reads, validates and compiles a check; `at` is its path
+    /// (`rules[0].verify.anyOf[1].notation`).
+    pub(crate) fn read(value: &Value, at: &str) -> Result<Self, String> {
+        Self::compile(&NotationSettings::read(value, at)?, at)
+    }
+
+    fn compile(s: &NotationSettings, at: &str) -> Result<Self, String> {
         if s.trust_stores.is_empty() {
             return Err(format!(
                 "{at}.trustStores: at least one trust store is required"
@@ -310,15 +393,18 @@ fn compile_document(
             "{at}.trustPolicies: at least one statement is required"
         ));
     }
-    let mut names: HashMap<&str, usize> = HashMap::new();
-    let mut scopes: HashMap<String, usize> = HashMap::new();
+    // Linear lookups: statements are few, and a map costs the module more.
+    let mut scopes: Vec<(String, usize)> = Vec::new();
     let mut statements = Vec::with_capacity(doc.trust_policies.len());
     for (i, statement) in doc.trust_policies.iter().enumerate() {
         let at = format!("{at}.trustPolicies[{i}]");
         if statement.name.is_empty() {
             return Err(format!("{at}.name: every statement needs a name"));
         }
-        if let Some(first) = names.insert(&statement.name, i) {
+        if let Some(first) = doc.trust_policies[..i]
+            .iter()
+            .position(|earlier| earlier.name == statement.name)
+        {
             return Err(format!(
                 "{at}.name: {:?} is also the name of trustPolicies[{first}]",
                 statement.name
@@ -330,11 +416,12 @@ fn compile_document(
             .clone()
             .unwrap_or_else(|| vec!["*".to_string()]);
         for (j, scope) in listed.into_iter().enumerate() {
-            if let Some(first) = scopes.insert(scope.clone(), i) {
+            if let Some((_, first)) = scopes.iter().find(|(earlier, _)| *earlier == scope) {
                 return Err(format!(
                     "{at}.registryScopes[{j}]: {scope:?} is also a scope of trustPolicies[{first}]"
                 ));
             }
+            scopes.push((scope, i));
         }
         statements.push(compiled);
     }
@@ -565,8 +652,7 @@ mod tests {
     fn check(rest: &str) -> Result<NotationCheck, String> {
         let stores = serde_json::json!({"ca:e2e": E2E, "tsa:e2e": E2E});
         let json = format!(r#"{{"trustStores":{stores},{rest}}}"#);
-        let settings: NotationSettings = serde_json::from_str(&json).map_err(|e| e.to_string())?;
-        NotationCheck::compile(&settings, "n")
+        NotationCheck::read(&serde_json::from_str(&json).unwrap(), "n")
     }
 
     fn document(doc: &str) -> Result<NotationCheck, String> {
@@ -724,27 +810,30 @@ mod tests {
             check(&format!(r#""trustPolicy":{{"version":"1.0","trustPolicies":[{one}]}},"trustedIdentities":["*"]"#)).unwrap_err(),
             "n: trustPolicy and an inline statement (signatureVerification, trustedIdentities) exclude each other"
         );
-        let bad_store: NotationSettings = serde_json::from_str(
-            r#"{"trustStores":{"ca:e2e":"not PEM"},"trustedIdentities":["*"]}"#,
-        )
-        .unwrap();
+        let read = |json: &str| NotationCheck::read(&serde_json::from_str(json).unwrap(), "n");
         assert_eq!(
-            NotationCheck::compile(&bad_store, "n").unwrap_err(),
+            read(r#"{"trustStores":{"ca:e2e":"not PEM"},"trustedIdentities":["*"]}"#).unwrap_err(),
             "n.trustStores.ca:e2e: expected \"-----BEGIN ...-----\", found \"not PEM\""
         );
-        let none: NotationSettings =
-            serde_json::from_str(r#"{"trustStores":{},"trustedIdentities":["*"]}"#).unwrap();
         assert_eq!(
-            NotationCheck::compile(&none, "n").unwrap_err(),
+            read(r#"{"trustStores":{},"trustedIdentities":["*"]}"#).unwrap_err(),
             "n.trustStores: at least one trust store is required"
         );
         assert_eq!(
-            serde_json::from_str::<NotationSettings>(
+            read(
                 r#"{"trustStores":{},"trustPolicy":{"version":"1.0","trustPolicies":[],"extra":1}}"#
             )
-            .unwrap_err()
-            .to_string(),
-            "unknown field `extra`, expected `version` or `trustPolicies` at line 1 column 75"
+            .unwrap_err(),
+            "n.trustPolicy: unknown field `extra`, expected one of `version`, `trustPolicies`"
+        );
+        assert_eq!(
+            read(r#"{"trustStores":{"ca:e2e":1}}"#).unwrap_err(),
+            "n.trustStores: an object of strings is required"
+        );
+        assert_eq!(
+            read(r#"{"trustStores":{"ca:e2e":"x"},"trustPolicy":{"version":"1.0","trustPolicies":[{"name":"p"}]}}"#)
+                .unwrap_err(),
+            "n.trustPolicy.trustPolicies[0].signatureVerification: a level is required"
         );
     }
 
