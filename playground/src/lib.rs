@@ -224,7 +224,7 @@ spec:
             .starts_with(NOT_EVALUATED));
         let calls = r["hostCalls"].as_array().unwrap();
         assert_eq!(calls.len(), 1, "{r}");
-        assert_eq!(calls[0]["capability"], "oci/v2/verify");
+        assert_eq!(calls[0]["capability"], "imagegate/v1/verify_signature");
         assert_eq!(calls[0]["payload"]["image"], "ghcr.io/signed/tool:1");
     }
 
