@@ -16,11 +16,9 @@ use coset::cbor::value::Value;
 use coset::{iana, HeaderBuilder, Label, TaggedCborSerializable as _};
 use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyUsagePurpose};
 
-use oci_client::Reference;
-
-use super::bundle::{self, add_referrer};
+use super::bundle::{self, add_referrer, push_artifact};
 use super::certs::TestCa;
-use super::image::{push_blob, push_manifest, sha256};
+use super::image::sha256;
 use super::registry::Registry;
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
@@ -232,21 +230,7 @@ pub async fn push(
         "subject": subject.json(),
     }))
     .expect("signature manifest");
-    let client = registry.client();
-    let base: Reference = registry.image(repo, "unused").parse().expect("reference");
-    client
-        .store_auth_if_needed(base.resolve_registry(), &registry.auth())
-        .await;
-    push_blob(&client, &base, &config).await;
-    push_blob(&client, &base, &envelope).await;
-    let digest = sha256(&manifest);
-    push_manifest(
-        &client,
-        &base.clone_with_digest(digest.clone()),
-        &manifest,
-        OCI_MANIFEST,
-    )
-    .await;
+    let digest = push_artifact(registry, repo, &[&config, &envelope], &manifest).await;
     add_referrer(
         registry,
         repo,
