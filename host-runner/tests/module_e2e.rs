@@ -758,6 +758,30 @@ async fn notation_jws_and_cose_through_the_module() {
         &format!("rejected: integrity: the signature is for another artifact: it signs size {}, the image's manifest has {}", wrong.size, subject.size),
     ]);
 
+    // multi-arch: the index signed (its own descriptor in the payload);
+    // platforms: all wants every platform manifest signed
+    let built = Image::build("demo/nmulti", &["amd64", "arm64"], Format::Oci);
+    let index = built.push(&registry, "demo/nmulti", "1.0").await;
+    let subject = Subject::of(&registry, "demo/nmulti", &index).await;
+    assert_eq!(
+        subject.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    notation_lab::push(
+        &registry,
+        "demo/nmulti",
+        &subject,
+        notation_lab::JWS,
+        release.jws(&subject, &Claims::default()),
+    )
+    .await;
+    let image = registry.image("demo/nmulti", "1.0");
+    run(&image, trusted(json!({}))).assert_pinned(&format!("{image}@{index}"));
+    run(&image, trusted(json!({"platforms": "all"}))).assert_denied(&[&format!(
+        "no verified signature for {}",
+        built.platform_manifests[0].0
+    )]);
+
     // a trust policy whose statement for the repository skips: never admitted
     let skip = json!({"trustStores": {"ca:lab": release.root_pem}, "trustPolicy": {"version": "1.0", "trustPolicies": [
         {"name": "lab", "registryScopes": [format!("{}/demo/jws", registry.addr)], "signatureVerification": {"level": "skip"}}]}});
