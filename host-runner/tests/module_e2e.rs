@@ -32,6 +32,7 @@ use serde_json::{json, Value};
 use support::bundle::{self as bundles, Signer, Statement};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
+use support::notation::{self as notation_lab, Claims, NotationSigner, Subject};
 use support::registry::{self, Registry, Variant};
 use support::sigstore::{FakeSigstore, Identity};
 
@@ -632,6 +633,166 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
         "no verified signature for {}",
         built.platform_manifests[0].0
     )]);
+}
+
+/// A `notation` check trusting `signer`'s root (`ca:lab`) and the leaf's
+/// subject `identity`; `fields` replace or add check fields.
+fn notation_check(signer: &NotationSigner, identity: &str, fields: Value) -> Value {
+    let mut check = json!({"trustStores": {"ca:lab": signer.root_pem},
+                           "trustedIdentities": [format!("x509.subject: C=US, ST=WA, O=imagegate lab, CN={identity}")]});
+    check
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().cloned().unwrap_or_default());
+    json!([{ "notation": check }])
+}
+
+#[tokio::test]
+async fn notation_jws_and_cose_through_the_module() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (release, other) = (NotationSigner::new("release"), NotationSigner::new("other"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |image: &str, settings: Value| {
+        Run {
+            dir: dir.path().to_path_buf(),
+            settings,
+            image: image.to_string(),
+            flags: registry_flags(&registry),
+        }
+        .run()
+    };
+    let trusted =
+        |fields: Value| rule_settings(&registry, notation_check(&release, "release", fields));
+    const FAILED: &str = "rule \"signed\": no signature check passed: notation trust policy \"inline\": no verified signature for";
+
+    // JWS and COSE, as `notation sign` pushes them on a registry without the
+    // referrers API: found through the referrers tag, verified, pinned
+    let mut digests = Vec::new();
+    for (repo, media_type) in [
+        ("demo/jws", notation_lab::JWS),
+        ("demo/cose", notation_lab::COSE),
+    ] {
+        let digest = push(&registry, repo, repo).await;
+        let subject = Subject::of(&registry, repo, &digest).await;
+        let claims = Claims::default();
+        let envelope = if media_type == notation_lab::JWS {
+            release.jws(&subject, &claims)
+        } else {
+            release.cose(&subject, &claims)
+        };
+        notation_lab::push(&registry, repo, &subject, media_type, envelope).await;
+        let image = registry.image(repo, "1.0");
+        run(&image, trusted(json!({}))).assert_pinned(&format!("{image}@{digest}"));
+        digests.push(digest);
+    }
+    let image = registry.image("demo/jws", "1.0");
+    // another identity of the same root; another root
+    run(
+        &image,
+        rule_settings(&registry, notation_check(&release, "ci", json!({}))),
+    )
+    .assert_denied(&[
+        FAILED,
+        "referrers-tag: 1 entries",
+        "rejected: authenticity: signing certificate subject",
+        "matches none of the trusted identities of statement \"inline\"",
+    ]);
+    run(
+        &image,
+        rule_settings(&registry, notation_check(&other, "release", json!({}))),
+    )
+    .assert_denied(&[
+        FAILED,
+        "rejected: authenticity: no certificate of the signing chain of",
+        "is in the trust stores ca:lab",
+    ]);
+    // level audit logs the failed authenticity and admits (Notation's audit)
+    run(
+        &image,
+        rule_settings(
+            &registry,
+            notation_check(
+                &other,
+                "release",
+                json!({"signatureVerification": {"level": "audit"}}),
+            ),
+        ),
+    )
+    .assert_pinned(&format!("{image}@{}", digests[0]));
+    // user metadata the signature lacks
+    run(&image, trusted(json!({"userMetadata": {"env": "prod"}})))
+        .assert_denied(&[FAILED, "rejected: user metadata: the signature has no env"]);
+
+    // expired; signed for another artifact (the size differs); both denied
+    let digest = push(&registry, "demo/bad", "bad").await;
+    let subject = Subject::of(&registry, "demo/bad", &digest).await;
+    let expired = Claims {
+        signed_at: Some(chrono::Utc::now().timestamp() - 120),
+        expiry: Some(chrono::Utc::now().timestamp() - 60),
+        ..Claims::default()
+    };
+    notation_lab::push(
+        &registry,
+        "demo/bad",
+        &subject,
+        notation_lab::COSE,
+        release.cose(&subject, &expired),
+    )
+    .await;
+    let image = registry.image("demo/bad", "1.0");
+    run(&image, trusted(json!({})))
+        .assert_denied(&[FAILED, "rejected: expiry: the signature expired at"]);
+    let mut wrong = subject.clone();
+    wrong.size += 1;
+    notation_lab::push(
+        &registry,
+        "demo/bad",
+        &wrong,
+        notation_lab::JWS,
+        release.jws(&wrong, &Claims::default()),
+    )
+    .await;
+    run(&image, trusted(json!({}))).assert_denied(&[
+        "referrers-tag: 2 entries",
+        "rejected: expiry: the signature expired at",
+        &format!("rejected: integrity: the signature is for another artifact: it signs size {}, the image's manifest has {}", wrong.size, subject.size),
+    ]);
+
+    // multi-arch: the index signed (its own descriptor in the payload);
+    // platforms: all wants every platform manifest signed
+    let built = Image::build("demo/nmulti", &["amd64", "arm64"], Format::Oci);
+    let index = built.push(&registry, "demo/nmulti", "1.0").await;
+    let subject = Subject::of(&registry, "demo/nmulti", &index).await;
+    assert_eq!(
+        subject.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    notation_lab::push(
+        &registry,
+        "demo/nmulti",
+        &subject,
+        notation_lab::JWS,
+        release.jws(&subject, &Claims::default()),
+    )
+    .await;
+    let image = registry.image("demo/nmulti", "1.0");
+    run(&image, trusted(json!({}))).assert_pinned(&format!("{image}@{index}"));
+    run(&image, trusted(json!({"platforms": "all"}))).assert_denied(&[&format!(
+        "no verified signature for {}",
+        built.platform_manifests[0].0
+    )]);
+
+    // a trust policy whose statement for the repository skips: never admitted
+    let skip = json!({"trustStores": {"ca:lab": release.root_pem}, "trustPolicy": {"version": "1.0", "trustPolicies": [
+        {"name": "lab", "registryScopes": [format!("{}/demo/jws", registry.addr)], "signatureVerification": {"level": "skip"}}]}});
+    run(
+        &registry.image("demo/jws", "1.0"),
+        rule_settings(&registry, json!([{"notation": skip}])),
+    )
+    .assert_denied(&[
+        "Notation trust policy statement \"lab\" skips verification for",
+        "a verify check never admits an image without verifying its signature",
+    ]);
 }
 
 /// A Notary rule for everything in `registry`: the lab's server and CA and

@@ -92,8 +92,10 @@
 
 mod conditions;
 pub mod decide;
+pub mod dn;
 mod glob;
 pub mod host;
+pub mod notation;
 pub mod pattern;
 pub mod pem;
 pub mod reference;

@@ -199,6 +199,8 @@ enum CheckSettings {
     /// Read by [`attestation_check`] (its signer is written like the
     /// signature checks': keys, keyless, githubActions, certificate).
     Attestation(serde_json::Value),
+    /// Read by [`crate::notation::NotationCheck::read`].
+    Notation(serde_json::Value),
 }
 
 #[derive(Debug, Deserialize)]
@@ -348,6 +350,9 @@ pub(crate) enum Check {
         ca_cert: Option<String>,
         root_keys: Option<Vec<String>>,
     },
+    /// A Notation signature (JWS or COSE) trusted by the trust policy
+    /// statement for the image's repository.
+    Notation(crate::notation::NotationCheck),
 }
 
 /// Who may sign, for signature and attestation checks.
@@ -752,6 +757,9 @@ fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Res
         CheckSettings::Attestation(value) => {
             attestation_check(value, &format!("{at}.attestation"), keys)
         }
+        CheckSettings::Notation(value) => Ok(Check::Notation(
+            crate::notation::NotationCheck::read(value, &format!("{at}.notation"))?,
+        )),
     }
 }
 
@@ -778,15 +786,7 @@ fn attestation_check(
     let predicate_type = string(map, "predicateType", at)?
         .filter(|p| !p.is_empty())
         .ok_or_else(|| format!("{at}.predicateType: a non-empty string is required"))?;
-    let platforms = match string(map, "platforms", at)?.as_deref() {
-        None | Some("index") => Platforms::Index,
-        Some("all") => Platforms::All,
-        Some(other) => {
-            return Err(format!(
-                "{at}.platforms: unknown variant `{other}`, expected `index` or `all`"
-            ))
-        }
-    };
+    let platforms = platforms(map, at)?;
     let given: Vec<&str> = ["keys", "keyless", "githubActions", "certificate"]
         .into_iter()
         .filter(|k| map.contains_key(*k))
@@ -874,8 +874,60 @@ fn attestation_check(
     })
 }
 
+/// `platforms` of a check: `index` (default) or `all`.
+pub(crate) fn platforms(
+    map: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<Platforms, String> {
+    match string(map, "platforms", at)?.as_deref() {
+        None | Some("index") => Ok(Platforms::Index),
+        Some("all") => Ok(Platforms::All),
+        Some(other) => Err(format!(
+            "{at}.platforms: unknown variant `{other}`, expected `index` or `all`"
+        )),
+    }
+}
+
+/// An optional list of strings.
+pub(crate) fn strings(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<Vec<String>>, String> {
+    map.get(name)
+        .map(|list| {
+            list.as_array()
+                .and_then(|l| {
+                    l.iter()
+                        .map(|s| s.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{at}.{name}: a list of strings is required"))
+        })
+        .transpose()
+}
+
+/// An optional object of strings.
+pub(crate) fn string_map(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let Some(value) = map.get(name) else {
+        return Ok(None);
+    };
+    let bad = || format!("{at}.{name}: an object of strings is required");
+    // Inserted one by one: collecting into a BTreeMap sorts, and the sort
+    // costs the module kilobytes.
+    let mut out = BTreeMap::new();
+    for (k, v) in value.as_object().ok_or_else(bad)? {
+        out.insert(k.clone(), v.as_str().ok_or_else(bad)?.to_string());
+    }
+    Ok(Some(out))
+}
+
 /// `value` as an object with only `known` fields (serde's wording).
-fn fields<'a>(
+pub(crate) fn fields<'a>(
     value: &'a serde_json::Value,
     at: &str,
     known: &[&str],
@@ -894,7 +946,7 @@ fn fields<'a>(
 }
 
 /// An optional string field.
-fn string(
+pub(crate) fn string(
     map: &serde_json::Map<String, serde_json::Value>,
     name: &str,
     at: &str,

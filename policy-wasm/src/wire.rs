@@ -546,3 +546,92 @@ pub struct ListResourcesRequest {
     #[serde(default)]
     pub field_masks: Option<Vec<String>>,
 }
+
+/// imagegate's own capability `imagegate/v1/verify_notation`: is the image
+/// signed with Notation (JWS or COSE envelopes found as OCI referrers) as
+/// the trust policy statement that applies to it requires? The guest selects
+/// the statement (by registry scope) and resolves its verification level;
+/// `skip` statements never reach the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// The trust policy statement for the image's repository.
+    pub policy: NotationPolicy,
+    /// Annotations the signed payload must carry (`notation verify -m`).
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// A trust policy statement with its level resolved and its trust stores'
+/// certificates attached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationPolicy {
+    /// The statement's name, for messages.
+    pub name: String,
+    /// `strict`, `permissive`, `audit`, or `custom` when overridden.
+    pub level: String,
+    /// What a failed authenticity validation does (integrity is always enforced).
+    pub authenticity: NotationAction,
+    /// What a failed authentic-timestamp validation does.
+    pub authentic_timestamp: NotationAction,
+    /// What an expired signature does.
+    pub expiry: NotationAction,
+    /// Revocation: never checked (offline); `enforce` never reaches the host.
+    pub revocation: NotationAction,
+    /// When an RFC 3161 countersignature is verified.
+    pub verify_timestamp: VerifyTimestamp,
+    /// `*`, or `x509.subject:` followed by a distinguished name.
+    pub trusted_identities: Vec<String>,
+    /// The statement's trust stores.
+    pub trust_stores: Vec<NotationTrustStore>,
+}
+
+/// What a failed validation does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NotationAction {
+    /// The signature is rejected.
+    Enforce,
+    /// The failure is reported, the signature passes.
+    Log,
+    /// The validation is not run.
+    Skip,
+}
+
+/// Notation's `verifyTimestamp`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyTimestamp {
+    /// Whenever a `tsa` trust store is configured.
+    #[default]
+    Always,
+    /// Only when a certificate of the signing chain has expired.
+    AfterCertExpiry,
+}
+
+/// A named trust store: `ca:acme` is `{kind: ca, name: acme}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationTrustStore {
+    /// What the certificates are trusted for.
+    pub kind: NotationStoreKind,
+    /// The store's name.
+    pub name: String,
+    /// PEM certificates (one or more).
+    pub certificates: String,
+}
+
+/// Notation's trust store types.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum NotationStoreKind {
+    /// Roots (or intermediates) of `notary.x509` signing chains.
+    Ca,
+    /// Roots of `notary.x509.signingAuthority` signing chains.
+    SigningAuthority,
+    /// Roots of timestamp authorities.
+    Tsa,
+}

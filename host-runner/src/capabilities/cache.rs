@@ -69,6 +69,7 @@ impl CapabilityCache {
                 | NotaryVerify(_)
                 | VerifySignature(_)
                 | VerifyAttestation(_)
+                | VerifyNotation(_)
         )
     }
 
@@ -77,7 +78,9 @@ impl CapabilityCache {
     fn lifetime(&self, request: &Request, answer: &[u8]) -> Option<Duration> {
         if !matches!(
             request,
-            Request::VerifySignature(_) | Request::VerifyAttestation(_)
+            Request::VerifySignature(_)
+                | Request::VerifyAttestation(_)
+                | Request::VerifyNotation(_)
         ) {
             return Some(self.ttl);
         }

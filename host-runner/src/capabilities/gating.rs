@@ -23,6 +23,7 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "notary/v1/verify",
     "imagegate/v1/verify_signature",
     "imagegate/v1/verify_attestation",
+    "imagegate/v1/verify_notation",
 ];
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.

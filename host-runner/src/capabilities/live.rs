@@ -153,6 +153,13 @@ impl Live {
                     self.signatures.verify_attestation(req),
                 )
                 .and_then(to_json),
+            VerifyNotation(req) => self
+                .block_on(
+                    &format!("Notation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_notation(req),
+                )
+                .and_then(to_json),
             NotaryVerify(req) => self
                 .block_on(
                     &format!("notary verification of {} on {}", req.image, req.server),

@@ -25,6 +25,7 @@ pub mod gating;
 pub mod kubernetes;
 pub mod live;
 pub mod notary;
+pub mod notation;
 pub mod oci;
 pub mod request;
 pub mod signatures;

@@ -9,7 +9,7 @@
 
 use imagegate_policy::wire::{
     AttestationVerifyRequest, GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest,
-    SignatureVerifyRequest, SigstoreVerifyRequest,
+    NotationVerifyRequest, SignatureVerifyRequest, SigstoreVerifyRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -45,6 +45,8 @@ pub enum Request {
     VerifySignature(SignatureVerifyRequest),
     /// `imagegate/v1/verify_attestation`: imagegate's own.
     VerifyAttestation(AttestationVerifyRequest),
+    /// `imagegate/v1/verify_notation`: imagegate's own, Notation signatures.
+    VerifyNotation(NotationVerifyRequest),
 }
 
 impl Request {
@@ -126,6 +128,7 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
         ("imagegate", "v1/verify_signature") => Request::VerifySignature(json(payload)?),
         ("imagegate", "v1/verify_attestation") => Request::VerifyAttestation(json(payload)?),
+        ("imagegate", "v1/verify_notation") => Request::VerifyNotation(json(payload)?),
         ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
             return Err(format!("unknown operation: {operation}"))
         }
@@ -223,6 +226,15 @@ mod tests {
         .unwrap();
         assert!(
             matches!(r, Request::VerifyAttestation(a) if a.platforms == imagegate_policy::wire::Platforms::All)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/verify_notation",
+            br#"{"image":"i","policy":{"name":"p","level":"audit","authenticity":"log","authentic_timestamp":"log","expiry":"log","revocation":"log","verify_timestamp":"always","trusted_identities":["*"],"trust_stores":[]}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyNotation(n) if n.policy.level == "audit" && n.user_metadata.is_empty())
         );
         assert_eq!(
             parse("imagegate", "v2/verify_signature", b"{}"),

@@ -25,10 +25,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagegate_policy::wire::{
-    AttestationVerifyRequest, ImageVerifyResponse, Platforms, SignatureVerifyRequest, SubjectTrace,
-    Verified,
+    AttestationVerifyRequest, ImageVerifyResponse, NotationVerifyRequest, Platforms,
+    SignatureVerifyRequest, SubjectTrace, Verified,
 };
 
+use super::notation::{self, Trust};
 use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
 use super::oci::distribution::{Distribution, Repo};
 use super::oci::image::Image;
@@ -37,6 +38,7 @@ use super::sigstore::bundle::{self, Outcome};
 use super::sigstore::signer::Signer;
 use super::sigstore::statement::{Expect, COSIGN_SIGN_PREDICATE};
 use super::sigstore::{legacy, TrustRoot};
+use super::x509;
 use crate::registry::RegistryAccess;
 
 /// One path tried for a manifest and what it found (one trace line).
@@ -88,37 +90,61 @@ enum Ask<'a> {
     Attestation {
         predicate_type: &'a str,
     },
+    /// A Notation signature the trust policy statement accepts.
+    Notation {
+        trust: &'a Trust,
+        request: &'a NotationVerifyRequest,
+    },
 }
 
 impl Ask<'_> {
-    fn expect(&self) -> Expect<'_> {
+    /// What sigstore bundles and DSSE layers must be; `None`: they are not
+    /// what is asked (Notation).
+    fn expect(&self) -> Option<Expect<'_>> {
         match self {
-            Ask::Signature { request, .. } => Expect::Signature {
+            Ask::Signature { request, .. } => Some(Expect::Signature {
                 annotations: request.annotations.as_ref().filter(|a| !a.is_empty()),
-            },
-            Ask::Attestation { predicate_type } => Expect::Attestation { predicate_type },
+            }),
+            Ask::Attestation { predicate_type } => Some(Expect::Attestation { predicate_type }),
+            Ask::Notation { .. } => None,
         }
     }
 
-    /// The predicate a candidate must have, to try likely ones first.
-    fn predicate(&self) -> &str {
-        match self {
+    /// Whether an index entry claims to be what is asked (to try it first).
+    fn likely(&self, entry: &Descriptor) -> bool {
+        let predicate = match self {
             Ask::Signature { .. } => COSIGN_SIGN_PREDICATE,
             Ask::Attestation { predicate_type } => predicate_type,
-        }
+            Ask::Notation { .. } => {
+                return entry.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE)
+            }
+        };
+        entry
+            .annotations
+            .get(PREDICATE_ANNOTATION)
+            .map(String::as_str)
+            == Some(predicate)
     }
 
-    /// A signature needs one; attestations are all returned (the guest's
-    /// conditions choose among them).
+    /// A signature needs one (Notation's rule too); attestations are all
+    /// returned (the guest's conditions choose among them).
     fn stop_at_first(&self) -> bool {
-        matches!(self, Ask::Signature { .. })
+        !matches!(self, Ask::Attestation { .. })
     }
 
-    fn legacy(&self) -> (&'static str, Path) {
+    /// cosign's legacy tag, for what cosign stores there.
+    fn legacy(&self) -> Option<(&'static str, Path)> {
         match self {
-            Ask::Signature { .. } => ("sig", Path::SigTag),
-            Ask::Attestation { .. } => ("att", Path::AttTag),
+            Ask::Signature { .. } => Some(("sig", Path::SigTag)),
+            Ask::Attestation { .. } => Some(("att", Path::AttTag)),
+            Ask::Notation { .. } => None,
         }
+    }
+
+    /// The manifest's own descriptor (media type, size) is needed, not only
+    /// its digest: Notation signs all three.
+    fn needs_descriptor(&self) -> bool {
+        matches!(self, Ask::Notation { .. })
     }
 }
 
@@ -152,6 +178,24 @@ impl Signatures {
             request.platforms,
             &signers,
             &Ask::Signature { request, oci },
+        )
+        .await
+    }
+
+    /// `imagegate/v1/verify_notation`.
+    pub async fn verify_notation(
+        &self,
+        request: &NotationVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        let trust = Trust::new(&request.policy)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &[],
+            &Ask::Notation {
+                trust: &trust,
+                request,
+            },
         )
         .await
     }
@@ -191,7 +235,13 @@ impl Signatures {
         };
         let (digest, subjects) = match (image.reference.digest(), platforms) {
             // A digest needs no lookup to be checked as it is.
-            (Some(digest), Platforms::Index) => (digest.to_string(), vec![digest.to_string()]),
+            (Some(digest), Platforms::Index) if !ask.needs_descriptor() => (
+                digest.to_string(),
+                vec![Descriptor {
+                    digest: digest.to_string(),
+                    ..Descriptor::default()
+                }],
+            ),
             (pinned, _) => {
                 let reference = pinned
                     .or(image.reference.tag())
@@ -205,9 +255,9 @@ impl Signatures {
                     (Platforms::All, Some(children)) => children
                         .iter()
                         .filter(|c| !discovery::is_attestation_manifest(c))
-                        .map(|c| c.digest.clone())
+                        .cloned()
                         .collect(),
-                    _ => vec![top.digest.clone()],
+                    _ => vec![discovery::descriptor_of(&top)?],
                 };
                 (top.digest, subjects)
             }
@@ -223,8 +273,9 @@ impl Signatures {
                 .await;
             if !answered && verified.is_empty() {
                 return Err(format!(
-                    "Cannot look up signatures of {} ({subject}): {}",
+                    "Cannot look up signatures of {} ({}): {}",
                     image.name,
+                    subject.digest,
                     trace.paths.join("; ")
                 ));
             }
@@ -240,11 +291,12 @@ impl Signatures {
         &self,
         disc: &Discovery<'_>,
         repo: &Repo,
-        subject: &str,
+        described: &Descriptor,
         signers: &[Signer],
         ask: &Ask<'_>,
         now: i64,
     ) -> (SubjectTrace, Vec<Verified>, bool) {
+        let subject = described.digest.as_str();
         let mut steps = Vec::new();
         let mut verified = Vec::new();
         let mut answered = false;
@@ -265,7 +317,7 @@ impl Signatures {
                 );
                 self.candidates(
                     disc,
-                    subject,
+                    described,
                     entries,
                     Path::ReferrersApi,
                     signers,
@@ -307,7 +359,7 @@ impl Signatures {
                     let mut step = step(Path::ReferrersTag, found);
                     self.candidates(
                         disc,
-                        subject,
+                        described,
                         entries,
                         Path::ReferrersTag,
                         signers,
@@ -331,53 +383,55 @@ impl Signatures {
                 "not needed (a candidate verified)".to_string(),
             ));
         }
-        let (suffix, path) = ask.legacy();
-        if !verified.is_empty() {
-            steps.push(step(path, "not needed (a candidate verified)".to_string()));
-        } else {
-            match disc.legacy(subject, suffix).await {
-                Ok(None) => {
-                    answered = true;
-                    steps.push(step(
-                        path,
-                        format!("no tag {}.{suffix}", discovery::tag_of(subject)),
-                    ));
-                }
-                Ok(Some(manifest)) => {
-                    answered = true;
-                    let mut step = step(
-                        path,
-                        format!(
-                            "tag {}.{suffix}: manifest {}",
-                            discovery::tag_of(subject),
-                            manifest.digest
-                        ),
-                    );
-                    match ask {
-                        Ask::Signature { request, oci } => {
-                            let (candidate, ok) =
-                                legacy_sig(oci, repo, subject, request, &manifest.digest).await;
-                            step.candidates.push(candidate);
-                            verified.extend(ok);
-                        }
-                        Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
-                            Ok(layers) => self.layers(
-                                &manifest.digest,
-                                layers,
-                                path,
-                                subject,
-                                signers,
-                                ask,
-                                now,
-                                &mut step,
-                                &mut verified,
-                            ),
-                            Err(e) => step.result.push_str(&format!(": {e}")),
-                        },
+        if let Some((suffix, path)) = ask.legacy() {
+            if !verified.is_empty() {
+                steps.push(step(path, "not needed (a candidate verified)".to_string()));
+            } else {
+                match disc.legacy(subject, suffix).await {
+                    Ok(None) => {
+                        answered = true;
+                        steps.push(step(
+                            path,
+                            format!("no tag {}.{suffix}", discovery::tag_of(subject)),
+                        ));
                     }
-                    steps.push(step);
+                    Ok(Some(manifest)) => {
+                        answered = true;
+                        let mut step = step(
+                            path,
+                            format!(
+                                "tag {}.{suffix}: manifest {}",
+                                discovery::tag_of(subject),
+                                manifest.digest
+                            ),
+                        );
+                        match ask {
+                            Ask::Signature { request, oci } => {
+                                let (candidate, ok) =
+                                    legacy_sig(oci, repo, subject, request, &manifest.digest).await;
+                                step.candidates.push(candidate);
+                                verified.extend(ok);
+                            }
+                            Ask::Notation { .. } => {}
+                            Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
+                                Ok(layers) => self.layers(
+                                    &manifest.digest,
+                                    layers,
+                                    path,
+                                    subject,
+                                    signers,
+                                    ask,
+                                    now,
+                                    &mut step,
+                                    &mut verified,
+                                ),
+                                Err(e) => step.result.push_str(&format!(": {e}")),
+                            },
+                        }
+                        steps.push(step);
+                    }
+                    Err(e) => steps.push(step(path, format!("error: {e}"))),
                 }
-                Err(e) => steps.push(step(path, format!("error: {e}"))),
             }
         }
         (
@@ -395,7 +449,7 @@ impl Signatures {
     async fn candidates(
         &self,
         disc: &Discovery<'_>,
-        subject: &str,
+        described: &Descriptor,
         mut entries: Vec<Descriptor>,
         path: Path,
         signers: &[Signer],
@@ -404,10 +458,9 @@ impl Signatures {
         step: &mut TraceStep,
         verified: &mut Vec<Verified>,
     ) {
+        let subject = described.digest.as_str();
         // Only the order depends on what the index claims, never the outcome.
-        entries.sort_by_key(|e| {
-            e.annotations.get(PREDICATE_ANNOTATION).map(String::as_str) != Some(ask.predicate())
-        });
+        entries.sort_by_key(|e| !ask.likely(e));
         let total = entries.len();
         for (n, entry) in entries.into_iter().enumerate() {
             if ask.stop_at_first() && !verified.is_empty() {
@@ -433,15 +486,25 @@ impl Signatures {
                 Err(e) => trace.verdict = format!("rejected: {e}"),
                 Ok(found) => {
                     trace.kind = found.kind();
-                    match found {
-                        Found::Bundle { json, .. } => {
+                    match (found, ask.expect()) {
+                        (Found::Notation { layer }, None) => {
+                            trace.verdict = match self
+                                .notation(disc, described, &layer, &entry.digest, path, ask, now)
+                                .await
+                            {
+                                Ok((line, entry)) => {
+                                    verified.push(entry);
+                                    line
+                                }
+                                Err(e) => format!("rejected: {e}"),
+                            };
+                        }
+                        (_, None) => {
+                            trace.verdict = "skipped: not a Notation signature".to_string()
+                        }
+                        (Found::Bundle { json, .. }, Some(expect)) => {
                             trace.verdict = match bundle::verify(
-                                &json,
-                                subject,
-                                ask.expect(),
-                                signers,
-                                &self.root,
-                                now,
+                                &json, subject, expect, signers, &self.root, now,
                             ) {
                                 Ok(outcome) => {
                                     let line = verified_line(&outcome);
@@ -457,7 +520,7 @@ impl Signatures {
                                 Err(e) => format!("rejected: {e}"),
                             };
                         }
-                        Found::Dsse(layers) => {
+                        (Found::Dsse(layers), Some(_)) => {
                             step.candidates.push(trace);
                             self.layers(
                                 &entry.digest,
@@ -472,17 +535,70 @@ impl Signatures {
                             );
                             continue;
                         }
-                        Found::Notation { .. } => {
+                        (Found::Notation { .. }, Some(_)) => {
                             trace.verdict =
                                 "skipped: a Notation signature (notation checks verify these)"
                                     .to_string()
                         }
-                        Found::Other(_) => trace.verdict = "skipped".to_string(),
+                        (Found::Other(_), Some(_)) => trace.verdict = "skipped".to_string(),
                     }
                 }
             }
             step.candidates.push(trace);
         }
+    }
+
+    /// One Notation signature: its envelope fetched and verified over the
+    /// subject's descriptor (fetched when the request named only a digest).
+    #[allow(clippy::too_many_arguments)]
+    async fn notation(
+        &self,
+        disc: &Discovery<'_>,
+        subject: &Descriptor,
+        layer: &Descriptor,
+        manifest: &str,
+        path: Path,
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> Result<(String, Verified), String> {
+        let Ask::Notation { trust, request } = ask else {
+            return Err("not a Notation check".to_string());
+        };
+        let envelope = disc.layer(layer).await?;
+        let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+        let v = notation::verify(
+            &layer.media_type,
+            &envelope,
+            subject,
+            trust,
+            &request.user_metadata,
+            at,
+        )?;
+        let mut evidence = vec![format!("signed at {}", x509::rfc3339(v.signing_time))];
+        if let Some(time) = v.timestamp {
+            evidence.push(format!("timestamp {}", x509::rfc3339(time)));
+        }
+        evidence.extend(v.notes.iter().cloned());
+        let line = format!(
+            "verified: {}, {} ({})",
+            v.format.name(),
+            v.signer,
+            evidence.join("; ")
+        );
+        Ok((
+            line,
+            Verified {
+                subject: subject.digest.clone(),
+                identity: None,
+                format: v.format.name().to_string(),
+                path: path.as_str().to_string(),
+                manifest: manifest.to_string(),
+                signer: v.signer,
+                valid_until: v.valid_until.map(|t| t.timestamp()),
+                statement: None,
+                certificate: None,
+            },
+        ))
     }
 
     /// cosign attestation layers (`.att`, in-toto referrers): one trace line each.
@@ -499,13 +615,17 @@ impl Signatures {
         step: &mut TraceStep,
         verified: &mut Vec<Verified>,
     ) {
+        // Only signature and attestation asks open DSSE layers.
+        let Some(expect) = ask.expect() else {
+            return;
+        };
         for (i, layer) in layers.into_iter().enumerate() {
             let verdict = layer.and_then(|l| {
                 legacy::verify(
                     &l.bytes,
                     &l.annotations,
                     subject,
-                    ask.expect(),
+                    expect,
                     signers,
                     &self.root,
                     now,

@@ -644,9 +644,14 @@ fn pss_hash(signer_info: &SignerInfo<'_>) -> Result<Hash, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::capabilities::x509::tests::{at, jws, test_data};
+
+    /// The certificates a token carries (tests anchor on one of them).
+    pub(crate) fn token_certificates(token: &[u8]) -> Vec<Certificate> {
+        parse(token).unwrap().certificates
+    }
     use base64::Engine;
 
     const TSPCLIENT: &str = "timestamp/tspclient-go/testdata";

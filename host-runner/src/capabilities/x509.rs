@@ -3,7 +3,8 @@
 //! made with a certificate's key ([`Certificate::verify_signature`]), chains
 //! valid at a given time ([`verify_chain`]), Notation's certificate
 //! requirements ([`check_chain_profile`]) and distinguished names
-//! ([`DistinguishedName`], RFC 4514, with Notation's subset rule).
+//! ([`distinguished_name`] of a certificate, compared with the guest's
+//! [`DistinguishedName`], RFC 4514, Notation's subset rule).
 //!
 //! Chains are built by webpki. Two things it does not do are done here:
 //! webpki applies the extended-key-usage rule to every certificate of a path
@@ -22,6 +23,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use der::asn1::{AnyRef, ObjectIdentifier, UintRef};
 use der::{Decode, Encode, Tag, Tagged};
+use imagegate_policy::dn::{Attribute, DistinguishedName};
 use rustls_pki_types::{CertificateDer, UnixTime};
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 
@@ -169,14 +171,14 @@ impl Certificate {
 
     /// The subject as RFC 4514 text, for messages (`CN=e2e,O=Notary,...`).
     pub fn subject_text(&self) -> String {
-        match DistinguishedName::from_name(self.parsed.tbs_certificate().subject()) {
+        match distinguished_name(self.parsed.tbs_certificate().subject()) {
             Ok(dn) => dn.to_string(),
             Err(_) => self.parsed.tbs_certificate().subject().to_string(),
         }
     }
 
     pub fn subject(&self) -> Result<DistinguishedName, String> {
-        DistinguishedName::from_name(self.parsed.tbs_certificate().subject())
+        distinguished_name(self.parsed.tbs_certificate().subject())
             .map_err(|e| format!("subject of certificate {}: {e}", self.subject_text()))
     }
 
@@ -387,13 +389,17 @@ pub fn rfc3339(at: DateTime<Utc>) -> String {
 pub enum Purpose {
     CodeSigning,
     TimeStamping,
+    /// No extended-key-usage rule on the path (Notation's signing chains:
+    /// only the leaf's EKU is checked, by [`check_chain_profile`]).
+    Any,
 }
 
 impl Purpose {
-    fn oid_der(self) -> &'static [u8] {
+    fn oid_der(self) -> Option<&'static [u8]> {
         match self {
-            Purpose::CodeSigning => &[0x2b, 6, 1, 5, 5, 7, 3, 3],
-            Purpose::TimeStamping => &[0x2b, 6, 1, 5, 5, 7, 3, 8],
+            Purpose::CodeSigning => Some(&[0x2b, 6, 1, 5, 5, 7, 3, 3]),
+            Purpose::TimeStamping => Some(&[0x2b, 6, 1, 5, 5, 7, 3, 8]),
+            Purpose::Any => None,
         }
     }
 }
@@ -401,7 +407,10 @@ impl Purpose {
 impl webpki::ExtendedKeyUsageValidator for Purpose {
     fn validate(&self, iter: webpki::KeyPurposeIdIter<'_, '_>) -> Result<(), webpki::Error> {
         const ANY: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
-        let wanted = webpki::KeyPurposeId::new(self.oid_der());
+        let Some(oid) = self.oid_der() else {
+            return Ok(());
+        };
+        let wanted = webpki::KeyPurposeId::new(oid);
         let any = webpki::KeyPurposeId::new(ANY);
         let mut present = Vec::new();
         for id in iter {
@@ -416,7 +425,7 @@ impl webpki::ExtendedKeyUsageValidator for Purpose {
         }
         Err(webpki::Error::RequiredEkuNotFoundContext(
             webpki::RequiredEkuNotFoundContext {
-                required: webpki::KeyUsage::required(self.oid_der()),
+                required: webpki::KeyUsage::required(oid),
                 present,
             },
         ))
@@ -707,232 +716,26 @@ fn check_ca(cert: &Certificate, below: usize, profile: Profile) -> Result<(), St
     }
 }
 
-/// A distinguished name in RFC 4514 order (most specific first, as written
-/// in trust policies and shown by `openssl x509 -nameopt RFC2253`).
-/// Attribute types are canonical: upper-case short names (`CN`, `C`, `ST` for
-/// `S` too, `L`, `O`, `OU`, `STREET`, `POSTALCODE`, `SERIALNUMBER`, `DC`,
-/// `UID`, `E`) or dotted OIDs for the rest; values are compared exactly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DistinguishedName {
-    rdns: Vec<Vec<Attribute>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Attribute {
-    pub kind: String,
-    pub value: String,
-}
-
-/// OID, canonical short name (the names Go's `pkix.Name.String` writes, plus
-/// DC, UID and E).
-const ATTRIBUTE_NAMES: &[(&str, &str)] = &[
-    ("2.5.4.3", "CN"),
-    ("2.5.4.6", "C"),
-    ("2.5.4.7", "L"),
-    ("2.5.4.8", "ST"),
-    ("2.5.4.9", "STREET"),
-    ("2.5.4.10", "O"),
-    ("2.5.4.11", "OU"),
-    ("2.5.4.5", "SERIALNUMBER"),
-    ("2.5.4.17", "POSTALCODE"),
-    ("0.9.2342.19200300.100.1.25", "DC"),
-    ("0.9.2342.19200300.100.1.1", "UID"),
-    ("1.2.840.113549.1.9.1", "E"),
-];
-
-fn canonical_kind(kind: &str) -> Result<String, String> {
-    let upper = kind.to_ascii_uppercase();
-    let alias = match upper.as_str() {
-        "S" => "ST",
-        "EMAILADDRESS" => "E",
-        other => other,
-    };
-    if let Some((_, name)) = ATTRIBUTE_NAMES
-        .iter()
-        .find(|(oid, name)| *name == alias || *oid == alias)
-    {
-        return Ok(name.to_string());
-    }
-    if !alias.is_empty()
-        && alias.split('.').count() > 1
-        && alias
-            .split('.')
-            .all(|arc| !arc.is_empty() && arc.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return Ok(alias.to_string());
-    }
-    Err(format!("unknown attribute type {kind:?}"))
-}
-
-impl DistinguishedName {
-    /// Parses RFC 4514 text: RDNs separated by `,` (or `;`), multi-valued
-    /// RDNs joined by `+`, values with `\` escapes of special characters or
-    /// of two hex digits, unescaped spaces around types and values ignored.
-    /// `#`-hex (BER) values are refused (Notation refuses them too).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let fail = |why: &str| format!("distinguished name {text:?}: {why}");
-        // Notation's rule, literally: no "=#" anywhere.
-        if text.contains("=#") {
-            return Err(fail("#-encoded (BER) values are not supported"));
-        }
-        let mut rdns = Vec::new();
-        let mut rdn = Vec::new();
-        let mut kind: Option<String> = None;
-        let mut current: Vec<u8> = Vec::new();
-        // Length of `current` up to and including the last escaped byte,
-        // so escaped trailing spaces survive trimming.
-        let mut escaped_end = 0;
-        let bytes = text.as_bytes();
-        let mut i = 0;
-        let finish_value = |current: &mut Vec<u8>, escaped_end: usize| -> Result<String, String> {
-            let mut end = current.len();
-            while end > escaped_end && current[end - 1] == b' ' {
-                end -= 1;
-            }
-            let start = current[..end].iter().take_while(|b| **b == b' ').count();
-            let value = String::from_utf8(current[start..end].to_vec())
-                .map_err(|_| fail("value is not UTF-8"))?;
-            current.clear();
-            Ok(value)
-        };
-        while i < bytes.len() {
-            let b = bytes[i];
-            match b {
-                b'\\' if kind.is_some() => {
-                    let next = *bytes
-                        .get(i + 1)
-                        .ok_or_else(|| fail("ends with a lone \\"))?;
-                    if b" \"#+,;<=>\\".contains(&next) {
-                        current.push(next);
-                        i += 2;
-                    } else {
-                        let hex = bytes
-                            .get(i + 1..i + 3)
-                            .and_then(|h| std::str::from_utf8(h).ok())
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                            .ok_or_else(|| fail("bad escape (\\ must be followed by a special character or two hex digits)"))?;
-                        current.push(hex);
-                        i += 3;
-                    }
-                    escaped_end = current.len();
-                    continue;
-                }
-                b'=' if kind.is_none() => {
-                    let name = String::from_utf8_lossy(&current).trim().to_string();
-                    kind = Some(canonical_kind(&name).map_err(|e| fail(&e))?);
-                    current.clear();
-                    escaped_end = 0;
-                }
-                b',' | b';' | b'+' => {
-                    let kind = kind
-                        .take()
-                        .ok_or_else(|| fail("an attribute has no type"))?;
-                    let value = finish_value(&mut current, escaped_end)?;
-                    escaped_end = 0;
-                    rdn.push(Attribute { kind, value });
-                    if b != b'+' {
-                        rdns.push(std::mem::take(&mut rdn));
-                    }
-                }
-                b'"' | b'<' | b'>' | 0 if kind.is_some() => {
-                    return Err(fail(&format!("unescaped {:?} in a value", char::from(b))))
-                }
-                _ => current.push(b),
-            }
-            i += 1;
-        }
-        match kind {
-            Some(kind) => {
-                let value = finish_value(&mut current, escaped_end)?;
-                rdn.push(Attribute { kind, value });
-                rdns.push(rdn);
-            }
-            None if rdns.is_empty() && rdn.is_empty() && current.iter().all(|b| *b == b' ') => {}
-            None => return Err(fail("an attribute has no \"type=value\" form")),
-        }
-        Ok(Self { rdns })
-    }
-
-    /// The name of a certificate, in RFC 4514 order (the reverse of the
-    /// DER sequence).
-    pub fn from_name(name: &x509_cert::name::Name) -> Result<Self, String> {
-        let rdns = name
-            .iter_rdn()
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .map(|rdn| {
-                rdn.iter()
-                    .map(|atv| {
-                        let oid = atv.oid.to_string();
-                        let kind = ATTRIBUTE_NAMES
-                            .iter()
-                            .find(|(o, _)| *o == oid)
-                            .map_or(oid.clone(), |(_, name)| name.to_string());
-                        let value = directory_string(&atv.value)
-                            .map_err(|e| format!("attribute {kind}: {e}"))?;
-                        Ok(Attribute { kind, value })
-                    })
-                    .collect::<Result<Vec<_>, String>>()
-            })
-            .collect::<Result<Vec<_>, String>>()?;
-        Ok(Self { rdns })
-    }
-
-    /// The RDNs, most specific first.
-    pub fn rdns(&self) -> &[Vec<Attribute>] {
-        &self.rdns
-    }
-
-    /// Every attribute of every RDN.
-    pub fn attributes(&self) -> impl Iterator<Item = &Attribute> {
-        self.rdns.iter().flatten()
-    }
-
-    /// Notation's `IsSubsetDN`: every attribute of `self` is in `other`
-    /// with the same value.
-    pub fn is_subset_of(&self, other: &DistinguishedName) -> bool {
-        self.attributes()
-            .all(|a| other.attributes().any(|b| a == b))
-    }
-}
-
-impl fmt::Display for DistinguishedName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, rdn) in self.rdns.iter().enumerate() {
-            if i > 0 {
-                f.write_str(",")?;
-            }
-            for (j, attribute) in rdn.iter().enumerate() {
-                if j > 0 {
-                    f.write_str("+")?;
-                }
-                write!(f, "{}=", attribute.kind)?;
-                write_escaped(f, &attribute.value)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-fn write_escaped(f: &mut fmt::Formatter<'_>, value: &str) -> fmt::Result {
-    let last = value.len().saturating_sub(1);
-    for (i, c) in value.char_indices() {
-        let special = matches!(c, '"' | '+' | ',' | ';' | '<' | '>' | '\\' | '=')
-            || (i == 0 && (c == ' ' || c == '#'))
-            || (i == last && c == ' ');
-        if special {
-            write!(f, "\\{c}")?;
-        } else if c.is_control() {
-            let mut buf = [0u8; 4];
-            for byte in c.encode_utf8(&mut buf).bytes() {
-                write!(f, "\\{byte:02X}")?;
-            }
-        } else {
-            write!(f, "{c}")?;
-        }
-    }
-    Ok(())
+/// A certificate name as a [`DistinguishedName`], in RFC 4514 order (the
+/// reverse of the DER sequence).
+pub fn distinguished_name(name: &x509_cert::name::Name) -> Result<DistinguishedName, String> {
+    let rdns = name
+        .iter_rdn()
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .map(|rdn| {
+            rdn.iter()
+                .map(|atv| {
+                    let oid = atv.oid.to_string();
+                    let value = directory_string(&atv.value)
+                        .map_err(|e| format!("attribute {oid}: {e}"))?;
+                    Ok(Attribute::from_oid(&oid, value))
+                })
+                .collect::<Result<Vec<_>, String>>()
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(DistinguishedName::from_rdns(rdns))
 }
 
 /// The text of an X.520 DirectoryString (or IA5String, as emailAddress is).
@@ -1368,118 +1171,12 @@ pub(crate) mod tests {
         );
     }
 
-    fn dn(text: &str) -> DistinguishedName {
-        DistinguishedName::parse(text).unwrap()
-    }
-
-    fn pairs(name: &DistinguishedName) -> Vec<(String, String)> {
-        name.attributes()
-            .map(|a| (a.kind.clone(), a.value.clone()))
-            .collect()
-    }
-
-    fn owned(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
     #[test]
-    fn parses_rfc_4514_names() {
-        assert_eq!(
-            pairs(&dn("CN=e2e,O=Notary,L=Seattle,ST=WA,C=US")),
-            owned(&[
-                ("CN", "e2e"),
-                ("O", "Notary"),
-                ("L", "Seattle"),
-                ("ST", "WA"),
-                ("C", "US")
-            ])
-        );
-        // S is ST, types are case-insensitive, spaces around separators are not part of values
-        assert_eq!(
-            pairs(&dn(" c = US ; s=California,o=Notary Project ")),
-            owned(&[("C", "US"), ("ST", "California"), ("O", "Notary Project")])
-        );
-        // escapes: special characters, hex pairs (UTF-8), escaped trailing space
-        assert_eq!(
-            pairs(&dn(
-                r"O=Acme\, Inc.,CN=a\+b\=c\\d,OU=caf\C3\A9,L=x\ ,ST=\#1"
-            )),
-            owned(&[
-                ("O", "Acme, Inc."),
-                ("CN", "a+b=c\\d"),
-                ("OU", "café"),
-                ("L", "x "),
-                ("ST", "#1")
-            ])
-        );
-        assert_eq!(
-            pairs(&dn("2.5.4.10=Org,1.2.3.4=x")),
-            owned(&[("O", "Org"), ("1.2.3.4", "x")])
-        );
-        let multi = dn("OU=Sales+CN=J. Smith,DC=example");
-        assert_eq!(multi.rdns().len(), 2);
-        assert_eq!(multi.rdns()[0].len(), 2);
-        assert_eq!(dn("").rdns().len(), 0);
-        // display writes what parse reads
-        for text in [
-            r"O=Acme\, Inc.,CN=a\+b\=c\\d",
-            r"CN=\ lead and trail\ ",
-            "OU=Sales+CN=J. Smith,DC=example",
-        ] {
-            assert_eq!(dn(&dn(text).to_string()), dn(text), "{text}");
-        }
-    }
-
-    #[test]
-    fn refuses_malformed_names() {
-        let error = |text: &str| DistinguishedName::parse(text).unwrap_err();
-        assert_eq!(
-            error("CN=a,invalid"),
-            "distinguished name \"CN=a,invalid\": an attribute has no \"type=value\" form"
-        );
-        assert_eq!(
-            error("CN=a,,O=b"),
-            "distinguished name \"CN=a,,O=b\": an attribute has no type"
-        );
-        assert_eq!(error("C=US,ST=California,O=Notary Project=#"), "distinguished name \"C=US,ST=California,O=Notary Project=#\": #-encoded (BER) values are not supported");
-        assert_eq!(
-            error("CN=#04024869"),
-            "distinguished name \"CN=#04024869\": #-encoded (BER) values are not supported"
-        );
-        assert_eq!(error(r"CN=a\zz"), "distinguished name \"CN=a\\\\zz\": bad escape (\\ must be followed by a special character or two hex digits)");
-        assert_eq!(
-            error("CN=a\\"),
-            "distinguished name \"CN=a\\\\\": ends with a lone \\"
-        );
-        assert_eq!(
-            error("CN=a<b"),
-            "distinguished name \"CN=a<b\": unescaped '<' in a value"
-        );
-        assert_eq!(
-            error("FOO=bar"),
-            "distinguished name \"FOO=bar\": unknown attribute type \"FOO\""
-        );
-        assert_eq!(
-            error(r"CN=\FF"),
-            "distinguished name \"CN=\\\\FF\": value is not UTF-8"
-        );
-    }
-
-    #[test]
-    fn subset_matching_is_notations() {
-        let leaf =
-            DistinguishedName::from_name(e2e_cert().parsed().tbs_certificate().subject()).unwrap();
-        assert!(dn("C=US,ST=WA,O=Notary").is_subset_of(&leaf));
-        assert!(dn("CN=e2e,O=Notary,L=Seattle,ST=WA,C=US").is_subset_of(&leaf));
-        assert!(dn("C=US,S=WA,O=Notary").is_subset_of(&leaf));
-        assert!(!dn("C=US,ST=WA,O=Notary,CN=other").is_subset_of(&leaf));
-        assert!(
-            !dn("C=US,ST=WA,O=notary").is_subset_of(&leaf),
-            "values are case-sensitive"
-        );
-        assert!(!dn("C=US,ST=WA,O=Notary,OU=Eng").is_subset_of(&leaf));
-        assert!(!leaf.is_subset_of(&dn("C=US,ST=WA,O=Notary")));
+    fn a_certificate_name_matches_trusted_identities_by_subset() {
+        let leaf = e2e_cert().subject().unwrap();
+        let identity = |text: &str| DistinguishedName::parse(text).unwrap();
+        assert!(identity("C=US,ST=WA,O=Notary").is_subset_of(&leaf));
+        assert!(identity("CN=e2e,O=Notary,L=Seattle,ST=WA,C=US").is_subset_of(&leaf));
+        assert!(!identity("C=US,ST=WA,O=Notary,CN=other").is_subset_of(&leaf));
     }
 }

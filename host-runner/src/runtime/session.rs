@@ -107,6 +107,7 @@ fn kwctl_form(request: &Request) -> serde_json::Result<(String, Value)> {
         NotaryVerify(r) => ("NotaryVerify", serde_json::to_value(r)?),
         VerifySignature(r) => ("VerifySignature", serde_json::to_value(r)?),
         VerifyAttestation(r) => ("VerifyAttestation", serde_json::to_value(r)?),
+        VerifyNotation(r) => ("VerifyNotation", serde_json::to_value(r)?),
     };
     Ok((variant.to_string(), fields))
 }
@@ -168,6 +169,7 @@ fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
         "NotaryVerify" => NotaryVerify(from(fields)?),
         "VerifySignature" => VerifySignature(from(fields)?),
         "VerifyAttestation" => VerifyAttestation(from(fields)?),
+        "VerifyNotation" => VerifyNotation(from(fields)?),
         sigstore if sigstore.starts_with("Sigstore") => match fields {
             Value::Object(fields) => Sigstore(sigstore_variant(sigstore, fields)?),
             _ => return Err(format!("{sigstore}: expected a mapping of fields")),
@@ -248,7 +250,7 @@ impl Replay {
 fn imagegate_own(request: &Request) -> bool {
     matches!(
         request,
-        Request::VerifySignature(_) | Request::VerifyAttestation(_)
+        Request::VerifySignature(_) | Request::VerifyAttestation(_) | Request::VerifyNotation(_)
     )
 }
 
@@ -465,7 +467,9 @@ mod tests {
         use crate::capabilities::request::ResourceAttributes;
         use imagegate_policy::wire::{
             AttestationVerifyRequest, KeylessInfo, KeylessPrefixInfo, ListResourcesRequest,
-            NotarySigner, NotaryVerifyRequest, Platforms, SignatureVerifyRequest, SignerIdentity,
+            NotarySigner, NotaryVerifyRequest, NotationAction, NotationPolicy, NotationStoreKind,
+            NotationTrustStore, NotationVerifyRequest, Platforms, SignatureVerifyRequest,
+            SignerIdentity, VerifyTimestamp,
         };
         let file = include_str!("../../tests/data/session/every-request.yml");
         let image = || "ghcr.io/a/b:1".to_string();
@@ -587,6 +591,27 @@ mod tests {
                     issuer: "https://iss".into(),
                     subject: "me@x".into(),
                 }],
+            }),
+            Request::VerifyNotation(NotationVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::Index,
+                policy: NotationPolicy {
+                    name: "e2e".into(),
+                    level: "custom".into(),
+                    authenticity: NotationAction::Enforce,
+                    authentic_timestamp: NotationAction::Enforce,
+                    expiry: NotationAction::Log,
+                    revocation: NotationAction::Skip,
+                    verify_timestamp: VerifyTimestamp::AfterCertExpiry,
+                    trusted_identities: vec!["x509.subject: C=US, ST=WA, O=Notary".into()],
+                    trust_stores: vec![NotationTrustStore {
+                        kind: NotationStoreKind::Ca,
+                        name: "e2e".into(),
+                        certificates:
+                            "-----BEGIN CERTIFICATE-----\nAB\n-----END CERTIFICATE-----\n".into(),
+                    }],
+                },
+                user_metadata: [("env".to_string(), "prod".to_string())].into(),
             }),
         ];
         let exchanges: Vec<Exchange> = requests

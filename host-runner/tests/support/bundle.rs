@@ -150,7 +150,7 @@ fn key_hint(key: &rcgen::KeyPair) -> String {
 }
 
 /// The manifest `repo@digest` as stored, and its media type.
-async fn subject(registry: &Registry, repo: &str, digest: &str) -> (Vec<u8>, String) {
+pub async fn subject(registry: &Registry, repo: &str, digest: &str) -> (Vec<u8>, String) {
     let client = registry.client();
     let reference: Reference = format!("{}/{repo}@{digest}", registry.addr)
         .parse()
@@ -199,21 +199,7 @@ pub async fn attach(
     })
     .to_string()
     .into_bytes();
-    let client = registry.client();
-    let base: Reference = registry.image(repo, "unused").parse().expect("reference");
-    client
-        .store_auth_if_needed(base.resolve_registry(), &registry.auth())
-        .await;
-    push_blob(&client, &base, &empty).await;
-    push_blob(&client, &base, bundle).await;
-    let manifest_digest = sha256(&manifest);
-    push_manifest(
-        &client,
-        &base.clone_with_digest(manifest_digest.clone()),
-        &manifest,
-        OCI_MANIFEST,
-    )
-    .await;
+    let manifest_digest = push_artifact(registry, repo, &[&empty, bundle], &manifest).await;
     add_referrer(
         registry,
         repo,
@@ -224,6 +210,33 @@ pub async fn attach(
     )
     .await;
     manifest_digest
+}
+
+/// Pushes `blobs` and then `manifest` (an OCI image manifest) by digest
+/// into `repo`; returns the manifest's digest.
+pub async fn push_artifact(
+    registry: &Registry,
+    repo: &str,
+    blobs: &[&[u8]],
+    manifest: &[u8],
+) -> String {
+    let client = registry.client();
+    let base: Reference = registry.image(repo, "unused").parse().expect("reference");
+    client
+        .store_auth_if_needed(base.resolve_registry(), &registry.auth())
+        .await;
+    for blob in blobs {
+        push_blob(&client, &base, blob).await;
+    }
+    let digest = sha256(manifest);
+    push_manifest(
+        &client,
+        &base.clone_with_digest(digest.clone()),
+        manifest,
+        OCI_MANIFEST,
+    )
+    .await;
+    digest
 }
 
 /// Appends `entry` to the `sha256-<hex>` referrers index of `digest`.

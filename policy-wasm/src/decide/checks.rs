@@ -10,7 +10,8 @@ use crate::reference;
 use crate::settings::{Check, Signers, Verify};
 use crate::wire::{
     AttestationVerifyRequest, ImageVerifyResponse, ManifestConfigResponse, ManifestDigestResponse,
-    NotaryVerifyRequest, NotaryVerifyResponse, Platforms, SignatureVerifyRequest, SignerIdentity,
+    NotaryVerifyRequest, NotaryVerifyResponse, NotationVerifyRequest, Platforms,
+    SignatureVerifyRequest, SignerIdentity,
     SigstoreVerifyRequest, Verified, VerifyResponse,
 };
 use serde::de::DeserializeOwned;
@@ -156,7 +157,7 @@ fn run_check(
                     }
                     legacy_signature(signers, &image, annotations, calls, runs)
                 }
-                answer => record(by, answer, *platforms, runs, None, signers),
+                answer => record(by, answer, *platforms, runs, None, Some(signers)),
             }
         }
         Check::Attestation {
@@ -179,7 +180,32 @@ fn run_check(
                     e
                 }
             });
-            record(by, answer, *platforms, runs, conditions.as_ref(), signers)
+            record(
+                by,
+                answer,
+                *platforms,
+                runs,
+                conditions.as_ref(),
+                Some(signers),
+            )
+        }
+        Check::Notation(notation) => {
+            let req = notation.request(&image).inspect_err(|e| {
+                runs.push(CheckRun {
+                    check: "notation".to_string(),
+                    result: Err(e.clone()),
+                })
+            });
+            let req = req.map_err(|e| format!("notation: {e}"))?;
+            let by = format!("notation trust policy {:?}", req.policy.name);
+            let answer = calls.verify_notation(&req).map_err(|e| {
+                if unknown_to_host(&e) {
+                    format!("this check needs the imagegate host: capability imagegate/v1/verify_notation is unknown to this host (it answered {e:?}); run the policy with `imagegate serve`")
+                } else {
+                    e
+                }
+            });
+            record(by, answer, req.platforms, runs, None, None)
         }
         Check::Notary {
             server,
@@ -238,7 +264,7 @@ fn record(
     platforms: Platforms,
     runs: &mut Vec<CheckRun>,
     conditions: Option<&Condition>,
-    signers: &Signers,
+    signers: Option<&Signers>,
 ) -> Result<Signed, String> {
     let accept = |v: &Verified| match conditions {
         None => Ok(()),
@@ -298,7 +324,8 @@ fn record(
         let v = first.ok_or("nothing verified")?;
         let who = v
             .identity
-            .map_or_else(|| v.signer.clone(), |i| signers.label(i));
+            .zip(signers)
+            .map_or_else(|| v.signer.clone(), |(i, signers)| signers.label(i));
         Ok((digest, format!("{who} ({} via {})", v.format, v.path)))
     });
     runs.push(CheckRun {
@@ -531,6 +558,11 @@ impl<'a> Calls<'a> {
         req: &SignatureVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
         self.call("imagegate", "v1/verify_signature", req)
+    }
+
+    /// `imagegate/v1/verify_notation`.
+    fn verify_notation(&self, req: &NotationVerifyRequest) -> Result<ImageVerifyResponse, String> {
+        self.call("imagegate", "v1/verify_notation", req)
     }
 
     /// `imagegate/v1/verify_attestation`.

@@ -1020,3 +1020,137 @@ fn tag_plus_digest_tags_are_read_as_written_checks_and_pins_are_on_the_digest() 
     // verify: the signed digest must be the written one, and rewrite keeps
     // the tag: digest_mismatch_deny_or_rewrite.
 }
+
+const NOTATION_CA: &str =
+    include_str!("../../../host-runner/tests/data/notation/notation-e2e/config/e2e.crt");
+
+/// One rule for `**` with a `notation` check: the inline statement, or
+/// `extra` fields (e.g. a `trustPolicy` document) instead.
+fn notation_settings(extra: Value) -> Value {
+    let mut notation = json!({"trustStores": {"ca:e2e": NOTATION_CA}});
+    let fields = match extra {
+        Value::Null => json!({"trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary"]}),
+        other => other,
+    };
+    notation
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().cloned().unwrap());
+    json!({"rules":[{"name":"notation","images":["**"],"pinDigest":true,"verify":{"anyOf":[{"notation": notation}]}}]})
+}
+
+#[test]
+fn notation_checks_send_the_statement_for_the_image_and_pin_what_verified() {
+    let host = ScriptedHost::new(|ns, op, p| {
+        assert_eq!((ns, op), ("imagegate", "v1/verify_notation"));
+        assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
+        assert_eq!(p["platforms"], "index");
+        assert_eq!(p["policy"]["name"], "inline");
+        assert_eq!(p["policy"]["level"], "strict");
+        assert_eq!(
+            p["policy"]["trusted_identities"],
+            json!(["x509.subject: C=US, ST=WA, O=Notary"])
+        );
+        assert_eq!(p["policy"]["trust_stores"][0]["certificates"], NOTATION_CA);
+        let mut answer = image_answer(
+            D1,
+            &[(
+                D1,
+                json!({"identity": null, "format": "notation-jws", "signer": "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US"}),
+            )],
+            &[D1],
+        );
+        answer["verified"][0]["path"] = "referrers-api".into();
+        Ok(answer)
+    });
+    let req = Request::pod(&["ghcr.io/corp/app:1.0"]).admission_request();
+    let policy = Policy::from_json(&notation_settings(Value::Null).to_string()).unwrap();
+    let (r, verdicts) = explain(&req, &policy, &host);
+    assert!(r.accepted, "{:?}", r.message);
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("ghcr.io/corp/app:1.0@{D1}")
+    );
+    let run = &verdicts[0].checks()[0];
+    assert_eq!(
+        (run.check(), run.result()),
+        ("notation trust policy \"inline\"", Ok(D1))
+    );
+}
+
+#[test]
+fn notation_checks_fail_when_nothing_verified_or_no_statement_verifies() {
+    let host = ScriptedHost::new(|_, _, _| Ok(image_answer(D1, &[], &[D1])));
+    let r = run(
+        notation_settings(Value::Null),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains(&format!("notation trust policy \"inline\": no verified signature for {D1}: referrers-api: no referrers API (404)")),
+        "{}",
+        msg(&r)
+    );
+    // scoped statements: none for this repository, one that skips
+    let document = json!({"trustPolicy": {"version": "1.0", "trustPolicies": [
+        {"name": "corp", "registryScopes": ["ghcr.io/corp/app"], "signatureVerification": {"level": "skip"}},
+        {"name": "other", "registryScopes": ["ghcr.io/corp/other"], "signatureVerification": {"level": "strict"},
+         "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]}]}});
+    let host = ScriptedHost::new(|_, _, _| Err("must not be asked".into()));
+    let r = run(
+        notation_settings(document.clone()),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("notation: Notation trust policy statement \"corp\" skips verification for ghcr.io/corp/app: a verify check never admits an image without verifying its signature"),
+        "{}",
+        msg(&r)
+    );
+    let r = run(
+        notation_settings(document),
+        &pod(&["ghcr.io/corp/third:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("notation: no Notation trust policy statement applies to ghcr.io/corp/third (registryScopes)"),
+        "{}",
+        msg(&r)
+    );
+    assert!(host.calls().is_empty());
+}
+
+#[test]
+fn notation_on_policy_server_fails_closed_naming_the_capability() {
+    let host = ScriptedHost::policy_server(|_, _, _| Err("unexpected".into()));
+    let r = run(
+        notation_settings(Value::Null),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("this check needs the imagegate host: capability imagegate/v1/verify_notation is unknown to this host (it answered \"unknown namespace: imagegate\"); run the policy with `imagegate serve`"),
+        "{}",
+        msg(&r)
+    );
+}
+
+#[test]
+fn notation_settings_mistakes_have_their_path() {
+    let e = Policy::from_json(
+        &notation_settings(json!({"trustedIdentities": ["x509.subject: CN=x"]})).to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "rules[0].verify.anyOf[0].notation.trustedIdentities[0]: \"x509.subject: CN=x\": the name must have C, ST (or S) and O attributes; C is missing"
+    );
+    let e = Policy::from_json(
+        &notation_settings(json!({"trustedIdentities": ["*"], "signatureVerification": {"level": "strict", "verifyTimestamps": "always"}})).to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "rules[0].verify.anyOf[0].notation.signatureVerification: unknown field `verifyTimestamps`, expected one of `level`, `override`, `verifyTimestamp`"
+    );
+}

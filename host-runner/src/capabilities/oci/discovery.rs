@@ -21,6 +21,8 @@
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
+use crate::capabilities::notation;
+
 use super::distribution::{
     Distribution, Failure, Manifest, Repo, ANY_MANIFEST, OCI_INDEX, OCI_MANIFEST,
 };
@@ -33,7 +35,6 @@ pub(crate) const MAX_PAGES: usize = 8;
 pub(crate) const MAX_LAYER: usize = 1 << 20;
 
 const BUNDLE_LAYER_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
-const NOTATION: &str = "application/vnd.cncf.notary.signature";
 const DSSE_LAYER: &str = "application/vnd.dsse.envelope.v1+json";
 const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
 
@@ -101,8 +102,9 @@ pub(crate) struct Layer {
 pub(crate) enum Found {
     /// A sigstore bundle (JSON) with its layer media type.
     Bundle { media_type: String, json: Vec<u8> },
-    /// A Notation signature (its envelope is JWS or COSE: `media_type`).
-    Notation { media_type: String },
+    /// A Notation signature: its envelope layer (JWS or COSE), fetched
+    /// only by Notation checks ([`Discovery::layer`]).
+    Notation { layer: Descriptor },
     /// cosign DSSE attestation layers.
     Dsse(Vec<Result<Layer, String>>),
     /// Not a signature: what it is instead.
@@ -114,7 +116,7 @@ impl Found {
     pub(crate) fn kind(&self) -> String {
         match self {
             Found::Bundle { media_type, .. } => format!("sigstore bundle ({media_type})"),
-            Found::Notation { media_type, .. } => format!("Notation signature ({media_type})"),
+            Found::Notation { layer } => format!("Notation signature ({})", layer.media_type),
             Found::Dsse(layers) => format!("cosign attestation layers ({})", layers.len()),
             Found::Other(what) => what.clone(),
         }
@@ -270,16 +272,13 @@ impl Discovery<'_> {
                 json,
             });
         }
-        if artifact_type == NOTATION {
-            let Some(layer) = one(&|t| t == "application/jose+json" || t == "application/cose")
-            else {
+        if artifact_type == notation::ARTIFACT_TYPE {
+            let Some(layer) = one(&|t| notation::Format::of(t).is_some()) else {
                 return Err(format!(
                     "a Notation signature needs one JWS or COSE layer, it has {layer_types:?}"
                 ));
             };
-            return Ok(Found::Notation {
-                media_type: layer.media_type,
-            });
+            return Ok(Found::Notation { layer });
         }
         if !doc.layers.is_empty() && doc.layers.iter().all(|l| l.media_type == DSSE_LAYER) {
             return Ok(Found::Dsse(self.dsse_layers(&doc.layers).await));
@@ -289,7 +288,8 @@ impl Discovery<'_> {
         )))
     }
 
-    async fn layer(&self, layer: &Descriptor) -> Result<Vec<u8>, String> {
+    /// A signature layer's bytes (size-capped, digest-checked).
+    pub(crate) async fn layer(&self, layer: &Descriptor) -> Result<Vec<u8>, String> {
         self.dist
             .blob(self.repo, &layer.digest, layer.size, MAX_LAYER)
             .await
@@ -303,6 +303,18 @@ impl Discovery<'_> {
             .await
             .map_err(|f| f.text().to_string())
     }
+}
+
+/// The descriptor of a fetched manifest: its own media type, digest and size.
+pub(crate) fn descriptor_of(manifest: &Manifest) -> Result<Descriptor, String> {
+    let doc: ManifestDoc = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| format!("manifest {}: {e}", manifest.digest))?;
+    Ok(Descriptor {
+        media_type: doc.media_type.unwrap_or_default(),
+        digest: manifest.digest.clone(),
+        size: manifest.bytes.len() as u64,
+        ..Descriptor::default()
+    })
 }
 
 /// BuildKit's attestation manifests in an index (provenance/SBOM of the
