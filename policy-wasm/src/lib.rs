@@ -96,6 +96,7 @@ pub mod host;
 pub mod pattern;
 pub mod pem;
 pub mod reference;
+pub mod requirements;
 pub mod settings;
 pub mod sources;
 pub mod wire;
