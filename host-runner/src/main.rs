@@ -38,7 +38,7 @@ enum Command {
     Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
     Pull(cli::pull::Args),
-    /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    /// Serve the policy over HTTPS: AdmissionReview at /validate (never patches) and /mutate, ImageReview at /imagereview.
     Serve(cli::serve::Args),
 }
 
