@@ -48,7 +48,8 @@ host-runner-for-tests:
 fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
-	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
+	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm IMAGEGATE_KUBE_VALIDATE=$(CURDIR)/.venv/bin/python \
+		$(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm fixtures e2e
 
@@ -63,5 +64,6 @@ size: policy.wasm
 clean:
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
+	rm -rf .venv
 
 -include mk/*.mk

@@ -105,7 +105,7 @@ pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
     }
 }
 
-fn parse_uri(uri: &str) -> Result<Reference> {
+pub(crate) fn parse_uri(uri: &str) -> Result<Reference> {
     let rest = uri
         .strip_prefix(SCHEME)
         .with_context(|| format!("{uri:?}: expected registry://host/repository:tag"))?;
@@ -113,7 +113,7 @@ fn parse_uri(uri: &str) -> Result<Reference> {
         .with_context(|| format!("{uri:?} is not a valid OCI reference"))
 }
 
-fn auth(registry: &RegistryAccess, reference: &Reference) -> Result<RegistryAuth> {
+pub(crate) fn auth(registry: &RegistryAccess, reference: &Reference) -> Result<RegistryAuth> {
     let credential = registry
         .credential_for(reference)
         .map_err(anyhow::Error::msg)?;
@@ -145,7 +145,7 @@ pub fn oci_annotations(metadata: &Metadata) -> BTreeMap<String, String> {
 
 /// `registry/repository@digest` from the manifest URL the registry returned
 /// (`.../manifests/sha256:...`).
-fn immutable_ref(reference: &Reference, manifest_url: &str) -> Result<String> {
+pub(crate) fn immutable_ref(reference: &Reference, manifest_url: &str) -> Result<String> {
     let digest = manifest_url
         .rsplit_once('/')
         .map(|(_, d)| d)
