@@ -981,3 +981,40 @@ async fn imagepolicywebhook_configuration_and_a_review_through_it() {
     let bad = imagegate(&["scaffold", "imagepolicywebhook", "--deny-ttl", "0"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--deny-ttl 0"));
 }
+
+/// The sighup path of the README: `convert` says the settings need
+/// imagegate's host; `scaffold webhook` runs them pinned, with Notary state.
+#[test]
+fn sighup_values_convert_then_scaffold() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo("fixtures/sources/sighup-4-signed/source.yaml");
+    let run = imagegate(&["convert", "--from", "sighup", source.to_str().unwrap()]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        stderr.contains("these settings need imagegate's own host: rules[0]")
+            && stderr.contains("calls notary/v1/verify")
+            && stderr.contains("imagegate serve"),
+        "{stderr}"
+    );
+    let settings = dir.path().join("settings.yaml");
+    std::fs::write(&settings, &run.stdout).unwrap();
+    let (file, objects) = scaffold_webhook(
+        dir.path(),
+        &[
+            "-s",
+            settings.to_str().unwrap(),
+            "--namespace",
+            "sighup-gate",
+        ],
+    );
+    assert_schemas(&file, &[]);
+    assert_semantics(&objects, "sighup-gate", &[], true);
+    let args =
+        strings(&one(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
+    assert!(parse_serve(&args).live.notary_cache_dir.is_some());
+}
