@@ -22,9 +22,8 @@ use base64::Engine as _;
 use clap::Parser;
 use imagegate::packaging::metadata::Metadata;
 use imagegate::serve::Server;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use serde_json::{json, Value};
+use support::certs::verifies;
 
 const KUBERNETES_VERSION: &str = "1.35";
 const IMAGE: &str = "registry.example/imagegate@sha256:4d2f3e0b5a1c7f8e9d6b3a2c1f0e9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a3f2e";
@@ -162,27 +161,6 @@ fn parse_serve(args: &[String]) -> imagegate::cli::serve::Args {
     ServeCli::try_parse_from(args.iter().map(String::as_str))
         .unwrap_or_else(|e| panic!("the Deployment's args are not serve's: {e}"))
         .serve
-}
-
-/// The API server's check of a webhook certificate: a chain to the CA
-/// bundle, valid now, for server auth, for the name it dials.
-fn verifies(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), String> {
-    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let anchor = webpki::anchor_from_trusted_cert(&ca).map_err(|e| e.to_string())?;
-    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
-    let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| e.to_string())?;
-    cert.verify_for_usage(
-        webpki::ALL_VERIFICATION_ALGS,
-        &[anchor],
-        &[],
-        UnixTime::now(),
-        webpki::KeyUsage::server_auth(),
-        None,
-        None,
-    )
-    .map_err(|e| e.to_string())?;
-    cert.verify_is_valid_for_subject_name(&ServerName::try_from(name).map_err(|e| e.to_string())?)
-        .map_err(|e| e.to_string())
 }
 
 /// What a schema cannot say about the objects of one webhook installation.

@@ -7,11 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::cli::args::RegistryArgs;
-use crate::cli::push::Output;
+use crate::cli::args::PublishArgs;
 use crate::deploy::image::{self, Inputs};
 use crate::packaging::artifact::block_on;
-use crate::registry::RegistryAccess;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -31,12 +29,8 @@ pub struct Args {
     /// time); same inputs, same digest.
     #[arg(long, default_value_t = 0)]
     pub created: i64,
-    /// Destination: registry://host[:port]/repository:tag
-    pub destination: String,
-    #[arg(short, long, value_enum, default_value = "text")]
-    pub output: Output,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub to: PublishArgs,
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
@@ -53,11 +47,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         revision: args.revision.as_deref(),
         created: args.created,
     })?;
-    let registry = RegistryAccess::new(&args.registry.config()?.with_user_docker_config())?;
-    let immutable = block_on(image::push(image, &args.destination, &registry))?;
-    match args.output {
-        Output::Text => println!("{immutable}"),
-        Output::Json => println!("{}", serde_json::json!({ "immutable_ref": immutable })),
-    }
+    let immutable = block_on(image::push(image, &args.to.destination, &args.to.access()?))?;
+    args.to.print(&immutable);
     Ok(ExitCode::SUCCESS)
 }

@@ -146,28 +146,21 @@ pub fn build(inputs: &Inputs) -> Result<Image> {
 /// Pushes `image` to `destination` (`registry://host/repository:tag`);
 /// returns the immutable reference.
 pub async fn push(image: Image, destination: &str, registry: &RegistryAccess) -> Result<String> {
-    let reference = artifact::parse_uri(destination)?;
-    if reference.digest().is_some() {
-        bail!("{destination}: push to a tag, the digest is computed by the registry");
-    }
     let layers = [ImageLayer::new(
         image.layer,
         IMAGE_LAYER_GZIP_MEDIA_TYPE.to_string(),
         None,
     )];
     let config = Config::new(image.config, IMAGE_CONFIG_MEDIA_TYPE.to_string(), None);
-    let response = registry
-        .oci_client()?
-        .push(
-            &reference,
-            &layers,
-            config,
-            &artifact::auth(registry, &reference)?,
-            Some(image.manifest),
-        )
-        .await
-        .with_context(|| format!("cannot push the image to {destination}"))?;
-    artifact::immutable_ref(&reference, &response.manifest_url)
+    artifact::push_manifest(
+        registry,
+        destination,
+        "the image",
+        &layers,
+        config,
+        image.manifest,
+    )
+    .await
 }
 
 /// `org.opencontainers.image.*`: config labels and manifest annotations.

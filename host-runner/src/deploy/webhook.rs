@@ -38,6 +38,7 @@ use super::certs::Certificates;
 use super::image;
 use super::serve_command::{ServeCommand, MAX_CONCURRENCY, MEMORY_LIMIT_MIB};
 use crate::packaging::metadata::Metadata;
+use crate::packaging::scaffold::is_dns_label;
 
 const SETTINGS_DIR: &str = "/etc/imagegate/settings";
 const SETTINGS_FILE: &str = "settings.yaml";
@@ -377,16 +378,6 @@ fn checksum(files: &BTreeMap<String, String>) -> String {
         hash.update(v);
     }
     hex::encode(hash.finalize())
-}
-
-/// RFC 1123 label: what namespaces and Service names must be.
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
 }
 
 #[cfg(test)]

@@ -60,10 +60,6 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     if metadata.protocol_version.is_none() {
         bail!("the policy metadata has no protocolVersion: annotate it with `imagegate annotate`");
     }
-    let reference = parse_uri(destination)?;
-    if reference.digest().is_some() {
-        bail!("{destination}: push to a tag, the digest is computed by the registry");
-    }
     let layers = vec![ImageLayer::new(
         module.to_vec(),
         WASM_LAYER_MEDIA_TYPE.to_string(),
@@ -73,17 +69,43 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     let mut manifest = OciImageManifest::build(&layers, &config, Some(oci_annotations(&metadata)));
     // kwctl leaves it out; the image spec says SHOULD, and strict registries want it.
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
+    push_manifest(
+        registry,
+        destination,
+        "the policy",
+        &layers,
+        config,
+        manifest,
+    )
+    .await
+}
+
+/// Pushes `layers`, `config` and `manifest` to the tag `destination`
+/// (`registry://...`); returns the immutable reference. Also used for the
+/// container image ([`crate::deploy::image`]).
+pub(crate) async fn push_manifest(
+    registry: &RegistryAccess,
+    destination: &str,
+    what: &str,
+    layers: &[ImageLayer],
+    config: Config,
+    manifest: OciImageManifest,
+) -> Result<String> {
+    let reference = parse_uri(destination)?;
+    if reference.digest().is_some() {
+        bail!("{destination}: push to a tag, the digest is computed by the registry");
+    }
     let response = registry
         .oci_client()?
         .push(
             &reference,
-            &layers,
+            layers,
             config,
             &auth(registry, &reference)?,
             Some(manifest),
         )
         .await
-        .with_context(|| format!("cannot push the policy to {destination}"))?;
+        .with_context(|| format!("cannot push {what} to {destination}"))?;
     immutable_ref(&reference, &response.manifest_url)
 }
 
@@ -105,7 +127,7 @@ pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
     }
 }
 
-pub(crate) fn parse_uri(uri: &str) -> Result<Reference> {
+fn parse_uri(uri: &str) -> Result<Reference> {
     let rest = uri
         .strip_prefix(SCHEME)
         .with_context(|| format!("{uri:?}: expected registry://host/repository:tag"))?;
@@ -113,7 +135,7 @@ pub(crate) fn parse_uri(uri: &str) -> Result<Reference> {
         .with_context(|| format!("{uri:?} is not a valid OCI reference"))
 }
 
-pub(crate) fn auth(registry: &RegistryAccess, reference: &Reference) -> Result<RegistryAuth> {
+fn auth(registry: &RegistryAccess, reference: &Reference) -> Result<RegistryAuth> {
     let credential = registry
         .credential_for(reference)
         .map_err(anyhow::Error::msg)?;
@@ -145,7 +167,7 @@ pub fn oci_annotations(metadata: &Metadata) -> BTreeMap<String, String> {
 
 /// `registry/repository@digest` from the manifest URL the registry returned
 /// (`.../manifests/sha256:...`).
-pub(crate) fn immutable_ref(reference: &Reference, manifest_url: &str) -> Result<String> {
+fn immutable_ref(reference: &Reference, manifest_url: &str) -> Result<String> {
     let digest = manifest_url
         .rsplit_once('/')
         .map(|(_, d)| d)
