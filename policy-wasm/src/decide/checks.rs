@@ -341,9 +341,10 @@ impl<'a> Calls<'a> {
 }
 
 /// policy-server's answer to a capability it does not have (`unknown
-/// namespace: notary`, `unknown operation: ...`) says what runs it instead.
+/// namespace: notary`, `unknown operation: ...`, which waPC prefixes with
+/// `Callback evaluation failure: `) says what runs it instead.
 fn not_on_this_host(namespace: &str, operation: &str, error: String) -> String {
-    if error.starts_with("unknown namespace: ") || error.starts_with("unknown operation: ") {
+    if error.contains("unknown namespace: ") || error.contains("unknown operation: ") {
         format!(
             "this host does not have the capability {namespace}/{operation} (it answered {error:?}); \
              Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"

@@ -398,12 +398,14 @@ fn notary_on_policy_server_says_it_needs_the_imagegate_host() {
 
 #[test]
 fn any_capability_policy_server_lacks_points_to_imagegate_serve() {
-    let host = ScriptedHost::new(|_, _, _| Err("unknown operation: v1/oci_manifest_config".into()));
+    let host = ScriptedHost::new(|_, _, _| {
+        Err("Callback evaluation failure: unknown operation: v1/oci_manifest_config".into())
+    });
     let s = json!({"rules":[{"name":"labelled","images":["*"],
         "imageLabels":[{"key":"io.openshift.build.source-location"}]}]});
     let r = run(s, &pod(&["nginx:1"]), &host);
     assert!(
-        msg(&r).contains("this host does not have the capability oci/v1/oci_manifest_config (it answered \"unknown operation: v1/oci_manifest_config\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        msg(&r).contains("this host does not have the capability oci/v1/oci_manifest_config (it answered \"Callback evaluation failure: unknown operation: v1/oci_manifest_config\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
         "{}",
         msg(&r)
     );
