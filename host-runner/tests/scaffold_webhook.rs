@@ -440,9 +440,28 @@ fn assert_certificates(objects: &[Value], ns: &str) -> (String, String, String) 
 }
 
 /// serve started as the Deployment starts it, with the container's files
-/// at local paths and the port at 127.0.0.1:0 (plus test-only `extra`).
+/// at local paths, each `emptyDir` a fresh directory `dir/<volume>`, and the
+/// port at 127.0.0.1:0 (plus test-only `extra`).
 fn start_like_the_deployment(objects: &[Value], dir: &Path, extra: &[&str]) -> Server {
-    let container = &one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    let pod_spec = &one(objects, "Deployment")["spec"]["template"]["spec"];
+    let container = &pod_spec["containers"][0];
+    let mut empty_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for volume in pod_spec["volumes"].as_array().unwrap() {
+        if volume.get("emptyDir").is_none() {
+            continue;
+        }
+        let name = volume["name"].as_str().unwrap();
+        let local = dir.join(name);
+        std::fs::create_dir_all(&local).unwrap();
+        for mount in container["volumeMounts"].as_array().unwrap() {
+            if mount["name"] == name {
+                empty_dirs.insert(
+                    mount["mountPath"].as_str().unwrap().to_string(),
+                    local.clone(),
+                );
+            }
+        }
+    }
     let mut files: BTreeMap<String, String> = BTreeMap::new();
     for (k, v) in named(objects, "ConfigMap", "imagegate-settings")["data"]
         .as_object()
@@ -473,6 +492,9 @@ fn start_like_the_deployment(objects: &[Value], dir: &Path, extra: &[&str]) -> S
                     .display()
                     .to_string(),
             );
+        } else if let Some(local) = iter.peek().and_then(|p| empty_dirs.get(p)) {
+            iter.next();
+            args.push(local.display().to_string());
         } else if let Some(text) = iter.peek().and_then(|p| files.get(p)) {
             let local = dir.join(
                 Path::new(iter.next().unwrap().as_str())
@@ -960,39 +982,130 @@ async fn imagepolicywebhook_configuration_and_a_review_through_it() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--deny-ttl 0"));
 }
 
-/// The sighup path of the README: `convert` says the settings need
-/// imagegate's host; `scaffold webhook` runs them pinned, with Notary state.
-#[test]
-fn sighup_values_convert_then_scaffold() {
-    let dir = tempfile::tempdir().unwrap();
-    let source = repo("fixtures/sources/sighup-4-signed/source.yaml");
-    let run = imagegate(&["convert", "--from", "sighup", source.to_str().unwrap()]);
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+/// The Notary path of the README for tmax and sighup users, against a real
+/// notary-server and registry: their objects converted (convert says the
+/// settings need imagegate's host and asks for the private Notary CA, which
+/// is added as `caCert`), scaffolded, and serve started as the Deployment
+/// runs it. The mutating webhook pins a signed tag to the digest Notary
+/// signed, the validating one admits the pinned pod, an unsigned tag is
+/// denied, and the trust-on-first-use state is on the pod's `emptyDir`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notary_path_for_tmax_and_sighup_users() {
+    if !support::registry::available() || !support::notary::available() {
+        return;
+    }
+    let registry = support::registry::Registry::start(support::registry::Variant::Plain);
+    let mut lab = support::notary::NotaryLab::start();
+    let gun = format!("{}/demo/app", registry.addr);
+    let signed = support::image::Image::single("notary signed", support::image::Format::Oci);
+    let digest = signed.push(&registry, "demo/app", "1.0").await;
+    support::image::Image::single("notary unsigned", support::image::Format::Oci)
+        .push(&registry, "demo/app", "2.0")
+        .await;
+    lab.init(&gun);
+    let jenkins = lab.add_signer(&gun, "jenkins", false, &["jenkins"]);
+    lab.sign(
+        &gun,
+        "1.0",
+        digest.trim_start_matches("sha256:"),
+        signed.top.len() as u64,
+        &["jenkins"],
     );
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(
-        stderr.contains("these settings need imagegate's own host: rules[0]")
-            && stderr.contains("calls notary/v1/verify")
-            && stderr.contains("imagegate serve"),
-        "{stderr}"
+    let sighup = format!(
+        "strict: true\nrepositories:\n- name: {}/demo/.*\n  priority: 10\n  trust:\n    enabled: true\n    trustServer: {}\n    signers:\n    - role: targets/jenkins\n      publicKey: {}\n",
+        registry.addr.replace('.', "\\."),
+        lab.url,
+        b64(&jenkins)
     );
-    let settings = dir.path().join("settings.yaml");
-    std::fs::write(&settings, &run.stdout).unwrap();
-    let (file, objects) = scaffold_webhook(
-        dir.path(),
-        &[
-            "-s",
-            settings.to_str().unwrap(),
-            "--namespace",
-            "sighup-gate",
-        ],
+    let tmax = format!(
+        "apiVersion: tmax.io/v1\nkind: ClusterRegistrySecurityPolicy\nmetadata: {{name: corp}}\nspec:\n  registries:\n  - registry: {}\n    notary: {}\n    signer: [jenkins]\n    signCheck: true\n",
+        registry.addr, lab.url
     );
-    assert_schemas(&file, &[]);
-    assert_semantics(&objects, "sighup-gate", &[], true);
-    let args =
-        strings(&one(&objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]);
-    assert!(parse_serve(&args).live.notary_cache_dir.is_some());
+    for (dialect, source) in [("sighup", sighup), ("tmax", tmax)] {
+        let dir = tempfile::tempdir().unwrap();
+        let source_file = dir.path().join(format!("{dialect}.yaml"));
+        std::fs::write(&source_file, source).unwrap();
+        let run = imagegate(&["convert", "--from", dialect, source_file.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(run.status.success(), "{dialect}: {stderr}");
+        assert!(
+            stderr.contains("these settings need imagegate's own host: rules[0]")
+                && stderr.contains("calls notary/v1/verify")
+                && stderr.contains("imagegate serve")
+                && stderr.contains("caCert"),
+            "{dialect}: {stderr}"
+        );
+        // What the note asks for: the private Notary CA on each Notary check.
+        let mut settings: Value = serde_yaml_ng::from_slice(&run.stdout).unwrap();
+        let mut notary_checks = 0;
+        for rule in settings["rules"].as_array_mut().unwrap() {
+            for checks in rule["verify"].as_object_mut().unwrap().values_mut() {
+                for check in checks.as_array_mut().unwrap() {
+                    if let Some(notary) = check.get_mut("notary") {
+                        notary["caCert"] = json!(lab.ca_pem);
+                        notary_checks += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(notary_checks, 1, "{dialect}: {settings}");
+        let settings_file = dir.path().join("settings.yaml");
+        std::fs::write(&settings_file, serde_yaml_ng::to_string(&settings).unwrap()).unwrap();
+        let ns = format!("{dialect}-gate");
+        let (file, objects) = scaffold_webhook(
+            dir.path(),
+            &["-s", settings_file.to_str().unwrap(), "--namespace", &ns],
+        );
+        assert_schemas(&file, &[]);
+        assert_semantics(&objects, &ns, &[], true);
+        let (ca, _, _) = assert_certificates(&objects, &ns);
+
+        let server = start_like_the_deployment(
+            &objects,
+            dir.path(),
+            &["--insecure-registry", &registry.addr],
+        );
+        let client = api_server_client(&ca, &format!("imagegate.{ns}.svc"), server.addr());
+        let port = server.addr().port();
+        let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
+        let validate = webhook_url(&objects, "ValidatingWebhookConfiguration", port);
+        let image = registry.image("demo/app", "1.0");
+        let review = imagegate_policy::testing::Request::pod(&[&image]).review();
+        let mutated = post(&client, &mutate, &review).await;
+        assert_eq!(mutated["response"]["allowed"], true, "{dialect}: {mutated}");
+        let patch: json_patch::Patch =
+            serde_json::from_str(&unb64(&mutated["response"]["patch"])).unwrap();
+        let mut pinned = review.clone();
+        json_patch::patch(&mut pinned["request"]["object"], &patch).unwrap();
+        assert_eq!(
+            pinned["request"]["object"]["spec"]["containers"][0]["image"],
+            format!("{image}@{digest}"),
+            "{dialect}: pinned to the digest Notary signed"
+        );
+        let validated = post(&client, &validate, &pinned).await;
+        assert_eq!(
+            validated["response"]["allowed"], true,
+            "{dialect}: {validated}"
+        );
+        let unsigned = registry.image("demo/app", "2.0");
+        let denied = post(
+            &client,
+            &mutate,
+            &imagegate_policy::testing::Request::pod(&[&unsigned]).review(),
+        )
+        .await;
+        assert_eq!(denied["response"]["allowed"], false, "{dialect}: {denied}");
+        let message = denied["response"]["status"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(&unsigned) && message.contains("notary"),
+            "{dialect}: {message}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path().join("notary"))
+                .unwrap()
+                .next()
+                .is_some(),
+            "{dialect}: the trusted Notary root is kept on the emptyDir"
+        );
+    }
 }
