@@ -535,6 +535,35 @@ fn webhook_url(objects: &[Value], kind: &str, port: u16) -> String {
     )
 }
 
+/// The API server's order for one pod: the mutating webhook admits
+/// `review` with a patch that pins its container to `pinned_image`, then the
+/// validating webhook admits the patched object without a patch. Returns
+/// the patched review.
+async fn mutate_then_validate(
+    client: &reqwest::Client,
+    objects: &[Value],
+    port: u16,
+    review: &Value,
+    pinned_image: &str,
+) -> Value {
+    let mutate = webhook_url(objects, "MutatingWebhookConfiguration", port);
+    let mutated = post(client, &mutate, review).await;
+    assert_eq!(mutated["response"]["allowed"], true, "{mutated}");
+    let patch: json_patch::Patch =
+        serde_json::from_str(&unb64(&mutated["response"]["patch"])).unwrap();
+    let mut pinned = review.clone();
+    json_patch::patch(&mut pinned["request"]["object"], &patch).unwrap();
+    assert_eq!(
+        pinned["request"]["object"]["spec"]["containers"][0]["image"],
+        pinned_image
+    );
+    let validate = webhook_url(objects, "ValidatingWebhookConfiguration", port);
+    let validated = post(client, &validate, &pinned).await;
+    assert_eq!(validated["response"]["allowed"], true, "{validated}");
+    assert!(validated["response"].get("patch").is_none(), "{validated}");
+    pinned
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_objects_pass_the_schemas_and_deny_and_admit_through_serve() {
     let dir = tempfile::tempdir().unwrap();
@@ -638,22 +667,16 @@ async fn pinning_goes_through_the_mutating_webhook_then_validates() {
     );
     assert!(message.contains(&format!("{image}@{digest}")), "{message}");
 
-    // The API server's order: the mutating webhook pins, the validating one admits the result.
-    let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
-    let mutated = post(&client, &mutate, &review).await;
-    assert_eq!(mutated["response"]["allowed"], true, "{mutated}");
-    let patch: json_patch::Patch =
-        serde_json::from_str(&unb64(&mutated["response"]["patch"])).unwrap();
-    let mut pinned = review.clone();
-    json_patch::patch(&mut pinned["request"]["object"], &patch).unwrap();
-    assert_eq!(
-        pinned["request"]["object"]["spec"]["containers"][0]["image"],
-        format!("{image}@{digest}")
-    );
-    let validated = post(&client, &validate, &pinned).await;
-    assert_eq!(validated["response"]["allowed"], true, "{validated}");
-    assert!(validated["response"].get("patch").is_none());
+    let pinned = mutate_then_validate(
+        &client,
+        &objects,
+        port,
+        &review,
+        &format!("{image}@{digest}"),
+    )
+    .await;
     // Reinvoked on the pinned object, the mutating webhook changes nothing.
+    let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
     let again = post(&client, &mutate, &pinned).await;
     assert_eq!(again["response"]["allowed"], true);
     assert!(again["response"].get("patch").is_none(), "{again}");
@@ -1067,26 +1090,18 @@ async fn notary_path_for_tmax_and_sighup_users() {
         );
         let client = api_server_client(&ca, &format!("imagegate.{ns}.svc"), server.addr());
         let port = server.addr().port();
-        let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
-        let validate = webhook_url(&objects, "ValidatingWebhookConfiguration", port);
         let image = registry.image("demo/app", "1.0");
         let review = imagegate_policy::testing::Request::pod(&[&image]).review();
-        let mutated = post(&client, &mutate, &review).await;
-        assert_eq!(mutated["response"]["allowed"], true, "{dialect}: {mutated}");
-        let patch: json_patch::Patch =
-            serde_json::from_str(&unb64(&mutated["response"]["patch"])).unwrap();
-        let mut pinned = review.clone();
-        json_patch::patch(&mut pinned["request"]["object"], &patch).unwrap();
-        assert_eq!(
-            pinned["request"]["object"]["spec"]["containers"][0]["image"],
-            format!("{image}@{digest}"),
-            "{dialect}: pinned to the digest Notary signed"
-        );
-        let validated = post(&client, &validate, &pinned).await;
-        assert_eq!(
-            validated["response"]["allowed"], true,
-            "{dialect}: {validated}"
-        );
+        // Pinned to the digest Notary signed.
+        mutate_then_validate(
+            &client,
+            &objects,
+            port,
+            &review,
+            &format!("{image}@{digest}"),
+        )
+        .await;
+        let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
         let unsigned = registry.image("demo/app", "2.0");
         let denied = post(
             &client,
