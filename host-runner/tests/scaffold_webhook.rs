@@ -439,73 +439,78 @@ fn assert_certificates(objects: &[Value], ns: &str) -> (String, String, String) 
     (bundle, cert, key)
 }
 
-/// serve started as the Deployment starts it, with the container's files
-/// at local paths, each `emptyDir` a fresh directory `dir/<volume>`, and the
-/// port at 127.0.0.1:0 (plus test-only `extra`).
-fn start_like_the_deployment(objects: &[Value], dir: &Path, extra: &[&str]) -> Server {
+/// The Deployment's serve arguments for a run here: each volume a local
+/// directory `dir/volumes/<name>` holding its ConfigMap's or Secret's files
+/// (an `emptyDir` empty), every path under a mount moved there, `--policy`
+/// the module given, the port 127.0.0.1:0, and test-only `extra` appended.
+fn deployment_args(objects: &[Value], dir: &Path, policy: &Path, extra: &[&str]) -> Vec<String> {
     let pod_spec = &one(objects, "Deployment")["spec"]["template"]["spec"];
     let container = &pod_spec["containers"][0];
-    let mut empty_dirs: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut mounts: Vec<(String, PathBuf)> = Vec::new();
     for volume in pod_spec["volumes"].as_array().unwrap() {
-        if volume.get("emptyDir").is_none() {
-            continue;
-        }
         let name = volume["name"].as_str().unwrap();
-        let local = dir.join(name);
+        let local = dir.join("volumes").join(name);
         std::fs::create_dir_all(&local).unwrap();
+        let files: Vec<(String, String)> = if let Some(cm) = volume["configMap"]["name"].as_str() {
+            named(objects, "ConfigMap", cm)["data"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+                .collect()
+        } else if let Some(secret) = volume["secret"]["secretName"].as_str() {
+            named(objects, "Secret", secret)["data"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), unb64(v)))
+                .collect()
+        } else {
+            assert!(volume.get("emptyDir").is_some(), "{volume}");
+            Vec::new()
+        };
+        for (key, text) in files {
+            std::fs::write(local.join(key), text).unwrap();
+        }
         for mount in container["volumeMounts"].as_array().unwrap() {
             if mount["name"] == name {
-                empty_dirs.insert(
+                mounts.push((
                     mount["mountPath"].as_str().unwrap().to_string(),
                     local.clone(),
-                );
+                ));
             }
         }
     }
-    let mut files: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in named(objects, "ConfigMap", "imagegate-settings")["data"]
-        .as_object()
-        .unwrap()
-    {
-        files.insert(
-            format!("/etc/imagegate/settings/{k}"),
-            v.as_str().unwrap().to_string(),
-        );
-    }
-    for (k, v) in named(objects, "Secret", "imagegate-tls")["data"]
-        .as_object()
-        .unwrap()
-    {
-        files.insert(format!("/etc/imagegate/tls/{k}"), unb64(v));
-    }
     let mut args = Vec::new();
-    let mut iter = strings(&container["args"]).into_iter().peekable();
+    let mut iter = strings(&container["args"]).into_iter();
     while let Some(arg) = iter.next() {
-        args.push(arg.clone());
         if arg == "--addr" {
             iter.next();
-            args.push("127.0.0.1:0".into());
+            args.extend([arg, "127.0.0.1:0".into()]);
         } else if arg == "--policy" {
             iter.next();
-            args.push(
-                imagegate_policy::testing::policy_wasm()
-                    .display()
-                    .to_string(),
-            );
-        } else if let Some(local) = iter.peek().and_then(|p| empty_dirs.get(p)) {
-            iter.next();
-            args.push(local.display().to_string());
-        } else if let Some(text) = iter.peek().and_then(|p| files.get(p)) {
-            let local = dir.join(
-                Path::new(iter.next().unwrap().as_str())
-                    .file_name()
-                    .unwrap(),
-            );
-            std::fs::write(&local, text).unwrap();
-            args.push(local.display().to_string());
+            args.extend([arg, policy.display().to_string()]);
+        } else if let Some((mount, local)) =
+            mounts.iter().find(|(m, _)| Path::new(&arg).starts_with(m))
+        {
+            let relative = Path::new(&arg).strip_prefix(mount).unwrap();
+            args.push(local.join(relative).display().to_string());
+        } else {
+            args.push(arg);
         }
     }
     args.extend(extra.iter().map(|s| s.to_string()));
+    args
+}
+
+/// serve started in this process as the Deployment starts it ([`deployment_args`]).
+fn start_like_the_deployment(objects: &[Value], dir: &Path, extra: &[&str]) -> Server {
+    let args = deployment_args(
+        objects,
+        dir,
+        &imagegate_policy::testing::policy_wasm(),
+        extra,
+    );
     imagegate::cli::serve::start(&parse_serve(&args)).unwrap()
 }
 
@@ -1116,7 +1121,7 @@ async fn notary_path_for_tmax_and_sighup_users() {
             "{dialect}: {message}"
         );
         assert!(
-            std::fs::read_dir(dir.path().join("notary"))
+            std::fs::read_dir(dir.path().join("volumes/notary"))
                 .unwrap()
                 .next()
                 .is_some(),
