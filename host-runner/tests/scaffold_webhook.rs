@@ -1017,6 +1017,7 @@ async fn imagepolicywebhook_configuration_and_a_review_through_it() {
 /// runs it. The mutating webhook pins a signed tag to the digest Notary
 /// signed, the validating one admits the pinned pod, an unsigned tag is
 /// denied, and the trust-on-first-use state is on the pod's `emptyDir`.
+/// Then tmax's objects read at request time (`sources: {tmax: true}`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notary_path_for_tmax_and_sighup_users() {
     if !support::registry::available() || !support::notary::available() {
@@ -1049,7 +1050,7 @@ async fn notary_path_for_tmax_and_sighup_users() {
         "apiVersion: tmax.io/v1\nkind: ClusterRegistrySecurityPolicy\nmetadata: {{name: corp}}\nspec:\n  registries:\n  - registry: {}\n    notary: {}\n    signer: [jenkins]\n    signCheck: true\n",
         registry.addr, lab.url
     );
-    for (dialect, source) in [("sighup", sighup), ("tmax", tmax)] {
+    for (dialect, source) in [("sighup", sighup), ("tmax", tmax.clone())] {
         let dir = tempfile::tempdir().unwrap();
         let source_file = dir.path().join(format!("{dialect}.yaml"));
         std::fs::write(&source_file, source).unwrap();
@@ -1127,5 +1128,127 @@ async fn notary_path_for_tmax_and_sighup_users() {
                 .is_some(),
             "{dialect}: the trusted Notary root is kept on the emptyDir"
         );
+    }
+
+    // tmax policies read at request time: the objects go into the --context snapshot, and
+    // the private Notary CA into the image's CA bundle (tmax objects carry none). serve runs
+    // as the image runs it: its own process, the annotated module, SSL_CERT_FILE.
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("policies.yaml"), &tmax).unwrap();
+    let settings_file = dir.path().join("settings.yaml");
+    std::fs::write(&settings_file, "sources: {tmax: true}\n").unwrap();
+    let (file, objects) = scaffold_webhook(
+        dir.path(),
+        &[
+            "-s",
+            settings_file.to_str().unwrap(),
+            "--namespace",
+            "registry-system",
+            "--context",
+            context.to_str().unwrap(),
+        ],
+    );
+    assert_schemas(&file, &[]);
+    assert_semantics(&objects, "registry-system", &[], true);
+    let (ca, _, _) = assert_certificates(&objects, "registry-system");
+    let annotated = dir.path().join("policy.wasm");
+    let run = imagegate(&[
+        "annotate",
+        "-m",
+        repo("metadata.yml").to_str().unwrap(),
+        "-o",
+        annotated.to_str().unwrap(),
+        imagegate_policy::testing::policy_wasm().to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bundle = dir.path().join("ca-certificates.crt");
+    std::fs::write(&bundle, &lab.ca_pem).unwrap();
+    let args = deployment_args(
+        &objects,
+        dir.path(),
+        &annotated,
+        &["--insecure-registry", &registry.addr],
+    );
+    let serve = ServeProcess::start(&args, &[("SSL_CERT_FILE", &bundle)]);
+    let client = api_server_client(&ca, "imagegate.registry-system.svc", serve.addr);
+    let port = serve.addr.port();
+    let image = registry.image("demo/app", "1.0");
+    let review = imagegate_policy::testing::Request::pod(&[&image])
+        .namespace("shop")
+        .review();
+    mutate_then_validate(
+        &client,
+        &objects,
+        port,
+        &review,
+        &format!("{image}@{digest}"),
+    )
+    .await;
+    let unsigned = registry.image("demo/app", "2.0");
+    let mutate = webhook_url(&objects, "MutatingWebhookConfiguration", port);
+    let denied = post(
+        &client,
+        &mutate,
+        &imagegate_policy::testing::Request::pod(&[&unsigned])
+            .namespace("shop")
+            .review(),
+    )
+    .await;
+    assert_eq!(denied["response"]["allowed"], false, "{denied}");
+    assert!(
+        denied["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&unsigned),
+        "{denied}"
+    );
+}
+
+/// The `imagegate` binary running `serve ARGS` with `env` added; killed on drop.
+struct ServeProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl ServeProcess {
+    fn start(args: &[String], env: &[(&str, &Path)]) -> ServeProcess {
+        use std::io::BufRead as _;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imagegate"))
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let addr = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("serve exited: {seen}");
+            }
+            seen.push_str(&line);
+            if let Some(rest) = line.split("listening on https://").nth(1) {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining: serve must never see a closed stderr.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        ServeProcess { child, addr }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
