@@ -298,6 +298,15 @@ fn assert_semantics(objects: &[Value], ns: &str, exempt: &[&str], mutating: bool
         serve.tls_key.clone().unwrap(),
     ];
     files.extend(serve.live.context.clone());
+    files.extend(
+        container["env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e["value"].as_str())
+            .filter(|v| v.starts_with('/'))
+            .map(PathBuf::from),
+    );
     files.extend(serve.live.notary_cache_dir.clone());
     for file in files {
         assert!(
@@ -439,11 +448,17 @@ fn assert_certificates(objects: &[Value], ns: &str) -> (String, String, String) 
     (bundle, cert, key)
 }
 
-/// The Deployment's serve arguments for a run here: each volume a local
-/// directory `dir/volumes/<name>` holding its ConfigMap's or Secret's files
-/// (an `emptyDir` empty), every path under a mount moved there, `--policy`
-/// the module given, the port 127.0.0.1:0, and test-only `extra` appended.
-fn deployment_args(objects: &[Value], dir: &Path, policy: &Path, extra: &[&str]) -> Vec<String> {
+/// The Deployment's serve arguments and environment for a run here: each
+/// volume a local directory `dir/volumes/<name>` holding its ConfigMap's or
+/// Secret's files (an `emptyDir` empty), every path under a mount moved
+/// there, `--policy` the module given, the port 127.0.0.1:0, and test-only
+/// `extra` appended to the arguments.
+fn deployment_args(
+    objects: &[Value],
+    dir: &Path,
+    policy: &Path,
+    extra: &[&str],
+) -> (Vec<String>, Vec<(String, String)>) {
     let pod_spec = &one(objects, "Deployment")["spec"]["template"]["spec"];
     let container = &pod_spec["containers"][0];
     let mut mounts: Vec<(String, PathBuf)> = Vec::new();
@@ -481,6 +496,25 @@ fn deployment_args(objects: &[Value], dir: &Path, policy: &Path, extra: &[&str])
             }
         }
     }
+    let local = |arg: &str| {
+        mounts
+            .iter()
+            .find(|(m, _)| Path::new(arg).starts_with(m))
+            .map(|(mount, local)| {
+                let relative = Path::new(arg).strip_prefix(mount).unwrap();
+                local.join(relative).display().to_string()
+            })
+    };
+    let env = container["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let value = e["value"].as_str().unwrap();
+            let name = e["name"].as_str().unwrap().to_string();
+            (name, local(value).unwrap_or_else(|| value.to_string()))
+        })
+        .collect();
     let mut args = Vec::new();
     let mut iter = strings(&container["args"]).into_iter();
     while let Some(arg) = iter.next() {
@@ -490,26 +524,27 @@ fn deployment_args(objects: &[Value], dir: &Path, policy: &Path, extra: &[&str])
         } else if arg == "--policy" {
             iter.next();
             args.extend([arg, policy.display().to_string()]);
-        } else if let Some((mount, local)) =
-            mounts.iter().find(|(m, _)| Path::new(&arg).starts_with(m))
-        {
-            let relative = Path::new(&arg).strip_prefix(mount).unwrap();
-            args.push(local.join(relative).display().to_string());
+        } else if let Some(local) = local(&arg) {
+            args.push(local);
         } else {
             args.push(arg);
         }
     }
     args.extend(extra.iter().map(|s| s.to_string()));
-    args
+    (args, env)
 }
 
 /// serve started in this process as the Deployment starts it ([`deployment_args`]).
 fn start_like_the_deployment(objects: &[Value], dir: &Path, extra: &[&str]) -> Server {
-    let args = deployment_args(
+    let (args, env) = deployment_args(
         objects,
         dir,
         &imagegate_policy::testing::policy_wasm(),
         extra,
+    );
+    assert!(
+        env.is_empty(),
+        "{env:?}: run serve as a process (ServeProcess)"
     );
     imagegate::cli::serve::start(&parse_serve(&args)).unwrap()
 }
@@ -1131,14 +1166,17 @@ async fn notary_path_for_tmax_and_sighup_users() {
     }
 
     // tmax policies read at request time: the objects go into the --context snapshot, and
-    // the private Notary CA into the image's CA bundle (tmax objects carry none). serve runs
-    // as the image runs it: its own process, the annotated module, SSL_CERT_FILE.
+    // the private Notary CA into the bundle replacing the image's (--ca-bundle: tmax objects
+    // carry no CA). serve runs as the image runs it: its own process, the annotated module,
+    // the Deployment's environment (SSL_CERT_FILE).
     let dir = tempfile::tempdir().unwrap();
     let context = dir.path().join("context");
     std::fs::create_dir_all(&context).unwrap();
     std::fs::write(context.join("policies.yaml"), &tmax).unwrap();
     let settings_file = dir.path().join("settings.yaml");
     std::fs::write(&settings_file, "sources: {tmax: true}\n").unwrap();
+    let bundle = dir.path().join("ca-certificates.crt");
+    std::fs::write(&bundle, &lab.ca_pem).unwrap();
     let (file, objects) = scaffold_webhook(
         dir.path(),
         &[
@@ -1148,10 +1186,16 @@ async fn notary_path_for_tmax_and_sighup_users() {
             "registry-system",
             "--context",
             context.to_str().unwrap(),
+            "--ca-bundle",
+            bundle.to_str().unwrap(),
         ],
     );
     assert_schemas(&file, &[]);
     assert_semantics(&objects, "registry-system", &[], true);
+    assert_eq!(
+        named(&objects, "ConfigMap", "imagegate-ca-bundle")["data"]["ca-certificates.crt"],
+        lab.ca_pem
+    );
     let (ca, _, _) = assert_certificates(&objects, "registry-system");
     let annotated = dir.path().join("policy.wasm");
     let run = imagegate(&[
@@ -1167,15 +1211,13 @@ async fn notary_path_for_tmax_and_sighup_users() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    let bundle = dir.path().join("ca-certificates.crt");
-    std::fs::write(&bundle, &lab.ca_pem).unwrap();
-    let args = deployment_args(
+    let (args, env) = deployment_args(
         &objects,
         dir.path(),
         &annotated,
         &["--insecure-registry", &registry.addr],
     );
-    let serve = ServeProcess::start(&args, &[("SSL_CERT_FILE", &bundle)]);
+    let serve = ServeProcess::start(&args, &env);
     let client = api_server_client(&ca, "imagegate.registry-system.svc", serve.addr);
     let port = serve.addr.port();
     let image = registry.image("demo/app", "1.0");
@@ -1217,11 +1259,11 @@ struct ServeProcess {
 }
 
 impl ServeProcess {
-    fn start(args: &[String], env: &[(&str, &Path)]) -> ServeProcess {
+    fn start(args: &[String], env: &[(String, String)]) -> ServeProcess {
         use std::io::BufRead as _;
         let mut child = Command::new(env!("CARGO_BIN_EXE_imagegate"))
             .args(args)
-            .envs(env.iter().copied())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -57,6 +57,12 @@ pub struct WebhookArgs {
     /// stored in a Secret serve reads as `--context`.
     #[arg(long, value_name = "DIR")]
     pub context: Option<PathBuf>,
+    /// CA certificates (PEM) serve trusts instead of the image's bundle, for
+    /// registries and Notary servers without their own `caCert` (e.g. a
+    /// private Notary CA under `sources: {tmax: true}`): include the public
+    /// CAs you still need. Stored in a ConfigMap, set as SSL_CERT_FILE.
+    #[arg(long, value_name = "PEM")]
+    pub ca_bundle: Option<PathBuf>,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas: u32,
     /// serve's evaluation deadline; the webhook timeout is derived from it.
@@ -111,6 +117,13 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         Some(dir) => context_files(dir)?,
         None => BTreeMap::new(),
     };
+    let ca_bundle = match &args.ca_bundle {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read CA bundle {}", path.display()))?,
+        ),
+        None => None,
+    };
     let Some(timeout) = args.timeout.0 else {
         bail!("--timeout off: the API server gives a webhook at most 30 s");
     };
@@ -120,6 +133,7 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         image: args.image.clone(),
         settings_text,
         context,
+        ca_bundle,
         replicas: args.replicas,
         timeout,
         cert_source: args.certificates,

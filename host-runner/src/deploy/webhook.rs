@@ -44,6 +44,8 @@ const SETTINGS_DIR: &str = "/etc/imagegate/settings";
 const SETTINGS_FILE: &str = "settings.yaml";
 const TLS_DIR: &str = "/etc/imagegate/tls";
 const CONTEXT_DIR: &str = "/etc/imagegate/context";
+const CA_DIR: &str = "/etc/imagegate/ca";
+const CA_FILE: &str = "ca-certificates.crt";
 const NOTARY_DIR: &str = "/var/cache/imagegate/notary";
 /// What the API server adds to serve's worst case: TLS and the round trip.
 const NETWORK_MARGIN: Duration = Duration::from_secs(2);
@@ -70,6 +72,8 @@ pub struct Options {
     pub settings_text: String,
     /// Files of Kubernetes objects for `sources`: name -> text.
     pub context: BTreeMap<String, String>,
+    /// CA certificates (PEM) replacing the image's bundle (SSL_CERT_FILE).
+    pub ca_bundle: Option<String>,
     pub replicas: u32,
     /// serve's evaluation deadline.
     pub timeout: Duration,
@@ -172,6 +176,27 @@ pub fn manifests(
             json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
                             "metadata": meta(&format!("{name}-context")), "data": data}),
         );
+    }
+    if let Some(bundle) = &options.ca_bundle {
+        if !bundle.contains("-----BEGIN CERTIFICATE-----") {
+            bail!("--ca-bundle holds no PEM certificate");
+        }
+        if bundle.len() > OBJECT_LIMIT * 3 / 4 {
+            bail!(
+                "the --ca-bundle is {} bytes; a ConfigMap holds at most 1 MiB",
+                bundle.len()
+            );
+        }
+        // The TLS roots are read at start: a new bundle rolls the pods.
+        pod_annotations.insert(
+            "imagegate.dev/ca-bundle-sha256".into(),
+            json!(checksum(&BTreeMap::from([(
+                CA_FILE.to_string(),
+                bundle.clone()
+            )]))),
+        );
+        objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": meta(&format!("{name}-ca-bundle")), "data": {CA_FILE: bundle}}));
     }
     let ca_bundle = match (options.cert_source, certificates) {
         (CertSource::Generate, Some(c)) => {
@@ -284,6 +309,13 @@ fn deployment(
         volumes.push(json!({"name": "notary", "emptyDir": {"sizeLimit": "64Mi"}}));
         mounts.push(json!({"name": "notary", "mountPath": NOTARY_DIR}));
     }
+    let mut env = vec![];
+    if options.ca_bundle.is_some() {
+        volumes
+            .push(json!({"name": "ca-bundle", "configMap": {"name": format!("{name}-ca-bundle")}}));
+        mounts.push(json!({"name": "ca-bundle", "mountPath": CA_DIR, "readOnly": true}));
+        env.push(json!({"name": "SSL_CERT_FILE", "value": format!("{CA_DIR}/{CA_FILE}")}));
+    }
     let probe = |path: &str, period: u32| {
         json!({"httpGet": {"path": path, "port": "https", "scheme": "HTTPS"},
                "periodSeconds": period, "timeoutSeconds": 2, "failureThreshold": 3})
@@ -320,6 +352,7 @@ fn deployment(
                         "image": options.image,
                         "imagePullPolicy": "IfNotPresent",
                         "args": command.args(),
+                        "env": env,
                         "ports": [{"name": "https", "containerPort": image::PORT, "protocol": "TCP"}],
                         "readinessProbe": probe("/readyz", 5),
                         "livenessProbe": probe("/healthz", 10),
@@ -398,6 +431,7 @@ mod tests {
             image: "registry.example/imagegate@sha256:0".into(),
             settings_text: settings.into(),
             context: BTreeMap::new(),
+            ca_bundle: None,
             replicas: 2,
             timeout: Duration::from_secs(2),
             cert_source: CertSource::CertManager,
@@ -445,6 +479,33 @@ mod tests {
             "gate/imagegate-serving"
         );
         assert!(mwc["webhooks"][0]["clientConfig"].get("caBundle").is_none());
+    }
+
+    #[test]
+    fn a_ca_bundle_becomes_ssl_cert_file() {
+        let m = metadata();
+        let mut o = options("{}");
+        o.ca_bundle = Some("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into());
+        let objects = manifests(&m, &o, None).unwrap();
+        let bundle = objects
+            .iter()
+            .find(|o| o["metadata"]["name"] == "imagegate-ca-bundle")
+            .unwrap();
+        assert_eq!(bundle["data"][CA_FILE], o.ca_bundle.unwrap());
+        let pod = &objects.iter().find(|o| o["kind"] == "Deployment").unwrap()["spec"]["template"];
+        let container = &pod["spec"]["containers"][0];
+        assert_eq!(
+            container["env"],
+            json!([{"name": "SSL_CERT_FILE", "value": "/etc/imagegate/ca/ca-certificates.crt"}])
+        );
+        assert!(pod["metadata"]["annotations"]["imagegate.dev/ca-bundle-sha256"].is_string());
+        let mut o = options("{}");
+        o.ca_bundle = Some("not a certificate".into());
+        let err = manifests(&m, &o, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--ca-bundle holds no PEM certificate"),
+            "{err}"
+        );
     }
 
     #[test]
