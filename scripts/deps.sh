@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing imagegate needs, idempotently:
-# the wasm32-wasip1 Rust target and, for the end-to-end tests, Debian's
-# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI),
-# binaryen (wasm-opt, only to report the optimized module size) and a
-# project-local Python venv (.venv) with kubernetes-validate, which checks the
-# scaffolded Kubernetes objects against the API schemas.
+# the wasm32-wasip1 Rust target and Debian's binaryen (wasm-opt, which
+# shrinks the built module) and, for the end-to-end tests, Debian's
+# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI)
+# and a project-local Python venv (.venv) with kubernetes-validate, which
+# checks the scaffolded Kubernetes objects against the API schemas.
 set -euo pipefail
 what="${1:-all}"   # all | build | playground | image
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,6 +25,7 @@ apt_install() {
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
 fi
+apt_install binaryen
 [ "$what" = build ] && exit 0
 
 # The browser playground (`make playground`, `make playground-test`): the
@@ -63,7 +64,7 @@ if [ "$what" = image ]; then
   exit 0
 fi
 
-apt_install docker-registry notary binaryen python3-venv
+apt_install docker-registry notary python3-venv
 venv="$root/.venv"
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
   python3 -m venv "$venv"
