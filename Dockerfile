@@ -7,18 +7,14 @@
 #   docker build -t registry.example/imagegate:v0.1.0 .
 #
 # The builder stage needs the internet (rust image, Debian packages, crates).
+# It runs the Makefile's own targets: the module (wasm-opt included), the
+# annotated module and the static binary, as `make image` builds them.
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends musl-tools ca-certificates \
-    && rustup target add x86_64-unknown-linux-musl wasm32-wasip1
 WORKDIR /src
 COPY . .
-RUN cargo build --locked -p imagegate-policy --target wasm32-wasip1 --profile wasm \
-    && cargo build --locked -p imagegate \
-    && target/debug/imagegate annotate -m metadata.yml -u README.md \
-         -o /annotated-policy.wasm target/wasm32-wasip1/wasm/imagegate_policy.wasm \
-    && cargo rustc --locked --release -p imagegate --bin imagegate \
-         --target x86_64-unknown-linux-musl -- -C strip=symbols \
+RUN make annotate static-binary \
     && cp target/x86_64-unknown-linux-musl/release/imagegate /imagegate \
+    && cp annotated-policy.wasm /annotated-policy.wasm \
     && printf 'nonroot:x:65532:65532:nonroot:/nonexistent:/sbin/nologin\n' > /passwd \
     && printf 'nonroot:x:65532:\n' > /group
 
