@@ -322,7 +322,7 @@ fn deployment(
     };
     // Guest memory bound plus the host (wasmtime, caches, TLS).
     let memory_limit = MAX_CONCURRENCY * MEMORY_LIMIT_MIB + 256;
-    json!({
+    let mut deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": {"name": name, "namespace": options.namespace, "labels": labels},
@@ -352,7 +352,6 @@ fn deployment(
                         "image": options.image,
                         "imagePullPolicy": "IfNotPresent",
                         "args": command.args(),
-                        "env": env,
                         "ports": [{"name": "https", "containerPort": image::PORT, "protocol": "TCP"}],
                         "readinessProbe": probe("/readyz", 5),
                         "livenessProbe": probe("/healthz", 10),
@@ -372,7 +371,11 @@ fn deployment(
                 },
             },
         },
-    })
+    });
+    if !env.is_empty() {
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"] = json!(env);
+    }
+    deployment
 }
 
 /// A self-signed CA issuer and the serving Certificate signed by it
