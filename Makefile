@@ -53,7 +53,8 @@ host-runner-for-tests:
 fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
-	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
+	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm IMAGEGATE_KUBE_VALIDATE=$(CURDIR)/.venv/bin/python \
+		$(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm size fixtures e2e
 
@@ -70,5 +71,6 @@ size: policy.wasm
 clean:
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
+	rm -rf .venv
 
 -include mk/*.mk

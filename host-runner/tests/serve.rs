@@ -257,7 +257,7 @@ async fn mutation_is_a_base64_json_patch() {
     let server = tls.start(&["--settings-path", &settings, "--replay", &session]);
     let (_, review) = post(
         &tls.client(),
-        format!("{}/validate", server.url()),
+        format!("{}/mutate", server.url()),
         &pod_review("uid-pin", &["ghcr.io/corp/app:1.0"], json!({})),
     )
     .await;

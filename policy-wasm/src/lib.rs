@@ -99,6 +99,7 @@ pub mod notation;
 pub mod pattern;
 pub mod pem;
 pub mod reference;
+pub mod requirements;
 pub mod settings;
 pub mod sources;
 pub mod wire;

@@ -102,7 +102,7 @@ pub fn start(args: &Args) -> anyhow::Result<Server> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let server = start(args)?;
     eprintln!(
-        "imagegate serve: listening on {} (POST /validate, /imagereview; GET /readyz, /healthz, /metrics)",
+        "imagegate serve: listening on {} (POST /validate, /mutate, /imagereview; GET /readyz, /healthz, /metrics)",
         server.url()
     );
     server.wait();

@@ -132,3 +132,27 @@ pub fn write_tls_files(dir: &Path) -> TlsFiles {
     std::fs::write(&files.key, server.key.serialize_pem()).expect("write key");
     files
 }
+
+/// The API server's check of a webhook certificate: a chain to the CA
+/// bundle, valid now, for server auth, for the name it dials.
+pub fn verifies(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let anchor = webpki::anchor_from_trusted_cert(&ca).map_err(|e| e.to_string())?;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| e.to_string())?;
+    cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+    cert.verify_is_valid_for_subject_name(&name)
+        .map_err(|e| e.to_string())
+}

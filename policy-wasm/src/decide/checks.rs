@@ -234,13 +234,7 @@ fn run_check(
                     .map(|r| r.digest.clone())
                     .map_err(Clone::clone),
             });
-            let resp = result.map_err(|e| {
-                if e.contains("unknown namespace: notary") {
-                    format!("{by}: this host has no Notary capability (Kubewarden's policy-server answers {e:?}); Notary checks need the imagegate host")
-                } else {
-                    format!("{by}: {e}")
-                }
-            })?;
+            let resp = result.map_err(|e| format!("{by}: {e}"))?;
             Ok(Signed {
                 digest: resp.digest,
                 by: format!("notary signer {}", resp.signer),
@@ -537,7 +531,8 @@ impl<'a> Calls<'a> {
                 self.memo.borrow_mut().insert(key, answer.clone());
                 answer
             }
-        }?;
+        }
+        .map_err(|e| not_on_this_host(namespace, operation, e))?;
         serde_json::from_slice(&answer).map_err(|e| {
             format!("malformed answer from host capability {namespace}/{operation}: {e}")
         })
@@ -602,6 +597,20 @@ impl<'a> Calls<'a> {
     fn manifest_digest(&self, image: &str) -> Result<String, String> {
         let resp: ManifestDigestResponse = self.call("oci", "v1/manifest_digest", &image)?;
         host_digest(resp.digest)
+    }
+}
+
+/// policy-server's answer to a capability it does not have (`unknown
+/// namespace: notary`, `unknown operation: ...`, which waPC prefixes with
+/// `Callback evaluation failure: `) says what runs it instead.
+fn not_on_this_host(namespace: &str, operation: &str, error: String) -> String {
+    if error.contains("unknown namespace: ") || error.contains("unknown operation: ") {
+        format!(
+            "this host does not have the capability {namespace}/{operation} (it answered {error:?}); \
+             Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"
+        )
+    } else {
+        error
     }
 }
 

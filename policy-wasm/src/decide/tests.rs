@@ -390,10 +390,34 @@ fn notary_on_policy_server_says_it_needs_the_imagegate_host() {
         &host,
     );
     assert!(
-        msg(&r).contains("Notary checks need the imagegate host"),
+        msg(&r).contains(
+            r#"notary https://127.0.0.1:4443 (targets/jenkins): this host does not have the capability notary/v1/verify (it answered "unknown namespace: notary"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"#
+        ),
         "{}",
         msg(&r)
     );
+}
+
+#[test]
+fn any_capability_policy_server_lacks_points_to_imagegate_serve() {
+    let host = ScriptedHost::new(|_, _, _| {
+        Err("Callback evaluation failure: unknown operation: v1/oci_manifest_config".into())
+    });
+    let s = json!({"rules":[{"name":"labelled","images":["*"],
+        "imageLabels":[{"key":"io.openshift.build.source-location"}]}]});
+    let r = run(s, &pod(&["nginx:1"]), &host);
+    assert!(
+        msg(&r).contains("this host does not have the capability oci/v1/oci_manifest_config (it answered \"Callback evaluation failure: unknown operation: v1/oci_manifest_config\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        "{}",
+        msg(&r)
+    );
+    let host = ScriptedHost::new(|_, _, _| Err("connection refused".into()));
+    let r = run(
+        notary_settings("deny"),
+        &pod(&["127.0.0.1:5000/demo/alpine:1.0"]),
+        &host,
+    );
+    assert!(msg(&r).ends_with("connection refused"), "{}", msg(&r));
 }
 
 #[test]
