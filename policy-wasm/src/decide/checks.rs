@@ -8,11 +8,11 @@ use crate::host::Host;
 use crate::reference;
 use crate::settings::{Check, Verify};
 use crate::wire::{
-    KeylessInfo, KeylessPrefixInfo, ManifestConfigResponse, ManifestDigestResponse,
+    CheckReport, KeylessInfo, KeylessPrefixInfo, ManifestConfigResponse, ManifestDigestResponse,
     NotaryVerifyRequest, NotaryVerifyResponse, SigstoreVerifyRequest, VerifyResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, Serializer};
 use std::cell::RefCell;
 use std::collections::HashMap;
 
@@ -38,18 +38,21 @@ impl CheckRun {
             Err(e) => Err(e),
         }
     }
+
+    /// The wire form of this run.
+    pub fn report(&self) -> CheckReport {
+        CheckReport {
+            check: self.check.clone(),
+            digest: self.result.as_ref().ok().cloned(),
+            error: self.result.as_ref().err().cloned(),
+        }
+    }
 }
 
 /// `{"check": ..., "digest": ...}` or `{"check": ..., "error": ...}`.
 impl Serialize for CheckRun {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("CheckRun", 2)?;
-        out.serialize_field("check", &self.check)?;
-        match &self.result {
-            Ok(digest) => out.serialize_field("digest", digest)?,
-            Err(e) => out.serialize_field("error", e)?,
-        }
-        out.end()
+        self.report().serialize(s)
     }
 }
 
