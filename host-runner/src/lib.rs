@@ -23,6 +23,10 @@ pub mod capabilities;
 /// `registry://` policies, push and pull.
 pub mod registry;
 
+/// Where a value is in a YAML text (line and column by path), for messages
+/// and SARIF.
+pub mod positions;
+
 /// Packaging for Kubewarden: metadata, annotate, Artifact Hub files, the
 /// scaffolded policy resource, and the policy's OCI artifact.
 pub mod packaging;

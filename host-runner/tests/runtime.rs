@@ -45,7 +45,7 @@ fn forward(
 }
 
 fn request() -> admission::AdmissionRequest {
-    admission::parse_request(&guest::pod_review()).unwrap()
+    admission::parse_request(&guest::pod_review(), &admission::Requester::default()).unwrap()
 }
 
 fn failure(text: &str) -> Result<String, CallError> {

@@ -18,7 +18,7 @@ use crate::capabilities::oci::OciConfig;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList};
 use crate::packaging::{artifact, metadata};
 use crate::registry::{ImageCredential, RegistryConfig};
-use crate::runtime::admission::{self, AdmissionRequest};
+use crate::runtime::admission::{self, AdmissionRequest, Requester};
 use crate::runtime::session::{Record, Replay};
 use crate::runtime::{Policy, RuntimeConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT};
 
@@ -212,6 +212,37 @@ impl LiveArgs {
     }
 }
 
+/// Who sends the CREATE made from a bare object (`run`, `check`).
+#[derive(Args, Debug, Clone, Default)]
+pub struct RequesterArgs {
+    /// Namespace of objects whose metadata names none.
+    #[arg(long, default_value = "default", value_name = "NAMESPACE")]
+    pub namespace: String,
+
+    /// The requester's user name (break-glass messages name it).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+
+    /// The requester's groups (`breakGlass.groups`); repeatable or comma
+    /// separated. Default: system:authenticated.
+    #[arg(long = "group", value_delimiter = ',', value_name = "GROUP")]
+    pub groups: Vec<String>,
+}
+
+impl RequesterArgs {
+    pub fn requester(&self) -> Requester {
+        let mut requester = Requester {
+            namespace: self.namespace.clone(),
+            ..Requester::default()
+        };
+        requester.user.username = self.user.clone();
+        if !self.groups.is_empty() {
+            requester.user.groups = self.groups.clone();
+        }
+        requester
+    }
+}
+
 /// Inputs of one evaluation: `run` and `bench`.
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
@@ -223,9 +254,13 @@ pub struct EvalArgs {
     #[arg(long = "policy", value_name = "POLICY", conflicts_with = "policy_path")]
     pub policy: Option<PathBuf>,
 
-    /// AdmissionRequest or AdmissionReview (JSON or YAML); `-` = stdin.
+    /// AdmissionRequest, AdmissionReview or a bare object (Pod, Deployment...,
+    /// evaluated as its CREATE), JSON or YAML; `-` = stdin.
     #[arg(short = 'r', long, alias = "request")]
     pub request_path: PathBuf,
+
+    #[command(flatten)]
+    pub requester: RequesterArgs,
 
     /// Settings file (YAML or JSON; a map or null).
     #[arg(
@@ -306,7 +341,7 @@ impl EvalArgs {
     pub fn load(&self) -> anyhow::Result<Evaluation> {
         let policy_file = self.policy_file()?;
         let wasm = artifact::read_module(policy_file, &self.live.registry.config()?)?;
-        let request = admission::read_request(&self.request_path)?;
+        let request = admission::read_request(&self.request_path, &self.requester.requester())?;
         let settings = self.settings()?;
         let capabilities = self
             .policy_args

@@ -140,7 +140,7 @@ pub fn run_fixture(
     .context("invalid expect.yaml")?;
     let request_path = first_existing(dir, &["request.json", "request.yaml"])
         .context("no request.json or request.yaml")?;
-    let request = admission::read_request(&request_path)?;
+    let request = admission::read_request(&request_path, &admission::Requester::default())?;
     let settings = match first_existing(dir, &["settings.yaml", "settings.json"]) {
         Some(p) => admission::read_settings(&p)?,
         None => Map::new(),
