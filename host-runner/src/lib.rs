@@ -19,6 +19,10 @@ pub mod runtime;
 /// Kubernetes and crypto.
 pub mod capabilities;
 
+/// `imagegate check`: manifests evaluated as the CREATEs the API server
+/// would send, per-image results in text, JSON, JUnit and SARIF.
+pub mod check;
+
 /// How the host reaches OCI registries: one configuration for capabilities,
 /// `registry://` policies, push and pull.
 pub mod registry;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Evaluate one admission request and print the AdmissionResponse (like `kwctl run`).
     Run(cli::run::Args),
+    /// Would these manifests be admitted? Every image of every object, for CI (exit 1 on a denial).
+    Check(cli::check::Args),
     /// Run every fixture under a directory and check its expectations.
     Test(cli::test::Args),
     /// Measure validate latency with fresh and reused instances.
@@ -45,6 +47,7 @@ enum Command {
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => cli::run::run(&args),
+        Command::Check(args) => cli::check::run(&args),
         Command::Test(args) => cli::test::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
         Command::Convert(args) => cli::convert::run(&args),

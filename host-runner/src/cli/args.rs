@@ -146,6 +146,12 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// The policy module at `path`: a file, or `registry://...` pulled with
+    /// these flags.
+    pub fn read_module(&self, path: &Path) -> anyhow::Result<Vec<u8>> {
+        artifact::read_module(path, &self.config()?)
+    }
+
     /// The configuration these flags describe (reads the credentials file).
     pub fn config(&self) -> anyhow::Result<RegistryConfig> {
         let credentials = match &self.registry_credentials {
@@ -194,6 +200,11 @@ pub struct LiveArgs {
 }
 
 impl LiveArgs {
+    /// [`LiveArgs::live`], as a capability backend.
+    pub fn backend(&self) -> anyhow::Result<Box<dyn Backend>> {
+        Ok(Box::new(self.live()?))
+    }
+
     /// The live backend these flags describe; every file they name is read
     /// now, so a bad one is an error at start-up.
     pub fn live(&self) -> anyhow::Result<Live> {
@@ -328,10 +339,8 @@ impl EvalArgs {
             ) {
                 (Some(_), Some(_)) => bail!("--record and --replay cannot be used together"),
                 (Some(replay), None) => Box::new(Replay::from_file(replay)?),
-                (None, Some(record)) => {
-                    Box::new(Record::new(Box::new(self.live.live()?), record.clone()))
-                }
-                (None, None) => Box::new(self.live.live()?),
+                (None, Some(record)) => Box::new(Record::new(self.live.backend()?, record.clone())),
+                (None, None) => self.live.backend()?,
             },
         )
     }
@@ -340,7 +349,7 @@ impl EvalArgs {
     /// settings, and builds the capabilities and the compiled policy.
     pub fn load(&self) -> anyhow::Result<Evaluation> {
         let policy_file = self.policy_file()?;
-        let wasm = artifact::read_module(policy_file, &self.live.registry.config()?)?;
+        let wasm = self.live.registry.read_module(policy_file)?;
         let request = admission::read_request(&self.request_path, &self.requester.requester())?;
         let settings = self.settings()?;
         let capabilities = self

@@ -6,6 +6,7 @@ pub mod annotate;
 pub mod args;
 pub mod artifacthub;
 pub mod bench;
+pub mod check;
 pub mod convert;
 pub mod inspect;
 pub mod pull;

@@ -165,6 +165,10 @@ impl AdmissionResponse {
 /// `kind`: a Pod, a Deployment..., wrapped as the CREATE the API server would
 /// send, see [`create_request`]) from JSON or YAML text.
 pub fn parse_request(text: &str, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
+    let documents = serde_yaml_ng::Deserializer::from_str(text).count();
+    if documents > 1 {
+        bail!("{documents} YAML documents: one request or object is evaluated at a time (`imagegate check` evaluates many)");
+    }
     let value: Value = serde_yaml_ng::from_str(text).context("request is neither JSON nor YAML")?;
     let value = match value.get("kind").and_then(Value::as_str) {
         Some("AdmissionReview") => value
@@ -301,6 +305,43 @@ pub fn read_settings(path: &Path) -> anyhow::Result<Map<String, Value>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read settings {}", path.display()))?;
     parse_settings(&text).with_context(|| format!("in settings {}", path.display()))
+}
+
+/// The module's settings errors (one per line, `PATH: TEXT`, the path as
+/// `rules[2].images[0]`) with where each is in the settings file `path`:
+/// `settings.yaml:12:7: rules[2].images[0]: ...`. An error whose path is not
+/// in the file (a missing field) points at the nearest node that is; an
+/// unknown field at its key. Lines without a path, or a file that is not
+/// YAML, are left as they are.
+pub fn locate_settings_errors(path: &Path, message: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(document) = crate::positions::index(&text)
+        .ok()
+        .and_then(|docs| docs.into_iter().next())
+    else {
+        return message.to_string();
+    };
+    let file = path.display();
+    message
+        .lines()
+        .map(|line| {
+            // `PATH: TEXT`, PATH without spaces; no path: a top-level error.
+            let (settings_path, text) = match line.split_once(": ") {
+                Some((p, t)) if !p.is_empty() && !p.contains([' ', '`']) => (p, t),
+                _ => ("", line),
+            };
+            let mut steps = crate::positions::settings_path_steps(settings_path);
+            if let Some(field) = text
+                .strip_prefix("unknown field `")
+                .and_then(|t| t.split_once('`'))
+            {
+                steps.push(field.0.to_string());
+            }
+            let (at, _) = document.locate(&steps);
+            format!("{file}:{}:{}: {line}", at.line, at.column)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `validate_settings`, with policy-evaluator's error handling.
@@ -581,6 +622,36 @@ mod tests {
             "missing field `version`"
         );
         assert!(request_from_value(json!("x")).is_err());
+    }
+
+    #[test]
+    fn settings_errors_say_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("settings.yaml");
+        std::fs::write(
+            &file,
+            "# comment\nrules:\n- name: a\n  images: [x/y]\n- name: b\n  images:\n  - ok/x\n  - https://ghcr.io/corp/**\n  tagz: {}\n",
+        )
+        .unwrap();
+        let f = file.display();
+        let located = locate_settings_errors(
+            &file,
+            "rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
+             rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
+             rules[0].verify: missing\n\
+             settings must be a JSON object",
+        );
+        assert_eq!(
+            located,
+            format!(
+                "{f}:8:5: rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
+                 {f}:9:9: rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
+                 {f}:3:3: rules[0].verify: missing\n\
+                 {f}:2:1: settings must be a JSON object"
+            )
+        );
+        std::fs::write(&file, "a: [\n").unwrap();
+        assert_eq!(locate_settings_errors(&file, "x: y"), "x: y");
     }
 
     #[test]
