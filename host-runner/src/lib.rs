@@ -6,6 +6,12 @@
 //! [`runtime`] (the wasmtime waPC host) with its [`capabilities`], which use
 //! [`registry`] to reach registries; [`packaging`] and [`serve`] sit beside
 //! them and are driven by their verbs.
+//!
+//! Cargo features, at module boundaries only: `live` (the live host
+//! capabilities, [`registry`] access, `registry://` policies, push and pull)
+//! and `serve` ([`serve`]), both default. Without them (`make demo`) the
+//! host runs, checks, tests and packages policies with recorded or no
+//! capabilities.
 
 /// The verbs, one file each, and the flags they share.
 pub mod cli;
@@ -24,7 +30,8 @@ pub mod capabilities;
 pub mod check;
 
 /// How the host reaches OCI registries: one configuration for capabilities,
-/// `registry://` policies, push and pull.
+/// `registry://` policies, push and pull (cargo feature `live`).
+#[cfg(feature = "live")]
 pub mod registry;
 
 /// Where a value is in a YAML text (line and column by path), for messages
@@ -35,5 +42,7 @@ pub mod positions;
 /// scaffolded policy resource, and the policy's OCI artifact.
 pub mod packaging;
 
-/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics.
+/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics
+/// (cargo feature `serve`).
+#[cfg(feature = "serve")]
 pub mod serve;

@@ -37,10 +37,13 @@ enum Command {
     /// Write the ClusterAdmissionPolicy that installs the policy.
     Scaffold(cli::scaffold::Args),
     /// Publish the annotated module to an OCI registry (like `kwctl push`).
+    #[cfg(feature = "live")]
     Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
+    #[cfg(feature = "live")]
     Pull(cli::pull::Args),
     /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    #[cfg(feature = "serve")]
     Serve(cli::serve::Args),
 }
 
@@ -55,8 +58,11 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Artifacthub(args) => cli::artifacthub::run(&args),
         Command::Scaffold(args) => cli::scaffold::run(&args),
+        #[cfg(feature = "live")]
         Command::Push(args) => cli::push::run(&args),
+        #[cfg(feature = "live")]
         Command::Pull(args) => cli::pull::run(&args),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => cli::serve::run(&args),
     };
     result.unwrap_or_else(|e| {

@@ -16,11 +16,15 @@
 //! own when it is more than a call).
 
 pub mod cache;
+#[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
 pub mod kubernetes;
+#[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
 pub mod notary;
+#[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
 

@@ -13,8 +13,6 @@ use imagegate_policy::wire::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::crypto::CertificateTrustRequest;
-
 /// A request a policy makes to its host.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[allow(clippy::upper_case_acronyms)]
@@ -156,6 +154,34 @@ pub(crate) fn sigstore_variant(
 ) -> Result<SigstoreVerifyRequest, String> {
     fields.insert("type".to_string(), Value::String(variant.to_string()));
     serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())
+}
+
+// `crypto/v1/is_certificate_trusted`, a host-only request like `kubernetes/can_i`
+// (answered by `crypto`).
+
+/// How `data` is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CertificateEncoding {
+    Pem,
+    Der,
+}
+
+/// A certificate: bytes of PEM text or raw DER (a JSON array of numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Certificate {
+    pub encoding: CertificateEncoding,
+    pub data: Vec<u8>,
+}
+
+/// Request: `{"cert": {...}, "cert_chain": [...] | null, "not_after": "RFC 3339" | null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificateTrustRequest {
+    pub cert: Certificate,
+    #[serde(default)]
+    pub cert_chain: Option<Vec<Certificate>>,
+    /// The time to check validity at; `None` or `""` = now.
+    #[serde(default)]
+    pub not_after: Option<String>,
 }
 
 #[cfg(test)]

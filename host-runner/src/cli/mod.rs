@@ -9,9 +9,12 @@ pub mod bench;
 pub mod check;
 pub mod convert;
 pub mod inspect;
+#[cfg(feature = "live")]
 pub mod pull;
+#[cfg(feature = "live")]
 pub mod push;
 pub mod run;
 pub mod scaffold;
+#[cfg(feature = "serve")]
 pub mod serve;
 pub mod test;
