@@ -351,7 +351,10 @@ pub struct ManifestConfigResponse {
 }
 
 /// imagegate's own capability: binding "kubewarden", namespace "notary",
-/// operation "v1/verify". Only the imagegate host answers it.
+/// operation "v1/signed_digest". Only the imagegate host answers it. Not
+/// `v1/verify`: `kwctl annotate` finds a module's host capabilities by the
+/// operation strings in its data, and would take `v1/verify` beside `oci`
+/// for `oci/v1/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotaryVerifyRequest {
     /// The normalized image; its tag is looked up in the trust data.
@@ -376,7 +379,7 @@ pub struct NotarySigner {
     pub public_key: Option<String>,
 }
 
-/// Response of `notary/v1/verify`.
+/// Response of `notary/v1/signed_digest`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NotaryVerifyResponse {
     /// Whether the tag is signed by one of the signers.

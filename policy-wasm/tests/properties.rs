@@ -451,7 +451,7 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
         };
         let is_verification = matches!(
             (namespace, operation),
-            ("oci", "v2/verify") | ("notary", "v1/verify")
+            ("oci", "v2/verify") | ("notary", "v1/signed_digest")
         );
         let image = request["image"].as_str().filter(|_| is_verification);
         let vouched = match &answer {

@@ -36,7 +36,7 @@ pub enum Request {
     KubernetesCanI(CanIRequest),
     /// `crypto/v1/is_certificate_trusted`
     CryptoIsCertificateTrusted(CertificateTrustRequest),
-    /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
+    /// `notary/v1/signed_digest`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
 }
 
@@ -116,7 +116,7 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         }
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
-        ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
+        ("notary", "v1/signed_digest") => Request::NotaryVerify(json(payload)?),
         ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
             return Err(format!("unknown operation: {operation}"))
         }

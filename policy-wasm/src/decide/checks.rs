@@ -316,9 +316,9 @@ impl<'a> Calls<'a> {
         host_digest(resp.digest)
     }
 
-    /// `notary/v1/verify`: a trusted answer with a well-formed digest.
+    /// `notary/v1/signed_digest`: a trusted answer with a well-formed digest.
     fn notary(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, String> {
-        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/verify", req)?;
+        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/signed_digest", req)?;
         if !resp.is_trusted {
             return Err("the host answered is_trusted: false".to_string());
         }

@@ -336,7 +336,7 @@ fn notary_settings(mismatch: &str) -> Value {
 fn notary_tag_moved_after_signing() {
     let host = || {
         ScriptedHost::new(|ns, op, p| match (ns, op) {
-            ("notary", "v1/verify") => {
+            ("notary", "v1/signed_digest") => {
                 assert_eq!(
                     p["signers"],
                     json!([{"role":"targets/jenkins","public_key":null}])
