@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner host-runner-demo host-runner-for-tests
+.PHONY: all demo install test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner host-runner-demo host-runner-for-tests
 all: policy.wasm
 
 deps:
@@ -39,6 +39,10 @@ demo: policy.wasm host-runner-demo
 	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json
 	@echo "--- decision:"
 	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
+
+# The CLI on PATH (~/.cargo/bin), every feature.
+install:
+	$(CARGO) install --locked --path host-runner
 
 fmt:
 	$(CARGO) fmt --all -- --check

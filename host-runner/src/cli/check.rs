@@ -10,7 +10,7 @@ use anyhow::Context as _;
 
 use crate::capabilities::Backend;
 use crate::check::{self, manifests, output, OfflineChecks};
-use crate::cli::args::{LiveArgs, PolicyArgs, RequesterArgs};
+use crate::cli::args::{LiveArgs, PolicyArgs, RequesterArgs, SettingsArgs};
 use crate::runtime::admission;
 use crate::runtime::session::Replay;
 use crate::runtime::Policy;
@@ -27,18 +27,8 @@ pub struct Args {
     #[arg(long, default_value = "policy.wasm")]
     pub policy: PathBuf,
 
-    /// Settings file (YAML or JSON).
-    #[arg(
-        short = 's',
-        long,
-        alias = "settings",
-        conflicts_with = "settings_json"
-    )]
-    pub settings_path: Option<PathBuf>,
-
-    /// Settings as inline JSON.
-    #[arg(long)]
-    pub settings_json: Option<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 
     /// text (default on a terminal), json (default otherwise), junit or sarif.
     #[arg(short, long, value_enum)]
@@ -79,11 +69,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
 
 fn checked(args: &Args) -> anyhow::Result<ExitCode> {
     let wasm = args.live.registry.read_module(&args.policy)?;
-    let settings = match (&args.settings_path, &args.settings_json) {
-        (Some(path), _) => admission::read_settings(path)?,
-        (None, Some(json)) => admission::parse_settings(json).context("in --settings-json")?,
-        (None, None) => Default::default(),
-    };
+    let settings = args.settings.read()?;
     let (manifests, skipped) = manifests::read(&args.paths)?;
     let backend: Box<dyn Backend> = match (&args.replay_host_capabilities_interactions, args.online)
     {
@@ -100,11 +86,9 @@ fn checked(args: &Args) -> anyhow::Result<ExitCode> {
     .with_context(|| format!("cannot load policy module {}", args.policy.display()))?;
     let validity = admission::validate_settings(&mut &policy, &settings);
     if !validity.valid {
-        let message = validity.message.unwrap_or_default();
-        let message = match &args.settings_path {
-            Some(path) => admission::locate_settings_errors(path, &message),
-            None => message,
-        };
+        let message = args
+            .settings
+            .locate_errors(&validity.message.unwrap_or_default());
         eprintln!("imagegate check: the settings are not valid:\n{message}");
         return Ok(ExitCode::from(ERROR));
     }

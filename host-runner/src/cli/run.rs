@@ -39,11 +39,10 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let settings = admission::validate_settings(&mut &eval.policy, &eval.settings);
     if !settings.valid {
         eval.capabilities.finish()?;
-        let message = settings.message.unwrap_or_default();
-        let message = match &args.eval.settings_path {
-            Some(path) => admission::locate_settings_errors(path, &message),
-            None => message,
-        };
+        let message = args
+            .eval
+            .settings
+            .locate_errors(&settings.message.unwrap_or_default());
         eprintln!("Provided settings are not valid: {message}");
         return Ok(ExitCode::FAILURE);
     }

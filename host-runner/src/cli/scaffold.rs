@@ -1,14 +1,23 @@
 //! `imagegate scaffold`: writes the ClusterAdmissionPolicy (or AdmissionPolicy)
-//! that installs the policy ([`crate::packaging::scaffold`]).
+//! that installs the policy ([`crate::packaging::scaffold`]). The settings
+//! are validated by the module first, as policy-server would: a resource
+//! with invalid settings would install a policy that never becomes active.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
 
+use anyhow::{bail, Context, Result};
+
+use crate::capabilities::gating::CapabilityAllowList;
+use crate::capabilities::Capabilities;
+use crate::check::OfflineChecks;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
+use crate::runtime::{admission, Policy, RuntimeConfig};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -23,6 +32,10 @@ pub struct Args {
     /// Settings file (YAML mapping); default: no settings ({}).
     #[arg(short, long)]
     pub settings: Option<PathBuf>,
+    /// The module that validates the settings: default the --policy module,
+    /// else ./policy.wasm (`make policy.wasm`).
+    #[arg(long, value_name = "FILE")]
+    pub validate_with: Option<PathBuf>,
     /// Resource kind.
     #[arg(
         short = 't',
@@ -60,8 +73,16 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read settings {}", path.display()))?;
-            parse_settings(&text)
-                .with_context(|| format!("invalid settings file {}", path.display()))?
+            let settings = parse_settings(&text)
+                .with_context(|| format!("invalid settings file {}", path.display()))?;
+            let module = args
+                .validate_with
+                .as_ref()
+                .or(args.policy.as_ref())
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("policy.wasm"));
+            validate(&module, path, &settings)?;
+            settings
         }
         None => Default::default(),
     };
@@ -78,6 +99,34 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         None => std::io::stdout().lock().write_all(yaml.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The module's `validate_settings` on `settings` (read from `path`), with
+/// no host capability granted: errors say where they are in the file.
+fn validate(module: &Path, path: &Path, settings: &serde_yaml_ng::Mapping) -> Result<()> {
+    let wasm = std::fs::read(module).with_context(|| {
+        format!(
+            "cannot read {} to validate the settings with: pass --validate-with FILE \
+             (or --policy), or build it with `make policy.wasm`",
+            module.display()
+        )
+    })?;
+    let capabilities = Arc::new(Capabilities::new(
+        CapabilityAllowList::deny_all(),
+        None,
+        Box::new(OfflineChecks),
+    ));
+    let policy = Policy::new(&wasm, RuntimeConfig::default(), capabilities)
+        .with_context(|| format!("cannot load policy module {}", module.display()))?;
+    let json = serde_json::to_value(settings)?;
+    let json = json.as_object().cloned().unwrap_or_default();
+    let validity = admission::validate_settings(&mut &policy, &json);
+    if !validity.valid {
+        let message =
+            admission::locate_settings_errors(path, &validity.message.unwrap_or_default());
+        bail!("the settings are not valid, the policy would never become active:\n{message}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,6 +83,7 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
             Some(manifest),
         )
         .await
+        .map_err(|e| plain_http_hint(e.into(), &reference))
         .with_context(|| format!("cannot push the policy to {destination}"))?;
     immutable_ref(&reference, &response.manifest_url)
 }
@@ -98,10 +99,25 @@ pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
             vec![WASM_LAYER_MEDIA_TYPE],
         )
         .await
+        .map_err(|e| plain_http_hint(e.into(), &reference))
         .with_context(|| format!("cannot pull the policy from {uri}"))?;
     match image.layers.as_slice() {
         [layer] => Ok(layer.data.to_vec()),
         layers => bail!("{uri}: expected one wasm layer, found {}", layers.len()),
+    }
+}
+
+/// A registry that speaks plain HTTP answers the TLS handshake with HTTP
+/// bytes, which rustls reports as `received corrupt message of type
+/// InvalidContentType`: say what the fix is.
+fn plain_http_hint(e: anyhow::Error, reference: &Reference) -> anyhow::Error {
+    if format!("{e:#}").contains("InvalidContentType") {
+        let registry = reference.registry();
+        e.context(format!(
+            "{registry} does not speak TLS: if it is a plain-HTTP registry, pass `--insecure-registry {registry}`"
+        ))
+    } else {
+        e
     }
 }
 

@@ -168,18 +168,8 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub requester: RequesterArgs,
 
-    /// Settings file (YAML or JSON; a map or null).
-    #[arg(
-        short = 's',
-        long,
-        alias = "settings",
-        conflicts_with = "settings_json"
-    )]
-    pub settings_path: Option<PathBuf>,
-
-    /// Settings as inline JSON.
-    #[arg(long)]
-    pub settings_json: Option<String>,
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 
     /// Record host-capability exchanges to FILE (kwctl format).
     #[arg(
@@ -201,6 +191,42 @@ pub struct EvalArgs {
     pub live: LiveArgs,
 }
 
+/// The policy settings: a file or inline JSON (run, check).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SettingsArgs {
+    /// Settings file (YAML or JSON; a map or null).
+    #[arg(
+        short = 's',
+        long,
+        alias = "settings",
+        conflicts_with = "settings_json"
+    )]
+    pub settings_path: Option<PathBuf>,
+
+    /// Settings as inline JSON.
+    #[arg(long)]
+    pub settings_json: Option<String>,
+}
+
+impl SettingsArgs {
+    pub fn read(&self) -> anyhow::Result<Map<String, Value>> {
+        match (&self.settings_path, &self.settings_json) {
+            (Some(path), _) => admission::read_settings(path),
+            (None, Some(json)) => admission::parse_settings(json).context("in --settings-json"),
+            (None, None) => Ok(Map::new()),
+        }
+    }
+
+    /// The module's settings errors, each with its place in the settings
+    /// file when there is one.
+    pub fn locate_errors(&self, message: &str) -> String {
+        match &self.settings_path {
+            Some(path) => admission::locate_settings_errors(path, message),
+            None => message.to_string(),
+        }
+    }
+}
+
 /// Everything one evaluation needs, loaded and checked.
 pub struct Evaluation {
     pub policy: Policy,
@@ -215,14 +241,6 @@ impl EvalArgs {
             .as_deref()
             .or(self.policy_path.as_deref())
             .context("no policy module given")
-    }
-
-    pub fn settings(&self) -> anyhow::Result<Map<String, Value>> {
-        match (&self.settings_path, &self.settings_json) {
-            (Some(path), _) => admission::read_settings(path),
-            (None, Some(json)) => admission::parse_settings(json).context("in --settings-json"),
-            (None, None) => Ok(Map::new()),
-        }
     }
 
     /// Replay, or the live backend (recorded when asked).
@@ -246,7 +264,7 @@ impl EvalArgs {
         let policy_file = self.policy_file()?;
         let wasm = self.live.registry.read_module(policy_file)?;
         let request = admission::read_request(&self.request_path, &self.requester.requester())?;
-        let settings = self.settings()?;
+        let settings = self.settings.read()?;
         let capabilities = self
             .policy_args
             .capabilities(&wasm, false, self.backend()?)?;
