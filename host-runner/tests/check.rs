@@ -178,7 +178,7 @@ fn all_admitted_exits_0_and_text_is_grouped_by_object() {
          allowed    manifests/apps/list.json:21  container \"postgres\": postgres:16.2 (docker.io/library/postgres:16.2)\n             \
          rule \"official\"\n\
          manifests/helm/values.yaml: document 1 skipped: not a Kubernetes object (no apiVersion and kind)\n\
-         imagegate check: 2 objects, 1 images: 1 allowed; 1 documents skipped (not Kubernetes objects)\n"
+         imagegate check: 2 objects, 1 image: 1 allowed; 1 document skipped (not Kubernetes objects)\n"
     );
 }
 

@@ -145,22 +145,30 @@ pub fn summary_line(checked: &Checked) -> String {
             counts.push(format!("{n} {}", what.as_str()));
         }
     }
-    let mut line = format!("imagegate check: {} objects", s.objects);
+    let mut line = format!("imagegate check: {}", plural(s.objects, "object"));
     if s.rejected_objects > 0 {
         let _ = write!(line, " ({} rejected)", s.rejected_objects);
     }
-    let _ = write!(line, ", {} images", s.images);
+    let _ = write!(line, ", {}", plural(s.images, "image"));
     if !counts.is_empty() {
         let _ = write!(line, ": {}", counts.join(", "));
     }
     if s.skipped_documents > 0 {
         let _ = write!(
             line,
-            "; {} documents skipped (not Kubernetes objects)",
-            s.skipped_documents
+            "; {} skipped (not Kubernetes objects)",
+            plural(s.skipped_documents, "document")
         );
     }
     line
+}
+
+/// `1 image`, `2 images`.
+fn plural(n: usize, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
 }
 
 /// One admission explained for people (`imagegate run --output text`): the
