@@ -214,13 +214,14 @@ mod tests {
 
     #[test]
     fn notary_extension_parses() {
-        let r = parse(
-            "notary",
-            "v1/verify",
-            br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#,
-        )
-        .unwrap();
+        let payload = br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#;
+        let r = parse("notary", "v1/signed_digest", payload).unwrap();
         assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+        // Its name before kwctl annotate read it as oci/v1/verify.
+        assert_eq!(
+            parse("notary", "v1/verify", payload).unwrap_err(),
+            "unknown operation: v1/verify"
+        );
     }
 
     #[test]

@@ -13,8 +13,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::capabilities::gating::CapabilityAllowList;
-use crate::capabilities::Capabilities;
-use crate::check::OfflineChecks;
+use crate::capabilities::{Capabilities, Offline};
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
 use crate::runtime::{admission, Policy, RuntimeConfig};
@@ -114,7 +113,7 @@ fn validate(module: &Path, path: &Path, settings: &serde_yaml_ng::Mapping) -> Re
     let capabilities = Arc::new(Capabilities::new(
         CapabilityAllowList::deny_all(),
         None,
-        Box::new(OfflineChecks),
+        Box::new(Offline),
     ));
     let policy = Policy::new(&wasm, RuntimeConfig::default(), capabilities)
         .with_context(|| format!("cannot load policy module {}", module.display()))?;
