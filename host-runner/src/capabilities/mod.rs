@@ -20,17 +20,26 @@
 //! own when it is more than a call).
 
 pub mod cache;
+#[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
 pub mod kubernetes;
+#[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
 pub mod notary;
+#[cfg(feature = "live")]
 pub mod notation;
+#[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
+#[cfg(feature = "live")]
 pub mod signatures;
+#[cfg(feature = "live")]
 pub mod sigstore;
+#[cfg(feature = "live")]
 pub mod timestamp;
+#[cfg(feature = "live")]
 pub mod x509;
 
 use std::sync::{Arc, Mutex, MutexGuard};

@@ -9,13 +9,13 @@ use crate::host::Host;
 use crate::reference;
 use crate::settings::{Check, Signers, Verify};
 use crate::wire::{
-    AttestationVerifyRequest, ImageVerifyResponse, ManifestConfigResponse, ManifestDigestResponse,
-    NotaryVerifyRequest, NotaryVerifyResponse, NotationVerifyRequest, Platforms,
-    SignatureVerifyRequest, SignerIdentity,
-    SigstoreVerifyRequest, Verified, VerifyResponse,
+    AttestationVerifyRequest, CheckReport, ImageVerifyResponse, ManifestConfigResponse,
+    ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse, NotationVerifyRequest,
+    Platforms, SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, Verified,
+    VerifyResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -42,18 +42,21 @@ impl CheckRun {
             Err(e) => Err(e),
         }
     }
+
+    /// The wire form of this run.
+    pub fn report(&self) -> CheckReport {
+        CheckReport {
+            check: self.check.clone(),
+            digest: self.result.as_ref().ok().cloned(),
+            error: self.result.as_ref().err().cloned(),
+        }
+    }
 }
 
 /// `{"check": ..., "digest": ...}` or `{"check": ..., "error": ...}`.
 impl Serialize for CheckRun {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("CheckRun", 2)?;
-        out.serialize_field("check", &self.check)?;
-        match &self.result {
-            Ok(digest) => out.serialize_field("digest", digest)?,
-            Err(e) => out.serialize_field("error", e)?,
-        }
-        out.end()
+        self.report().serialize(s)
     }
 }
 
@@ -568,9 +571,9 @@ impl<'a> Calls<'a> {
         self.call("imagegate", "v1/verify_attestation", req)
     }
 
-    /// `notary/v1/verify`: a trusted answer with a well-formed digest.
+    /// `notary/v1/signed_digest`: a trusted answer with a well-formed digest.
     fn notary(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, String> {
-        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/verify", req)?;
+        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/signed_digest", req)?;
         if !resp.is_trusted {
             return Err("the host answered is_trusted: false".to_string());
         }
