@@ -143,7 +143,9 @@ fn ten_thousand_containers_are_all_checked() {
         &m[..200.min(m.len())]
     );
     assert!(
-        m.ends_with(r#"container "last": image "evil.io/x:1": matches no rule"#),
+        m.ends_with(
+            r#"container "last": image "evil.io/x:1": matches no rule; unmatched: deny (the default because rule "corp" allows)"#
+        ),
         "{}",
         &m[m.len().saturating_sub(200)..]
     );
@@ -203,7 +205,7 @@ fn hundred_thousand_rules() {
     assert!(!r.allowed);
     assert_eq!(
         message(&r),
-        r#"imagegate denied 1 of 2 images: container "b": image "registry100000.corp.io/app/x:1": matches no rule"#
+        r#"imagegate denied 1 of 2 images: container "b": image "registry100000.corp.io/app/x:1": matches no rule; unmatched: deny (the default because rule "r0" allows)"#
     );
     // Under a deadline it cannot meet: the denial says so.
     let p = policy(
