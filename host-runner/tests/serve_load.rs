@@ -10,8 +10,18 @@
 //! `docker-registry` (tests/support), stops the registry mid-run and starts
 //! it again: every answer while it is down must be a denial saying why.
 //!
+//! A third measures verification itself: distinct images, each signed with
+//! a cosign key, keyless (fake Fulcio/Rekor) and in Notary (notary-server),
+//! through an `imagegate serve` *process* (`$IMAGEGATE_BIN`, the release
+//! build under `make load`): uncached (`--disable-cache`) with 1 and 8
+//! clients, then cached, then with the shared Redis cache. It prints p50,
+//! p99 and throughput per case and the 8-client/1-client ratio; the targets
+//! (cosign-key p50 <= 3 ms, ratio >= 4) are reported, not asserted: a
+//! benchmark, not a timed test. Every answer must still be correct.
+//!
 //! Ignored by default (it runs for `LOAD_SECONDS`, default 10, per client
-//! count in `LOAD_CLIENTS`, default "8 32").
+//! count in `LOAD_CLIENTS`, default "8 32"; verification cases for
+//! `LOAD_VERIFY_SECONDS`, default 5, each).
 
 mod serve_lab;
 #[allow(dead_code)] // each test file uses part of the shared lab
@@ -199,17 +209,19 @@ async fn concurrent_clients_get_correct_answers_with_flat_memory() {
     );
 }
 
-fn report(phase: &str, clients: usize, elapsed: Duration, run: &mut Run) {
+/// Prints one line; returns (throughput per second, p50 in ms).
+fn report(phase: &str, clients: usize, elapsed: Duration, run: &mut Run) -> (f64, f64) {
     let n = run.latencies.len();
     let stats = Stats::from_samples(&mut run.latencies).unwrap();
+    let throughput = n as f64 / elapsed.as_secs_f64();
     println!(
-        "load: {phase}: {clients} clients, {:.1} s: {n} requests ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        "load: {phase}: {clients} clients, {:.1} s: {n} requests ({throughput:.0}/s), p50 {:.2} ms, p99 {:.2} ms, errors {}",
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
         stats.p50_us / 1000.0,
         stats.p99_us / 1000.0,
         run.errors.len()
     );
+    (throughput, stats.p50_us / 1000.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,4 +332,208 @@ async fn registry_stopped_mid_run_gives_denials_that_say_why_then_recovers() {
             &run.errors[..run.errors.len().min(3)]
         );
     }
+}
+
+/// Images signed every way the verification benchmark measures.
+struct SignedLab {
+    registry: support::registry::Registry,
+    notary: support::notary::NotaryLab,
+    dir: tempfile::TempDir,
+    settings: std::path::PathBuf,
+    trust_config: std::path::PathBuf,
+    /// (case name, images), every image allowed by exactly that check.
+    cases: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Distinct images per case: enough that 8 clients never ask for the same
+/// one at the same time.
+const SIGNED_IMAGES: usize = 32;
+
+async fn signed_lab() -> SignedLab {
+    use support::cosign::{sign, CosignKey, SignOptions};
+    use support::image::{Format, Image};
+    use support::notary::NotaryLab;
+    use support::registry::{self, Registry, Variant};
+    use support::sigstore::{FakeSigstore, Identity};
+    assert!(
+        registry::available() && support::notary::available(),
+        "docker-registry and notary are not installed: run scripts/deps.sh"
+    );
+    let registry = Registry::start(Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let key = CosignKey::generate();
+    let fake = FakeSigstore::new();
+    let issuer = "https://accounts.example.com";
+    let subject = "release@example.com";
+    let (mut cosign_images, mut keyless_images, mut notary_images) = (vec![], vec![], vec![]);
+    for i in 0..SIGNED_IMAGES {
+        let repo = format!("cosign/app{i}");
+        let digest = Image::single(&repo, Format::Oci)
+            .push(&registry, &repo, "1.0")
+            .await;
+        sign(&registry, &repo, &digest, &key, &SignOptions::default()).await;
+        cosign_images.push(registry.image(&repo, "1.0"));
+
+        let repo = format!("keyless/app{i}");
+        let digest = Image::single(&repo, Format::Oci)
+            .push(&registry, &repo, "1.0")
+            .await;
+        let leaf = fake.keyless_certificate(Identity::Email(subject), issuer, None);
+        let options = SignOptions {
+            certificate: Some((leaf.cert_pem.clone(), vec![fake.fulcio.cert_pem.clone()])),
+            rekor: Some(&fake),
+            ..SignOptions::default()
+        };
+        sign(
+            &registry,
+            &repo,
+            &digest,
+            &CosignKey { key: leaf.key },
+            &options,
+        )
+        .await;
+        keyless_images.push(registry.image(&repo, "1.0"));
+    }
+    let notary = NotaryLab::start();
+    let gun = format!("{}/notary/app", registry.addr);
+    notary.init(&gun);
+    for i in 0..SIGNED_IMAGES {
+        // The guest compares the signed digest with the registry's.
+        let (tag, image) = (
+            format!("t{i}"),
+            Image::single(&format!("notary {i}"), Format::Oci),
+        );
+        let digest = image.push(&registry, "notary/app", &tag).await;
+        let hex = digest.trim_start_matches("sha256:");
+        let length = image.top.len().to_string();
+        notary.notary(&["addhash", &gun, &tag, &length, "--sha256", hex]);
+        notary_images.push(format!("{gun}:{tag}"));
+    }
+    notary.notary(&["publish", &gun]);
+
+    let trust_config = fake.write_trust_config(dir.path());
+    let settings = dir.path().join("signed.json");
+    let addr = &registry.addr;
+    let settings_json = json!({
+        "unmatched": "deny",
+        "rules": [
+            {"name": "cosign", "images": [format!("{addr}/cosign/**")],
+             "verify": {"anyOf": [{"cosign": {"keys": [key.public_pem()]}}]}},
+            {"name": "keyless", "images": [format!("{addr}/keyless/**")],
+             "verify": {"anyOf": [{"keyless": {"issuer": issuer, "subject": subject}}]}},
+            {"name": "notary", "images": [format!("{addr}/notary/**")],
+             "verify": {"anyOf": [{"notary": {"server": notary.url, "caCert": notary.ca_pem}}]}}
+        ]
+    });
+    std::fs::write(&settings, settings_json.to_string()).unwrap();
+    SignedLab {
+        cases: vec![
+            ("cosign-key", cosign_images),
+            ("keyless", keyless_images),
+            ("notary", notary_images),
+        ],
+        registry,
+        notary,
+        dir,
+        settings,
+        trust_config,
+    }
+}
+
+impl SignedLab {
+    /// `imagegate serve` over HTTPS for these images, plus `extra` flags.
+    fn serve(&self, tls: &Tls, name: &str, extra: &[&str]) -> serve_lab::Process {
+        let (cert, key) = (
+            tls.cert.display().to_string(),
+            tls.key.display().to_string(),
+        );
+        let settings = self.settings.display().to_string();
+        let trust = self.trust_config.display().to_string();
+        let policy = serve_lab::policy_path().display().to_string();
+        let notary_dir = self.dir.path().join(format!("notary-{name}"));
+        let notary_dir = notary_dir.display().to_string();
+        let mut args = vec![
+            "--policy",
+            &policy,
+            "--tls-cert",
+            &cert,
+            "--tls-key",
+            &key,
+            "-s",
+            &settings,
+            "--insecure-registry",
+            &self.registry.addr,
+            "--sigstore-trust-config",
+            &trust,
+            "--notary-cache-dir",
+            &notary_dir,
+        ];
+        args.extend_from_slice(extra);
+        let _ = &self.notary;
+        serve_lab::Process::start(&args, self.dir.path().join(format!("{name}.log")))
+    }
+
+    fn mix(&self, case: &str) -> Mix {
+        let images = &self.cases.iter().find(|(c, _)| *c == case).unwrap().1;
+        images
+            .iter()
+            .map(|image| ("/validate", pod_review("v", &[image], json!({})), true))
+            .collect()
+    }
+}
+
+/// Drives `case` with 1 and 8 clients; prints both and their ratio.
+async fn scaling(base: &str, tls: &Tls, phase: &str, mix: &Mix, seconds: Duration) -> Vec<String> {
+    let ok: Check = Arc::new(|_| Ok(()));
+    let mut errors = Vec::new();
+    let mut throughput = Vec::new();
+    for clients in [1, 8] {
+        let started = Instant::now();
+        let mut run = drive_mix(base, tls, clients, seconds, mix, ok.clone()).await;
+        throughput.push(report(phase, clients, started.elapsed(), &mut run));
+        errors.extend(run.errors.into_iter().map(|e| format!("{phase}: {e}")));
+    }
+    println!(
+        "load: {phase}: 8 clients = {:.1}x the 1-client throughput; 1-client p50 {:.2} ms",
+        throughput[1].0 / throughput[0].0,
+        throughput[0].1
+    );
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run by `make load`"]
+async fn verification_latency_and_scaling_uncached_cached_and_shared() {
+    let seconds = Duration::from_secs_f64(env_or("LOAD_VERIFY_SECONDS", "5").parse().unwrap());
+    let lab = signed_lab().await;
+    let tls = Tls::new();
+    let mut errors = Vec::new();
+
+    let server = lab.serve(&tls, "uncached", &["--disable-cache"]);
+    for (case, _) in &lab.cases {
+        let phase = format!("uncached {case}");
+        errors.extend(scaling(&server.url, &tls, &phase, &lab.mix(case), seconds).await);
+    }
+    drop(server);
+
+    let server = lab.serve(&tls, "cached", &[]);
+    let all: Mix = lab.cases.iter().flat_map(|(c, _)| lab.mix(c)).collect();
+    let client = tls.client();
+    for (endpoint, body, _) in &all {
+        let (status, answer) = post(&client, format!("{}{endpoint}", server.url), body).await;
+        assert_eq!(
+            (status, allowed(endpoint, &answer)),
+            (200, Some(true)),
+            "{answer}"
+        );
+    }
+    errors.extend(scaling(&server.url, &tls, "cached (all cases)", &all, seconds).await);
+    drop(server);
+
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
 }

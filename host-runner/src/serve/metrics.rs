@@ -244,28 +244,10 @@ impl Metrics {
         }
 
         if let Some(cache) = cache {
-            header(
-                &mut out,
-                "imagegate_capability_cache_hits_total",
-                "counter",
-                "Capability answers served from the cache.",
-            );
-            let _ = writeln!(
-                out,
-                "imagegate_capability_cache_hits_total {}",
-                cache.hits()
-            );
-            header(
-                &mut out,
-                "imagegate_capability_cache_misses_total",
-                "counter",
-                "Cacheable capability calls that went to the registry or Notary server.",
-            );
-            let _ = writeln!(
-                out,
-                "imagegate_capability_cache_misses_total {}",
-                cache.misses()
-            );
+            for (name, help, value) in cache.counters() {
+                header(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
         }
 
         let reloads = self

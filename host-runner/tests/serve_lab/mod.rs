@@ -151,3 +151,87 @@ pub async fn wait_for(client: &reqwest::Client, url: String, needle: &str) -> St
     }
     panic!("{url} never showed {needle:?}");
 }
+
+/// `imagegate serve` as its own process (as deployed): the binary of
+/// `$IMAGEGATE_BIN` (`make load` sets the release build), else the one cargo
+/// built for these tests. Killed on drop; [`Process::terminate`] sends
+/// SIGTERM and waits.
+pub struct Process {
+    child: Option<std::process::Child>,
+    pub url: String,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Starts `imagegate serve --addr 127.0.0.1:0 ARGS...` with stderr in
+    /// `log`, and waits for the line that names its URL.
+    pub fn start(args: &[&str], log: PathBuf) -> Process {
+        let bin = std::env::var_os("IMAGEGATE_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_imagegate")));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let child = std::process::Command::new(&bin)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let mut process = Process {
+            child: Some(child),
+            url: String::new(),
+            log,
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let text = process.log();
+            if let Some(url) = text
+                .split_whitespace()
+                .skip_while(|w| *w != "on")
+                .nth(1)
+                .filter(|_| text.contains("listening on"))
+            {
+                process.url = url.to_string();
+                return process;
+            }
+            if let Some(status) = process.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("imagegate serve exited with {status}:\n{text}");
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "imagegate serve did not start:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// What the server wrote on stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, std::process::Child::id)
+    }
+
+    /// SIGTERM, then the exit status (what a kubelet does on a rolling update).
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let pid = child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
