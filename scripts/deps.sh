@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing imagegate needs, idempotently:
 # the wasm32-wasip1 Rust target and, for the end-to-end tests, Debian's
-# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI)
-# and binaryen (wasm-opt, only to report the optimized module size).
+# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI),
+# redis-server (the shared cache of `imagegate serve`) and binaryen (wasm-opt,
+# only to report the optimized module size).
 set -euo pipefail
 what="${1:-all}"   # all | build | playground
 
@@ -47,4 +48,4 @@ if [ "$what" = playground ]; then
   exit 0
 fi
 
-apt_install docker-registry notary binaryen
+apt_install docker-registry notary redis-server binaryen

@@ -299,6 +299,7 @@ async fn full_slots_deny_as_busy_and_the_deadline_stops_the_guest() {
     let server = tls.start(&[
         "--policy",
         &guest,
+        "--allow-empty-settings",
         "--max-concurrency",
         "1",
         "--queue-timeout",

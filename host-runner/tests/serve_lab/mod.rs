@@ -235,3 +235,118 @@ impl Drop for Process {
         }
     }
 }
+
+/// A raw connection to a server (plain TCP or TLS trusting `ca_pem`), for
+/// tests that must control every byte: stalls, keep-alive reuse.
+pub struct Raw {
+    stream: Box<dyn RawIo>,
+}
+
+pub trait RawIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> RawIo for T {}
+
+impl Raw {
+    pub async fn plain(addr: std::net::SocketAddr) -> Raw {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Raw {
+            stream: Box::new(stream),
+        }
+    }
+
+    /// A TLS connection trusting only `ca_pem`; `Err` when the handshake fails.
+    pub async fn tls(addr: std::net::SocketAddr, ca_pem: &str) -> Result<Raw, String> {
+        use tokio_rustls::rustls;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(ca_pem.as_bytes()) {
+            roots.add(cert.unwrap()).unwrap();
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let stream = connector
+            .connect(name, tcp)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(Raw {
+            stream: Box::new(stream),
+        })
+    }
+
+    pub async fn send(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(bytes).await.unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    /// One POST of `body` to `path`, keeping the connection open.
+    pub async fn post(&mut self, path: &str, body: &Value) -> (u16, Value) {
+        let body = body.to_string();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        self.send(format!("{head}{body}").as_bytes()).await;
+        self.response().await
+    }
+
+    /// One GET, keeping the connection open; the body as text.
+    pub async fn post_get(&mut self, path: &str) -> (u16, String) {
+        self.send(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").as_bytes())
+            .await;
+        let (status, body) = self.response().await;
+        (
+            status,
+            body.as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string()),
+        )
+    }
+
+    /// Reads one response (Content-Length bodies, as the server sends).
+    pub async fn response(&mut self) -> (u16, Value) {
+        use tokio::io::AsyncReadExt as _;
+        let mut buffer = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buffer[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if buffer.len() >= end + 4 + length {
+                    let status = head[9..12].parse().unwrap();
+                    let body = &buffer[end + 4..end + 4 + length];
+                    let value = serde_json::from_slice(body)
+                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into()));
+                    return (status, value);
+                }
+            }
+            let n = self.stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed before a response");
+            buffer.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// Waits (at most `within`) for the server to close the connection,
+    /// reading and discarding what it sends first (e.g. a 408); `true`
+    /// when it did.
+    pub async fn closed_by_server(&mut self, within: Duration) -> bool {
+        use tokio::io::AsyncReadExt as _;
+        let mut chunk = [0u8; 4096];
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut chunk)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                Ok(Ok(_)) => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}

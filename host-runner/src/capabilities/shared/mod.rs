@@ -274,7 +274,8 @@ mod tests {
         let mut other = shared();
         other.key = vec![8; 32];
         assert_eq!(other.open(&a, &value), None);
-        assert_eq!(s.stats.shared_bad_mac.load(Ordering::Relaxed), 4);
+        assert_eq!(s.stats.shared_bad_mac.load(Ordering::Relaxed), 3);
+        assert_eq!(other.stats.shared_bad_mac.load(Ordering::Relaxed), 1);
     }
 
     #[test]

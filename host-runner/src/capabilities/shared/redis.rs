@@ -217,6 +217,16 @@ pub struct Session<'a> {
 impl Session<'_> {
     /// Sends one command and reads its reply; a Redis error reply is `Err`.
     pub async fn command(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
+        let result = self.exchange(args).await;
+        if result.is_err() && self.conn.is_none() {
+            // A transport failure: the idle connections (from before a
+            // restart of Redis, say) are suspect too.
+            lock(&self.redis.idle).clear();
+        }
+        result
+    }
+
+    async fn exchange(&mut self, args: &[&[u8]]) -> Result<Reply, String> {
         let mut conn = self.conn.take().ok_or("connection lost")?;
         let mut out = format!("*{}\r\n", args.len()).into_bytes();
         for arg in args {
