@@ -8,7 +8,7 @@ mod serve_lab;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use serve_lab::{data, get, pod_review, wait_for, Raw, Tls};
+use serve_lab::{data, pod_review, wait_for, Raw, Tls};
 
 fn metric(text: &str, name: &str) -> u64 {
     text.lines()
@@ -22,8 +22,7 @@ const ALLOWED: &str = "registry.corp.example/team/app:1.4";
 fn serve_needs_settings_unless_told_otherwise() {
     let policy = serve_lab::policy_path().display().to_string();
     let e = serve_lab::parse(&["--policy", &policy, "--insecure-http"])
-        .err()
-        .expect("started without settings");
+        .expect_err("started without settings");
     assert!(e.to_string().contains("--settings-path"), "{e}");
     let settings = data("settings.yaml").display().to_string();
     assert!(serve_lab::parse(&[
@@ -181,10 +180,17 @@ async fn connections_over_the_limit_and_bodies_over_the_maximum_are_refused() {
     assert_eq!(status, 413, "{answer}");
     assert!(answer.as_str().unwrap().contains("--max-body"), "{answer}");
     assert!(first.closed_by_server(Duration::from_secs(10)).await);
-    // A slot is free again.
-    let mut next = Raw::tls(addr, &tls.ca_pem).await.unwrap();
+    // A slot is free again (once the server has let the connection go).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut next = loop {
+        match Raw::tls(addr, &tls.ca_pem).await {
+            Ok(c) => break c,
+            Err(e) => assert!(Instant::now() < deadline, "no slot came free: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(next.post("/validate", &review).await.0, 200);
-    let (_, metrics) = get(&tls.client(), format!("{}/metrics", server.url())).await;
+    let (_, metrics) = next.post_get("/metrics").await;
     assert!(metrics.contains("imagegate_connections_cut_total{reason=\"body_too_large\"} 1"));
 }
 

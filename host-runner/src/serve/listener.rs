@@ -13,10 +13,14 @@
 //!   complete within `--header-read-timeout`, however slowly they trickle
 //!   in. A stalled client only ever holds its own connection, never a
 //!   thread: others are served meanwhile.
-//! * Drain: the accept loop stops, `/readyz` answers 503, every connection
-//!   finishes the request it is serving and closes (HTTP/1.1 graceful
-//!   shutdown), and the server returns once all are closed or
-//!   `--shutdown-timeout` has passed.
+//! * Drain: the accept loop stops, `/readyz` answers 503, every answer
+//!   carries `Connection: close` (the client does not reuse the connection,
+//!   it reconnects to another replica), connections idle for
+//!   [`DRAIN_IDLE`] are closed, and the server returns once all are closed
+//!   or `--shutdown-timeout` has passed. Idle connections are not closed the
+//!   instant the drain starts: a client sending on one at that moment would
+//!   lose its request (it cannot tell whether it was processed), which is
+//!   the race that makes rolling updates drop webhook calls.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +38,9 @@ use tokio::sync::{watch, Notify, Semaphore};
 use super::metrics::{Cut, Metrics};
 use super::tls::Tls;
 use crate::capabilities::lock;
+
+/// How long a connection may stay idle once the drain started.
+pub const DRAIN_IDLE: Duration = Duration::from_secs(1);
 
 /// The connection limits (flags of `imagegate serve`).
 #[derive(Debug, Clone)]
@@ -87,7 +94,7 @@ impl Activity {
     }
 
     /// Resolves when the connection overstayed its phase.
-    async fn overstayed(&self, limits: &Limits) -> Cut {
+    async fn overstayed(&self, limits: &Limits, draining: bool) -> Cut {
         loop {
             let changed = self.changed.notified();
             tokio::pin!(changed);
@@ -98,6 +105,7 @@ impl Activity {
                     changed.await;
                     continue;
                 }
+                Phase::Idle if draining => (limits.idle_timeout.min(DRAIN_IDLE), Cut::Idle),
                 Phase::Idle => (limits.idle_timeout, Cut::Idle),
                 Phase::Head => (limits.header_read_timeout, Cut::Headers),
             };
@@ -308,43 +316,22 @@ async fn supervise<C>(
     draining: &mut watch::Receiver<bool>,
 ) -> hyper::Result<()>
 where
-    C: Future<Output = hyper::Result<()>> + GracefulShutdown,
+    C: Future<Output = hyper::Result<()>>,
 {
     tokio::pin!(connection);
     let mut drained = *draining.borrow();
-    if drained {
-        connection.as_mut().shutdown_gracefully();
-    }
     loop {
         tokio::select! {
             result = connection.as_mut() => return result,
-            cut = activity.overstayed(limits) => {
-                metrics.connection_cut(cut);
+            cut = activity.overstayed(limits, drained) => {
+                if !drained {
+                    metrics.connection_cut(cut);
+                }
                 return Ok(());
             }
             changed = draining.changed(), if !drained => {
                 drained = changed.is_err() || *draining.borrow();
-                if drained {
-                    connection.as_mut().shutdown_gracefully();
-                }
             }
         }
-    }
-}
-
-/// hyper's graceful shutdown, for any of its connection types.
-trait GracefulShutdown {
-    fn shutdown_gracefully(self: Pin<&mut Self>);
-}
-
-impl<I, S> GracefulShutdown for hyper::server::conn::http1::Connection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    S: hyper::service::HttpService<Incoming>,
-    S::ResBody: hyper::body::Body + 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn shutdown_gracefully(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
     }
 }

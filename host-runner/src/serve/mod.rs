@@ -517,7 +517,15 @@ impl Handler for State {
         activity: Arc<Activity>,
     ) -> Response<Full<Bytes>> {
         let _busy = Busy::new(&activity);
-        route(self, request).await
+        let mut response = route(self, request).await;
+        if self.draining.load(Ordering::Relaxed) {
+            // Not reused: the client's next request goes to another replica.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -563,11 +571,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
         }
         (&Method::POST, "/validate") => match read_body(state, req).await {
             Ok(body) => admission_review(state, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
         (&Method::POST, "/imagereview") => match read_body(state, req).await {
             Ok(body) => image_review(state, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
         (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/imagereview") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -581,8 +589,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
 
 /// The whole body, within `--max-body` bytes and `--body-read-timeout`;
 /// otherwise an answer saying which, and the connection is closed (its
-/// unread rest cannot be skipped).
-async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+/// unread rest cannot be skipped). The refusal is boxed: it is the rare path.
+async fn read_body(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
     let max = state.max_body;
     let declared = req
         .headers()
@@ -596,7 +607,7 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, Respo
             hyper::header::CONNECTION,
             hyper::header::HeaderValue::from_static("close"),
         );
-        Err(r)
+        Err(Box::new(r))
     };
     let too_large = || {
         format!("request body over {max} bytes (--max-body); an AdmissionReview is far smaller\n")
@@ -620,10 +631,10 @@ async fn read_body(state: &State, req: Request<Incoming>) -> Result<Bytes, Respo
             Cut::BodyTooLarge,
             too_large(),
         ),
-        Ok(Err(e)) => Err(text(
+        Ok(Err(e)) => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
             format!("cannot read the request body: {e}\n"),
-        )),
+        ))),
         Err(_) => refuse(
             StatusCode::REQUEST_TIMEOUT,
             Cut::Body,

@@ -141,11 +141,14 @@ pub async fn get(client: &reqwest::Client, url: String) -> (u16, String) {
 
 /// Polls `url` until its body contains `needle` (a reload or a request in
 /// progress becoming visible); fails after a generous bound.
+/// Connection errors (a certificate not rotated yet) count as "not yet".
 pub async fn wait_for(client: &reqwest::Client, url: String, needle: &str) -> String {
     for _ in 0..600 {
-        let (_, body) = get(client, url.clone()).await;
-        if body.contains(needle) {
-            return body;
+        if let Ok(r) = client.get(url.clone()).send().await {
+            let body = r.text().await.unwrap_or_default();
+            if body.contains(needle) {
+                return body;
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -186,10 +189,8 @@ impl Process {
         loop {
             let text = process.log();
             if let Some(url) = text
-                .split_whitespace()
-                .skip_while(|w| *w != "on")
-                .nth(1)
-                .filter(|_| text.contains("listening on"))
+                .split_once("listening on ")
+                .and_then(|(_, rest)| rest.split_whitespace().next())
             {
                 process.url = url.to_string();
                 return process;

@@ -39,7 +39,7 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
 /// Shortest HMAC key accepted (bytes).
 const MIN_KEY: usize = 32;
 /// `WATCH` conflicts retried by [`Shared::update`].
-const UPDATE_ATTEMPTS: usize = 4;
+const UPDATE_ATTEMPTS: usize = 16;
 
 type HmacSha256 = Hmac<Sha256>;
 
