@@ -255,19 +255,9 @@ async fn sigterm_during_load_finishes_every_request_in_flight_then_exits() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let registry = silent.local_addr().unwrap().to_string();
     let settings = slow_settings(tls.dir.path(), &registry);
-    let (cert, key) = (
-        tls.cert.display().to_string(),
-        tls.key.display().to_string(),
-    );
-    let policy = serve_lab::policy_path().display().to_string();
     let mut process = serve_lab::Process::start(
+        &tls,
         &[
-            "--policy",
-            &policy,
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
             "-s",
             &settings,
             "--insecure-registry",

@@ -337,7 +337,8 @@ async fn registry_stopped_mid_run_gives_denials_that_say_why_then_recovers() {
 /// Images signed every way the verification benchmark measures.
 struct SignedLab {
     registry: support::registry::Registry,
-    notary: support::notary::NotaryLab,
+    /// Kept running for the Notary case (stopped on drop).
+    _notary: support::notary::NotaryLab,
     dir: tempfile::TempDir,
     settings: std::path::PathBuf,
     trust_config: std::path::PathBuf,
@@ -433,7 +434,7 @@ async fn signed_lab() -> SignedLab {
             ("notary", notary_images),
         ],
         registry,
-        notary,
+        _notary: notary,
         dir,
         settings,
         trust_config,
@@ -443,22 +444,11 @@ async fn signed_lab() -> SignedLab {
 impl SignedLab {
     /// `imagegate serve` over HTTPS for these images, plus `extra` flags.
     fn serve(&self, tls: &Tls, name: &str, extra: &[&str]) -> serve_lab::Process {
-        let (cert, key) = (
-            tls.cert.display().to_string(),
-            tls.key.display().to_string(),
-        );
         let settings = self.settings.display().to_string();
         let trust = self.trust_config.display().to_string();
-        let policy = serve_lab::policy_path().display().to_string();
         let notary_dir = self.dir.path().join(format!("notary-{name}"));
         let notary_dir = notary_dir.display().to_string();
         let mut args = vec![
-            "--policy",
-            &policy,
-            "--tls-cert",
-            &cert,
-            "--tls-key",
-            &key,
             "-s",
             &settings,
             "--insecure-registry",
@@ -469,8 +459,7 @@ impl SignedLab {
             &notary_dir,
         ];
         args.extend_from_slice(extra);
-        let _ = &self.notary;
-        serve_lab::Process::start(&args, self.dir.path().join(format!("{name}.log")))
+        serve_lab::Process::start(tls, &args, self.dir.path().join(format!("{name}.log")))
     }
 
     fn mix(&self, case: &str) -> Mix {

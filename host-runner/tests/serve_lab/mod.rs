@@ -166,15 +166,21 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `imagegate serve --addr 127.0.0.1:0 ARGS...` with stderr in
-    /// `log`, and waits for the line that names its URL.
-    pub fn start(args: &[&str], log: PathBuf) -> Process {
+    /// Starts `imagegate serve --addr 127.0.0.1:0` with the test module, the
+    /// certificate of `tls` and ARGS, stderr in `log`, and waits for the line
+    /// that names its URL.
+    pub fn start(tls: &Tls, args: &[&str], log: PathBuf) -> Process {
         let bin = std::env::var_os("IMAGEGATE_BIN")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_imagegate")));
         let stderr = std::fs::File::create(&log).unwrap();
         let child = std::process::Command::new(&bin)
-            .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(["serve", "--addr", "127.0.0.1:0", "--policy"])
+            .arg(policy_path())
+            .arg("--tls-cert")
+            .arg(&tls.cert)
+            .arg("--tls-key")
+            .arg(&tls.key)
             .args(args)
             .stdout(std::process::Stdio::null())
             .stderr(stderr)

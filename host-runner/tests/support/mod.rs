@@ -12,3 +12,29 @@ pub mod notary;
 pub mod redis;
 pub mod registry;
 pub mod sigstore;
+
+use std::process::{Command, Stdio};
+
+/// Whether every binary runs (`arg` makes it print and exit). Tests skip
+/// loudly when not, except under `make test` (`IMAGEGATE_E2E_REQUIRED`),
+/// which installs the servers: a skip there would hide a broken setup.
+pub fn installed(binaries: &[&str], arg: &str, package: &str) -> bool {
+    let found = binaries.iter().all(|bin| {
+        Command::new(bin)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    });
+    if !found && std::env::var_os("IMAGEGATE_E2E_REQUIRED").is_some() {
+        panic!("IMAGEGATE_E2E_REQUIRED is set but {binaries:?} are not installed");
+    }
+    if !found {
+        eprintln!(
+            "\n\n!!!!!!!! SKIPPED: {binaries:?} not installed (apt-get install {package}). \
+             This e2e test did NOT run. !!!!!!!!\n\n"
+        );
+    }
+    found
+}

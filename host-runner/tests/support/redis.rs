@@ -7,7 +7,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = "redis-server";
@@ -21,19 +21,7 @@ pub struct Redis {
 
 /// Whether redis-server is installed (required under `make test`).
 pub fn available() -> bool {
-    let found = Command::new(BINARY)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found && std::env::var_os("IMAGEGATE_E2E_REQUIRED").is_some() {
-        panic!("IMAGEGATE_E2E_REQUIRED is set but redis-server is not installed");
-    }
-    if !found {
-        eprintln!("\n\n!!!!!!!! SKIPPED: `{BINARY}` not found (apt-get install redis-server) !!!!!!!!\n\n");
-    }
-    found
+    super::installed(&[BINARY], "--version", "redis-server")
 }
 
 impl Redis {
