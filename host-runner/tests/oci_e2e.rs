@@ -2,6 +2,7 @@
 //! started by each test on 127.0.0.1, with images and cosign signatures made
 //! by the test lab (tests/support).
 
+#[allow(dead_code)] // each test file uses part of the shared lab
 mod support;
 
 use imagegate::capabilities::oci::{Oci, OciConfig};

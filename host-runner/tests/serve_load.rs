@@ -14,8 +14,9 @@
 //! a cosign key, keyless (fake Fulcio/Rekor) and in Notary (notary-server),
 //! through an `imagegate serve` *process* (`$IMAGEGATE_BIN`, the release
 //! build under `make load`): uncached (`--disable-cache`) with 1 and 8
-//! clients, then cached, then with the shared Redis cache. It prints p50,
-//! p99 and throughput per case and the 8-client/1-client ratio; the targets
+//! clients, then cached, then answered from the shared Redis cache by fresh
+//! replicas (one pass over every image). It prints p50, p99 and throughput
+//! per case and the 8-client/1-client ratio; the targets
 //! (cosign-key p50 <= 3 ms, ratio >= 4) are reported, not asserted: a
 //! benchmark, not a timed test. Every answer must still be correct.
 //!
@@ -462,6 +463,44 @@ impl SignedLab {
         serve_lab::Process::start(tls, &args, self.dir.path().join(format!("{name}.log")))
     }
 
+    /// The registry requests one (warm) check of `case` costs, in order
+    /// (repository and digests elided).
+    async fn round_trips(&self, tls: &Tls, base: &str, case: &str) -> String {
+        let (endpoint, body, _) = self.mix(case).remove(0);
+        let client = tls.client();
+        post(&client, format!("{base}{endpoint}"), &body).await;
+        let before = self.registry.requests().len();
+        let (status, answer) = post(&client, format!("{base}{endpoint}"), &body).await;
+        assert_eq!(
+            (status, allowed(endpoint, &answer)),
+            (200, Some(true)),
+            "{answer}"
+        );
+        let requests = self.registry.requests();
+        let sequence: Vec<String> = requests[before..]
+            .iter()
+            .map(|r| {
+                let (method, path) = r.split_once(' ').unwrap();
+                let short = ["/manifests/", "/blobs/", "/referrers/"]
+                    .into_iter()
+                    .find_map(|k| {
+                        let reference = path.split_once(k)?.1;
+                        let reference = match reference.split_once(['-', ':']) {
+                            Some((algorithm, rest)) if rest.len() > 12 => {
+                                let tail = rest.find('.').map_or("", |d| &rest[d..]);
+                                format!("{algorithm}…{tail}")
+                            }
+                            _ => reference.to_string(),
+                        };
+                        Some(format!("{}{reference}", &k[1..]))
+                    })
+                    .unwrap_or_else(|| path.to_string());
+                format!("{method} {short}")
+            })
+            .collect();
+        format!("{}: {}", sequence.len(), sequence.join(", "))
+    }
+
     fn mix(&self, case: &str) -> Mix {
         let images = &self.cases.iter().find(|(c, _)| *c == case).unwrap().1;
         images
@@ -469,6 +508,42 @@ impl SignedLab {
             .map(|image| ("/validate", pod_review("v", &[image], json!({})), true))
             .collect()
     }
+}
+
+/// Every request of `mix` exactly once, spread over `clients`.
+async fn one_pass(base: &str, tls: &Tls, clients: usize, mix: &Mix) -> Run {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = tls.client();
+        let base = base.to_string();
+        let mine: Mix = mix.iter().skip(c).step_by(clients).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run {
+                latencies: Vec::new(),
+                errors: Vec::new(),
+            };
+            for (endpoint, body, expected) in &mine {
+                let started = Instant::now();
+                let (status, answer) = post(&client, format!("{base}{endpoint}"), body).await;
+                run.latencies.push(started.elapsed());
+                if status != 200 || allowed(endpoint, &answer) != Some(*expected) {
+                    run.errors
+                        .push(format!("{endpoint}: HTTP {status}: {answer}"));
+                }
+            }
+            run
+        }));
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: Vec::new(),
+    };
+    for t in tasks {
+        let r = t.await.unwrap();
+        run.latencies.extend(r.latencies);
+        run.errors.extend(r.errors);
+    }
+    run
 }
 
 /// Drives `case` with 1 and 8 clients; prints both and their ratio.
@@ -501,6 +576,8 @@ async fn verification_latency_and_scaling_uncached_cached_and_shared() {
     let server = lab.serve(&tls, "uncached", &["--disable-cache"]);
     for (case, _) in &lab.cases {
         let phase = format!("uncached {case}");
+        let trips = lab.round_trips(&tls, &server.url, case).await;
+        println!("load: {phase}: registry requests of one check: {trips}");
         errors.extend(scaling(&server.url, &tls, &phase, &lab.mix(case), seconds).await);
     }
     drop(server);
@@ -518,6 +595,42 @@ async fn verification_latency_and_scaling_uncached_cached_and_shared() {
     }
     errors.extend(scaling(&server.url, &tls, "cached (all cases)", &all, seconds).await);
     drop(server);
+
+    // With the shared Redis cache: one replica verifies every image live and
+    // stores the answers; fresh replicas (their own caches empty) then answer
+    // every image from Redis once (a digest HEAD and one Redis GET each),
+    // with 1 client, then with 8. Steady state is the local cache above.
+    let redis = support::redis::Redis::start();
+    let (url, key) = (redis.url(), lab.dir.path().join("hmac.key"));
+    std::fs::write(&key, "load-test-key-0123456789abcdef0123456789\n").unwrap();
+    let key = key.display().to_string();
+    let shared = ["--cache", &url, "--cache-hmac-key-file", &key];
+    let writer = lab.serve(&tls, "shared-writer", &shared);
+    let mut run = one_pass(&writer.url, &tls, 8, &all).await;
+    errors.extend(
+        run.errors
+            .drain(..)
+            .map(|e| format!("shared (writer): {e}")),
+    );
+    drop(writer);
+    for clients in [1, 8] {
+        let reader = lab.serve(&tls, &format!("shared-reader-{clients}"), &shared);
+        let started = Instant::now();
+        let mut run = one_pass(&reader.url, &tls, clients, &all).await;
+        let phase = "shared Redis hits (fresh replica, one pass)";
+        report(phase, clients, started.elapsed(), &mut run);
+        errors.extend(run.errors.into_iter().map(|e| format!("{phase}: {e}")));
+        let (_, metrics) = serve_lab::get(&client, format!("{}/metrics", reader.url)).await;
+        let hits = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("imagegate_shared_cache_hits_total "))
+            .and_then(|v| v.parse::<usize>().ok());
+        assert_eq!(
+            hits,
+            Some(all.len()),
+            "every answer came from Redis:\n{metrics}"
+        );
+    }
 
     assert!(
         errors.is_empty(),

@@ -4,10 +4,11 @@
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::certs;
@@ -62,7 +63,7 @@ impl Registry {
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: warn\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: {addr}\n  secret: imagegate-test-not-secret\n",
             storage.display()
@@ -109,7 +110,8 @@ impl Registry {
         let child = Command::new(BINARY)
             .arg("serve")
             .arg(&self.config)
-            .stdout(Stdio::null())
+            // The access log (one line per request, on stdout).
+            .stdout(File::create(self.dir.path().join("access.log")).expect("log file"))
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
@@ -160,6 +162,19 @@ impl Registry {
         }
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    }
+
+    /// Every request served so far, as `METHOD path` (from the access log):
+    /// what a client really asked, e.g. how many round trips a check costs.
+    pub fn requests(&self) -> Vec<String> {
+        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| {
+                let request = l.split('"').nth(1)?;
+                let mut words = request.split_whitespace();
+                Some(format!("{} {}", words.next()?, words.next()?))
+            })
+            .collect()
     }
 
     /// The registry's own log (for failure messages).
