@@ -41,6 +41,9 @@ struct Settings {
     unmatched_message: Option<String>,
     #[serde(default)]
     sources: Option<SourcesSettings>,
+    /// Deny images whose first component is not a registry host.
+    #[serde(default)]
+    require_fully_qualified: bool,
 }
 
 /// Other tools' objects read at request time (see `sources::context`).
@@ -253,6 +256,9 @@ pub struct Policy {
     pub(crate) unmatched_message: Option<String>,
     /// `sources`: the settings are completed at request time.
     pub(crate) sources: Option<SourcedSettings>,
+    /// `requireFullyQualified`: short names are denied (CRI-O resolves them
+    /// through its own aliases and search registries).
+    pub(crate) require_fully_qualified: bool,
 }
 
 /// Settings to complete with other tools' objects for each request.
@@ -538,6 +544,7 @@ fn compile(s: Settings) -> Result<Policy, String> {
         regexes,
         unmatched_message: s.unmatched_message,
         sources: None,
+        require_fully_qualified: s.require_fully_qualified,
     })
 }
 
@@ -865,6 +872,15 @@ mod tests {
         assert!(e.starts_with("unmatched: unknown variant `maybe`"), "{e}");
         let e = err(r#"{"rules":[{"images":["x/y"]}]}"#);
         assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn require_fully_qualified_is_a_boolean_off_by_default() {
+        assert!(!Policy::from_json("{}").unwrap().require_fully_qualified);
+        let p = Policy::from_json(r#"{"requireFullyQualified":true}"#).unwrap();
+        assert!(p.require_fully_qualified);
+        let e = err(r#"{"requireFullyQualified":"yes"}"#);
+        assert!(e.starts_with("requireFullyQualified: invalid type"), "{e}");
     }
 
     #[test]

@@ -12,14 +12,15 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 use std::fmt;
 
-/// One container image found in the object.
+/// One image found in the object: a container's, or an image volume's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSite {
-    /// JSON pointer of the image string, e.g. `/spec/template/spec/containers/0/image`.
+    /// JSON pointer of the image string, e.g. `/spec/template/spec/containers/0/image`
+    /// or `/spec/volumes/1/image/reference`.
     pub pointer: String,
-    /// `containers`, `initContainers` or `ephemeralContainers`.
+    /// `containers`, `initContainers`, `ephemeralContainers` or `volumes`.
     pub list: &'static str,
-    /// The container's name (or `#<index>` when it has none).
+    /// The container's or the volume's name (or `#<index>` when it has none).
     pub container: String,
     /// The image as written.
     pub image: String,
@@ -29,11 +30,13 @@ pub struct ImageSite {
 }
 
 impl ImageSite {
-    /// `container "app"`, `init container "setup"`, `ephemeral container "debugger"`.
+    /// `container "app"`, `init container "setup"`, `ephemeral container
+    /// "debugger"`, `image volume "models"`.
     pub fn describe(&self) -> String {
         let kind = match self.list {
             "initContainers" => "init container",
             "ephemeralContainers" => "ephemeral container",
+            VOLUMES => "image volume",
             _ => "container",
         };
         format!("{kind} {:?}", self.container)
@@ -41,6 +44,11 @@ impl ImageSite {
 }
 
 const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+/// Image volumes (`volumes[].image.reference`, KEP-4639: beta and on by
+/// default in Kubernetes 1.35) are pulled like container images, by the
+/// same runtime code. No other pod spec field names an image (k8s.io/api
+/// v0.36 `core/v1/types.go`).
+const VOLUMES: &str = "volumes";
 
 /// The JSON pointer of the pod spec for a workload kind, or `None` when the
 /// kind carries no pod spec.
@@ -90,30 +98,47 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
             dotted(spec_ptr)
         ));
     }
+    let unreadable = |at: &str, why: &str| format!("cannot read {what}: {} {why}", dotted(at));
     let mut sites = Vec::new();
-    for list in LISTS {
+    for list in LISTS.into_iter().chain([VOLUMES]) {
         let list_ptr = format!("{spec_ptr}/{list}");
-        let containers = match spec.get(list) {
+        let items = match spec.get(list) {
             None | Some(Value::Null) => continue,
             Some(Value::Array(items)) => items,
-            Some(_) => {
-                return Err(format!(
-                    "cannot read {what}: {} is not a list",
-                    dotted(&list_ptr)
-                ))
-            }
+            Some(_) => return Err(unreadable(&list_ptr, "is not a list")),
         };
-        for (i, c) in containers.iter().enumerate() {
+        for (i, item) in items.iter().enumerate() {
             let at = format!("{list_ptr}/{i}");
-            let image = c.get("image").and_then(Value::as_str).ok_or_else(|| {
-                format!("cannot read {what}: {} has no image string", dotted(&at))
-            })?;
-            let container = c
+            let (pointer, image) = if list == VOLUMES {
+                // A volume of another type has no `image`; an image volume
+                // must name its image like a container.
+                match item.get("image") {
+                    _ if !item.is_object() => return Err(unreadable(&at, "is not an object")),
+                    None | Some(Value::Null) => continue,
+                    Some(source) => (
+                        format!("{at}/image/reference"),
+                        source
+                            .get("reference")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| {
+                                unreadable(&at, "is an image volume without a reference string")
+                            })?,
+                    ),
+                }
+            } else {
+                (
+                    format!("{at}/image"),
+                    item.get("image")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| unreadable(&at, "has no image string"))?,
+                )
+            };
+            let container = item
                 .get("name")
                 .and_then(Value::as_str)
                 .map_or_else(|| format!("#{i}"), str::to_string);
             sites.push(ImageSite {
-                pointer: format!("{at}/image"),
+                pointer,
                 list,
                 container,
                 image: image.to_string(),
@@ -303,11 +328,13 @@ mod tests {
     fn pod_spec() -> Value {
         json!({"containers":[{"name":"app","image":"nginx"}],
                "initContainers":[{"name":"init","image":"busybox"}],
-               "ephemeralContainers":[{"name":"dbg","image":"alpine"}]})
+               "ephemeralContainers":[{"name":"dbg","image":"alpine"}],
+               "volumes":[{"name":"cfg","configMap":{"name":"c"}},
+                          {"name":"models","image":{"reference":"ghcr.io/a/m:1","pullPolicy":"Always"}}]})
     }
 
     #[test]
-    fn every_workload_kind_finds_all_three_lists() {
+    fn every_workload_kind_finds_all_three_lists_and_image_volumes() {
         let template = json!({"spec": pod_spec()});
         let cases = [
             ("", "Pod", json!({"spec": pod_spec()}), "/spec"),
@@ -374,11 +401,17 @@ mod tests {
                 [
                     format!("{base}/containers/0/image"),
                     format!("{base}/initContainers/0/image"),
-                    format!("{base}/ephemeralContainers/0/image")
+                    format!("{base}/ephemeralContainers/0/image"),
+                    format!("{base}/volumes/1/image/reference")
                 ],
                 "{kind}"
             );
             assert!(sites.iter().all(|s| s.mutable));
+            let volume = &sites[3];
+            assert_eq!(
+                (volume.describe(), volume.image.as_str()),
+                (r#"image volume "models""#.to_string(), "ghcr.io/a/m:1")
+            );
         }
     }
 
@@ -401,14 +434,15 @@ mod tests {
         let mut r = req("", "Pod", json!({"spec": pod_spec()}));
         r.sub_resource = Some("ephemeralcontainers".into());
         let sites = find_images(&r).unwrap().unwrap();
-        assert_eq!(sites.len(), 3);
+        assert_eq!(sites.len(), 4);
         let mutable: Vec<_> = sites.iter().map(|s| (s.list, s.mutable)).collect();
         assert_eq!(
             mutable,
             [
                 ("containers", false),
                 ("initContainers", false),
-                ("ephemeralContainers", true)
+                ("ephemeralContainers", true),
+                ("volumes", false)
             ]
         );
         r.sub_resource = Some("status".into());
@@ -452,6 +486,42 @@ mod tests {
         assert!(find_images(&r)
             .unwrap_err()
             .ends_with("spec.containers[0] has no image string"));
+    }
+
+    #[test]
+    fn unreadable_image_volumes_are_errors() {
+        let pod = |volumes: Value| req("", "Pod", json!({"spec":{"volumes": volumes}}));
+        for (volumes, error) in [
+            (json!({"a":1}), "spec.volumes is not a list"),
+            (json!(["data"]), "spec.volumes[0] is not an object"),
+            (
+                json!([{"name":"d","image":{}}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+            (
+                json!([{"name":"d","image":{"reference":7}}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+            (
+                json!([{"name":"d","image":"ghcr.io/a/b"}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+        ] {
+            let e = find_images(&pod(volumes)).unwrap_err();
+            assert!(e.ends_with(error), "{e}");
+        }
+        // Other volume types, a null image and no name are fine.
+        let sites = find_images(&pod(
+            json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
+            {"image":{"reference":""}}]),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(sites.len(), 1);
+        assert_eq!(
+            (sites[0].describe(), sites[0].image.as_str()),
+            (r##"image volume "#2""##.to_string(), "")
+        );
     }
 
     #[test]
