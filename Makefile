@@ -53,12 +53,14 @@ host-runner-for-tests:
 fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
-	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
+	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm IMAGEGATE_KUBE_VALIDATE=$(CURDIR)/.venv/bin/python \
+		$(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm size fixtures e2e
 
 bench: policy.wasm
 	$(CARGO) bench -p imagegate-policy --bench engine
+	$(CARGO) bench -p imagegate --bench bundle
 	$(CARGO) run --release -p imagegate -- bench --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 size: policy.wasm
@@ -69,5 +71,6 @@ size: policy.wasm
 clean:
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
+	rm -rf .venv
 
 -include mk/*.mk

@@ -4,8 +4,8 @@
 //!
 //! Data flows one way: [`cli`] reads flags and files and builds the
 //! [`runtime`] (the wasmtime waPC host) with its [`capabilities`], which use
-//! [`registry`] to reach registries; [`packaging`] and [`serve`] sit beside
-//! them and are driven by their verbs.
+//! [`registry`] to reach registries; [`packaging`], [`serve`] and [`deploy`]
+//! sit beside them and are driven by their verbs.
 
 /// The verbs, one file each, and the flags they share.
 pub mod cli;
@@ -29,3 +29,7 @@ pub mod packaging;
 
 /// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics.
 pub mod serve;
+
+/// Running `imagegate serve` without Kubewarden: the container image, the
+/// webhook manifests, ImagePolicyWebhook configuration, certificates.
+pub mod deploy;

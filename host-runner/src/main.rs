@@ -32,13 +32,16 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
     Artifacthub(cli::artifacthub::Args),
-    /// Write the ClusterAdmissionPolicy that installs the policy.
+    /// Write the ClusterAdmissionPolicy that installs the policy, or (`scaffold
+    /// webhook`, `scaffold imagepolicywebhook`) what runs `imagegate serve` without Kubewarden.
     Scaffold(cli::scaffold::Args),
     /// Publish the annotated module to an OCI registry (like `kwctl push`).
     Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
     Pull(cli::pull::Args),
-    /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    /// Build the container image of `imagegate serve` (static binary + annotated module) and push it.
+    Image(cli::image::Args),
+    /// Serve the policy over HTTPS: AdmissionReview at /validate (never patches) and /mutate, ImageReview at /imagereview.
     Serve(cli::serve::Args),
 }
 
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Scaffold(args) => cli::scaffold::run(&args),
         Command::Push(args) => cli::push::run(&args),
         Command::Pull(args) => cli::pull::run(&args),
+        Command::Image(args) => cli::image::run(&args),
         Command::Serve(args) => cli::serve::run(&args),
     };
     result.unwrap_or_else(|e| {

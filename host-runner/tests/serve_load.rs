@@ -361,7 +361,7 @@ async fn signed_lab() -> SignedLab {
         registry::available() && support::notary::available(),
         "docker-registry and notary are not installed: run scripts/deps.sh"
     );
-    let registry = Registry::start(Variant::Plain);
+    let registry = Registry::start_logged(Variant::Plain);
     let dir = tempfile::tempdir().unwrap();
     let key = CosignKey::generate();
     let fake = FakeSigstore::new();

@@ -7,9 +7,11 @@
 //! ([`Policy::from_json`]) because a fresh policy-server instance pays for
 //! both on every request.
 
+use crate::conditions::Condition;
 use crate::glob::Glob;
 use crate::pattern::{self, Pattern, PatternSet};
 use crate::pem;
+use crate::wire::Platforms;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -148,6 +150,8 @@ enum CheckSettings {
         keys: Vec<String>,
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        platforms: Platforms,
     },
     #[serde(rename_all = "camelCase")]
     Notary {
@@ -168,6 +172,8 @@ enum CheckSettings {
         subject_prefix: Option<String>,
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        platforms: Platforms,
     },
     GithubActions {
         owner: String,
@@ -175,6 +181,8 @@ enum CheckSettings {
         repo: Option<String>,
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        platforms: Platforms,
     },
     #[serde(rename_all = "camelCase")]
     Certificate {
@@ -185,7 +193,14 @@ enum CheckSettings {
         require_rekor_bundle: bool,
         #[serde(default)]
         annotations: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        platforms: Platforms,
     },
+    /// Read by [`attestation_check`] (its signer is written like the
+    /// signature checks': keys, keyless, githubActions, certificate).
+    Attestation(serde_json::Value),
+    /// Read by [`crate::notation::NotationCheck::read`].
+    Notation(serde_json::Value),
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,10 +329,20 @@ pub(crate) enum Verify {
 /// One signature check; each becomes host-capability calls in `decide`.
 #[derive(Debug, Clone)]
 pub(crate) enum Check {
-    /// Any one of the keys suffices (one `oci/v2/verify` call per key).
-    Cosign {
-        keys: Vec<NamedKey>,
+    /// cosign, keyless, githubActions, certificate: a signature in any
+    /// format the host reads (cosign bundles, `.sig`).
+    Signature {
+        signers: Signers,
         annotations: Option<BTreeMap<String, String>>,
+        platforms: Platforms,
+    },
+    /// An in-toto attestation of `predicate_type` by one of `signers`,
+    /// satisfying `conditions`.
+    Attestation {
+        predicate_type: String,
+        signers: Signers,
+        platforms: Platforms,
+        conditions: Option<Condition>,
     },
     Notary {
         server: String,
@@ -325,26 +350,32 @@ pub(crate) enum Check {
         ca_cert: Option<String>,
         root_keys: Option<Vec<String>>,
     },
+    /// A Notation signature (JWS or COSE) trusted by the trust policy
+    /// statement for the image's repository.
+    Notation(crate::notation::NotationCheck),
+}
+
+/// Who may sign, for signature and attestation checks.
+#[derive(Debug, Clone)]
+pub(crate) enum Signers {
+    /// Any one of the keys suffices.
+    Keys(Vec<NamedKey>),
     Keyless {
         issuer: String,
         subject: String,
-        annotations: Option<BTreeMap<String, String>>,
     },
     KeylessPrefix {
         issuer: String,
         prefix: String,
-        annotations: Option<BTreeMap<String, String>>,
     },
     GithubActions {
         owner: String,
         repo: Option<String>,
-        annotations: Option<BTreeMap<String, String>>,
     },
     Certificate {
         certificate: String,
         chain: Vec<String>,
         require_rekor_bundle: bool,
-        annotations: Option<BTreeMap<String, String>>,
     },
 }
 
@@ -626,26 +657,24 @@ fn compile_verify(
 }
 
 fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Result<Check, String> {
-    Ok(match c {
+    let signature =
+        |signers, annotations: &Option<BTreeMap<String, String>>, platforms: &Platforms| {
+            Ok(Check::Signature {
+                signers,
+                annotations: annotations.clone(),
+                platforms: *platforms,
+            })
+        };
+    match c {
         CheckSettings::Cosign {
             keys: names,
             annotations,
-        } => {
-            if names.is_empty() {
-                return Err(format!("{at}.cosign.keys: at least one key is required"));
-            }
-            let keys = names
-                .iter()
-                .enumerate()
-                .map(|(k, name)| {
-                    resolve_key(name, keys).map_err(|e| format!("{at}.cosign.keys[{k}]: {e}"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Check::Cosign {
-                keys,
-                annotations: annotations.clone(),
-            }
-        }
+            platforms,
+        } => signature(
+            key_signers(names, &format!("{at}.cosign"), keys)?,
+            annotations,
+            platforms,
+        ),
         CheckSettings::Notary {
             server,
             signers,
@@ -681,81 +710,323 @@ fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Res
                 pem::expect_one(key, &["PUBLIC KEY", "CERTIFICATE"])
                     .map_err(|e| format!("{at}.rootKeys[{k}]: {e}"))?;
             }
-            Check::Notary {
+            Ok(Check::Notary {
                 server: server.trim_end_matches('/').to_string(),
                 signers: out,
                 ca_cert: ca_cert.clone(),
                 root_keys: root_keys.clone(),
-            }
+            })
         }
         CheckSettings::Keyless {
             issuer,
             subject,
             subject_prefix,
             annotations,
-        } => {
-            if issuer.is_empty() {
-                return Err(format!("{at}.keyless.issuer: must not be empty"));
-            }
-            match (subject, subject_prefix) {
-                (Some(subject), None) if !subject.is_empty() => Check::Keyless {
-                    issuer: issuer.clone(),
-                    subject: subject.clone(),
-                    annotations: annotations.clone(),
-                },
-                (None, Some(prefix)) => {
-                    // policy-server crashes its callback on a prefix that is not a URL.
-                    if !is_url(prefix, &["https://", "http://"]) {
-                        return Err(format!(
-                            "{at}.keyless.subjectPrefix: {prefix:?} must be an http(s) URL"
-                        ));
-                    }
-                    Check::KeylessPrefix {
-                        issuer: issuer.clone(),
-                        prefix: prefix.clone(),
-                        annotations: annotations.clone(),
-                    }
-                }
-                _ => {
-                    return Err(format!(
-                        "{at}.keyless: exactly one of subject or subjectPrefix is required"
-                    ))
-                }
-            }
-        }
+            platforms,
+        } => signature(
+            keyless_signers(issuer, subject, subject_prefix, &format!("{at}.keyless"))?,
+            annotations,
+            platforms,
+        ),
         CheckSettings::GithubActions {
             owner,
             repo,
             annotations,
-        } => {
-            if owner.is_empty() {
-                return Err(format!("{at}.githubActions.owner: must not be empty"));
-            }
-            Check::GithubActions {
-                owner: owner.clone(),
-                repo: repo.clone(),
-                annotations: annotations.clone(),
-            }
-        }
+            platforms,
+        } => signature(
+            github_signers(owner, repo, &format!("{at}.githubActions"))?,
+            annotations,
+            platforms,
+        ),
         CheckSettings::Certificate {
             certificate,
             chain,
             require_rekor_bundle,
             annotations,
-        } => {
-            pem::expect_one(certificate, &["CERTIFICATE"])
-                .map_err(|e| format!("{at}.certificate.certificate: {e}"))?;
-            for (k, c) in chain.iter().enumerate() {
-                pem::expect_one(c, &["CERTIFICATE"])
-                    .map_err(|e| format!("{at}.certificate.chain[{k}]: {e}"))?;
-            }
-            Check::Certificate {
-                certificate: certificate.clone(),
-                chain: chain.clone(),
-                require_rekor_bundle: *require_rekor_bundle,
-                annotations: annotations.clone(),
-            }
+            platforms,
+        } => signature(
+            certificate_signers(
+                certificate,
+                chain,
+                *require_rekor_bundle,
+                &format!("{at}.certificate"),
+            )?,
+            annotations,
+            platforms,
+        ),
+        CheckSettings::Attestation(value) => {
+            attestation_check(value, &format!("{at}.attestation"), keys)
         }
+        CheckSettings::Notation(value) => Ok(Check::Notation(
+            crate::notation::NotationCheck::read(value, &format!("{at}.notation"))?,
+        )),
+    }
+}
+
+/// An `attestation` check, read from its JSON by hand: derived readers for
+/// its nested signer objects would cost the module more than this does.
+fn attestation_check(
+    value: &serde_json::Value,
+    at: &str,
+    keys: &HashMap<&str, &str>,
+) -> Result<Check, String> {
+    let map = fields(
+        value,
+        at,
+        &[
+            "predicateType",
+            "keys",
+            "keyless",
+            "githubActions",
+            "certificate",
+            "platforms",
+            "conditions",
+        ],
+    )?;
+    let predicate_type = string(map, "predicateType", at)?
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{at}.predicateType: a non-empty string is required"))?;
+    let platforms = platforms(map, at)?;
+    let given: Vec<&str> = ["keys", "keyless", "githubActions", "certificate"]
+        .into_iter()
+        .filter(|k| map.contains_key(*k))
+        .collect();
+    let signers = match given.as_slice() {
+        ["keys"] => {
+            let names = map["keys"]
+                .as_array()
+                .and_then(|list| {
+                    list.iter()
+                        .map(|k| k.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{at}.keys: a list of key names is required"))?;
+            key_signers(&names, at, keys)?
+        }
+        ["keyless"] => {
+            let at = format!("{at}.keyless");
+            let k = fields(
+                &map["keyless"],
+                &at,
+                &["issuer", "subject", "subjectPrefix"],
+            )?;
+            keyless_signers(
+                &string(k, "issuer", &at)?.unwrap_or_default(),
+                &string(k, "subject", &at)?,
+                &string(k, "subjectPrefix", &at)?,
+                &at,
+            )?
+        }
+        ["githubActions"] => {
+            let at = format!("{at}.githubActions");
+            let g = fields(&map["githubActions"], &at, &["owner", "repo"])?;
+            github_signers(
+                &string(g, "owner", &at)?.unwrap_or_default(),
+                &string(g, "repo", &at)?,
+                &at,
+            )?
+        }
+        ["certificate"] => {
+            let at = format!("{at}.certificate");
+            let c = fields(
+                &map["certificate"],
+                &at,
+                &["certificate", "chain", "requireRekorBundle"],
+            )?;
+            let chain = match c.get("chain") {
+                None => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .and_then(|l| {
+                        l.iter()
+                            .map(|c| c.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| format!("{at}.chain: a list of PEM certificates is required"))?,
+            };
+            let require = match c.get("requireRekorBundle") {
+                None => false,
+                Some(b) => b
+                    .as_bool()
+                    .ok_or_else(|| format!("{at}.requireRekorBundle: true or false"))?,
+            };
+            certificate_signers(
+                &string(c, "certificate", &at)?.unwrap_or_default(),
+                &chain,
+                require,
+                &at,
+            )?
+        }
+        _ => {
+            return Err(format!(
+                "{at}: exactly one of keys, keyless, githubActions or certificate is required"
+            ))
+        }
+    };
+    Ok(Check::Attestation {
+        predicate_type,
+        signers,
+        platforms,
+        conditions: map
+            .get("conditions")
+            .map(|c| crate::conditions::compile(c, &format!("{at}.conditions")))
+            .transpose()?,
+    })
+}
+
+/// `platforms` of a check: `index` (default) or `all`.
+pub(crate) fn platforms(
+    map: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<Platforms, String> {
+    match string(map, "platforms", at)?.as_deref() {
+        None | Some("index") => Ok(Platforms::Index),
+        Some("all") => Ok(Platforms::All),
+        Some(other) => Err(format!(
+            "{at}.platforms: unknown variant `{other}`, expected `index` or `all`"
+        )),
+    }
+}
+
+/// An optional list of strings.
+pub(crate) fn strings(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<Vec<String>>, String> {
+    map.get(name)
+        .map(|list| {
+            list.as_array()
+                .and_then(|l| {
+                    l.iter()
+                        .map(|s| s.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{at}.{name}: a list of strings is required"))
+        })
+        .transpose()
+}
+
+/// An optional object of strings.
+pub(crate) fn string_map(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let Some(value) = map.get(name) else {
+        return Ok(None);
+    };
+    let bad = || format!("{at}.{name}: an object of strings is required");
+    // Inserted one by one: collecting into a BTreeMap sorts, and the sort
+    // costs the module kilobytes.
+    let mut out = BTreeMap::new();
+    for (k, v) in value.as_object().ok_or_else(bad)? {
+        out.insert(k.clone(), v.as_str().ok_or_else(bad)?.to_string());
+    }
+    Ok(Some(out))
+}
+
+/// `value` as an object with only `known` fields (serde's wording).
+pub(crate) fn fields<'a>(
+    value: &'a serde_json::Value,
+    at: &str,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, serde_json::Value>, String> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| format!("{at}: an object is required"))?;
+    if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        return Err(format!(
+            "{at}: unknown field `{unknown}`, expected one of {}",
+            expected.join(", ")
+        ));
+    }
+    Ok(map)
+}
+
+/// An optional string field.
+pub(crate) fn string(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<String>, String> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{at}.{name}: a string is required")),
+    }
+}
+
+/// `keys` (at `{at}.keys`): names from the settings' `keys`, or inline PEM.
+fn key_signers(names: &[String], at: &str, keys: &HashMap<&str, &str>) -> Result<Signers, String> {
+    if names.is_empty() {
+        return Err(format!("{at}.keys: at least one key is required"));
+    }
+    names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| resolve_key(name, keys).map_err(|e| format!("{at}.keys[{k}]: {e}")))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Signers::Keys)
+}
+
+fn keyless_signers(
+    issuer: &str,
+    subject: &Option<String>,
+    prefix: &Option<String>,
+    at: &str,
+) -> Result<Signers, String> {
+    if issuer.is_empty() {
+        return Err(format!("{at}.issuer: must not be empty"));
+    }
+    match (subject, prefix) {
+        (Some(subject), None) if !subject.is_empty() => Ok(Signers::Keyless {
+            issuer: issuer.to_string(),
+            subject: subject.clone(),
+        }),
+        (None, Some(prefix)) => {
+            // policy-server crashes its callback on a prefix that is not a URL.
+            if !is_url(prefix, &["https://", "http://"]) {
+                return Err(format!(
+                    "{at}.subjectPrefix: {prefix:?} must be an http(s) URL"
+                ));
+            }
+            Ok(Signers::KeylessPrefix {
+                issuer: issuer.to_string(),
+                prefix: prefix.clone(),
+            })
+        }
+        _ => Err(format!(
+            "{at}: exactly one of subject or subjectPrefix is required"
+        )),
+    }
+}
+
+fn github_signers(owner: &str, repo: &Option<String>, at: &str) -> Result<Signers, String> {
+    if owner.is_empty() {
+        return Err(format!("{at}.owner: must not be empty"));
+    }
+    Ok(Signers::GithubActions {
+        owner: owner.to_string(),
+        repo: repo.clone(),
+    })
+}
+
+fn certificate_signers(
+    certificate: &str,
+    chain: &[String],
+    require_rekor_bundle: bool,
+    at: &str,
+) -> Result<Signers, String> {
+    pem::expect_one(certificate, &["CERTIFICATE"]).map_err(|e| format!("{at}.certificate: {e}"))?;
+    for (k, c) in chain.iter().enumerate() {
+        pem::expect_one(c, &["CERTIFICATE"]).map_err(|e| format!("{at}.chain[{k}]: {e}"))?;
+    }
+    Ok(Signers::Certificate {
+        certificate: certificate.to_string(),
+        chain: chain.to_vec(),
+        require_rekor_bundle,
     })
 }
 
@@ -959,6 +1230,58 @@ mod tests {
     }
 
     #[test]
+    fn attestation_checks_validate_their_signers_conditions_and_platforms() {
+        let rule = |check: &str| {
+            format!(
+                r#"{{"keys":{{"k":{{"cosign":"{KEY}"}}}},"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{check}]}}}}]}}"#
+            )
+        };
+        let ok = rule(
+            r#"{"attestation":{"predicateType":"https://slsa.dev/provenance/v1","keys":["k"],"platforms":"all",
+                "conditions":{"all":[{"path":"predicate.buildDefinition.buildType","op":"exists"}]}}}"#,
+        );
+        let p = Policy::from_json(&ok).unwrap();
+        let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
+            panic!()
+        };
+        assert!(matches!(
+            &checks[0],
+            Check::Attestation { platforms: Platforms::All, conditions: Some(_), signers: Signers::Keys(k), .. } if k[0].name == "k"
+        ));
+        let cases = [
+            (r#"{"attestation":{"predicateType":"p"}}"#,
+             "rules[0].verify.anyOf[0].attestation: exactly one of keys, keyless, githubActions or certificate is required"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"githubActions":{"owner":"o"}}}"#,
+             "rules[0].verify.anyOf[0].attestation: exactly one of keys, keyless, githubActions or certificate is required"),
+            (r#"{"attestation":{"predicateType":"","keys":["k"]}}"#,
+             "rules[0].verify.anyOf[0].attestation.predicateType: a non-empty string is required"),
+            (r#"{"attestation":{"predicateType":"p","keys":"k"}}"#,
+             "rules[0].verify.anyOf[0].attestation.keys: a list of key names is required"),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o","rep":"x"}}}"#,
+             "rules[0].verify.anyOf[0].attestation.githubActions: unknown field `rep`, expected one of `owner`, `repo`"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"platform":"all"}}"#,
+             "rules[0].verify.anyOf[0].attestation: unknown field `platform`, expected one of `predicateType`, `keys`, `keyless`, `githubActions`, `certificate`, `platforms`, `conditions`"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"platforms":"some"}}"#,
+             "rules[0].verify.anyOf[0].attestation.platforms: unknown variant `some`, expected `index` or `all`"),
+            (r#"{"attestation":{"predicateType":"p","certificate":{"certificate":"x"}}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.certificate.certificate: expected "-----BEGIN ...-----", found "x""#),
+            (r#"{"attestation":{"predicateType":"p","keys":["nope"]}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.keys[0]: unknown key "nope""#),
+            (r#"{"attestation":{"predicateType":"p","keyless":{"issuer":"https://i"}}}"#,
+             "rules[0].verify.anyOf[0].attestation.keyless: exactly one of subject or subjectPrefix is required"),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o"},"conditions":[{"path":"predicate.x","op":"regex","value":"a"}]}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.conditions[0].op: unknown op "regex" (equals, glob, in, exists)"#),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o"},"conditions":{"all":[{"path":"predicate..x","op":"exists"}]}}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.conditions.all[0].path: "predicate..x": empty segment"#),
+            (r#"{"cosign":{"keys":["k"],"platforms":"some"}}"#,
+             "rules[0].verify.anyOf[0].cosign.platforms: unknown variant `some`, expected `index` or `all`"),
+        ];
+        for (check, message) in cases {
+            assert_eq!(err(&rule(check)), message, "{check}");
+        }
+    }
+
+    #[test]
     fn notary_roles_are_normalized_and_inline_keys_work() {
         let json = format!(
             r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}],"rootKeys":["{KEY}"]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
@@ -976,7 +1299,11 @@ mod tests {
         assert_eq!(server, "https://n:4443");
         assert_eq!(signers[0].role, "targets/jenkins");
         assert_eq!(signers[1].role, "targets/alice");
-        let Check::Cosign { keys, .. } = &checks[1] else {
+        let Check::Signature {
+            signers: Signers::Keys(keys),
+            ..
+        } = &checks[1]
+        else {
             panic!()
         };
         assert_eq!(keys[0].name, "inline");

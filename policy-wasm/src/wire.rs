@@ -309,6 +309,206 @@ pub struct NotaryVerifyResponse {
     pub signer: String,
 }
 
+/// Which manifests of a multi-arch image a check requires signed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Platforms {
+    /// The digest the reference resolves to (an index for a multi-arch tag):
+    /// what `cosign sign` signs.
+    #[default]
+    Index,
+    /// Every platform manifest of the index, each on its own digest
+    /// (BuildKit attestation manifests skipped); a single manifest is itself.
+    All,
+}
+
+/// Who may have signed: one entry of a check. Any one suffices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SignerIdentity {
+    /// A public key (PEM).
+    Key {
+        /// `-----BEGIN PUBLIC KEY-----...`
+        pem: String,
+    },
+    /// A Fulcio certificate for exactly this issuer and subject.
+    Keyless {
+        /// OIDC issuer URL.
+        issuer: String,
+        /// Certificate subject (an e-mail or a URI).
+        subject: String,
+    },
+    /// A Fulcio certificate for this issuer whose subject URI starts with a prefix.
+    KeylessPrefix {
+        /// OIDC issuer URL.
+        issuer: String,
+        /// E.g. `https://github.com/corp/`.
+        url_prefix: String,
+    },
+    /// A Fulcio certificate issued to a GitHub Actions workflow of `owner` (and `repo`).
+    GithubActions {
+        /// Repository owner (user or organization).
+        owner: String,
+        /// Repository name; any when `None`.
+        repo: Option<String>,
+    },
+    /// The key of this certificate, which must chain to `chain` (PEM each).
+    Certificate {
+        /// The signing certificate.
+        pem: String,
+        /// Its chain up to a root, in order; empty: the certificate alone.
+        chain: Vec<String>,
+        /// The signature must be in a transparency log the trust root knows.
+        require_tlog: bool,
+    },
+}
+
+impl SignerIdentity {
+    /// The `oci/v2/verify` request that checks a legacy `.sig` signature of
+    /// `image` by this identity: the guest's fallback on hosts without
+    /// `imagegate/v1/verify_signature`, and that capability's `.sig` path.
+    pub fn legacy_request(
+        &self,
+        image: String,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> SigstoreVerifyRequest {
+        match self {
+            SignerIdentity::Key { pem } => SigstoreVerifyRequest::SigstorePubKeyVerify {
+                image,
+                pub_keys: vec![pem.clone()],
+                annotations,
+            },
+            SignerIdentity::Keyless { issuer, subject } => {
+                SigstoreVerifyRequest::SigstoreKeylessVerify {
+                    image,
+                    keyless: vec![KeylessInfo {
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::KeylessPrefix { issuer, url_prefix } => {
+                SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+                    image,
+                    keyless_prefix: vec![KeylessPrefixInfo {
+                        issuer: issuer.clone(),
+                        url_prefix: url_prefix.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::GithubActions { owner, repo } => {
+                SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+                    image,
+                    owner: owner.clone(),
+                    repo: repo.clone(),
+                    annotations,
+                }
+            }
+            SignerIdentity::Certificate {
+                pem,
+                chain,
+                require_tlog,
+            } => SigstoreVerifyRequest::SigstoreCertificateVerify {
+                image,
+                certificate: pem.as_bytes().to_vec(),
+                certificate_chain: (!chain.is_empty())
+                    .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
+                require_rekor_bundle: *require_tlog,
+                annotations,
+            },
+        }
+    }
+}
+
+/// imagegate's own capability `imagegate/v1/verify_signature`: is the image
+/// signed by one of `identities`, in any format the host knows (cosign
+/// bundles found as OCI referrers, legacy `.sig` tags)?
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct SignatureVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// Any one suffices; the answer says which one verified.
+    pub identities: Vec<SignerIdentity>,
+    /// Claims the signature itself must carry (cosign `-a key=value`).
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// imagegate's own capability `imagegate/v1/verify_attestation`: in-toto
+/// statements of `predicate_type` about the image, signed by one of
+/// `identities` (cosign bundles as referrers, legacy `.att` tags). The guest
+/// evaluates its conditions on what the host returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct AttestationVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must carry a verified attestation.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// E.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    /// Any one suffices.
+    pub identities: Vec<SignerIdentity>,
+}
+
+/// The answer of the `imagegate/v1/verify_*` capabilities. "Nothing verified"
+/// is an answer (empty `verified`, the trace says why); errors are for
+/// requests the host cannot work on (bad input, registry unreachable).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImageVerifyResponse {
+    /// What the reference resolved to: the digest to pin.
+    pub digest: String,
+    /// Every signature or attestation that verified.
+    pub verified: Vec<Verified>,
+    /// Per manifest checked: every path tried and what each found.
+    pub trace: Vec<SubjectTrace>,
+}
+
+/// One signature or attestation that verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Verified {
+    /// The digest it covers (the index, or a platform manifest).
+    pub subject: String,
+    /// Which of the request's identities signed it.
+    #[serde(default)]
+    pub identity: Option<usize>,
+    /// `cosign-bundle-v0.3`, `cosign-sig`, `cosign-att`, ...
+    pub format: String,
+    /// Where it was found: `referrers-api`, `referrers-tag`, `cosign-sig-tag`, `cosign-att-tag`.
+    pub path: String,
+    /// The signature manifest's digest.
+    pub manifest: String,
+    /// Who signed: `key sha256:...`, a certificate subject.
+    pub signer: String,
+    /// The earliest time (unix seconds) after which this verification must be
+    /// redone (a certificate without a verified timestamp expires).
+    #[serde(default)]
+    pub valid_until: Option<i64>,
+    /// Attestations: the verified in-toto statement.
+    #[serde(default)]
+    pub statement: Option<Value>,
+    /// Attestations: the signing certificate's claims (`subject`, `issuer`,
+    /// Fulcio extensions by name).
+    #[serde(default)]
+    pub certificate: Option<BTreeMap<String, String>>,
+}
+
+/// What was looked at for one manifest digest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubjectTrace {
+    /// The manifest digest signatures were looked up for.
+    pub subject: String,
+    /// One line per path, in order (referrers API, referrers tag, legacy
+    /// tag): what the registry answered and every candidate with its
+    /// verdict, `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    pub paths: Vec<String>,
+}
+
 /// `kubernetes/get_resource` request.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct GetResourceRequest {
@@ -345,4 +545,93 @@ pub struct ListResourcesRequest {
     /// Only these fields of each object.
     #[serde(default)]
     pub field_masks: Option<Vec<String>>,
+}
+
+/// imagegate's own capability `imagegate/v1/verify_notation`: is the image
+/// signed with Notation (JWS or COSE envelopes found as OCI referrers) as
+/// the trust policy statement that applies to it requires? The guest selects
+/// the statement (by registry scope) and resolves its verification level;
+/// `skip` statements never reach the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// The trust policy statement for the image's repository.
+    pub policy: NotationPolicy,
+    /// Annotations the signed payload must carry (`notation verify -m`).
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// A trust policy statement with its level resolved and its trust stores'
+/// certificates attached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationPolicy {
+    /// The statement's name, for messages.
+    pub name: String,
+    /// `strict`, `permissive`, `audit`, or `custom` when overridden.
+    pub level: String,
+    /// What a failed authenticity validation does (integrity is always enforced).
+    pub authenticity: NotationAction,
+    /// What a failed authentic-timestamp validation does.
+    pub authentic_timestamp: NotationAction,
+    /// What an expired signature does.
+    pub expiry: NotationAction,
+    /// Revocation: never checked (offline); `enforce` never reaches the host.
+    pub revocation: NotationAction,
+    /// When an RFC 3161 countersignature is verified.
+    pub verify_timestamp: VerifyTimestamp,
+    /// `*`, or `x509.subject:` followed by a distinguished name.
+    pub trusted_identities: Vec<String>,
+    /// The statement's trust stores.
+    pub trust_stores: Vec<NotationTrustStore>,
+}
+
+/// What a failed validation does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NotationAction {
+    /// The signature is rejected.
+    Enforce,
+    /// The failure is reported, the signature passes.
+    Log,
+    /// The validation is not run.
+    Skip,
+}
+
+/// Notation's `verifyTimestamp`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyTimestamp {
+    /// Whenever a `tsa` trust store is configured.
+    #[default]
+    Always,
+    /// Only when a certificate of the signing chain has expired.
+    AfterCertExpiry,
+}
+
+/// A named trust store: `ca:acme` is `{kind: ca, name: acme}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationTrustStore {
+    /// What the certificates are trusted for.
+    pub kind: NotationStoreKind,
+    /// The store's name.
+    pub name: String,
+    /// PEM certificates (one or more).
+    pub certificates: String,
+}
+
+/// Notation's trust store types.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum NotationStoreKind {
+    /// Roots (or intermediates) of `notary.x509` signing chains.
+    Ca,
+    /// Roots of `notary.x509.signingAuthority` signing chains.
+    SigningAuthority,
+    /// Roots of timestamp authorities.
+    Tsa,
 }

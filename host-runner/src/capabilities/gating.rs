@@ -21,6 +21,9 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "kubernetes/get_resource",
     "kubernetes/can_i",
     "notary/v1/verify",
+    "imagegate/v1/verify_signature",
+    "imagegate/v1/verify_attestation",
+    "imagegate/v1/verify_notation",
 ];
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.

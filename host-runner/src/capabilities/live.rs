@@ -16,6 +16,8 @@ use super::cache::{CacheConfig, CacheStats, CapabilityCache};
 use super::kubernetes::KubeContext;
 use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
+use super::signatures::Signatures;
+use super::sigstore::TrustRoot;
 use super::{crypto, Backend, Failure, Request};
 
 /// Configuration of the live backend (no derives beyond what the capability
@@ -43,6 +45,7 @@ impl Default for LiveConfig {
 pub struct Live {
     rt: tokio::runtime::Runtime,
     oci: Oci,
+    signatures: Signatures,
     notary: Notary,
     kube: Option<KubeContext>,
     cache: Option<CapabilityCache>,
@@ -66,8 +69,13 @@ impl Live {
             .transpose()
             .context("cannot set up the capability cache")?;
         let shared = cache.as_ref().and_then(CapabilityCache::shared);
+        let trust_root = TrustRoot::load(config.oci.sigstore_trust_config.as_deref())?;
+        let oci = Oci::new(config.oci).context("cannot set up the OCI capabilities")?;
+        let signatures = Signatures::new(oci.access().clone(), trust_root)
+            .context("cannot set up the signature capabilities")?;
         Ok(Live {
-            oci: Oci::new(config.oci).context("cannot set up the OCI capabilities")?,
+            oci,
+            signatures,
             notary: Notary::new(config.notary, shared)
                 .context("cannot set up the Notary capability")?,
             rt,
@@ -139,6 +147,27 @@ impl Live {
                     &format!("sigstore verification of {}", req.image()),
                     deadline,
                     self.oci.verify(req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifySignature(req) => self
+                .block_on(
+                    &format!("signature verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_signature(&self.oci, req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifyAttestation(req) => self
+                .block_on(
+                    &format!("attestation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_attestation(req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifyNotation(req) => self
+                .block_on(
+                    &format!("Notation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_notation(req),
                 )
                 .and_then(|a| Ok(to_json(a)?)),
             NotaryVerify(req) => self

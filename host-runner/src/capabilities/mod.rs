@@ -10,6 +10,10 @@
 //! [`Offline`]. Error texts are Kubewarden's, because policies and users
 //! match on them.
 //!
+//! [`x509`] (certificates, chains at a time, Notation's certificate rules,
+//! distinguished names) and [`timestamp`] (RFC 3161) are no capabilities:
+//! they are the pieces the signature verifiers share.
+//!
 //! A new capability: a [`Request`] variant and its line in
 //! [`request::parse`] and [`gating::KNOWN_CAPABILITIES`], its kwctl session
 //! form in `runtime::session`, and its answer in [`live`] (in a module of its
@@ -22,9 +26,14 @@ pub mod gating;
 pub mod kubernetes;
 pub mod live;
 pub mod notary;
+pub mod notation;
 pub mod oci;
 pub mod request;
 pub mod shared;
+pub mod signatures;
+pub mod sigstore;
+pub mod timestamp;
+pub mod x509;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;

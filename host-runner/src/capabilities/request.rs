@@ -8,7 +8,8 @@
 //! (`!SigstorePubKeyVerify ...`) is [`crate::runtime::session`]'s business.
 
 use imagegate_policy::wire::{
-    GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest, SigstoreVerifyRequest,
+    AttestationVerifyRequest, GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest,
+    NotationVerifyRequest, SignatureVerifyRequest, SigstoreVerifyRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -41,6 +42,12 @@ pub enum Request {
     CryptoIsCertificateTrusted(CertificateTrustRequest),
     /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
+    /// `imagegate/v1/verify_signature`: imagegate's own, every signature format.
+    VerifySignature(SignatureVerifyRequest),
+    /// `imagegate/v1/verify_attestation`: imagegate's own.
+    VerifyAttestation(AttestationVerifyRequest),
+    /// `imagegate/v1/verify_notation`: imagegate's own, Notation signatures.
+    VerifyNotation(NotationVerifyRequest),
 }
 
 /// How the cache ([`super::cache`]) treats a request.
@@ -68,6 +75,9 @@ impl Request {
             OciManifestDigest { image } => Caching::Digest(image),
             OciManifest { image } | OciManifestAndConfig { image } => Caching::Image(image),
             Sigstore(req) => Caching::Image(req.image()),
+            VerifySignature(req) => Caching::Image(&req.image),
+            VerifyAttestation(req) => Caching::Image(&req.image),
+            VerifyNotation(req) => Caching::Image(&req.image),
             NotaryVerify(_) => Caching::Request,
             DNSLookupHost { .. }
             | KubernetesListResources(_)
@@ -93,6 +103,9 @@ impl Request {
                 | S::SigstoreCertificateVerify { image, .. },
             ) => *image = new,
             Request::NotaryVerify(req) => req.image = new,
+            Request::VerifySignature(req) => req.image = new,
+            Request::VerifyAttestation(req) => req.image = new,
+            Request::VerifyNotation(req) => req.image = new,
             Request::DNSLookupHost { .. }
             | Request::KubernetesListResources(_)
             | Request::KubernetesGetResource(_)
@@ -178,7 +191,10 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
         ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
-        ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
+        ("imagegate", "v1/verify_signature") => Request::VerifySignature(json(payload)?),
+        ("imagegate", "v1/verify_attestation") => Request::VerifyAttestation(json(payload)?),
+        ("imagegate", "v1/verify_notation") => Request::VerifyNotation(json(payload)?),
+        ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
             return Err(format!("unknown operation: {operation}"))
         }
         _ => return Err(format!("unknown namespace: {namespace}")),
@@ -254,6 +270,41 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+    }
+
+    #[test]
+    fn imagegate_operations_parse() {
+        let r = parse(
+            "imagegate",
+            "v1/verify_signature",
+            br#"{"image":"i","identities":[{"kind":"keyless","issuer":"https://iss","subject":"me"}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifySignature(s) if s.platforms == imagegate_policy::wire::Platforms::Index)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/verify_attestation",
+            br#"{"image":"i","platforms":"all","predicate_type":"p","identities":[{"kind":"githubActions","owner":"o","repo":null}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyAttestation(a) if a.platforms == imagegate_policy::wire::Platforms::All)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/verify_notation",
+            br#"{"image":"i","policy":{"name":"p","level":"audit","authenticity":"log","authentic_timestamp":"log","expiry":"log","revocation":"log","verify_timestamp":"always","trusted_identities":["*"],"trust_stores":[]}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyNotation(n) if n.policy.level == "audit" && n.user_metadata.is_empty())
+        );
+        assert_eq!(
+            parse("imagegate", "v2/verify_signature", b"{}"),
+            Err("unknown operation: v2/verify_signature".into())
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use crate::capabilities::shared::redis::RedisConfig;
 use crate::capabilities::shared::SharedConfig;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList};
 use crate::packaging::{artifact, metadata};
-use crate::registry::{ImageCredential, RegistryConfig};
+use crate::registry::{ImageCredential, RegistryAccess, RegistryConfig};
 use crate::runtime::admission::{self, AdmissionRequest};
 use crate::runtime::session::{Record, Replay};
 use crate::runtime::{Policy, RuntimeConfig, DEFAULT_MEMORY_LIMIT, DEFAULT_TIMEOUT};
@@ -166,6 +166,39 @@ impl RegistryArgs {
             docker_config: self.docker_config.clone(),
             credentials,
         })
+    }
+}
+
+/// How `push` and `image` print what they pushed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+/// Where `push` and `image` publish, and how they say where it went.
+#[derive(Args, Debug, Clone)]
+pub struct PublishArgs {
+    /// Destination: registry://host[:port]/repository:tag
+    pub destination: String,
+    #[arg(short, long, value_enum, default_value = "text")]
+    pub output: Output,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+impl PublishArgs {
+    /// Registry access with the user's docker config (as `docker push`).
+    pub fn access(&self) -> anyhow::Result<RegistryAccess> {
+        RegistryAccess::new(&self.registry.config()?.with_user_docker_config())
+    }
+
+    /// The pushed reference: `host/repo@sha256:...`, or `{"immutable_ref": ...}`.
+    pub fn print(&self, immutable: &str) {
+        match self.output {
+            Output::Text => println!("{immutable}"),
+            Output::Json => println!("{}", serde_json::json!({ "immutable_ref": immutable })),
+        }
     }
 }
 

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
+use imagegate_policy::requirements::Requirements;
 use imagegate_policy::settings::Policy;
 use imagegate_policy::sources::{self, Converted, Dialect, Options};
 use serde::Deserialize;
@@ -65,12 +66,19 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let converted = sources::convert(args.from, &docs, &options)
         .map_err(|e| anyhow::anyhow!("cannot convert from {}: {e}", args.from.name()))?;
     // What we print must be settings imagegate accepts.
-    Policy::from_json(&converted.settings.to_string()).map_err(|e| {
-        anyhow::anyhow!("the converted settings are invalid (a converter bug, please report): {e}")
-    })?;
+    let needs = Policy::from_json(&converted.settings.to_string())
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the converted settings are invalid (a converter bug, please report): {e}"
+            )
+        })?
+        .requirements();
     let mut stderr = std::io::stderr().lock();
     for l in &converted.limitations {
         writeln!(stderr, "imagegate convert: {}: {l}", args.from.name())?;
+    }
+    if let Some(note) = host_note(&needs, args.cluster_admission_policy) {
+        writeln!(stderr, "imagegate convert: {note}")?;
     }
     let output = if args.cluster_admission_policy {
         let rules = match &args.metadata {
@@ -80,7 +88,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             None => default_rules(),
         };
-        cluster_admission_policy(&args.name, &args.module, rules, &converted)
+        cluster_admission_policy(&args.name, &args.module, rules, &converted, &needs)
     } else {
         converted.settings
     };
@@ -139,25 +147,44 @@ fn default_rules() -> Value {
     ])
 }
 
+/// Says when the settings need imagegate's own host: a capability
+/// Kubewarden's policy-server does not have (under it those checks deny,
+/// naming the capability).
+fn host_note(needs: &Requirements, cluster_admission_policy: bool) -> Option<String> {
+    if needs.imagegate_host.is_empty() {
+        return None;
+    }
+    let uses: Vec<String> = needs
+        .imagegate_host
+        .iter()
+        .map(|h| format!("{} calls {}", h.at, h.capability))
+        .collect();
+    let under = if cluster_admission_policy {
+        "under Kubewarden's policy-server this ClusterAdmissionPolicy denies those images"
+    } else {
+        "Kubewarden's policy-server does not have it and denies those images"
+    };
+    Some(format!(
+        "these settings need imagegate's own host: {}; {under} (the message names the capability). \
+         Run them with `imagegate serve`: `imagegate scaffold webhook --image IMAGE -s SETTINGS` \
+         writes the deployment (README: Without Kubewarden)",
+        uses.join(", ")
+    ))
+}
+
 /// A ClusterAdmissionPolicy running imagegate with `converted.settings`.
 pub fn cluster_admission_policy(
     name: &str,
     module: &str,
     rules: Value,
     converted: &Converted,
+    needs: &Requirements,
 ) -> Value {
     let settings = &converted.settings;
-    let rules_list = settings
-        .get("rules")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let mutating = rules_list
-        .iter()
-        .any(|r| r["pinDigest"] == json!(true) || r["onDigestMismatch"] == json!("rewrite"));
     let mut spec = json!({
         "module": module,
         "mode": "protect",
-        "mutating": mutating,
+        "mutating": needs.mutates,
         "rules": rules,
         "settings": settings,
     });
@@ -210,13 +237,41 @@ mod tests {
     }
 
     #[test]
+    fn notary_settings_say_they_need_imagegate_serve() {
+        let needs = |settings: Value| {
+            Policy::from_json(&settings.to_string())
+                .unwrap()
+                .requirements()
+        };
+        assert_eq!(
+            host_note(
+                &needs(json!({"rules": [{"name": "r", "images": ["a"]}]})),
+                false
+            ),
+            None
+        );
+        let notary = needs(json!({"rules": [{"name": "dct", "images": ["a"],
+            "verify": {"anyOf": [{"notary": {"server": "https://n"}}]}}]}));
+        let note = host_note(&notary, true).unwrap();
+        assert!(note.starts_with(r#"these settings need imagegate's own host: rules[0] "dct" calls notary/v1/verify; under Kubewarden's policy-server this ClusterAdmissionPolicy denies those images"#), "{note}");
+        assert!(note.contains("imagegate scaffold webhook"), "{note}");
+        assert!(host_note(&notary, false)
+            .unwrap()
+            .contains("policy-server does not have it"));
+    }
+
+    #[test]
     fn cluster_admission_policy_embeds_settings_and_selector() {
         let converted = Converted {
             settings: json!({"rules": [{"name": "r", "images": ["a"], "pinDigest": true}], "sources": {"tmax": true}}),
             limitations: Vec::new(),
             namespace_selector: Some(json!({"matchLabels": {"team": "a"}})),
         };
-        let cap = cluster_admission_policy("p", "registry://x/y:1", default_rules(), &converted);
+        let needs = Policy::from_json(&converted.settings.to_string())
+            .unwrap()
+            .requirements();
+        let cap =
+            cluster_admission_policy("p", "registry://x/y:1", default_rules(), &converted, &needs);
         assert_eq!(cap["apiVersion"], "policies.kubewarden.io/v1");
         assert_eq!(cap["spec"]["mutating"], true);
         assert_eq!(cap["spec"]["settings"], converted.settings);

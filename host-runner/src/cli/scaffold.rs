@@ -1,5 +1,7 @@
 //! `imagegate scaffold`: writes the ClusterAdmissionPolicy (or AdmissionPolicy)
-//! that installs the policy ([`crate::packaging::scaffold`]).
+//! that installs the policy ([`crate::packaging::scaffold`]); `scaffold
+//! webhook` and `scaffold imagepolicywebhook` write what runs `imagegate
+//! serve` without Kubewarden ([`scaffold_webhook`]).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -7,13 +9,19 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use crate::cli::scaffold_webhook;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    /// What runs `imagegate serve` without Kubewarden.
+    #[command(subcommand)]
+    pub without_kubewarden: Option<scaffold_webhook::Command>,
     /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
-    pub module: String,
+    #[arg(required = true)]
+    pub module: Option<String>,
     /// Read the metadata embedded in this annotated module.
     #[arg(long, conflicts_with = "metadata")]
     pub policy: Option<PathBuf>,
@@ -43,19 +51,10 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let metadata = match &args.policy {
-        Some(path) => {
-            let module = std::fs::read(path)
-                .with_context(|| format!("cannot read policy {}", path.display()))?;
-            Metadata::from_module(&module)?.with_context(|| {
-                format!(
-                    "{} is not annotated: run `imagegate annotate` first",
-                    path.display()
-                )
-            })?
-        }
-        None => Metadata::from_yaml_file(&args.metadata)?,
-    };
+    if let Some(command) = &args.without_kubewarden {
+        return scaffold_webhook::run(command);
+    }
+    let metadata = Metadata::from_policy_or_file(args.policy.as_deref(), &args.metadata)?;
     let settings = match &args.settings {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -66,7 +65,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         None => Default::default(),
     };
     let target = Target {
-        module: args.module.clone(),
+        module: args.module.clone().context("no MODULE given")?,
         kind: args.kind,
         title: args.title.clone(),
         allow_context_aware: args.allow_context_aware,

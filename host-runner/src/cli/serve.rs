@@ -168,7 +168,7 @@ fn start_with(args: &Args, signals: bool) -> anyhow::Result<Server> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let server = start_with(args, true)?;
     eprintln!(
-        "imagegate serve: listening on {} (POST /validate, /imagereview; GET /readyz, /healthz, /metrics)",
+        "imagegate serve: listening on {} (POST /validate, /mutate, /imagereview; GET /readyz, /healthz, /metrics)",
         server.url()
     );
     if args.allow_empty_settings {

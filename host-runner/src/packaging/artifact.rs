@@ -60,10 +60,6 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     if metadata.protocol_version.is_none() {
         bail!("the policy metadata has no protocolVersion: annotate it with `imagegate annotate`");
     }
-    let reference = parse_uri(destination)?;
-    if reference.digest().is_some() {
-        bail!("{destination}: push to a tag, the digest is computed by the registry");
-    }
     let layers = vec![ImageLayer::new(
         module.to_vec(),
         WASM_LAYER_MEDIA_TYPE.to_string(),
@@ -73,17 +69,43 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     let mut manifest = OciImageManifest::build(&layers, &config, Some(oci_annotations(&metadata)));
     // kwctl leaves it out; the image spec says SHOULD, and strict registries want it.
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
+    push_manifest(
+        registry,
+        destination,
+        "the policy",
+        &layers,
+        config,
+        manifest,
+    )
+    .await
+}
+
+/// Pushes `layers`, `config` and `manifest` to the tag `destination`
+/// (`registry://...`); returns the immutable reference. Also used for the
+/// container image ([`crate::deploy::image`]).
+pub(crate) async fn push_manifest(
+    registry: &RegistryAccess,
+    destination: &str,
+    what: &str,
+    layers: &[ImageLayer],
+    config: Config,
+    manifest: OciImageManifest,
+) -> Result<String> {
+    let reference = parse_uri(destination)?;
+    if reference.digest().is_some() {
+        bail!("{destination}: push to a tag, the digest is computed by the registry");
+    }
     let response = registry
         .oci_client()?
         .push(
             &reference,
-            &layers,
+            layers,
             config,
             &auth(registry, &reference)?,
             Some(manifest),
         )
         .await
-        .with_context(|| format!("cannot push the policy to {destination}"))?;
+        .with_context(|| format!("cannot push {what} to {destination}"))?;
     immutable_ref(&reference, &response.manifest_url)
 }
 

@@ -161,6 +161,22 @@ impl Metadata {
         Ok(Some(metadata))
     }
 
+    /// The metadata of the annotated module at `policy` when given (what
+    /// will actually run), else of the metadata.yml at `metadata_yml`.
+    pub fn from_policy_or_file(policy: Option<&Path>, metadata_yml: &Path) -> Result<Self> {
+        let Some(path) = policy else {
+            return Self::from_yaml_file(metadata_yml);
+        };
+        let module = std::fs::read(path)
+            .with_context(|| format!("cannot read policy {}", path.display()))?;
+        Self::from_module(&module)?.with_context(|| {
+            format!(
+                "{} is not annotated: run `imagegate annotate` first",
+                path.display()
+            )
+        })
+    }
+
     /// The value of annotation `key`, if set.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)

@@ -122,17 +122,19 @@ pub fn manifest(
     })
 }
 
+/// RFC 1123 label: namespaces, Service names, each part of an object name.
+pub fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
 /// RFC 1123 DNS subdomain, as Kubernetes requires of object names.
 fn validate_name(name: &str) -> Result<()> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(is_dns_label) {
         bail!(
             "invalid name {name:?}: must conform to RFC 1123 (lowercase alphanumerics, '-' and '.', \
              starting and ending with an alphanumeric)"

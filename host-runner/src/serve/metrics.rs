@@ -22,8 +22,10 @@ const BUCKETS: &[f64] = &[
 /// Which HTTP endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Endpoint {
-    /// AdmissionReview (`/validate`).
+    /// AdmissionReview for a ValidatingWebhookConfiguration (`/validate`).
     Validate,
+    /// AdmissionReview for a MutatingWebhookConfiguration (`/mutate`).
+    Mutate,
     /// ImageReview (`/imagereview`).
     ImageReview,
 }
@@ -32,6 +34,7 @@ impl Endpoint {
     fn label(self) -> &'static str {
         match self {
             Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
             Endpoint::ImageReview => "imagereview",
         }
     }

@@ -1,6 +1,16 @@
-//! The policy as an HTTPS admission webhook
-//! (AdmissionReview at `/validate`) and ImagePolicyWebhook backend
-//! (ImageReview at `/imagereview`), with every host capability.
+//! The policy as an HTTPS admission webhook (AdmissionReview at `/validate`
+//! for a ValidatingWebhookConfiguration, at `/mutate` for a
+//! MutatingWebhookConfiguration) and ImagePolicyWebhook backend (ImageReview
+//! at `/imagereview`), with every host capability.
+//!
+//! The API server refuses a validating webhook's response that carries a
+//! patch (and with `failurePolicy: Fail` denies the request with a message
+//! about the webhook). So `/validate` never patches: a response that would
+//! pin images is a denial naming the pins. Behind imagegate's mutating
+//! webhook (reinvoked when a later webhook changes the object) the object
+//! arrives pinned, nothing is left to pin and `/validate` admits it; without
+//! it, admitting the unpinned object would drop what the settings ask for
+//! (and, with `onDigestMismatch: rewrite`, admit a digest nobody signed).
 //!
 //! Evaluation follows policy-server: the module is compiled once and every
 //! request gets a fresh instance, on a blocking thread (the guest and the
@@ -186,6 +196,10 @@ impl State {
                 .await;
                 match evaluated {
                     Ok(response) => {
+                        let response = match endpoint {
+                            Endpoint::Validate => without_mutation(response),
+                            Endpoint::Mutate | Endpoint::ImageReview => response,
+                        };
                         let outcome = classify(&response);
                         (response, outcome)
                     }
@@ -286,6 +300,39 @@ impl State {
             );
         }
         Ok(settings)
+    }
+}
+
+/// `/validate`'s answer for a response that would pin images (module docs).
+fn without_mutation(response: AdmissionResponse) -> AdmissionResponse {
+    if !response.allowed || response.patch.is_none() {
+        return response;
+    }
+    let pins = match response.decoded_patch() {
+        Ok(Some(Value::Array(ops))) => ops
+            .iter()
+            .map(|op| {
+                format!(
+                    "{} -> {}",
+                    op["path"].as_str().unwrap_or("?"),
+                    op["value"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "an unreadable patch".to_string(),
+    };
+    AdmissionResponse {
+        warnings: response.warnings,
+        ..AdmissionResponse::reject(
+            &response.uid,
+            format!(
+                "imagegate: the policy pins images ({pins}), which a validating webhook cannot do: \
+                 imagegate's MutatingWebhookConfiguration (`imagegate serve` at /mutate, written by \
+                 `imagegate scaffold webhook`) must pin them first"
+            ),
+            403,
+        )
     }
 }
 
@@ -570,19 +617,23 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             r
         }
         (&Method::POST, "/validate") => match read_body(state, req).await {
-            Ok(body) => admission_review(state, &body).await,
+            Ok(body) => admission_review(state, Endpoint::Validate, &body).await,
+            Err(r) => *r,
+        },
+        (&Method::POST, "/mutate") => match read_body(state, req).await {
+            Ok(body) => admission_review(state, Endpoint::Mutate, &body).await,
             Err(r) => *r,
         },
         (&Method::POST, "/imagereview") => match read_body(state, req).await {
             Ok(body) => image_review(state, &body).await,
             Err(r) => *r,
         },
-        (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/imagereview") => {
+        (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/mutate" | "/imagereview") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: POST /validate (AdmissionReview), POST /imagereview (ImageReview), GET /readyz, /healthz, /metrics\n",
+            "not found: POST /validate and /mutate (AdmissionReview), POST /imagereview (ImageReview), GET /readyz, /healthz, /metrics\n",
         ),
     }
 }
@@ -654,15 +705,19 @@ fn bad_request(state: &State, endpoint: Endpoint, message: String) -> Response<F
 }
 
 /// AdmissionReview in, AdmissionReview out (same apiVersion).
-async fn admission_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> {
+async fn admission_review(
+    state: &Arc<State>,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
     let review: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return bad_request(state, Endpoint::Validate, format!("not JSON: {e}")),
+        Err(e) => return bad_request(state, endpoint, format!("not JSON: {e}")),
     };
     if review.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
         return bad_request(
             state,
-            Endpoint::Validate,
+            endpoint,
             "expected an AdmissionReview (kind: AdmissionReview)".into(),
         );
     }
@@ -680,20 +735,14 @@ async fn admission_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Byte
         Some(Err(e)) => {
             return bad_request(
                 state,
-                Endpoint::Validate,
+                endpoint,
                 format!("invalid AdmissionReview request: {e}"),
             )
         }
-        None => {
-            return bad_request(
-                state,
-                Endpoint::Validate,
-                "AdmissionReview has no `request`".into(),
-            )
-        }
+        None => return bad_request(state, endpoint, "AdmissionReview has no `request`".into()),
     };
     let loaded = state.current();
-    let response = state.evaluate(Endpoint::Validate, request, loaded).await;
+    let response = state.evaluate(endpoint, request, loaded).await;
     json_response(&json!({
         "apiVersion": api_version,
         "kind": "AdmissionReview",
@@ -717,6 +766,7 @@ async fn image_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> 
         review.break_glass_requested() && loaded.break_glass_annotation.is_none();
     let response = state.evaluate(Endpoint::ImageReview, request, loaded).await;
     json_response(&imagereview::answer(&imagereview::status(
+        &review,
         &response,
         break_glass_ignored,
     )))
@@ -726,6 +776,7 @@ async fn image_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> 
 mod tests {
     use super::*;
     use crate::runtime::admission::AdmissionResponseStatus;
+    use std::collections::BTreeMap;
 
     #[test]
     fn outcomes() {
@@ -745,6 +796,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(classify(&r), Outcome::Denied);
+    }
+
+    #[test]
+    fn validate_turns_pins_into_a_denial() {
+        let allowed = AdmissionResponse {
+            uid: "u".into(),
+            allowed: true,
+            warnings: Some(vec!["w".into()]),
+            ..Default::default()
+        };
+        assert_eq!(without_mutation(allowed.clone()), allowed);
+        let pinned = AdmissionResponse {
+            patch_type: Some("JSONPatch".into()),
+            // [{"op":"replace","path":"/spec/containers/0/image","value":"a@sha256:1"}]
+            patch: Some("W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zcGVjL2NvbnRhaW5lcnMvMC9pbWFnZSIsInZhbHVlIjoiYUBzaGEyNTY6MSJ9XQ==".into()),
+            audit_annotations: Some(BTreeMap::from([("pinned-images".into(), "a".into())])),
+            ..allowed
+        };
+        let denied = without_mutation(pinned);
+        assert!(!denied.allowed);
+        assert_eq!(denied.patch, None);
+        assert_eq!(denied.audit_annotations, None);
+        assert_eq!(denied.warnings, Some(vec!["w".into()]));
+        let status = denied.status.unwrap();
+        assert_eq!(status.code, Some(403));
+        assert!(status.message.unwrap().starts_with(
+            "imagegate: the policy pins images (/spec/containers/0/image -> a@sha256:1), which a validating webhook cannot do"
+        ));
     }
 
     #[test]

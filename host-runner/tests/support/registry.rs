@@ -4,7 +4,6 @@
 
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::secrets::RegistryAuth;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -58,14 +57,24 @@ fn htpasswd_line(user: &str, pass: &str) -> String {
 impl Registry {
     /// Starts a registry of `variant` and waits until `/v2/` answers.
     pub fn start(variant: Variant) -> Registry {
+        Registry::start_with(variant, false)
+    }
+
+    /// Like [`Registry::start`], with the access log on ([`Registry::requests`]).
+    pub fn start_logged(variant: Variant) -> Registry {
+        Registry::start_with(variant, true)
+    }
+
+    fn start_with(variant: Variant, access_log: bool) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n\
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: {addr}\n  secret: imagegate-test-not-secret\n",
+            !access_log,
             storage.display()
         );
         let (mut ca_pem, mut ca_path) = (None, None);
@@ -107,11 +116,16 @@ impl Registry {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log file");
+        // The access log goes to stdout (appended across restarts).
+        let access = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("access.log"))
+            .expect("access log file");
         let child = Command::new(BINARY)
             .arg("serve")
             .arg(&self.config)
-            // The access log (one line per request, on stdout).
-            .stdout(File::create(self.dir.path().join("access.log")).expect("log file"))
+            .stdout(access)
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
@@ -164,15 +178,17 @@ impl Registry {
         stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
     }
 
-    /// Every request served so far, as `METHOD path` (from the access log):
-    /// what a client really asked, e.g. how many round trips a check costs.
+    /// The requests in the access log (`GET /v2/...`), in order; needs
+    /// [`Registry::start_logged`].
     pub fn requests(&self) -> Vec<String> {
-        let log = std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default();
-        log.lines()
-            .filter_map(|l| {
-                let request = l.split('"').nth(1)?;
-                let mut words = request.split_whitespace();
-                Some(format!("{} {}", words.next()?, words.next()?))
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let request = line.split('"').nth(1)?;
+                let mut parts = request.split(' ');
+                let (method, path) = (parts.next()?, parts.next()?);
+                path.starts_with("/v2/").then(|| format!("{method} {path}"))
             })
             .collect()
     }

@@ -16,7 +16,10 @@
 //!   entry made for the old one. Notary answers are keyed by the request
 //!   itself (Notary signs tags; its trust data, not the registry, maps them).
 //! * **What is kept.** Successes for `--cache-ttl` (default 60 s, as
-//!   policy-server); definite refusals ([`Failure::definite`]: no or
+//!   policy-server); the `imagegate/v1/verify_*` answers only when they
+//!   verified something ("nothing verified" is an answer, not a success)
+//!   and no longer than the earliest `valid_until` of what they verified,
+//!   in both tiers; definite refusals ([`Failure::definite`]: no or
 //!   non-matching signature, trust data that does not verify) only with
 //!   `--negative-cache-ttl`, off by default; transport errors and timeouts
 //!   never.
@@ -34,7 +37,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use imagegate_policy::wire::ManifestDigestResponse;
+use imagegate_policy::wire::{ImageVerifyResponse, ManifestDigestResponse};
 
 use super::request::Caching;
 use super::shared::{Shared, SharedConfig};
@@ -221,11 +224,11 @@ impl CapabilityCache {
         match request.caching() {
             Caching::Never => live(request),
             Caching::Digest(image) => self.digest(image, || live(request)),
-            Caching::Request => self.verdict(request_key(request)?, || live(request)),
+            Caching::Request => self.verdict(request, request_key(request)?, || live(request)),
             Caching::Image(image) => {
                 let (pinned, key_image) = self.pin(image, live)?;
                 let key = request_key(&request.with_image(key_image))?;
-                self.verdict(key, || live(&request.with_image(pinned.clone())))
+                self.verdict(request, key, || live(&request.with_image(pinned.clone())))
             }
         }
     }
@@ -279,9 +282,38 @@ impl CapabilityCache {
         Ok(answer)
     }
 
+    /// How long the answer to `request` may be kept: the TTL, less for
+    /// verifications that expire sooner; `None` for answers that verified
+    /// nothing (or only what has expired).
+    fn lifetime(&self, request: &Request, answer: &[u8]) -> Option<Duration> {
+        if !matches!(
+            request,
+            Request::VerifySignature(_)
+                | Request::VerifyAttestation(_)
+                | Request::VerifyNotation(_)
+        ) {
+            return Some(self.config.ttl);
+        }
+        let answer: ImageVerifyResponse = serde_json::from_slice(answer).ok()?;
+        if answer.verified.is_empty() {
+            return None;
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
+        match answer.verified.iter().filter_map(|v| v.valid_until).min() {
+            Some(until) if until <= now => None,
+            Some(until) => Some(
+                self.config
+                    .ttl
+                    .min(Duration::from_secs((until - now) as u64)),
+            ),
+            None => Some(self.config.ttl),
+        }
+    }
+
     /// A verdict from the local map, else the shared store, else `live`.
     fn verdict(
         &self,
+        request: &Request,
         key: Vec<u8>,
         live: impl FnOnce() -> Result<Vec<u8>, Failure>,
     ) -> Result<Vec<u8>, Failure> {
@@ -306,7 +338,10 @@ impl CapabilityCache {
         CacheStats::bump(&self.stats.misses);
         let result = live();
         let (outcome, ttl) = match &result {
-            Ok(answer) => (Outcome::Answer(answer.clone()), self.config.ttl),
+            Ok(answer) => match self.lifetime(request, answer) {
+                Some(ttl) => (Outcome::Answer(answer.clone()), ttl),
+                None => return result,
+            },
             Err(f) if f.definite => match self.config.negative_ttl {
                 Some(ttl) => (Outcome::Refused(f.message.clone()), ttl),
                 None => return result,
@@ -339,4 +374,77 @@ fn request_key(request: &Request) -> Result<Vec<u8>, Failure> {
         .map_err(|e| e.to_string())
         .and_then(|v| canonical::to_vec(&v))
         .map_err(|e| Failure::from(format!("cannot build the cache key: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use imagegate_policy::wire::{SignatureVerifyRequest, Verified};
+
+    #[test]
+    fn verifications_are_cached_only_when_they_verified_and_not_past_validity() {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let c = CapabilityCache::new(CacheConfig::default(), rt.handle().clone()).unwrap();
+        let request = |image: &str| {
+            Request::VerifySignature(SignatureVerifyRequest {
+                image: image.into(),
+                platforms: Default::default(),
+                identities: vec![],
+                annotations: None,
+            })
+        };
+        let answer = |verified: Vec<Verified>| {
+            serde_json::to_vec(&ImageVerifyResponse {
+                digest: "sha256:1".into(),
+                verified,
+                trace: vec![],
+            })
+            .unwrap()
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let cases = [
+            ("nothing", answer(vec![]), None),
+            (
+                "expired",
+                answer(vec![Verified {
+                    valid_until: Some(now - 1),
+                    ..Verified::default()
+                }]),
+                None,
+            ),
+            (
+                "soon",
+                answer(vec![Verified {
+                    valid_until: Some(now + 10),
+                    ..Verified::default()
+                }]),
+                Some(10),
+            ),
+            ("plain", answer(vec![Verified::default()]), Some(60)),
+        ];
+        for (image, bytes, lifetime) in cases {
+            let got = c
+                .lifetime(&request(image), &bytes)
+                .map(|d| d.as_secs().div_ceil(10) * 10);
+            assert_eq!(got, lifetime, "{image}");
+        }
+        // Through the whole path (pinned image, so no digest lookup): a
+        // verified answer is kept, "nothing verified" never.
+        let pinned = format!("127.0.0.1:5000/demo/app@sha256:{}", "a".repeat(64));
+        for (verified, expected_calls) in [(vec![], 2), (vec![Verified::default()], 1)] {
+            let calls = std::cell::Cell::new(0);
+            let bytes = answer(verified);
+            let live = |_: &Request| {
+                calls.set(calls.get() + 1);
+                Ok(bytes.clone())
+            };
+            for _ in 0..2 {
+                c.answer(&request(&pinned), &live).unwrap();
+            }
+            assert_eq!(calls.get(), expected_calls);
+        }
+    }
 }

@@ -13,9 +13,10 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
-mod image;
-mod trust_root;
-mod verify;
+pub(crate) mod discovery;
+pub(crate) mod distribution;
+pub(crate) mod image;
+pub(crate) mod verify;
 
 use super::{lock, Failure};
 use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
@@ -27,6 +28,8 @@ use imagegate_policy::wire::{
 use sigstore::cosign::{ClientBuilder, CosignCapabilities, SignatureLayer};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
+
+use super::sigstore::TrustRoot;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -36,7 +39,7 @@ use std::sync::{Arc, Mutex};
 pub struct OciConfig {
     pub registry: RegistryConfig,
     /// Sigstore `ClientTrustConfig` / `trusted_root.json` with the Fulcio CAs
-    /// and Rekor keys; needed for keyless verification and Rekor bundles.
+    /// and Rekor keys; `None`: the embedded public-good root.
     pub sigstore_trust_config: Option<PathBuf>,
 }
 
@@ -46,7 +49,7 @@ pub struct OciConfig {
 /// map and the cosign pool are locked only to look up or hand out a client.
 pub struct Oci {
     access: RegistryAccess,
-    trust_root: Option<ManualTrustRoot<'static>>,
+    trust_root: ManualTrustRoot<'static>,
     /// One client set per credential: oci-client stores the first credential
     /// it sees for a registry and keeps it, so images of one registry with
     /// different credentials need different clients.
@@ -75,11 +78,7 @@ impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
         let access = RegistryAccess::new(&config.registry)?;
-        let trust_root = config
-            .sigstore_trust_config
-            .as_deref()
-            .map(trust_root::load)
-            .transpose()?;
+        let trust_root = TrustRoot::load(config.sigstore_trust_config.as_deref())?.manual();
         let oci = Oci {
             access,
             trust_root,
@@ -106,13 +105,12 @@ impl Oci {
 
     fn cosign_client(&self) -> anyhow::Result<sigstore::cosign::Client> {
         let config = self.access.client_config().clone();
-        let mut builder = ClientBuilder::default().with_oci_client_config(config);
-        if let Some(root) = &self.trust_root {
-            builder = builder
-                .with_trust_repository(root)
-                .context("loading the Sigstore trust root into the cosign client")?;
-        }
-        builder.build().context("building the cosign client")
+        ClientBuilder::default()
+            .with_oci_client_config(config)
+            .with_trust_repository(&self.trust_root)
+            .context("loading the Sigstore trust root into the cosign client")?
+            .build()
+            .context("building the cosign client")
     }
 
     /// The trusted signature layers of `image` at `digest`, with a pooled
@@ -145,6 +143,11 @@ impl Oci {
                 error_chain(&e)
             )
         })
+    }
+
+    /// How registries are reached (shared with the other registry readers).
+    pub(crate) fn access(&self) -> &RegistryAccess {
+        &self.access
     }
 
     /// Parses `image` and picks its credential and clients.
@@ -222,13 +225,6 @@ impl Oci {
     pub async fn verify(&self, req: &SigstoreVerifyRequest) -> Result<VerifyResponse, Failure> {
         let requirements = verify::requirements(req).map_err(Failure::definite)?;
         let (image, credential, clients) = self.prepare(req.image())?;
-        if verify::is_keyless(req) && self.trust_root.is_none() {
-            return Err(Failure::definite(format!(
-                "Cannot verify keyless signatures of {}: no Sigstore trust root \
-                 (Fulcio CA and Rekor key) configured; start imagegate with --sigstore-trust-config",
-                image.name
-            )));
-        }
         let auth = registry_auth(credential.as_ref());
         // A pinned reference (the cache pins tags to the digest it resolved)
         // needs no second lookup.
@@ -272,12 +268,9 @@ impl Oci {
         if unsatisfied.iter().any(|r| r.needs_rekor_bundle())
             && layers.iter().all(|l| l.bundle.is_none())
         {
-            message.push_str(if self.trust_root.is_some() {
-                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n"
-            } else {
-                "(no signature carries a verified Rekor bundle: Rekor bundles are only verified \
-                 with --sigstore-trust-config)\n"
-            });
+            message.push_str(
+                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
+            );
         }
         Err(Failure::definite(message.trim_end().to_string()))
     }
