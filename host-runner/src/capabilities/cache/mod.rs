@@ -16,10 +16,9 @@
 //!   entry made for the old one. Notary answers are keyed by the request
 //!   itself (Notary signs tags; its trust data, not the registry, maps them).
 //! * **What is kept.** Successes for `--cache-ttl` (default 60 s, as
-//!   policy-server); the `imagegate/v1/verify_*` answers only when they
-//!   verified something ("nothing verified" is an answer, not a success)
-//!   and no longer than the earliest `valid_until` of what they verified,
-//!   in both tiers; definite refusals ([`Failure::definite`]: no or
+//!   policy-server), the `imagegate/v1/verify_*` answers no longer than the
+//!   earliest `valid_until` of what they verified, in both tiers (one that
+//!   verified nothing is no success but a definite refusal); definite refusals ([`Failure::definite`]: no or
 //!   non-matching signature, trust data that does not verify) only with
 //!   `--negative-cache-ttl`, off by default; transport errors and timeouts
 //!   never.
@@ -283,8 +282,8 @@ impl CapabilityCache {
     }
 
     /// How long the answer to `request` may be kept: the TTL, less for
-    /// verifications that expire sooner; `None` for answers that verified
-    /// nothing (or only what has expired).
+    /// verifications that expire sooner; an answer that verified nothing is
+    /// a refusal (`--negative-cache-ttl`); `None`: not kept.
     fn lifetime(&self, request: &Request, answer: &[u8]) -> Option<Duration> {
         if !matches!(
             request,
@@ -296,7 +295,7 @@ impl CapabilityCache {
         }
         let answer: ImageVerifyResponse = serde_json::from_slice(answer).ok()?;
         if answer.verified.is_empty() {
-            return None;
+            return self.config.negative_ttl;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs() as i64;
         match answer.verified.iter().filter_map(|v| v.valid_until).min() {
@@ -431,6 +430,16 @@ mod tests {
                 .map(|d| d.as_secs().div_ceil(10) * 10);
             assert_eq!(got, lifetime, "{image}");
         }
+        // "Nothing verified" is a refusal: kept with --negative-cache-ttl only.
+        let negative = CacheConfig {
+            negative_ttl: Some(Duration::from_secs(30)),
+            ..CacheConfig::default()
+        };
+        let n = CapabilityCache::new(negative, rt.handle().clone()).unwrap();
+        assert_eq!(
+            n.lifetime(&request("nothing"), &answer(vec![])),
+            Some(Duration::from_secs(30))
+        );
         // Through the whole path (pinned image, so no digest lookup): a
         // verified answer is kept, "nothing verified" never.
         let pinned = format!("127.0.0.1:5000/demo/app@sha256:{}", "a".repeat(64));
