@@ -248,6 +248,27 @@ fn push_then_pull_round_trips_the_policy() {
 }
 
 #[test]
+fn a_plain_http_registry_without_insecure_registry_says_it_is_the_fix() {
+    let registry = Registry::start(Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uri = format!("registry://{}/policies/imagegate:v0.1.0", registry.addr);
+    let fix = format!(
+        "{} does not speak TLS: if it is a plain-HTTP registry, pass `--insecure-registry {}`",
+        registry.addr, registry.addr
+    );
+    for args in [
+        vec!["pull", uri.as_str(), "-o", "x.wasm"],
+        vec!["run", uri.as_str(), "-r", "pod.json"],
+    ] {
+        let out = imagegate(d, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&fix), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
 fn push_refuses_an_unannotated_module() {
     let registry = Registry::start(Variant::Plain);
     let dir = tempfile::tempdir().unwrap();

@@ -1094,7 +1094,7 @@ async fn notary_path_for_tmax_and_sighup_users() {
         assert!(run.status.success(), "{dialect}: {stderr}");
         assert!(
             stderr.contains("these settings need imagegate's own host: rules[0]")
-                && stderr.contains("calls notary/v1/verify")
+                && stderr.contains("calls notary/v1/signed_digest")
                 && stderr.contains("imagegate serve")
                 && stderr.contains("caCert"),
             "{dialect}: {stderr}"

@@ -63,7 +63,7 @@ impl Default for Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
-    /// `oci/v2/verify`, `notary/v1/verify`: valid for a digest, invalid, unreachable.
+    /// `oci/v2/verify`, `notary/v1/signed_digest`: valid for a digest, invalid, unreachable.
     Signature,
     /// `oci/v1/manifest_digest`: resolves to a digest, not found, unreachable.
     DigestLookup,
@@ -200,7 +200,7 @@ impl Question {
                     q.check = describe_sigstore(&req, host);
                 }
             }
-            "notary/v1/verify" => {
+            "notary/v1/signed_digest" => {
                 if let Ok(req) = serde_json::from_slice::<NotaryVerifyRequest>(payload) {
                     let roles: Vec<&str> = req.signers.iter().map(|s| s.role.as_str()).collect();
                     q.kind = Kind::Signature;

@@ -7,7 +7,9 @@
 use crate::decide;
 use crate::host::WapcHost;
 use crate::settings::Policy;
-use crate::wire::{SettingsValidationResponse, ValidationRequest, ValidationResponse};
+use crate::wire::{
+    ExplainedResponse, SettingsValidationResponse, ValidationRequest, ValidationResponse,
+};
 use std::cell::RefCell;
 use std::rc::Rc;
 use wapc_guest::prelude::*;
@@ -27,20 +29,37 @@ pub extern "C" fn wapc_init() {
     register_function("protocol_version", protocol_version);
 }
 
+/// `validate`: a [`ValidationResponse`]; with `imagegate_explain` (imagegate
+/// hosts only) an [`ExplainedResponse`] carrying the same response.
 fn validate(payload: &[u8]) -> CallResult {
-    let response = match serde_json::from_slice::<ValidationRequest>(payload) {
+    let vr = match serde_json::from_slice::<ValidationRequest>(payload) {
+        Ok(vr) => vr,
         Err(e) => {
-            ValidationResponse::reject(format!("imagegate: malformed ValidationRequest: {e}"))
-        }
-        Ok(vr) => {
-            let settings = vr.settings.map_or("{}", |s| s.get());
-            match policy(settings) {
-                Ok(policy) => decide::validate(&vr.request, &policy, &WapcHost),
-                Err(e) => ValidationResponse::reject(format!("imagegate: invalid settings: {e}")),
-            }
+            let response =
+                ValidationResponse::reject(format!("imagegate: malformed ValidationRequest: {e}"));
+            return Ok(serde_json::to_vec(&response)?);
         }
     };
-    Ok(serde_json::to_vec(&response)?)
+    let settings = vr.settings.map_or("{}", |s| s.get());
+    let policy = match policy(settings) {
+        Ok(policy) => policy,
+        Err(e) => {
+            let response = ValidationResponse::reject(format!("imagegate: invalid settings: {e}"));
+            return Ok(serde_json::to_vec(&response)?);
+        }
+    };
+    if vr.imagegate_explain {
+        let (response, imagegate_verdicts) = decide::report(&vr.request, &policy, &WapcHost);
+        return Ok(serde_json::to_vec(&ExplainedResponse {
+            response,
+            imagegate_verdicts,
+        })?);
+    }
+    Ok(serde_json::to_vec(&decide::validate(
+        &vr.request,
+        &policy,
+        &WapcHost,
+    ))?)
 }
 
 fn policy(settings: &str) -> Result<Rc<Policy>, String> {

@@ -163,6 +163,14 @@ impl Pattern {
     /// or nothing at all, is an error.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
+        if let Some(rest) = reference::without_scheme(text) {
+            let rest = rest.trim_end_matches('/');
+            let registry_only = !rest.contains('/');
+            return Err(PatternError::new(format!(
+                "patterns are image references, not URLs: write {rest}{}",
+                if registry_only { "/**" } else { "" }
+            )));
+        }
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
                 reference::check_digest(digest).map_err(PatternError::new)?;

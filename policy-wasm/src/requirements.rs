@@ -9,11 +9,16 @@
 //! (`imagegate convert`). `sources` count for what the objects they read
 //! can turn into: tmax policies become Notary checks that pin.
 
-use crate::settings::{Check, OnDigestMismatch, Policy, Verify};
+use crate::settings::{Check, OnDigestMismatch, PinDigest, Policy, Verify};
 
 /// imagegate's own Notary v1 capability; Kubewarden's policy-server answers
 /// `unknown namespace: notary`.
-pub const NOTARY_VERIFY: &str = "notary/v1/verify";
+pub const NOTARY_VERIFY: &str = "notary/v1/signed_digest";
+/// imagegate's Notation check; policy-server answers `unknown namespace: imagegate`.
+pub const NOTATION_VERIFY: &str = "imagegate/v1/verify_notation";
+/// imagegate's attestation check (signatures fall back to `oci/v2/verify`,
+/// attestations cannot).
+pub const ATTESTATION_VERIFY: &str = "imagegate/v1/verify_attestation";
 
 /// See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -28,7 +33,7 @@ pub struct Requirements {
     pub reads_cluster: bool,
 }
 
-/// A capability path (`notary/v1/verify`) and the settings that call it
+/// A capability path (`notary/v1/signed_digest`) and the settings that call it
 /// (`rules[2] "corp"`, `sources.tmax`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostOnly {
@@ -51,24 +56,32 @@ impl Policy {
     /// .unwrap();
     /// let needs = policy.requirements();
     /// assert!(needs.mutates);
-    /// assert_eq!(needs.imagegate_host[0].capability, "notary/v1/verify");
+    /// assert_eq!(needs.imagegate_host[0].capability, "notary/v1/signed_digest");
     /// assert_eq!(needs.imagegate_host[0].at, r#"rules[0] "n""#);
     /// assert_eq!(Policy::from_json("{}").unwrap().requirements(), Default::default());
     /// ```
     pub fn requirements(&self) -> Requirements {
         let mut needs = Requirements::default();
         for (i, rule) in self.rules.iter().enumerate() {
-            needs.mutates |=
-                rule.pin_digest || rule.on_digest_mismatch == OnDigestMismatch::Rewrite;
+            needs.mutates |= rule.pin_digest != PinDigest::Off
+                || rule.on_digest_mismatch == OnDigestMismatch::Rewrite;
             let checks = match &rule.verify {
                 Some(Verify::AnyOf(checks) | Verify::AllOf(checks)) => checks.as_slice(),
                 None => &[],
             };
-            if checks.iter().any(|c| matches!(c, Check::Notary { .. })) {
-                needs.imagegate_host.push(HostOnly {
-                    capability: NOTARY_VERIFY,
-                    at: format!("rules[{i}] {:?}", &*rule.name),
-                });
+            for capability in [NOTARY_VERIFY, NOTATION_VERIFY, ATTESTATION_VERIFY] {
+                let calls = |c: &Check| match c {
+                    Check::Notary { .. } => capability == NOTARY_VERIFY,
+                    Check::Notation(_) => capability == NOTATION_VERIFY,
+                    Check::Attestation { .. } => capability == ATTESTATION_VERIFY,
+                    Check::Signature { .. } => false,
+                };
+                if checks.iter().any(calls) {
+                    needs.imagegate_host.push(HostOnly {
+                        capability,
+                        at: format!("rules[{i}] {:?}", &*rule.name),
+                    });
+                }
             }
         }
         if let Some(sourced) = &self.sources {

@@ -118,7 +118,7 @@ struct RuleSettings {
     #[serde(default)]
     verify: Option<VerifySettings>,
     #[serde(default)]
-    pin_digest: bool,
+    pin_digest: PinDigest,
     #[serde(default)]
     on_digest_mismatch: OnDigestMismatch,
 }
@@ -224,6 +224,17 @@ pub(crate) enum Unmatched {
     Deny,
 }
 
+impl Unmatched {
+    /// As written in the settings.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::Allow => "allow",
+            Unmatched::Warn => "warn",
+            Unmatched::Deny => "deny",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Action {
@@ -239,6 +250,61 @@ pub(crate) enum Mode {
     #[default]
     Enforce,
     Warn,
+}
+
+/// `pinDigest`: which objects get the verified (or resolved) digest written
+/// into their images.
+///
+/// `pods` is for GitOps: Argo CD and Flux compare the Deployments (and other
+/// templates) they manage with Git, so a rewritten template is drift they
+/// undo and re-apply forever. With `pods`, templates are verified but never
+/// rewritten, and each Pod a controller creates from them is pinned at its
+/// own admission. The trade-off: the template keeps its tag, so every new
+/// Pod is pinned to whatever verified digest the tag has when that Pod is
+/// created (a moved tag rolls out pod by pod, each pod still verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PinDigest {
+    /// `false` (the default): never pin.
+    #[default]
+    Off,
+    /// `true`: pin every object, templates included.
+    All,
+    /// `pods`: pin Pod objects only.
+    Pods,
+}
+
+impl PinDigest {
+    /// Whether images of this object are pinned (`pod`: the object is a Pod).
+    pub(crate) fn pins(self, pod: bool) -> bool {
+        match self {
+            PinDigest::Off => false,
+            PinDigest::All => true,
+            PinDigest::Pods => pod,
+        }
+    }
+}
+
+/// `true`, `false` or `"pods"`.
+impl<'de> Deserialize<'de> for PinDigest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = PinDigest;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"true, false or "pods""#)
+            }
+            fn visit_bool<E>(self, pin: bool) -> Result<PinDigest, E> {
+                Ok(if pin { PinDigest::All } else { PinDigest::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PinDigest, E> {
+                match text {
+                    "pods" => Ok(PinDigest::Pods),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(text), &self)),
+                }
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 /// What to do when the image's digest differs from the signed one.
@@ -261,6 +327,9 @@ pub struct Policy {
     pub(crate) exempt_namespaces: Vec<Glob>,
     pub(crate) exempt_images: PatternSet,
     pub(crate) unmatched: Unmatched,
+    /// When `unmatched` is not written and defaults to deny: the first allow
+    /// rule, which made it the default (named in the reason).
+    pub(crate) unmatched_because: Option<Arc<str>>,
     pub(crate) break_glass: Option<BreakGlass>,
     pub(crate) rules: Vec<Rule>,
     /// Every rule's patterns; a match yields the rule's index in `rules`.
@@ -310,7 +379,7 @@ pub(crate) struct Rule {
     pub(crate) tags_deny: Vec<Glob>,
     pub(crate) require_digest: bool,
     pub(crate) verify: Option<Verify>,
-    pub(crate) pin_digest: bool,
+    pub(crate) pin_digest: PinDigest,
     pub(crate) on_digest_mismatch: OnDigestMismatch,
     /// The rule matches only images carrying all these labels.
     pub(crate) labels: Vec<LabelCondition>,
@@ -557,18 +626,18 @@ fn compile(s: Settings) -> Result<Policy, String> {
 
     // Any allow rule (in either mode) means the user listed what is allowed:
     // everything else is denied unless they say otherwise.
-    let unmatched = s.unmatched.unwrap_or_else(|| {
-        if rules.iter().any(|r| r.action == Action::Allow) {
-            Unmatched::Deny
-        } else {
-            Unmatched::Allow
-        }
-    });
+    let first_allow = rules.iter().find(|r| r.action == Action::Allow);
+    let (unmatched, unmatched_because) = match (s.unmatched, first_allow) {
+        (Some(written), _) => (written, None),
+        (None, Some(rule)) => (Unmatched::Deny, Some(rule.name.clone())),
+        (None, None) => (Unmatched::Allow, None),
+    };
 
     Ok(Policy {
         exempt_namespaces,
         exempt_images,
         unmatched,
+        unmatched_because,
         break_glass,
         rules,
         patterns: PatternSet::new(patterns),
@@ -585,7 +654,7 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
         let extra = [
             (tags.is_some(), "tags"),
             (r.verify.is_some(), "verify"),
-            (r.pin_digest, "pinDigest"),
+            (r.pin_digest != PinDigest::Off, "pinDigest"),
         ];
         if let Some((_, field)) = extra.iter().find(|(set, _)| *set) {
             return Err(format!(
@@ -1376,6 +1445,18 @@ mod tests {
         assert_eq!(root_keys.as_ref().map(Vec::len), Some(1));
         let snake = r#"{"rules":[{"name":"a","images":["a"],"verify":{"anyOf":[{"notary":{"server":"https://n:4443","ca_cert":"x"}}]}}]}"#;
         assert!(err(snake).contains("unknown field `ca_cert`"));
+    }
+
+    #[test]
+    fn url_looking_patterns_say_what_to_write() {
+        assert_eq!(
+            err(r#"{"rules":[{"name":"a","images":["https://ghcr.io/corp/**"]}]}"#),
+            r#"rules[0].images[0]: invalid pattern "https://ghcr.io/corp/**": patterns are image references, not URLs: write ghcr.io/corp/**"#
+        );
+        assert_eq!(
+            err(r#"{"exemptImages":["docker://registry.k8s.io/"]}"#),
+            r#"exemptImages[0]: invalid pattern "docker://registry.k8s.io/": patterns are image references, not URLs: write registry.k8s.io/**"#
+        );
     }
 
     #[test]

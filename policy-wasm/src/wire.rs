@@ -22,6 +22,13 @@ pub struct ValidationRequest<'a> {
     /// The policy's settings as the host sends them (`{}` when absent).
     #[serde(borrow, default)]
     pub settings: Option<&'a RawValue>,
+    /// imagegate hosts only (`imagegate check`, `run --output text`): answer
+    /// an [`ExplainedResponse`], the response plus one [`ImageReport`] per
+    /// image. A top-level key of the payload, not a setting: policy-server
+    /// builds the payload itself (`request` and `settings` only), so nothing
+    /// in a cluster can ask for it and its answers never change.
+    #[serde(default)]
+    pub imagegate_explain: bool,
 }
 
 /// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes it.
@@ -155,6 +162,77 @@ impl ValidationResponse {
     }
 }
 
+/// The `validate` output when the payload asks `imagegate_explain`: the very
+/// response policy-server would get (its six keys), plus the verdicts it was
+/// written from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExplainedResponse {
+    /// The response, unchanged.
+    #[serde(flatten)]
+    pub response: ValidationResponse,
+    /// One report per image of the request, in the object's order.
+    pub imagegate_verdicts: Vec<ImageReport>,
+}
+
+/// What the engine decided for one image, as `imagegate check`, `run
+/// --output text` and the playground show it (built from the engine's
+/// `Verdict`, never from the message text).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageReport {
+    /// Where the image is: `container "app"`, `init container "setup"`.
+    pub container: String,
+    /// JSON pointer of the image string in the object
+    /// (`/spec/template/spec/containers/0/image`).
+    pub pointer: String,
+    /// The image as written.
+    pub image: String,
+    /// Its normalized form; `None` when it does not parse (then denied).
+    pub normalized: Option<String>,
+    /// `allowed`, `warned`, `denied` or `exempt`.
+    pub decision: String,
+    /// The rule that decided; `None` when `unmatched` did, or the image is
+    /// exempt or does not parse.
+    pub rule: Option<String>,
+    /// Why it was denied, warned about or exempt; `None` when allowed.
+    pub reason: Option<String>,
+    /// The digest the image is pinned to.
+    pub pin: Option<String>,
+    /// The image as the mutation writes it (`nginx:1@sha256:...`).
+    pub pinned: Option<String>,
+    /// The host checks run for the image, in order.
+    pub checks: Vec<CheckReport>,
+    /// Every rule whose patterns match the image, in the order they are
+    /// tried (priority, then the order of `rules`), with what each did.
+    pub precedence: Vec<RuleMatch>,
+}
+
+/// One host check run for an image: the digest it vouched for, or why it failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckReport {
+    /// What ran: `cosign key "release"`, `digest lookup`, ...
+    pub check: String,
+    /// The digest the check returned.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub digest: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// A rule whose patterns match an image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The rule's name.
+    pub rule: String,
+    /// Its `priority`.
+    pub priority: i64,
+    /// Its position in `rules` (ties in priority go to the lower index).
+    pub index: usize,
+    /// `decided` (the winner), `skipped` (its `imageLabels` do not hold for
+    /// the image, so the next rule was tried) or `outranked`.
+    pub outcome: String,
+}
+
 /// The `validate_settings` output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettingsValidationResponse {
@@ -273,7 +351,10 @@ pub struct ManifestConfigResponse {
 }
 
 /// imagegate's own capability: binding "kubewarden", namespace "notary",
-/// operation "v1/verify". Only the imagegate host answers it.
+/// operation "v1/signed_digest". Only the imagegate host answers it. Not
+/// `v1/verify`: `kwctl annotate` finds a module's host capabilities by the
+/// operation strings in its data, and would take `v1/verify` beside `oci`
+/// for `oci/v1/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotaryVerifyRequest {
     /// The normalized image; its tag is looked up in the trust data.
@@ -298,7 +379,7 @@ pub struct NotarySigner {
     pub public_key: Option<String>,
 }
 
-/// Response of `notary/v1/verify`.
+/// Response of `notary/v1/signed_digest`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NotaryVerifyResponse {
     /// Whether the tag is signed by one of the signers.

@@ -149,6 +149,12 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
     Ok(Some(sites))
 }
 
+/// Whether the request's object is a Pod (or its pre-1.23 ephemeral-containers
+/// kind): the only objects `pinDigest: pods` rewrites.
+pub fn is_pod(req: &AdmissionRequest) -> bool {
+    req.kind.group.is_empty() && matches!(req.kind.kind.as_str(), "Pod" | "EphemeralContainers")
+}
+
 /// `Deployment "web"` for messages.
 fn describe_object(req: &AdmissionRequest) -> String {
     let from_object = |key: &str| {

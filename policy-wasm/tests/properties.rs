@@ -488,7 +488,7 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
         let is_verification = matches!(
             (namespace, operation),
             ("oci", "v2/verify")
-                | ("notary", "v1/verify")
+                | ("notary", "v1/signed_digest")
                 | ("imagegate", "v1/verify_signature" | "v1/verify_attestation")
         );
         let image = request["image"].as_str().filter(|_| is_verification);

@@ -21,18 +21,28 @@
 
 pub mod cache;
 pub mod canonical;
+#[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
 pub mod kubernetes;
+#[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
 pub mod notary;
+#[cfg(feature = "live")]
 pub mod notation;
+#[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
+#[cfg(feature = "live")]
 pub mod shared;
+#[cfg(feature = "live")]
 pub mod signatures;
+#[cfg(feature = "live")]
 pub mod sigstore;
+#[cfg(feature = "live")]
 pub mod timestamp;
+#[cfg(feature = "live")]
 pub mod x509;
 
 use std::sync::{Arc, Mutex, MutexGuard};

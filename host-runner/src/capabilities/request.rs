@@ -14,8 +14,6 @@ use imagegate_policy::wire::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::crypto::CertificateTrustRequest;
-
 /// A request a policy makes to its host. Serialized (externally tagged) it
 /// is the verification cache's key material.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -40,7 +38,7 @@ pub enum Request {
     KubernetesCanI(CanIRequest),
     /// `crypto/v1/is_certificate_trusted`
     CryptoIsCertificateTrusted(CertificateTrustRequest),
-    /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
+    /// `notary/v1/signed_digest`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
     /// `imagegate/v1/verify_signature`: imagegate's own, every signature format.
     VerifySignature(SignatureVerifyRequest),
@@ -190,7 +188,7 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         }
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
-        ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
+        ("notary", "v1/signed_digest") => Request::NotaryVerify(json(payload)?),
         ("imagegate", "v1/verify_signature") => Request::VerifySignature(json(payload)?),
         ("imagegate", "v1/verify_attestation") => Request::VerifyAttestation(json(payload)?),
         ("imagegate", "v1/verify_notation") => Request::VerifyNotation(json(payload)?),
@@ -233,6 +231,34 @@ pub(crate) fn sigstore_variant(
     serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())
 }
 
+// `crypto/v1/is_certificate_trusted`, a host-only request like `kubernetes/can_i`
+// (answered by `crypto`).
+
+/// How `data` is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CertificateEncoding {
+    Pem,
+    Der,
+}
+
+/// A certificate: bytes of PEM text or raw DER (a JSON array of numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Certificate {
+    pub encoding: CertificateEncoding,
+    pub data: Vec<u8>,
+}
+
+/// Request: `{"cert": {...}, "cert_chain": [...] | null, "not_after": "RFC 3339" | null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificateTrustRequest {
+    pub cert: Certificate,
+    #[serde(default)]
+    pub cert_chain: Option<Vec<Certificate>>,
+    /// The time to check validity at; `None` or `""` = now.
+    #[serde(default)]
+    pub not_after: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,13 +289,14 @@ mod tests {
 
     #[test]
     fn notary_extension_parses() {
-        let r = parse(
-            "notary",
-            "v1/verify",
-            br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#,
-        )
-        .unwrap();
+        let payload = br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#;
+        let r = parse("notary", "v1/signed_digest", payload).unwrap();
         assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+        // Its name before kwctl annotate read it as oci/v1/verify.
+        assert_eq!(
+            parse("notary", "v1/verify", payload).unwrap_err(),
+            "unknown operation: v1/verify"
+        );
     }
 
     #[test]

@@ -105,6 +105,7 @@ pub(crate) async fn push_manifest(
             Some(manifest),
         )
         .await
+        .map_err(|e| plain_http_hint(e.into(), &reference))
         .with_context(|| format!("cannot push {what} to {destination}"))?;
     immutable_ref(&reference, &response.manifest_url)
 }
@@ -120,10 +121,25 @@ pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
             vec![WASM_LAYER_MEDIA_TYPE],
         )
         .await
+        .map_err(|e| plain_http_hint(e.into(), &reference))
         .with_context(|| format!("cannot pull the policy from {uri}"))?;
     match image.layers.as_slice() {
         [layer] => Ok(layer.data.to_vec()),
         layers => bail!("{uri}: expected one wasm layer, found {}", layers.len()),
+    }
+}
+
+/// A registry that speaks plain HTTP answers the TLS handshake with HTTP
+/// bytes, which rustls reports as `received corrupt message of type
+/// InvalidContentType`: say what the fix is.
+fn plain_http_hint(e: anyhow::Error, reference: &Reference) -> anyhow::Error {
+    if format!("{e:#}").contains("InvalidContentType") {
+        let registry = reference.registry();
+        e.context(format!(
+            "{registry} does not speak TLS: if it is a plain-HTTP registry, pass `--insecure-registry {registry}`"
+        ))
+    } else {
+        e
     }
 }
 

@@ -567,7 +567,7 @@ mutating: false
         assert_eq!(m.policy_type, PolicyType::Kubernetes);
         assert_eq!(m.context_aware_resources.len(), 5);
         let caps = m.host_capabilities.as_ref().unwrap();
-        assert!(caps.contains("oci/v2/verify") && !caps.contains("notary/v1/verify"));
+        assert!(caps.contains("oci/v2/verify") && !caps.contains("notary/v1/signed_digest"));
         assert_eq!(m.annotation(keys::VERSION), Some(env!("CARGO_PKG_VERSION")));
         for key in [
             keys::TITLE,

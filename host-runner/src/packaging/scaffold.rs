@@ -94,7 +94,10 @@ pub fn manifest(
             metadata.context_aware_resources.clone()
         }
         Kind::ClusterAdmissionPolicy => {
-            if !metadata.context_aware_resources.is_empty() {
+            let has_sources = settings
+                .get("sources")
+                .is_some_and(|s| !s.is_null() && s.as_mapping().is_none_or(|m| !m.is_empty()));
+            if has_sources && !metadata.context_aware_resources.is_empty() {
                 eprintln!(
                     "warning: contextAwareResources left empty; settings `sources` need them: \
                      review them with care and pass --allow-context-aware"

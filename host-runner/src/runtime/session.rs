@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use serde_yaml_ng::value::{Tag, TaggedValue};
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::crypto::CertificateTrustRequest;
+use crate::capabilities::request::CertificateTrustRequest;
 use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
 use crate::capabilities::{lock, Backend, Request};
 
@@ -463,8 +463,8 @@ mod tests {
     /// enum this crate used before): written identically, read back equal.
     #[test]
     fn every_request_kind_in_kwctl_format() {
-        use crate::capabilities::crypto::{Certificate, CertificateEncoding};
         use crate::capabilities::request::ResourceAttributes;
+        use crate::capabilities::request::{Certificate, CertificateEncoding};
         use imagegate_policy::wire::{
             AttestationVerifyRequest, KeylessInfo, KeylessPrefixInfo, ListResourcesRequest,
             NotarySigner, NotaryVerifyRequest, NotationAction, NotationPolicy, NotationStoreKind,

@@ -9,12 +9,13 @@ use crate::host::Host;
 use crate::reference;
 use crate::settings::{Check, Signers, Verify};
 use crate::wire::{
-    AttestationVerifyRequest, ImageVerifyResponse, ManifestConfigResponse, ManifestDigestResponse,
-    NotaryVerifyRequest, NotaryVerifyResponse, NotationVerifyRequest, Platforms,
-    SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, Verified, VerifyResponse,
+    AttestationVerifyRequest, CheckReport, ImageVerifyResponse, ManifestConfigResponse,
+    ManifestDigestResponse, NotaryVerifyRequest, NotaryVerifyResponse, NotationVerifyRequest,
+    Platforms, SignatureVerifyRequest, SignerIdentity, SigstoreVerifyRequest, Verified,
+    VerifyResponse,
 };
 use serde::de::DeserializeOwned;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, Serializer};
 use serde_json::Value;
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -41,18 +42,21 @@ impl CheckRun {
             Err(e) => Err(e),
         }
     }
+
+    /// The wire form of this run.
+    pub fn report(&self) -> CheckReport {
+        CheckReport {
+            check: self.check.clone(),
+            digest: self.result.as_ref().ok().cloned(),
+            error: self.result.as_ref().err().cloned(),
+        }
+    }
 }
 
 /// `{"check": ..., "digest": ...}` or `{"check": ..., "error": ...}`.
 impl Serialize for CheckRun {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("CheckRun", 2)?;
-        out.serialize_field("check", &self.check)?;
-        match &self.result {
-            Ok(digest) => out.serialize_field("digest", digest)?,
-            Err(e) => out.serialize_field("error", e)?,
-        }
-        out.end()
+        self.report().serialize(s)
     }
 }
 
@@ -172,13 +176,7 @@ fn run_check(
                 predicate_type: predicate_type.clone(),
                 identities: signers.identities(),
             };
-            let answer = calls.verify_attestation(&req).map_err(|e| {
-                if unknown_to_host(&e) {
-                    format!("this check needs the imagegate host: capability imagegate/v1/verify_attestation is unknown to this host (it answered {e:?}); run the policy with `imagegate serve`")
-                } else {
-                    e
-                }
-            });
+            let answer = calls.verify_attestation(&req);
             record(
                 by,
                 answer,
@@ -197,13 +195,7 @@ fn run_check(
             });
             let req = req.map_err(|e| format!("notation: {e}"))?;
             let by = format!("notation trust policy {:?}", req.policy.name);
-            let answer = calls.verify_notation(&req).map_err(|e| {
-                if unknown_to_host(&e) {
-                    format!("this check needs the imagegate host: capability imagegate/v1/verify_notation is unknown to this host (it answered {e:?}); run the policy with `imagegate serve`")
-                } else {
-                    e
-                }
-            });
+            let answer = calls.verify_notation(&req);
             record(by, answer, req.platforms, runs, None, None)
         }
         Check::Notary {
@@ -531,11 +523,7 @@ impl<'a> Calls<'a> {
                 answer
             }
         }
-        // imagegate/v1/* callers fall back or name the capability themselves.
-        .map_err(|e| match namespace {
-            "imagegate" => e,
-            _ => not_on_this_host(namespace, operation, e),
-        })?;
+        .map_err(|e| not_on_this_host(namespace, operation, e))?;
         serde_json::from_slice(&answer).map_err(|e| {
             format!("malformed answer from host capability {namespace}/{operation}: {e}")
         })
@@ -571,9 +559,9 @@ impl<'a> Calls<'a> {
         self.call("imagegate", "v1/verify_attestation", req)
     }
 
-    /// `notary/v1/verify`: a trusted answer with a well-formed digest.
+    /// `notary/v1/signed_digest`: a trusted answer with a well-formed digest.
     fn notary(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, String> {
-        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/verify", req)?;
+        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/signed_digest", req)?;
         if !resp.is_trusted {
             return Err("the host answered is_trusted: false".to_string());
         }

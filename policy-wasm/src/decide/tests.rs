@@ -101,8 +101,9 @@ fn every_denied_image_is_listed_once() {
     assert!(!r.accepted);
     assert_eq!(
         msg(&r),
-        "imagegate denied 2 of 3 images: container \"c0\": image \"nginx\" (docker.io/library/nginx:latest): matches no rule; \
-         container \"c2\": image \"ghcr.io/x/y:2\": matches no rule"
+        "imagegate denied 2 of 3 images: container \"c0\": image \"nginx\" (docker.io/library/nginx:latest): \
+         matches no rule; unmatched: deny (the default because rule \"corp\" allows); \
+         container \"c2\": image \"ghcr.io/x/y:2\": matches no rule; unmatched: deny (the default because rule \"corp\" allows)"
     );
 }
 
@@ -212,7 +213,7 @@ fn warn_mode_and_unmatched_warn_become_warnings() {
     );
     assert!(w[0].ends_with("(pin a version)"));
     assert!(
-        w[1].ends_with("matches no rule (unmatched: warn)"),
+        w[1].ends_with("matches no rule; unmatched: warn"),
         "{}",
         w[1]
     );
@@ -337,7 +338,7 @@ fn notary_settings(mismatch: &str) -> Value {
 fn notary_tag_moved_after_signing() {
     let host = || {
         ScriptedHost::new(|ns, op, p| match (ns, op) {
-            ("notary", "v1/verify") => {
+            ("notary", "v1/signed_digest") => {
                 assert_eq!(
                     p["signers"],
                     json!([{"role":"targets/jenkins","public_key":null}])
@@ -391,7 +392,7 @@ fn notary_on_policy_server_says_it_needs_the_imagegate_host() {
     );
     assert!(
         msg(&r).contains(
-            r#"notary https://127.0.0.1:4443 (targets/jenkins): this host does not have the capability notary/v1/verify (it answered "unknown namespace: notary"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"#
+            r#"notary https://127.0.0.1:4443 (targets/jenkins): this host does not have the capability notary/v1/signed_digest (it answered "unknown namespace: notary"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"#
         ),
         "{}",
         msg(&r)
@@ -817,9 +818,133 @@ fn attestations_on_policy_server_fail_closed_naming_the_capability() {
         &host,
     );
     assert!(
-        msg(&r).contains("this check needs the imagegate host: capability imagegate/v1/verify_attestation is unknown to this host (it answered \"unknown namespace: imagegate\"); run the policy with `imagegate serve`"),
+        msg(&r).contains("this host does not have the capability imagegate/v1/verify_attestation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
         "{}",
         msg(&r)
+    );
+}
+
+#[test]
+fn unmatched_reason_names_the_default_and_what_made_it() {
+    let defaulted = json!({"rules":[{"name":"corp","images":["corp.io/**"]}]});
+    let r = run(defaulted, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(
+        msg(&r).ends_with(
+            r#"matches no rule; unmatched: deny (the default because rule "corp" allows)"#
+        ),
+        "{}",
+        msg(&r)
+    );
+    let written = json!({"unmatched":"deny","rules":[{"name":"corp","images":["corp.io/**"]}]});
+    let r = run(written, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(
+        msg(&r).ends_with("matches no rule; unmatched: deny"),
+        "{}",
+        msg(&r)
+    );
+    let warn = json!({"unmatched":"warn"});
+    let r = run(warn, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(r.accepted);
+    assert_eq!(
+        r.warnings.unwrap(),
+        [
+            r#"container "c0": image "nginx:1" (docker.io/library/nginx:1): matches no rule; unmatched: warn"#
+        ]
+    );
+}
+
+#[test]
+fn pin_digest_pods_pins_pods_and_only_verifies_templates() {
+    let s = json!({"keys":{"k":{"cosign":KEY}},"rules":[{"name":"signed","images":["*"],
+        "verify":{"anyOf":[{"cosign":{"keys":["k"]}}]},"pinDigest":"pods"}]});
+    let host = ScriptedHost::policy_server(|_, op, _| {
+        assert_eq!(op, "v2/verify");
+        Ok(json!({"is_trusted": true, "digest": D1}))
+    });
+    let r = run(s.clone(), &pod(&["nginx:1"]), &host);
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("nginx:1@{D1}")
+    );
+    let deployment = request(
+        "apps",
+        "Deployment",
+        json!({"spec":{"template":{"spec":{"containers":[{"name":"c","image":"nginx:1"}]}}}}),
+    );
+    let r = run(s, &deployment, &host);
+    assert!(r.accepted && r.mutated_object.is_none(), "{r:?}");
+    let verified = host.calls().iter().filter(|c| c.namespace == "oci").count();
+    assert_eq!(verified, 2, "the template was verified");
+
+    // Without verify, a template needs no digest lookup at all.
+    let s = json!({"rules":[{"name":"pin","images":["*"],"pinDigest":"pods"}]});
+    let r = run(s, &deployment, &ScriptedHost::none());
+    assert!(r.accepted && r.mutated_object.is_none(), "{r:?}");
+    let e =
+        Policy::from_json(r#"{"rules":[{"name":"p","images":["*"],"pinDigest":"deployments"}]}"#)
+            .unwrap_err();
+    assert!(
+        e.starts_with(r#"rules[0].pinDigest: invalid value: string "deployments", expected true, false or "pods""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn reports_say_why_the_winning_rule_won() {
+    let s = json!({"rules":[
+        {"name":"any","images":["**"],"tags":{"deny":["latest"]}},
+        {"name":"labelled","images":["corp.io/**"],"priority":20,
+         "imageLabels":[{"key":"tier","value":"prod"}],"skipOnResolutionFailure":true},
+        {"name":"corp","images":["corp.io/**"],"priority":10},
+        {"name":"corp-too","images":["corp.io/app"],"priority":10}]});
+    let policy = Policy::from_json(&s.to_string()).unwrap();
+    let host = ScriptedHost::failing("registry down");
+    let (response, reports) = report(&pod(&["corp.io/app:1", "nginx"]), &policy, &host);
+    assert!(!response.accepted);
+    let precedence: Vec<_> = reports[0]
+        .precedence
+        .iter()
+        .map(|m| (m.rule.as_str(), m.priority, m.index, m.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        precedence,
+        [
+            ("labelled", 20, 1, "skipped"),
+            ("corp", 10, 2, "decided"),
+            ("corp-too", 10, 3, "outranked"),
+            ("any", 0, 0, "outranked"),
+        ]
+    );
+    assert_eq!(reports[0].decision, "allowed");
+    assert_eq!(reports[1].rule.as_deref(), Some("any"));
+    assert_eq!(
+        reports[1].reason.as_deref(),
+        Some(r#"tag "latest" is denied (tags.deny "latest")"#)
+    );
+    assert_eq!(reports[1].pointer, "/spec/containers/1/image");
+    // The report is the verdict's, and the response the one validate writes.
+    assert_eq!(
+        response,
+        validate(&pod(&["corp.io/app:1", "nginx"]), &policy, &host)
+    );
+}
+
+#[test]
+fn reports_name_images_an_exemption_admitted_unchecked() {
+    let s = json!({"exemptNamespaces":["kube-*"],"rules":[{"name":"none","images":["*"],"action":"deny"}]});
+    let policy = Policy::from_json(&s.to_string()).unwrap();
+    let req = Request::pod(&["nginx"])
+        .namespace("kube-system")
+        .admission_request();
+    let (response, reports) = report(&req, &policy, &ScriptedHost::none());
+    assert!(response.accepted);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].decision.as_str(), reports[0].reason.as_deref()),
+        (
+            "exempt",
+            Some(r#"exempt-namespace: namespace "kube-system" matches exemptNamespaces "kube-*""#)
+        )
     );
 }
 
@@ -888,7 +1013,7 @@ fn image_volumes_are_matched_pinned_and_named() {
     );
     assert_eq!(
         msg(&r),
-        "imagegate denied 1 of 2 images: image volume \"models\": image \"ghcr.io/evil/payload:latest\": matches no rule"
+        "imagegate denied 1 of 2 images: image volume \"models\": image \"ghcr.io/evil/payload:latest\": matches no rule; unmatched: deny (the default because rule \"hub\" allows)"
     );
     let r = run(allow, &req("sha256:4a2b"), &ScriptedHost::none());
     assert!(msg(&r).contains("image volume \"models\": image \"sha256:4a2b\" is an image ID"));
@@ -1153,7 +1278,7 @@ fn notation_on_policy_server_fails_closed_naming_the_capability() {
         &host,
     );
     assert!(
-        msg(&r).contains("this check needs the imagegate host: capability imagegate/v1/verify_notation is unknown to this host (it answered \"unknown namespace: imagegate\"); run the policy with `imagegate serve`"),
+        msg(&r).contains("this host does not have the capability imagegate/v1/verify_notation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
         "{}",
         msg(&r)
     );

@@ -1,4 +1,4 @@
-//! The `notary/v1/verify` host capability: Notary v1 (Docker Content Trust)
+//! The `notary/v1/signed_digest` host capability: Notary v1 (Docker Content Trust)
 //! verification of an image's tag against a notary server.
 //!
 //! Kubewarden has no Notary capability; imagegate's host provides one so
