@@ -3,8 +3,9 @@
 # the wasm32-wasip1 Rust target and Debian's binaryen (wasm-opt, which
 # shrinks the built module) and, for the end-to-end tests, Debian's
 # docker-registry (OCI registry), notary (notary-server, notary-signer, CLI)
-# and a project-local Python venv (.venv) with kubernetes-validate, which
-# checks the scaffolded Kubernetes objects against the API schemas.
+# redis-server (the shared cache of `imagegate serve`) and a project-local
+# Python venv (.venv) with kubernetes-validate, which checks the scaffolded
+# Kubernetes objects against the API schemas.
 set -euo pipefail
 what="${1:-all}"   # all | build | playground | playground-test | image
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -77,7 +78,7 @@ if [ "$what" = image ]; then
   exit 0
 fi
 
-apt_install docker-registry notary python3-venv
+apt_install docker-registry notary redis-server python3-venv
 venv="$root/.venv"
 if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
   python3 -m venv "$venv"

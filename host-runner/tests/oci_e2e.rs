@@ -68,8 +68,12 @@ fn trusted(digest: &str) -> VerifyResponse {
 }
 
 /// Asserts an error that names `image` and contains every `needle`.
-fn assert_error(result: Result<impl std::fmt::Debug, String>, image: &str, needles: &[&str]) {
-    let error = result.expect_err("expected an error");
+fn assert_error(
+    result: Result<impl std::fmt::Debug, impl std::fmt::Display>,
+    image: &str,
+    needles: &[&str],
+) {
+    let error = result.expect_err("expected an error").to_string();
     assert!(
         error.contains(image),
         "error does not name {image}: {error}"
@@ -521,7 +525,7 @@ async fn certificate_with_chain_from_a_test_ca() {
     assert!(
         result
             .as_ref()
-            .is_err_and(|e| e.starts_with("Certificate not usable")),
+            .is_err_and(|e| e.message.starts_with("Certificate not usable")),
         "{result:?}"
     );
     // another certificate of the same CA did not sign the image

@@ -74,7 +74,7 @@ impl Lab {
                 sigstore_trust_config: fake_trust
                     .then(|| self.sigstore.write_trust_config(self.dir.path())),
             },
-            cache_ttl: None,
+            cache: None,
             ..LiveConfig::default()
         })
         .expect("live backend")

@@ -20,6 +20,7 @@
 //! own when it is more than a call).
 
 pub mod cache;
+pub mod canonical;
 #[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
@@ -33,6 +34,8 @@ pub mod notation;
 #[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
+#[cfg(feature = "live")]
+pub mod shared;
 #[cfg(feature = "live")]
 pub mod signatures;
 #[cfg(feature = "live")]
@@ -73,6 +76,46 @@ pub trait Backend: Send + Sync {
     }
 
     fn rewind(&self, _checkpoint: usize) {}
+}
+
+/// Why a live capability call gave no answer: its message, and whether the
+/// check itself said no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// The check ran to completion and refused (no or non-matching
+    /// signature, trust data that does not verify, a request that can never
+    /// pass): the same request gets the same answer until the signed content
+    /// changes, so the cache may keep it for its short negative TTL.
+    /// Everything else (transport errors, timeouts, server errors) is not
+    /// definite and is never cached.
+    pub definite: bool,
+}
+
+impl Failure {
+    pub fn definite(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            definite: true,
+        }
+    }
+}
+
+/// Plain error texts are transient failures: only a verifier that knows
+/// its check refused says [`Failure::definite`].
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            definite: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Locks a mutex, ignoring poisoning (a panicked holder leaves plain data).

@@ -14,8 +14,9 @@ use imagegate_policy::wire::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A request a policy makes to its host.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A request a policy makes to its host. Serialized (externally tagged) it
+/// is the verification cache's key material.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum Request {
     /// `oci/v1/manifest_digest`
@@ -47,7 +48,71 @@ pub enum Request {
     VerifyNotation(NotationVerifyRequest),
 }
 
+/// How the cache ([`super::cache`]) treats a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching<'a> {
+    /// Never cached (answers depend on time or cluster state).
+    Never,
+    /// `oci/v1/manifest_digest` of this image: the tag -> digest cache.
+    Digest(&'a str),
+    /// The answer is about this image's content (a signature check, its
+    /// manifest): cached under its *digest*, so a moved tag misses.
+    Image(&'a str),
+    /// The answer depends on the request alone (Notary signs tags, not
+    /// registry digests: the trust data, not the registry, maps the tag).
+    Request,
+}
+
 impl Request {
+    /// How answers to this request may be cached. A new verification
+    /// capability whose answer is about an image's content is
+    /// [`Caching::Image`] and needs its arm in [`Request::with_image`].
+    pub fn caching(&self) -> Caching<'_> {
+        use Request::*;
+        match self {
+            OciManifestDigest { image } => Caching::Digest(image),
+            OciManifest { image } | OciManifestAndConfig { image } => Caching::Image(image),
+            Sigstore(req) => Caching::Image(req.image()),
+            VerifySignature(req) => Caching::Image(&req.image),
+            VerifyAttestation(req) => Caching::Image(&req.image),
+            VerifyNotation(req) => Caching::Image(&req.image),
+            NotaryVerify(_) => Caching::Request,
+            DNSLookupHost { .. }
+            | KubernetesListResources(_)
+            | KubernetesGetResource(_)
+            | KubernetesCanI(_)
+            | CryptoIsCertificateTrusted(_) => Caching::Never,
+        }
+    }
+
+    /// The same request about `image` (the cache pins tags to digests).
+    pub fn with_image(&self, new: String) -> Request {
+        use imagegate_policy::wire::SigstoreVerifyRequest as S;
+        let mut request = self.clone();
+        match &mut request {
+            Request::OciManifestDigest { image }
+            | Request::OciManifest { image }
+            | Request::OciManifestAndConfig { image }
+            | Request::Sigstore(
+                S::SigstorePubKeyVerify { image, .. }
+                | S::SigstoreKeylessVerify { image, .. }
+                | S::SigstoreKeylessPrefixVerify { image, .. }
+                | S::SigstoreGithubActionsVerify { image, .. }
+                | S::SigstoreCertificateVerify { image, .. },
+            ) => *image = new,
+            Request::NotaryVerify(req) => req.image = new,
+            Request::VerifySignature(req) => req.image = new,
+            Request::VerifyAttestation(req) => req.image = new,
+            Request::VerifyNotation(req) => req.image = new,
+            Request::DNSLookupHost { .. }
+            | Request::KubernetesListResources(_)
+            | Request::KubernetesGetResource(_)
+            | Request::KubernetesCanI(_)
+            | Request::CryptoIsCertificateTrusted(_) => {}
+        }
+        request
+    }
+
     /// The Kubernetes resource type a `kubernetes/*` read targets.
     pub fn kubernetes_resource(&self) -> Option<(&str, &str)> {
         match self {

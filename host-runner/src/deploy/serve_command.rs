@@ -15,6 +15,13 @@ pub const MAX_CONCURRENCY: u32 = 4;
 /// Guest memory cap per evaluation (`--memory-limit`).
 pub const MEMORY_LIMIT_MIB: u32 = 128;
 
+/// The pod's `terminationGracePeriodSeconds`: kubelet kills serve after it.
+pub const TERMINATION_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// How long serve drains after SIGTERM (`--shutdown-timeout`): below
+/// [`TERMINATION_GRACE_PERIOD`], so it exits on its own before it is killed.
+pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(8);
+const _: () = assert!(SHUTDOWN_TIMEOUT.as_secs() < TERMINATION_GRACE_PERIOD.as_secs());
+
 /// One serve invocation.
 #[derive(Debug, Clone)]
 pub struct ServeCommand {
@@ -57,6 +64,8 @@ impl ServeCommand {
             MAX_CONCURRENCY.to_string(),
             "--memory-limit".into(),
             format!("{MEMORY_LIMIT_MIB}MiB"),
+            "--shutdown-timeout".into(),
+            format!("{}s", SHUTDOWN_TIMEOUT.as_secs()),
         ];
         if let Some(dir) = &self.context {
             args.extend([
@@ -118,6 +127,7 @@ mod tests {
         assert_eq!(parsed.max_concurrency, MAX_CONCURRENCY);
         assert_eq!(parsed.policy_args.memory_limit, 128 << 20);
         assert!(parsed.policy_args.disable_wasmtime_cache);
+        assert_eq!(parsed.shutdown_timeout, SHUTDOWN_TIMEOUT);
         assert!(parsed.policy_args.allow_context_aware);
         assert_eq!(parsed.live.context, command.context);
         assert_eq!(parsed.live.notary_cache_dir, command.notary_cache_dir);

@@ -335,7 +335,7 @@ fn deployment(
                     "serviceAccountName": name,
                     "automountServiceAccountToken": false,
                     "enableServiceLinks": false,
-                    "terminationGracePeriodSeconds": 10,
+                    "terminationGracePeriodSeconds": super::serve_command::TERMINATION_GRACE_PERIOD.as_secs(),
                     "securityContext": {
                         "runAsNonRoot": true,
                         "runAsUser": image::USER_ID,

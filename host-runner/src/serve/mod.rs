@@ -20,15 +20,18 @@
 //! is busy (fail closed, never a silent admission). The settings file is
 //! re-read every `--reload-interval`; a changed file is validated by the
 //! module before it replaces the settings in use, and an invalid one is
-//! logged and ignored.
+//! logged and ignored. The TLS certificate is reloaded the same way
+//! ([`tls`]). Connection limits, timeouts and the drain on SIGTERM are
+//! [`listener`]'s.
 
 pub mod imagereview;
+pub mod listener;
 pub mod metrics;
+pub mod tls;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,21 +41,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use imagegate_policy::settings::DEFAULT_BREAK_GLASS_ANNOTATION;
 use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, Semaphore};
-use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
 
 use crate::capabilities::Capabilities;
 use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use crate::runtime::{HostCall, HostCallbacks, Policy, RuntimeConfig};
 use imagereview::ImageReview;
-use metrics::{Endpoint, Metrics, Outcome};
+use listener::{Activity, Busy, Handler, Limits};
+use metrics::{Cut, Endpoint, Metrics, Outcome};
+use tls::{Reload, Tls};
 
-/// The API server sends at most 3 MiB; anything larger is not a review.
-const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Default `--max-body`. The API server refuses request bodies over 3 MiB
+/// and etcd objects over 1.5 MiB (protobuf, which JSON can double), and an
+/// AdmissionReview of an UPDATE carries the object *and* oldObject, JSON
+/// encoded, plus the request around them: 2 x 3 MiB + headroom.
+pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// How the server runs; built from `imagegate serve`'s flags.
 #[derive(Debug, Clone)]
@@ -69,8 +74,16 @@ pub struct Config {
     pub max_concurrency: u32,
     /// How long a request waits for a slot before it is denied as busy.
     pub queue_timeout: Duration,
-    /// How often the settings file is checked (`None` = never).
+    /// How often the settings and certificate files are checked (`None` = never).
     pub reload_interval: Option<Duration>,
+    pub limits: Limits,
+    /// Largest request body accepted (`--max-body`).
+    pub max_body: usize,
+    /// Time to receive a whole request body (`--body-read-timeout`).
+    pub body_timeout: Duration,
+    /// Drain and return on SIGTERM or SIGINT (the CLI does; tests stop the
+    /// server by dropping it).
+    pub signals: bool,
     pub runtime: RuntimeConfig,
 }
 
@@ -130,6 +143,11 @@ struct State {
     max_concurrency: u32,
     queue_timeout: Duration,
     next_uid: AtomicU64,
+    tls: Option<Arc<Tls>>,
+    max_body: usize,
+    body_timeout: Duration,
+    /// Set once the drain started: `/readyz` answers 503.
+    draining: AtomicBool,
 }
 
 impl State {
@@ -248,6 +266,24 @@ impl State {
         }
     }
 
+    /// Re-reads the certificate pair; applies it when it changed and loads.
+    fn reload_tls(&self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        match tls.reload() {
+            Reload::Unchanged => {}
+            Reload::Applied => {
+                self.metrics.tls_reload(true);
+                eprintln!("imagegate serve: TLS certificate reloaded");
+            }
+            Reload::Refused(e) => {
+                self.metrics.tls_reload(false);
+                eprintln!("imagegate serve: {e}; keeping the certificate in use");
+            }
+        }
+    }
+
     /// Parses settings text and has the module validate it.
     fn check_settings(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<Map<String, Value>> {
         let text = std::str::from_utf8(bytes)
@@ -310,7 +346,7 @@ fn classify(response: &AdmissionResponse) -> Outcome {
     }
 }
 
-/// A running server; dropping it stops it.
+/// A running server; dropping it drains and stops it.
 pub struct Server {
     addr: SocketAddr,
     tls: bool,
@@ -337,7 +373,7 @@ impl Server {
         )
         .with_context(|| format!("cannot load policy module {}", config.policy_name))?;
         let tls = match &config.tls {
-            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            Some((cert, key)) => Some(Arc::new(Tls::load(cert, key)?)),
             None => None,
         };
         let state = Arc::new(State {
@@ -351,6 +387,10 @@ impl Server {
             max_concurrency: config.max_concurrency,
             queue_timeout: config.queue_timeout,
             next_uid: AtomicU64::new(1),
+            tls: tls.clone(),
+            max_body: config.max_body,
+            body_timeout: config.body_timeout,
+            draining: AtomicBool::new(false),
         });
         if let Some(path) = &config.settings_path {
             let bytes = std::fs::read(path)
@@ -376,7 +416,11 @@ impl Server {
             .build()
             .context("cannot start the server runtime")?;
         let (shutdown, stop) = oneshot::channel();
-        let reload_interval = config.reload_interval;
+        let (reload_interval, limits, signals) = (
+            config.reload_interval,
+            config.limits.clone(),
+            config.signals,
+        );
         let has_tls = tls.is_some();
         let thread = std::thread::Builder::new()
             .name("imagegate-serve".into())
@@ -386,7 +430,14 @@ impl Server {
                 // server runtime: tokio refuses to drop a runtime from
                 // inside another one.
                 let keep = state.clone();
-                runtime.block_on(serve(listener, tls, state, reload_interval, stop));
+                runtime.block_on(serve(
+                    listener,
+                    state,
+                    limits,
+                    reload_interval,
+                    stop,
+                    signals,
+                ));
                 drop(runtime);
                 drop(keep);
             })
@@ -409,7 +460,8 @@ impl Server {
         format!("{scheme}://{}", self.addr)
     }
 
-    /// Blocks until the server stops (it does not, unless it fails).
+    /// Blocks until the server stops (after a drain on SIGTERM, when
+    /// [`Config::signals`] is set).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -428,13 +480,36 @@ impl Drop for Server {
     }
 }
 
-/// The accept loop, plus the settings watcher.
+/// SIGTERM (the kubelet, also when imagegate is PID 1, where a signal
+/// without a handler is ignored) or SIGINT.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            eprintln!("imagegate serve: {name}: draining (no new connections, finishing the requests in flight)");
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("imagegate serve: cannot handle SIGTERM/SIGINT ({e}); stop the process with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// The accept loop, plus the settings and certificate watcher.
 async fn serve(
     listener: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
     state: Arc<State>,
+    limits: Limits,
     reload_interval: Option<Duration>,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
+    signals: bool,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -443,7 +518,9 @@ async fn serve(
             return;
         }
     };
-    if let (Some(every), Some(_)) = (reload_interval, &state.settings_path) {
+    if let Some(every) =
+        reload_interval.filter(|_| state.settings_path.is_some() || state.tls.is_some())
+    {
         let state = state.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -451,47 +528,51 @@ async fn serve(
             loop {
                 ticks.tick().await;
                 let s = state.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || s.reload()).await {
-                    eprintln!("imagegate serve: settings reload failed: {e}");
+                if let Err(e) = tokio::task::spawn_blocking(move || {
+                    s.reload();
+                    s.reload_tls();
+                })
+                .await
+                {
+                    eprintln!("imagegate serve: reload failed: {e}");
                 }
             }
         });
     }
-    loop {
-        let (stream, _peer) = tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("imagegate serve: accept failed: {e}");
-                    continue;
-                }
-            },
-        };
+    let stop = {
         let state = state.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
-            });
-            let http = hyper::server::conn::http1::Builder::new();
-            let served = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => http.serve_connection(TokioIo::new(s), service).await,
-                    Err(e) => {
-                        eprintln!("imagegate serve: TLS handshake failed: {e}");
-                        return;
-                    }
-                },
-                None => http.serve_connection(TokioIo::new(stream), service).await,
-            };
-            if let Err(e) = served {
-                if !e.is_incomplete_message() {
-                    eprintln!("imagegate serve: connection error: {e}");
+        async move {
+            if signals {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = termination() => {}
                 }
+            } else {
+                let _ = stop.await;
             }
-        });
+            state.draining.store(true, Ordering::Relaxed);
+        }
+    };
+    let (tls, metrics) = (state.tls.clone(), state.metrics.clone());
+    listener::run(listener, tls, limits, metrics, state, stop).await;
+}
+
+impl Handler for State {
+    async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        activity: Arc<Activity>,
+    ) -> Response<Full<Bytes>> {
+        let _busy = Busy::new(&activity);
+        let mut response = route(self, request).await;
+        if self.draining.load(Ordering::Relaxed) {
+            // Not reused: the client's next request goes to another replica.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -518,6 +599,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down, finishing the requests in flight\n",
+        ),
         (&Method::GET, "/readyz") => text(
             StatusCode::OK,
             format!("ready: settings generation {}\n", state.current().generation),
@@ -531,17 +616,17 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             );
             r
         }
-        (&Method::POST, "/validate") => match read_body(req).await {
+        (&Method::POST, "/validate") => match read_body(state, req).await {
             Ok(body) => admission_review(state, Endpoint::Validate, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
-        (&Method::POST, "/mutate") => match read_body(req).await {
+        (&Method::POST, "/mutate") => match read_body(state, req).await {
             Ok(body) => admission_review(state, Endpoint::Mutate, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
-        (&Method::POST, "/imagereview") => match read_body(req).await {
+        (&Method::POST, "/imagereview") => match read_body(state, req).await {
             Ok(body) => image_review(state, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
         (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/mutate" | "/imagereview") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
@@ -553,13 +638,62 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => Err(text(
+/// The whole body, within `--max-body` bytes and `--body-read-timeout`;
+/// otherwise an answer saying which, and the connection is closed (its
+/// unread rest cannot be skipped). The refusal is boxed: it is the rare path.
+async fn read_body(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    let max = state.max_body;
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let refuse = |status: StatusCode, cut: Cut, message: String| {
+        state.metrics.connection_cut(cut);
+        let mut r = text(status, message);
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        Err(Box::new(r))
+    };
+    let too_large = || {
+        format!("request body over {max} bytes (--max-body); an AdmissionReview is far smaller\n")
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Cut::BodyTooLarge,
+            too_large(),
+        );
+    }
+    match tokio::time::timeout(
+        state.body_timeout,
+        Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Cut::BodyTooLarge,
+            too_large(),
+        ),
+        Ok(Err(e)) => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
-            format!("cannot read the request body (at most {MAX_BODY} bytes): {e}\n"),
-        )),
+            format!("cannot read the request body: {e}\n"),
+        ))),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            Cut::Body,
+            format!(
+                "request body not received within {} ms (--body-read-timeout)\n",
+                state.body_timeout.as_millis()
+            ),
+        ),
     }
 }
 
@@ -636,39 +770,6 @@ async fn image_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> 
         &response,
         break_glass_ignored,
     )))
-}
-
-/// TLS from PEM files (rustls, aws-lc-rs provider, HTTP/1.1 via ALPN).
-fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cert_pem = std::fs::read(cert)
-        .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("invalid PEM in TLS certificate {}", cert.display()))?;
-    if chain.is_empty() {
-        anyhow::bail!("no certificate in {}", cert.display());
-    }
-    let key_pem =
-        std::fs::read(key).with_context(|| format!("cannot read TLS key {}", key.display()))?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
-        .with_context(|| format!("no usable private key in {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("cannot set TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .with_context(|| {
-            format!(
-                "TLS certificate {} and key {} do not work together",
-                cert.display(),
-                key.display()
-            )
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use oci_client::secrets::RegistryAuth;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::certs;
@@ -41,22 +41,7 @@ pub struct Registry {
 
 /// Whether the registry binary is installed; tests skip loudly when not.
 pub fn available() -> bool {
-    let found = Command::new(BINARY)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found && std::env::var_os("IMAGEGATE_E2E_REQUIRED").is_some() {
-        // `make test` installs the servers: a skip there would hide a broken setup.
-        panic!("IMAGEGATE_E2E_REQUIRED is set but the e2e servers are not installed");
-    }
-    if !found {
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED: `{BINARY}` not found (apt-get install docker-registry) !!!!!!!!\n\n"
-        );
-    }
-    found
+    super::installed(&[BINARY], "--version", "docker-registry")
 }
 
 fn free_port() -> u16 {

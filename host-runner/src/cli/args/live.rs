@@ -2,14 +2,19 @@
 //! verb that talks to a registry shares (cargo feature `live`).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::Args;
 
-use crate::capabilities::cache::DEFAULT_TTL;
+use super::{parse_duration, parse_timeout, Timeout};
+
+use crate::capabilities::cache::CacheConfig;
 use crate::capabilities::live::{Live, LiveConfig};
 use crate::capabilities::notary::NotaryConfig;
 use crate::capabilities::oci::OciConfig;
+use crate::capabilities::shared::redis::RedisConfig;
+use crate::capabilities::shared::SharedConfig;
 use crate::capabilities::Backend;
 use crate::packaging::artifact;
 use crate::registry::{ImageCredential, RegistryAccess, RegistryConfig};
@@ -112,7 +117,7 @@ impl PublishArgs {
 
 /// The live capability backend (registries, Notary, DNS, Kubernetes from a
 /// directory): `run`, `bench` and `serve` build it from these flags.
-#[derive(Args, Debug, Clone, Default)]
+#[derive(Args, Debug, Clone)]
 pub struct LiveArgs {
     /// Directory of Kubernetes manifests answering `kubernetes/*`.
     #[arg(long, value_name = "DIR")]
@@ -128,9 +133,48 @@ pub struct LiveArgs {
     #[arg(long, value_name = "FILE")]
     pub sigstore_trust_config: Option<PathBuf>,
 
-    /// Do not cache successful registry/notary answers (default TTL 60 s).
-    #[arg(long)]
+    /// Do not cache registry and Notary answers at all (not even a tag's
+    /// digest).
+    #[arg(long, conflicts_with = "cache")]
     pub disable_cache: bool,
+
+    /// Share verification answers and Notary trust state between replicas
+    /// through Redis: `redis://[user:password@]host:port/db`, `rediss://` for
+    /// TLS. Default: this process only. Needs --cache-hmac-key-file.
+    #[arg(long, value_name = "URL", requires = "cache_hmac_key_file")]
+    pub cache: Option<String>,
+
+    /// Key authenticating every shared entry (HMAC-SHA256; at least 32
+    /// bytes, e.g. a Secret of `head -c 32 /dev/urandom | base64`). The same
+    /// file on every replica.
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_hmac_key_file: Option<PathBuf>,
+
+    /// Redis password from a file (instead of the URL).
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_password_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) trusted for `rediss://` (default: public roots).
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_ca: Option<PathBuf>,
+
+    /// Longest wait for one Redis exchange; slower is a miss and a live check.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub cache_timeout: Duration,
+
+    /// How long successful verifications and registry answers are kept.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub cache_ttl: Duration,
+
+    /// How long definite refusals (no or non-matching signature, trust data
+    /// that does not verify) are kept; transport errors never are.
+    #[arg(long, default_value = "off", value_parser = parse_timeout)]
+    pub negative_cache_ttl: Timeout,
+
+    /// How long a tag's resolved digest is reused before a cached
+    /// verification is trusted again (`off` = one manifest HEAD each time).
+    #[arg(long, default_value = "5s", value_parser = parse_timeout)]
+    pub digest_cache_ttl: Timeout,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -155,8 +199,41 @@ impl LiveArgs {
                 ..NotaryConfig::default()
             },
             context_dir: self.context.clone(),
-            cache_ttl: (!self.disable_cache).then_some(DEFAULT_TTL),
+            cache: self.cache_config()?,
         })
+    }
+
+    /// The capability cache these flags describe (`None`: disabled); reads
+    /// the key and password files.
+    fn cache_config(&self) -> anyhow::Result<Option<CacheConfig>> {
+        if self.disable_cache {
+            return Ok(None);
+        }
+        let shared = match (&self.cache, &self.cache_hmac_key_file) {
+            (Some(url), Some(key)) => {
+                let mut redis = RedisConfig::parse(url)?;
+                if let Some(path) = &self.cache_password_file {
+                    let password = std::fs::read_to_string(path).with_context(|| {
+                        format!("cannot read Redis password file {}", path.display())
+                    })?;
+                    redis.password = Some(password.trim_end_matches(['\r', '\n']).to_string());
+                }
+                redis.ca = self.cache_ca.clone();
+                Some(SharedConfig {
+                    redis,
+                    hmac_key: SharedConfig::read_key(key)?,
+                    timeout: self.cache_timeout,
+                })
+            }
+            (None, None) => None,
+            _ => bail!("--cache and --cache-hmac-key-file go together"),
+        };
+        Ok(Some(CacheConfig {
+            ttl: self.cache_ttl,
+            negative_ttl: self.negative_cache_ttl.0,
+            digest_ttl: self.digest_cache_ttl.0,
+            shared,
+        }))
     }
 }
 

@@ -307,7 +307,14 @@ pub fn parse_timeout(s: &str) -> Result<Timeout, String> {
         .map_err(|e| format!("invalid duration '{s}': {e}"))
 }
 
-fn parse_size(s: &str) -> Result<usize, String> {
+/// A duration that cannot be `off`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse_timeout(s)?
+        .0
+        .ok_or_else(|| format!("'{s}': a duration is needed here (examples: 2s, 500ms)"))
+}
+
+pub fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len());
     let n: usize = s[..split]

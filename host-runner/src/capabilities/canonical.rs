@@ -1,5 +1,5 @@
 //! Canonical JSON as Notary signs it (docker/go `canonical/json`, the OLPC
-//! dialect): object keys sorted by their UTF-8 bytes, no whitespace, strings
+//! dialect; also the form of the verification cache's keys): object keys sorted by their UTF-8 bytes, no whitespace, strings
 //! written raw with only `"` and `\` escaped, integers only.
 //!
 //! Signatures are checked over a re-serialisation of the parsed `signed`
@@ -122,7 +122,7 @@ mod tests {
 
     #[test]
     fn reproduces_the_signed_bytes_of_a_served_file() {
-        let file = include_str!("../../../tests/data/notary-example/snapshot.json");
+        let file = include_str!("../../tests/data/notary-example/snapshot.json");
         let v: Value = serde_json::from_str(file).unwrap();
         let canonical = String::from_utf8(to_vec(&v["signed"]).unwrap()).unwrap();
         assert!(file.contains(&canonical));
