@@ -19,6 +19,11 @@
 //! form in `runtime::session`, and its answer in [`live`] (in a module of its
 //! own when it is more than a call).
 
+#[cfg(feature = "live")]
+pub mod cache;
+/// Without `live` there is no cache, only its counters.
+#[cfg(not(feature = "live"))]
+#[path = "cache/stats.rs"]
 pub mod cache;
 pub mod canonical;
 #[cfg(feature = "live")]
