@@ -1,4 +1,4 @@
-//! `imagegate/v1/verify_signature` and `verify_attestation` against a real
+//! `imagegate/v1/check_signature` and `verify_attestation` against a real
 //! Debian docker-registry (no referrers API: the referrers tag schema is the
 //! path that runs for real), with images signed by the lab in every format:
 //! cosign v3 bundles (key and keyless, with SCT, Rekor entry and RFC 3161

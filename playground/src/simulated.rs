@@ -14,7 +14,7 @@
 //!
 //! Answers have the real host's shapes (the guest's wire types); errors have
 //! the shape of the imagegate host's texts and end with `(simulated)`.
-//! imagegate's own `imagegate/v1/verify_*` operations are answered as
+//! imagegate's own `imagegate/v1/check_*` operations are answered as
 //! policy-server answers them (unknown namespace), not listed: the engine
 //! then asks `oci/v2/verify`, which is.
 
@@ -138,7 +138,7 @@ impl<'a> SimulatedHost<'a> {
 impl Host for SimulatedHost<'_> {
     fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
         // The playground simulates the Kubewarden capabilities; imagegate's own
-        // `imagegate/v1/verify_*` get policy-server's answer, so the engine
+        // `imagegate/v1/check_*` get policy-server's answer, so the engine
         // falls back to the `oci/v2/verify` calls the page lets users answer.
         if namespace == "imagegate" {
             return Err("unknown namespace: imagegate".to_string());

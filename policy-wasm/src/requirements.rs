@@ -15,10 +15,10 @@ use crate::settings::{Check, OnDigestMismatch, PinDigest, Policy, Verify};
 /// `unknown namespace: notary`.
 pub const NOTARY_VERIFY: &str = "notary/v1/signed_digest";
 /// imagegate's Notation check; policy-server answers `unknown namespace: imagegate`.
-pub const NOTATION_VERIFY: &str = "imagegate/v1/verify_notation";
+pub const NOTATION_VERIFY: &str = "imagegate/v1/check_notation";
 /// imagegate's attestation check (signatures fall back to `oci/v2/verify`,
 /// attestations cannot).
-pub const ATTESTATION_VERIFY: &str = "imagegate/v1/verify_attestation";
+pub const ATTESTATION_VERIFY: &str = "imagegate/v1/check_attestation";
 
 /// See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

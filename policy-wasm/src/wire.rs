@@ -447,7 +447,7 @@ pub enum SignerIdentity {
 impl SignerIdentity {
     /// The `oci/v2/verify` request that checks a legacy `.sig` signature of
     /// `image` by this identity: the guest's fallback on hosts without
-    /// `imagegate/v1/verify_signature`, and that capability's `.sig` path.
+    /// `imagegate/v1/check_signature`, and that capability's `.sig` path.
     pub fn legacy_request(
         &self,
         image: String,
@@ -503,7 +503,7 @@ impl SignerIdentity {
     }
 }
 
-/// imagegate's own capability `imagegate/v1/verify_signature`: is the image
+/// imagegate's own capability `imagegate/v1/check_signature`: is the image
 /// signed by one of `identities`, in any format the host knows (cosign
 /// bundles found as OCI referrers, legacy `.sig` tags)?
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
@@ -520,7 +520,7 @@ pub struct SignatureVerifyRequest {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
-/// imagegate's own capability `imagegate/v1/verify_attestation`: in-toto
+/// imagegate's own capability `imagegate/v1/check_attestation`: in-toto
 /// statements of `predicate_type` about the image, signed by one of
 /// `identities` (cosign bundles as referrers, legacy `.att` tags). The guest
 /// evaluates its conditions on what the host returns.
@@ -537,7 +537,7 @@ pub struct AttestationVerifyRequest {
     pub identities: Vec<SignerIdentity>,
 }
 
-/// The answer of the `imagegate/v1/verify_*` capabilities. "Nothing verified"
+/// The answer of the `imagegate/v1/check_*` capabilities. "Nothing verified"
 /// is an answer (empty `verified`, the trace says why); errors are for
 /// requests the host cannot work on (bad input, registry unreachable).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -628,7 +628,7 @@ pub struct ListResourcesRequest {
     pub field_masks: Option<Vec<String>>,
 }
 
-/// imagegate's own capability `imagegate/v1/verify_notation`: is the image
+/// imagegate's own capability `imagegate/v1/check_notation`: is the image
 /// signed with Notation (JWS or COSE envelopes found as OCI referrers) as
 /// the trust policy statement that applies to it requires? The guest selects
 /// the statement (by registry scope) and resolves its verification level;

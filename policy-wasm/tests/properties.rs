@@ -429,7 +429,7 @@ enum Answer {
     Json(Value),
     /// A valid-looking answer padded to `n` KiB.
     Huge(usize),
-    /// An `imagegate/v1/verify_*` answer: the resolved digest, one verified
+    /// An `imagegate/v1/check_*` answer: the resolved digest, one verified
     /// entry's subject, the traced subject.
     Image(Value, Value, Value),
 }
@@ -489,7 +489,7 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
             (namespace, operation),
             ("oci", "v2/verify")
                 | ("notary", "v1/signed_digest")
-                | ("imagegate", "v1/verify_signature" | "v1/verify_attestation")
+                | ("imagegate", "v1/check_signature" | "v1/check_attestation")
         );
         let image = request["image"].as_str().filter(|_| is_verification);
         let vouched = match &answer {

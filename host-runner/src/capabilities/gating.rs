@@ -21,9 +21,9 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "kubernetes/get_resource",
     "kubernetes/can_i",
     "notary/v1/signed_digest",
-    "imagegate/v1/verify_signature",
-    "imagegate/v1/verify_attestation",
-    "imagegate/v1/verify_notation",
+    "imagegate/v1/check_signature",
+    "imagegate/v1/check_attestation",
+    "imagegate/v1/check_notation",
 ];
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.

@@ -40,11 +40,11 @@ pub enum Request {
     CryptoIsCertificateTrusted(CertificateTrustRequest),
     /// `notary/v1/signed_digest`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
-    /// `imagegate/v1/verify_signature`: imagegate's own, every signature format.
+    /// `imagegate/v1/check_signature`: imagegate's own, every signature format.
     VerifySignature(SignatureVerifyRequest),
-    /// `imagegate/v1/verify_attestation`: imagegate's own.
+    /// `imagegate/v1/check_attestation`: imagegate's own.
     VerifyAttestation(AttestationVerifyRequest),
-    /// `imagegate/v1/verify_notation`: imagegate's own, Notation signatures.
+    /// `imagegate/v1/check_notation`: imagegate's own, Notation signatures.
     VerifyNotation(NotationVerifyRequest),
 }
 
@@ -189,9 +189,9 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
         ("notary", "v1/signed_digest") => Request::NotaryVerify(json(payload)?),
-        ("imagegate", "v1/verify_signature") => Request::VerifySignature(json(payload)?),
-        ("imagegate", "v1/verify_attestation") => Request::VerifyAttestation(json(payload)?),
-        ("imagegate", "v1/verify_notation") => Request::VerifyNotation(json(payload)?),
+        ("imagegate", "v1/check_signature") => Request::VerifySignature(json(payload)?),
+        ("imagegate", "v1/check_attestation") => Request::VerifyAttestation(json(payload)?),
+        ("imagegate", "v1/check_notation") => Request::VerifyNotation(json(payload)?),
         ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
             return Err(format!("unknown operation: {operation}"))
         }
@@ -303,7 +303,7 @@ mod tests {
     fn imagegate_operations_parse() {
         let r = parse(
             "imagegate",
-            "v1/verify_signature",
+            "v1/check_signature",
             br#"{"image":"i","identities":[{"kind":"keyless","issuer":"https://iss","subject":"me"}]}"#,
         )
         .unwrap();
@@ -312,7 +312,7 @@ mod tests {
         );
         let r = parse(
             "imagegate",
-            "v1/verify_attestation",
+            "v1/check_attestation",
             br#"{"image":"i","platforms":"all","predicate_type":"p","identities":[{"kind":"githubActions","owner":"o","repo":null}]}"#,
         )
         .unwrap();
@@ -321,7 +321,7 @@ mod tests {
         );
         let r = parse(
             "imagegate",
-            "v1/verify_notation",
+            "v1/check_notation",
             br#"{"image":"i","policy":{"name":"p","level":"audit","authenticity":"log","authentic_timestamp":"log","expiry":"log","revocation":"log","verify_timestamp":"always","trusted_identities":["*"],"trust_stores":[]}}"#,
         )
         .unwrap();

@@ -1,5 +1,5 @@
-//! imagegate's own capabilities `imagegate/v1/verify_signature` and
-//! `imagegate/v1/verify_attestation`: is the image signed (or attested) by
+//! imagegate's own capabilities `imagegate/v1/check_signature` and
+//! `imagegate/v1/check_attestation`: is the image signed (or attested) by
 //! one of the given identities, in whatever format the signer used?
 //!
 //! For each manifest to check (the digest the reference resolves to, or with
@@ -166,7 +166,7 @@ impl Signatures {
         })
     }
 
-    /// `imagegate/v1/verify_signature`.
+    /// `imagegate/v1/check_signature`.
     pub async fn verify_signature(
         &self,
         oci: &Oci,
@@ -182,7 +182,7 @@ impl Signatures {
         .await
     }
 
-    /// `imagegate/v1/verify_notation`.
+    /// `imagegate/v1/check_notation`.
     pub async fn verify_notation(
         &self,
         request: &NotationVerifyRequest,
@@ -200,7 +200,7 @@ impl Signatures {
         .await
     }
 
-    /// `imagegate/v1/verify_attestation`.
+    /// `imagegate/v1/check_attestation`.
     pub async fn verify_attestation(
         &self,
         request: &AttestationVerifyRequest,

@@ -79,8 +79,8 @@ pub fn capability_warnings(module: &[u8], metadata: &Metadata) -> Result<Vec<Str
 /// and its operation both occur in the module's data segments (joined with
 /// `0xFF`), an operation that prefixes another (`v1/oci_manifest`,
 /// `v1/oci_manifest_config`) only where it is not that longer one.
-/// imagegate's own `notary/...` is no Kubewarden capability and is not
-/// looked for.
+/// imagegate's own `notary/...` and `imagegate/...` are no Kubewarden
+/// capabilities and are not looked for.
 pub fn detected_capabilities(module: &[u8]) -> Result<BTreeSet<String>> {
     let mut data = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(module) {
@@ -98,7 +98,7 @@ pub fn detected_capabilities(module: &[u8]) -> Result<BTreeSet<String>> {
     };
     let kubewarden = KNOWN_CAPABILITIES
         .iter()
-        .filter(|c| !c.starts_with("notary/"));
+        .filter(|c| !c.starts_with("notary/") && !c.starts_with("imagegate/"));
     let operations: Vec<(&str, &str)> = kubewarden
         .clone()
         .filter_map(|c| c.split_once('/'))

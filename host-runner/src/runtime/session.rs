@@ -246,7 +246,7 @@ impl Replay {
     }
 }
 
-/// imagegate's own operations (`imagegate/v1/verify_*`).
+/// imagegate's own operations (`imagegate/v1/check_*`).
 fn imagegate_own(request: &Request) -> bool {
     matches!(
         request,

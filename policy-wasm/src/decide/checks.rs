@@ -240,7 +240,7 @@ fn unknown_to_host(error: &str) -> bool {
     error.contains("unknown namespace: imagegate")
 }
 
-/// What an `imagegate/v1/verify_*` answer means for the check: every
+/// What an `imagegate/v1/check_*` answer means for the check: every
 /// manifest it must cover (the resolved digest, or each platform manifest
 /// with `platforms: all`) has a verified entry satisfying the conditions.
 fn record(
@@ -538,25 +538,25 @@ impl<'a> Calls<'a> {
         host_digest(resp.digest)
     }
 
-    /// `imagegate/v1/verify_signature`.
+    /// `imagegate/v1/check_signature`.
     fn verify_signature(
         &self,
         req: &SignatureVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/verify_signature", req)
+        self.call("imagegate", "v1/check_signature", req)
     }
 
-    /// `imagegate/v1/verify_notation`.
+    /// `imagegate/v1/check_notation`.
     fn verify_notation(&self, req: &NotationVerifyRequest) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/verify_notation", req)
+        self.call("imagegate", "v1/check_notation", req)
     }
 
-    /// `imagegate/v1/verify_attestation`.
+    /// `imagegate/v1/check_attestation`.
     fn verify_attestation(
         &self,
         req: &AttestationVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/verify_attestation", req)
+        self.call("imagegate", "v1/check_attestation", req)
     }
 
     /// `notary/v1/signed_digest`: a trusted answer with a well-formed digest.

@@ -593,7 +593,7 @@ fn sources_are_read_at_request_time_through_kubernetes_capabilities() {
     );
 }
 
-/// An `imagegate/v1/verify_*` answer: `verified` subjects, one trace per
+/// An `imagegate/v1/check_*` answer: `verified` subjects, one trace per
 /// `traced` subject.
 fn image_answer(digest: &str, verified: &[(&str, Value)], traced: &[&str]) -> Value {
     let verified: Vec<Value> = verified
@@ -618,7 +618,7 @@ fn image_answer(digest: &str, verified: &[(&str, Value)], traced: &[&str]) -> Va
 #[test]
 fn the_imagegate_host_verifies_every_format_in_one_call_and_the_digest_is_pinned() {
     let host = ScriptedHost::new(|ns, op, p| {
-        assert_eq!((ns, op), ("imagegate", "v1/verify_signature"));
+        assert_eq!((ns, op), ("imagegate", "v1/check_signature"));
         assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
         assert_eq!(p["platforms"], "index");
         assert_eq!(p["annotations"], json!({"env": "prod"}));
@@ -754,7 +754,7 @@ fn attestation_conditions_choose_among_verified_statements() {
         {"path": "subject.name", "op": "equals", "value": "app"}
     ]);
     let host = ScriptedHost::new(|ns, op, p| {
-        assert_eq!((ns, op), ("imagegate", "v1/verify_attestation"));
+        assert_eq!((ns, op), ("imagegate", "v1/check_attestation"));
         assert_eq!(p["predicate_type"], "https://slsa.dev/provenance/v1");
         assert_eq!(
             p["identities"],
@@ -818,7 +818,7 @@ fn attestations_on_policy_server_fail_closed_naming_the_capability() {
         &host,
     );
     assert!(
-        msg(&r).contains("this host does not have the capability imagegate/v1/verify_attestation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        msg(&r).contains("this host does not have the capability imagegate/v1/check_attestation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
         "{}",
         msg(&r)
     );
@@ -1191,7 +1191,7 @@ fn notation_settings(extra: Value) -> Value {
 #[test]
 fn notation_checks_send_the_statement_for_the_image_and_pin_what_verified() {
     let host = ScriptedHost::new(|ns, op, p| {
-        assert_eq!((ns, op), ("imagegate", "v1/verify_notation"));
+        assert_eq!((ns, op), ("imagegate", "v1/check_notation"));
         assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
         assert_eq!(p["platforms"], "index");
         assert_eq!(p["policy"]["name"], "inline");
@@ -1278,7 +1278,7 @@ fn notation_on_policy_server_fails_closed_naming_the_capability() {
         &host,
     );
     assert!(
-        msg(&r).contains("this host does not have the capability imagegate/v1/verify_notation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        msg(&r).contains("this host does not have the capability imagegate/v1/check_notation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
         "{}",
         msg(&r)
     );

@@ -16,7 +16,7 @@
 //!   entry made for the old one. Notary answers are keyed by the request
 //!   itself (Notary signs tags; its trust data, not the registry, maps them).
 //! * **What is kept.** Successes for `--cache-ttl` (default 60 s, as
-//!   policy-server), the `imagegate/v1/verify_*` answers no longer than the
+//!   policy-server), the `imagegate/v1/check_*` answers no longer than the
 //!   earliest `valid_until` of what they verified, in both tiers (one that
 //!   verified nothing is no success but a definite refusal); definite refusals ([`Failure::definite`]: no or
 //!   non-matching signature, trust data that does not verify) only with

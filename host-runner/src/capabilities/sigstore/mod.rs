@@ -35,7 +35,7 @@ use imagegate_policy::wire::SignerIdentity;
 
 /// Verifies one cosign signature bundle (JSON) of the manifest `subject`
 /// against `identities` at `now` (unix seconds), as
-/// `imagegate/v1/verify_signature` does for each candidate: the evidence
+/// `imagegate/v1/check_signature` does for each candidate: the evidence
 /// that verified (`tlog ...`, `timestamp ...`, `SCT ...`) or why it did not.
 /// For benchmarks; the capability itself goes through discovery.
 pub fn verify_signature_bundle(
