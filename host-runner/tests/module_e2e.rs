@@ -238,6 +238,19 @@ async fn push(registry: &Registry, repo: &str, content: &str) -> String {
         .await
 }
 
+/// Pushes `repo:1.0` and signs (or attests) it like cosign v3, a bundle as a
+/// referrer: (image, digest).
+async fn bundle_signed(
+    registry: &Registry,
+    repo: &str,
+    signer: &Signer<'_>,
+    statement: &Statement,
+) -> (String, String) {
+    let digest = push(registry, repo, repo).await;
+    bundles::sign(registry, repo, &digest, signer, statement).await;
+    (registry.image(repo, "1.0"), digest)
+}
+
 /// Pushes `repo:1.0` and signs it with `key`: (image, digest).
 async fn signed(
     registry: &Registry,
@@ -530,16 +543,13 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
     let cosign = |k: &CosignKey| json!([{"cosign": {"keys": [k.public_pem()]}}]);
 
     // cosign v3 with a key: a bundle found through the referrers tag
-    let digest = push(&registry, "demo/v3", "v3").await;
-    bundles::sign(
+    let (image, digest) = bundle_signed(
         &registry,
         "demo/v3",
-        &digest,
         &Signer::Key(&key),
         &Statement::signature(),
     )
     .await;
-    let image = registry.image("demo/v3", "1.0");
     run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{digest}"));
     run(&image, rule_settings(&registry, cosign(&other))).assert_denied(&[
         r#"rule "signed": no signature check passed: cosign key "inline": no verified signature for"#,
@@ -588,16 +598,13 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
     ]);
 
     // an attestation with conditions: the one built on GitHub's runners passes
-    let digest = push(&registry, "demo/slsa", "slsa").await;
-    bundles::sign(
+    let (image, digest) = bundle_signed(
         &registry,
         "demo/slsa",
-        &digest,
         &Signer::Key(&key),
         &provenance("https://self-hosted.corp"),
     )
     .await;
-    let image = registry.image("demo/slsa", "1.0");
     run(&image, rule_settings(&registry, json!([slsa_check(&key)]))).assert_denied(&[
         "attestation https://slsa.dev/provenance/v1 by cosign key \"inline\": ",
         "verified, but no attestation satisfies the conditions",
@@ -1099,27 +1106,22 @@ async fn record_set(out: &Path) -> Option<()> {
         ],
     );
 
-    let digest = push(&registry, "demo/v3", "v3").await;
-    bundles::sign(
+    let (image, digest) = bundle_signed(
         &registry,
         "demo/v3",
-        &digest,
         &Signer::Key(&key),
         &Statement::signature(),
     )
     .await;
-    let image = registry.image("demo/v3", "1.0");
     record(
         &cosign(RECORDED[1], &image, &registry),
         "Recorded from a live run: an image signed like cosign v3 does (a sigstore bundle as an OCI referrer, found through the referrers tag) is allowed and pinned.",
         Some(&format!("{image}@{digest}")),
         &[],
     );
-    let digest = push(&registry, "demo/slsa", "slsa").await;
-    bundles::sign(
+    let (image, _) = bundle_signed(
         &registry,
         "demo/slsa",
-        &digest,
         &Signer::Key(&key),
         &provenance("https://self-hosted.corp"),
     )
@@ -1128,7 +1130,7 @@ async fn record_set(out: &Path) -> Option<()> {
         &Run {
             dir: out.join(RECORDED[7]),
             settings: rule_settings(&registry, json!([slsa_check(&key)])),
-            image: registry.image("demo/slsa", "1.0"),
+            image,
             flags: registry_flags(&registry),
         },
         "Recorded from a live run: the image carries a verified SLSA provenance attestation, but it was not built on GitHub's runners as the condition requires: denied, naming the condition and what was found.",
