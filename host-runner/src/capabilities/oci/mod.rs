@@ -11,6 +11,12 @@
 //! * Every error names the image and the cause (authentication, TLS, refused
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
+//! * Signatures of a key or certificate check are read by the host's own
+//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest);
+//!   keyless checks, and images the referrers API lists anything for, go
+//!   through sigstore's cosign client, which alone can check certificates
+//!   against its Fulcio pool and read v0.3 bundles into layers.
+//!
 //! No caching here: the dispatcher caches successful answers.
 
 pub(crate) mod discovery;
