@@ -171,25 +171,52 @@ mod tests {
     }
 
     #[test]
-    fn a_bundle_that_does_not_verify_drops_the_layer() {
-        let key = rcgen::KeyPair::generate().unwrap();
+    fn a_rekor_bundle_is_kept_only_when_its_set_verifies() {
+        use base64::Engine as _;
+        use rcgen::SigningKey as _;
+        let rekor = rcgen::KeyPair::generate().unwrap();
         let keys = rekor_keys(
             &[(
                 "00".to_string(),
-                rcgen::PublicKeyData::subject_public_key_info(&key),
+                rcgen::PublicKeyData::subject_public_key_info(&rekor),
             )]
             .into(),
         );
         assert_eq!(keys.len(), 1);
-        let bundle = r#"{"SignedEntryTimestamp":"AAAA","Payload":{"body":"e30=","integratedTime":1,"logIndex":1,"logID":"00"}}"#;
-        let with_bundle =
-            annotations(&[(SIGNATURE_ANNOTATION, "c2ln"), (BUNDLE_ANNOTATION, bundle)]);
-        assert!(layer(payload(DIGEST), "sha256:l", &with_bundle, DIGEST, &keys).is_none());
+        // The SET signs the payload's canonical JSON (keys sorted).
+        let canonical = br#"{"body":"e30=","integratedTime":1,"logID":"00","logIndex":1}"#;
+        let set = base64::engine::general_purpose::STANDARD.encode(rekor.sign(canonical).unwrap());
+        let bundle = |set: &str| {
+            format!(
+                r#"{{"SignedEntryTimestamp":"{set}","Payload":{{"body":"e30=","integratedTime":1,"logIndex":1,"logID":"00"}}}}"#
+            )
+        };
+        let with = |bundle: &str| {
+            annotations(&[(SIGNATURE_ANNOTATION, "c2ln"), (BUNDLE_ANNOTATION, bundle)])
+        };
+        let kept = layer(
+            payload(DIGEST),
+            "sha256:l",
+            &with(&bundle(&set)),
+            DIGEST,
+            &keys,
+        )
+        .expect("kept");
+        assert!(matches!(kept.bundle, Some(BundleContent::RekorBundle(_))));
+        // a SET that does not verify drops the layer
+        assert!(layer(
+            payload(DIGEST),
+            "sha256:l",
+            &with(&bundle("AAAA")),
+            DIGEST,
+            &keys
+        )
+        .is_none());
         // without Rekor keys the bundle is ignored, as sigstore ignores it
         let kept = layer(
             payload(DIGEST),
             "sha256:l",
-            &with_bundle,
+            &with(&bundle("AAAA")),
             DIGEST,
             &BTreeMap::new(),
         )
