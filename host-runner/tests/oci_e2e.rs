@@ -934,3 +934,39 @@ async fn one_cosign_key_check_costs_four_registry_requests() {
     expected.remove(2);
     assert_eq!(shape(requests), expected);
 }
+
+/// Keyless checks keep sigstore's cosign client (only it checks certificates
+/// against its Fulcio pool): their count is pinned too, so that a regression
+/// (or an improvement) shows.
+#[tokio::test]
+async fn one_keyless_check_costs_sigstores_registry_requests() {
+    if !registry::available() {
+        return;
+    }
+    let registry = Registry::start_logged(Variant::Plain);
+    let fake = FakeSigstore::new();
+    let repo = "demo/keylesscount";
+    let digest = Image::single(repo, Format::Oci)
+        .push(&registry, repo, "1.0")
+        .await;
+    let issuer = "https://accounts.example.com";
+    let leaf = fake.keyless_certificate(Identity::Email("dev@example.com"), issuer, None);
+    keyless_signed(&registry, repo, &digest, &fake, leaf, true).await;
+    let oci = oci_with_trust(&registry, &fake);
+    let request = SigstoreVerifyRequest::SigstoreKeylessVerify {
+        image: registry.image(repo, "1.0"),
+        keyless: vec![KeylessInfo {
+            issuer: issuer.into(),
+            subject: "dev@example.com".into(),
+        }],
+        annotations: None,
+    };
+    let (answer, requests) = requests_of(&registry, KEYLESS_REQUESTS, oci.verify(&request)).await;
+    assert_eq!(answer, Ok(trusted(&digest)));
+    assert_eq!(requests.len(), KEYLESS_REQUESTS, "{requests:#?}");
+}
+
+/// Our HEAD, then sigstore's 15: a `/v2/` ping before each of its requests,
+/// its own HEAD, the `.sig` manifest twice, config and layer, the referrers
+/// API and oci-client's referrers-tag fallback.
+const KEYLESS_REQUESTS: usize = 16;
