@@ -495,7 +495,10 @@ async fn notation_answers_are_cached_digest_bound_and_no_longer_than_their_expir
     let redis = Redis::start();
     let signer = NotationSigner::new("release");
     let expiry = chrono::Utc::now().timestamp() + 30 * 60;
-    for (repo, expiry) in [("notation/expiring", Some(expiry)), ("notation/lasting", None)] {
+    for (repo, expiry) in [
+        ("notation/expiring", Some(expiry)),
+        ("notation/lasting", None),
+    ] {
         let digest = Image::single(repo, Format::Oci)
             .push(&lab.registry, repo, "1.0")
             .await;
@@ -551,9 +554,15 @@ async fn notation_answers_are_cached_digest_bound_and_no_longer_than_their_expir
     // No later than the expiry, and not much earlier (the TTL is not simply
     // cut short for every Notation answer).
     let (left, cap) = (seconds_left(&first), 30 * 60);
-    assert!(left <= cap && left > cap - 300, "{left} s left, expiry in {cap} s");
+    assert!(
+        left <= cap && left > cap - 300,
+        "{left} s left, expiry in {cap} s"
+    );
     let left = seconds_left(&second);
-    assert!(left > cap && left <= 120 * 60, "{left} s left without expiry");
+    assert!(
+        left > cap && left <= 120 * 60,
+        "{left} s left without expiry"
+    );
 
     // Bound to the digest: the tag moved to an unsigned image is denied.
     Image::single("moved", Format::Oci)

@@ -778,7 +778,10 @@ fn the_referrers_api_comes_first_with_every_page() {
         [
             "GET /v2/demo/api-bare/manifests/1.0".to_string(),
             format!("GET /v2/demo/api-bare/referrers/{bare}"),
-            format!("GET /v2/demo/api-bare/manifests/{}.sig", bare.replace(':', "-")),
+            format!(
+                "GET /v2/demo/api-bare/manifests/{}.sig",
+                bare.replace(':', "-")
+            ),
         ],
         "issue 14's target: 3 round trips on a registry with the referrers API"
     );
