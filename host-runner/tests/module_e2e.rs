@@ -124,6 +124,11 @@ impl Decision {
 
 /// One `imagegate run` (or `bench`) of the module: settings and request are
 /// written into `dir` (as a fixture's settings.yaml / request.yaml).
+/// The evaluation deadline of these runs: far above policy-server's 2 s, as
+/// a debug host verifying live on a loaded 2-core machine can take longer,
+/// and no test here is about the deadline.
+const DEADLINE: &str = "30s";
+
 struct Run {
     dir: PathBuf,
     settings: Value,
@@ -170,6 +175,7 @@ impl Run {
             .arg(self.dir.join("settings.yaml"))
             .arg("--request-path")
             .arg(self.dir.join("request.yaml"))
+            .args(["--timeout", DEADLINE])
             .args(&self.flags);
         command
     }
@@ -190,6 +196,8 @@ impl Run {
             self.dir.join("settings.yaml").display().to_string(),
             "--request-path".into(),
             self.dir.join("request.yaml").display().to_string(),
+            "--timeout".into(),
+            DEADLINE.into(),
         ];
         argv.extend(self.flags.iter().cloned());
         <Cli as clap::Parser>::parse_from(argv).eval
