@@ -81,6 +81,10 @@ impl Lab {
             &self.registry.addr,
             "--allowed-host-capabilities",
             "oci/*,imagegate/*",
+            // Far above the 2 s default: a live check on a loaded 2-core
+            // machine can take longer, and no test here is about deadlines.
+            "--timeout",
+            "30s",
         ];
         args.extend_from_slice(extra);
         self.tls.start(&args)
