@@ -10,18 +10,24 @@
 //! validated, so a typo never silently turns into "matches nothing" or
 //! "matches too much".
 //!
+//! Parsing a pattern ([`Parts::parse`]) builds nothing: its parts are ranges
+//! of its text plus its normalized host, borrowed unless normalizing changed
+//! it, and matching ([`Parts::is_match`]) reads them in place. So a fresh
+//! instance checks every pattern of the settings without allocating, and
+//! indexes only the patterns its request's images can match.
+//!
 //! [`PatternSet`] indexes many patterns so that matching does not scan every
 //! rule: by literal registry, by `*.suffix`, plus an any-host bucket, each with a
-//! trie over path components. Building it is a few hash-map inserts per pattern,
-//! because policy-server instantiates the module afresh for every request and
-//! the set is rebuilt each time. No regex and no globset: both would make the
+//! trie over path components. No regex and no globset: both would make the
 //! per-request build cost and the wasm module larger (see `benches/engine.rs`).
 
-use crate::glob::Glob;
+use crate::glob::{self, Glob};
 use crate::reference::{self, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
 ///
@@ -48,23 +54,37 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    /// As written, for messages.
+    /// As written, for messages; `parts` are ranges of it.
     text: String,
-    host: HostPattern,
-    /// Never empty; `[AnyDepth]` for `*` / `**` alone.
-    path: Vec<Segment>,
-    constraint: Constraint,
+    parts: Parts<'static>,
+}
+
+/// A parsed pattern: its normalized host, and the rest as ranges of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parts<'t> {
+    host: HostPattern<'t>,
+    path: PathPattern,
+    /// `:glob`; `None` = any tag, or none.
+    tag: Option<Range<usize>>,
+    /// `@sha256:...`; `None` = any digest, or none.
+    digest: Option<Range<usize>>,
 }
 
 /// Which registries a pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
+enum HostPattern<'t> {
     /// `*`: every host, with or without any port.
     Any,
     /// A literal (normalized) host.
-    Exact { host: String, port: PortPattern },
+    Exact {
+        host: Cow<'t, str>,
+        port: PortPattern,
+    },
     /// `*.suffix`: every strict subdomain of `suffix` (never `suffix` itself).
-    Subdomain { suffix: String, port: PortPattern },
+    Subdomain {
+        suffix: Cow<'t, str>,
+        port: PortPattern,
+    },
 }
 
 /// The port part of a host pattern.
@@ -88,49 +108,65 @@ impl PortPattern {
     }
 }
 
-/// One `/`-separated path component of a pattern.
+/// The repository path a pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
+enum PathPattern {
+    /// `*` or `**` alone: every path.
+    Any,
+    /// `/`-separated components (validated) at `range` of the text; with
+    /// `official`, `library/` goes first (a Docker Hub name without namespace).
+    Written { range: Range<usize>, official: bool },
+}
+
+/// One `/`-separated path component of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment<'t> {
     /// No wildcard.
-    Literal(String),
+    Literal(&'t str),
     /// `*` inside one component.
-    Glob(Glob),
+    Glob(&'t str),
     /// `**`: zero or more components.
     AnyDepth,
 }
 
-impl Segment {
-    fn matches(&self, component: &str) -> bool {
+impl Segment<'_> {
+    fn of(component: &str) -> Segment<'_> {
+        if component == "**" {
+            Segment::AnyDepth
+        } else if component.contains('*') {
+            Segment::Glob(component)
+        } else {
+            Segment::Literal(component)
+        }
+    }
+
+    fn matches(self, component: &str) -> bool {
         match self {
             Segment::Literal(s) => s == component,
-            Segment::Glob(g) => g.is_match(component),
+            Segment::Glob(g) => glob::is_match(g, component),
             Segment::AnyDepth => true,
         }
     }
 }
 
-/// The tag / digest part of a pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Constraint {
+/// The tag / digest part of a pattern, read from its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Constraint<'t> {
     /// `:glob`; `None` = any tag, or none.
-    tag: Option<Glob>,
+    tag: Option<&'t str>,
     /// `@sha256:...`; `None` = any digest, or none.
-    digest: Option<String>,
+    digest: Option<&'t str>,
 }
 
-impl Constraint {
+impl Constraint<'_> {
     fn matches(&self, image: &Reference) -> bool {
-        let tag_ok = match (&self.tag, image.tag()) {
+        let tag_ok = match (self.tag, image.tag()) {
             (None, _) => true,
-            (Some(glob), Some(tag)) => glob.is_match(tag),
+            (Some(glob), Some(tag)) => glob::is_match(glob, tag),
             // A digest-only image has no tag: only `:*` covers it.
-            (Some(glob), None) => glob.matches_everything(),
+            (Some(glob), None) => glob::matches_everything(glob),
         };
-        tag_ok
-            && self
-                .digest
-                .as_deref()
-                .is_none_or(|d| image.digest() == Some(d))
+        tag_ok && self.digest.is_none_or(|d| image.digest() == Some(d))
     }
 }
 
@@ -162,30 +198,65 @@ impl Pattern {
     /// Parses and normalizes a pattern; what could match more than it says,
     /// or nothing at all, is an error.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        let parts = Parts::parse(text)?.into_owned();
+        Ok(Pattern {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the normalized `image` matches.
+    pub fn is_match(&self, image: &Reference) -> bool {
+        self.parts.is_match(&self.text, image)
+    }
+}
+
+/// The text as written.
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where `part` (a slice of `text`) is in `text`.
+fn range_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + part.len()
+}
+
+impl<'t> Parts<'t> {
+    /// Parses and normalizes the pattern `text`, building nothing unless
+    /// its host needs normalizing (upper case, an IPv6 literal).
+    pub(crate) fn parse(text: &'t str) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => {
                 reference::check_digest(digest).map_err(PatternError::new)?;
-                (rest, Some(digest.to_string()))
+                (rest, Some(range_in(text, digest)))
             }
             None => (text, None),
         };
-        let (name, tag) = reference::split_tag(rest);
-        let constraint = Constraint {
-            tag: tag.map(tag_glob).transpose().map_err(PatternError::new)?,
-            digest,
-        };
+        let (name, tag_text) = reference::split_tag(rest);
+        if let Some(tag) = tag_text {
+            check_tag_glob(tag).map_err(PatternError::new)?;
+        }
+        let tag = tag_text.map(|t| range_in(text, t));
         if name.is_empty() {
             return Err(PatternError::new(
                 "missing image name (use `*` for every image)",
             ));
         }
         if name == "*" || name == "**" {
-            return Ok(Pattern {
-                text: text.to_string(),
+            return Ok(Parts {
                 host: HostPattern::Any,
-                path: vec![Segment::AnyDepth],
-                constraint,
+                path: PathPattern::Any,
+                tag,
+                digest,
             });
         }
         let (host, path) = match name.split_once('/') {
@@ -193,7 +264,7 @@ impl Pattern {
             // host is most likely a registry written without its path.
             None if reference::looks_like_host(name) => {
                 // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
-                let registry = match tag {
+                let registry = match tag_text {
                     Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
                     _ => name,
                 };
@@ -207,39 +278,75 @@ impl Pattern {
             }
             _ => (
                 HostPattern::Exact {
-                    host: DOCKER_HUB.to_string(),
+                    host: Cow::Borrowed(DOCKER_HUB),
                     port: PortPattern::Absent,
                 },
                 name,
             ),
         };
-        let mut segments = Vec::new();
         for component in path.split('/') {
-            let segment = parse_segment(component).map_err(PatternError::new)?;
-            // `**/**` is `**`: collapsing keeps matching linear.
-            if !(segment == Segment::AnyDepth && segments.last() == Some(&Segment::AnyDepth)) {
-                segments.push(segment);
-            }
+            check_segment(component).map_err(PatternError::new)?;
         }
         let docker_hub = matches!(&host, HostPattern::Exact { host, port: PortPattern::Absent } if host == DOCKER_HUB);
-        if docker_hub && segments.len() == 1 && segments[0] != Segment::AnyDepth {
-            segments.insert(0, Segment::Literal(OFFICIAL_NAMESPACE.to_string()));
-        }
-        Ok(Pattern {
-            text: text.to_string(),
+        Ok(Parts {
             host,
-            path: segments,
-            constraint,
+            path: PathPattern::Written {
+                range: range_in(text, path),
+                official: docker_hub && !path.contains('/') && path != "**",
+            },
+            tag,
+            digest,
         })
     }
 
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
+    fn into_owned(self) -> Parts<'static> {
+        let owned = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        Parts {
+            host: match self.host {
+                HostPattern::Any => HostPattern::Any,
+                HostPattern::Exact { host, port } => HostPattern::Exact {
+                    host: owned(host),
+                    port,
+                },
+                HostPattern::Subdomain { suffix, port } => HostPattern::Subdomain {
+                    suffix: owned(suffix),
+                    port,
+                },
+            },
+            path: self.path,
+            tag: self.tag,
+            digest: self.digest,
+        }
     }
 
-    /// Whether the normalized `image` matches.
-    pub fn is_match(&self, image: &Reference) -> bool {
+    /// The path components, `library` first when implied.
+    fn segments<'s>(&self, text: &'s str) -> impl Iterator<Item = Segment<'s>> {
+        let (official, written) = match &self.path {
+            PathPattern::Any => (false, None),
+            PathPattern::Written { range, official } => (*official, Some(&text[range.clone()])),
+        };
+        let any = written.is_none().then_some(Segment::AnyDepth);
+        official
+            .then_some(Segment::Literal(OFFICIAL_NAMESPACE))
+            .into_iter()
+            .chain(any)
+            .chain(
+                written
+                    .into_iter()
+                    .flat_map(|p| p.split('/'))
+                    .map(Segment::of),
+            )
+    }
+
+    fn constraint<'s>(&self, text: &'s str) -> Constraint<'s> {
+        Constraint {
+            tag: self.tag.clone().map(|t| &text[t]),
+            digest: self.digest.clone().map(|d| &text[d]),
+        }
+    }
+
+    /// Whether the normalized `image` matches the pattern, whose text is `text`.
+    pub(crate) fn is_match(&self, text: &str, image: &Reference) -> bool {
         let host_ok = match &self.host {
             HostPattern::Any => true,
             HostPattern::Exact { host, port } => host == image.host() && port.matches(image.port()),
@@ -247,19 +354,14 @@ impl Pattern {
                 subdomain_suffixes(image.host()).any(|s| s == suffix) && port.matches(image.port())
             }
         };
-        host_ok && path_matches(&self.path, image.path()) && self.constraint.matches(image)
-    }
-}
-
-/// The text as written.
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        host_ok
+            && path_matches(self.segments(text), image.path())
+            && self.constraint(text).matches(image)
     }
 }
 
 /// The registry part of a pattern (first component, known to be a host).
-fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
+fn parse_host_pattern(first: &str) -> Result<HostPattern<'_>, String> {
     if first == "*" {
         return Ok(HostPattern::Any);
     }
@@ -326,10 +428,10 @@ fn host_wildcard_error(host: &str) -> String {
     )
 }
 
-/// One path component of a pattern.
-fn parse_segment(component: &str) -> Result<Segment, String> {
+/// Checks one path component of a pattern.
+fn check_segment(component: &str) -> Result<(), String> {
     if component == "**" {
-        return Ok(Segment::AnyDepth);
+        return Ok(());
     }
     if component.contains("**") {
         return Err(format!(
@@ -337,8 +439,7 @@ fn parse_segment(component: &str) -> Result<Segment, String> {
         ));
     }
     if !component.contains('*') {
-        reference::check_path_component(component).map_err(|e| e.reason)?;
-        return Ok(Segment::Literal(component.to_string()));
+        return reference::check_path_component(component).map_err(|e| e.reason);
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(format!(
@@ -354,7 +455,7 @@ fn parse_segment(component: &str) -> Result<Segment, String> {
              and image paths contain only a-z, 0-9, '.', '_' and '-'"
         ));
     }
-    Ok(Segment::Glob(Glob::new(component)))
+    Ok(())
 }
 
 /// Whether a pattern's first `/`-component is its registry: the host rule of
@@ -368,7 +469,7 @@ pub(crate) fn is_host_pattern(first: &str) -> bool {
 /// can match a tag of the distribution grammar (`[\w][\w.-]{0,127}`): tag
 /// characters and `*`, no leading `.` or `-`, at most 128 characters besides
 /// the stars. Anything else would silently match nothing.
-pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
+pub(crate) fn check_tag_glob(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("empty tag or tag glob".to_string());
     }
@@ -386,7 +487,7 @@ pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
             reference::TAG_LENGTH_MAX
         ));
     }
-    Ok(Glob::new(text))
+    Ok(())
 }
 
 /// Every strict parent domain of `host`: `a.b.example.com` -> `b.example.com`,
@@ -395,29 +496,45 @@ fn subdomain_suffixes(host: &str) -> impl Iterator<Item = &str> {
     host.match_indices('.').map(move |(i, _)| &host[i + 1..])
 }
 
+/// Most components a repository path can have (255 characters).
+const PATH_COMPONENTS_MAX: usize = 128;
+
 /// Whether `segments` match the `/`-separated `path` (dynamic programming over
-/// components, O(segments x components), no backtracking).
-fn path_matches(segments: &[Segment], path: &str) -> bool {
-    let components: Vec<&str> = path.split('/').collect();
+/// components, O(segments x components), no backtracking, nothing allocated).
+fn path_matches<'s>(segments: impl Iterator<Item = Segment<'s>>, path: &str) -> bool {
+    let count = path.split('/').count();
+    if count > PATH_COMPONENTS_MAX {
+        return false;
+    }
     // matched[j]: the segments so far match the first j components.
-    let mut matched = vec![false; components.len() + 1];
+    let mut matched = [false; PATH_COMPONENTS_MAX + 1];
     matched[0] = true;
     for segment in segments {
-        if *segment == Segment::AnyDepth {
+        if segment == Segment::AnyDepth {
             // Zero or more components: reachable from any earlier prefix.
             let mut any = false;
-            for m in matched.iter_mut() {
+            for m in matched[..=count].iter_mut() {
                 any |= *m;
                 *m = any;
             }
         } else {
-            for j in (1..=components.len()).rev() {
-                matched[j] = matched[j - 1] && segment.matches(components[j - 1]);
+            // Right to left, so that matched[j - 1] is still the previous row.
+            let mut next = false;
+            for (j, component) in path.split('/').enumerate() {
+                let here = matched[j] && segment.matches(component);
+                matched[j] = next;
+                next = here;
+                if j + 1 == count {
+                    matched[j + 1] = here;
+                }
             }
             matched[0] = false;
         }
+        if !matched[..=count].contains(&true) {
+            return false;
+        }
     }
-    matched[components.len()]
+    matched[count]
 }
 
 type NodeId = usize;
@@ -426,7 +543,7 @@ type NodeId = usize;
 /// strings, so a seeded hash buys nothing here, while std's `RandomState` would
 /// draw WASI randomness in every fresh instance and SipHash is slow on short keys.
 #[derive(Clone, Copy)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Fnv {
@@ -445,7 +562,7 @@ impl Hasher for Fnv {
     }
 }
 
-type FastHash = BuildHasherDefault<Fnv>;
+pub(crate) type FastHash = BuildHasherDefault<Fnv>;
 
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
@@ -492,7 +609,8 @@ struct Node {
     literal: HashMap<String, NodeId, FastHash>,
     globs: Vec<(Glob, NodeId)>,
     any_depth: Option<NodeId>,
-    terminals: Vec<(Constraint, usize)>,
+    /// Tag glob and digest of each pattern ending here, with its id.
+    terminals: Vec<(Option<String>, Option<String>, usize)>,
 }
 
 fn new_node(nodes: &mut Vec<Node>) -> NodeId {
@@ -505,40 +623,45 @@ impl PatternSet {
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
         let mut set = PatternSet::default();
         for (pattern, id) in patterns {
-            set.insert(pattern, id);
+            set.insert(&pattern.parts, &pattern.text, id);
         }
         set
     }
 
-    fn insert(&mut self, pattern: Pattern, id: usize) {
+    /// Adds the pattern `parts` of `text` with `id`.
+    pub(crate) fn insert(&mut self, parts: &Parts<'_>, text: &str, id: usize) {
         let nodes = &mut self.nodes;
-        let (roots, port) = match pattern.host {
+        let (roots, port) = match &parts.host {
             HostPattern::Any => {
                 let root = *self.any_host.get_or_insert_with(|| new_node(nodes));
-                return self.insert_path(root, pattern.path, pattern.constraint, id);
+                return self.insert_path(root, parts, text, id);
             }
-            HostPattern::Exact { host, port } => (self.exact.entry(host).or_default(), port),
-            HostPattern::Subdomain { suffix, port } => {
-                (self.subdomain.entry(suffix).or_default(), port)
-            }
+            HostPattern::Exact { host, port } => (entry(&mut self.exact, host), *port),
+            HostPattern::Subdomain { suffix, port } => (entry(&mut self.subdomain, suffix), *port),
         };
         let root = match port {
             PortPattern::Absent => *roots.absent.get_or_insert_with(|| new_node(nodes)),
             PortPattern::Any => *roots.any.get_or_insert_with(|| new_node(nodes)),
             PortPattern::Exact(p) => *roots.exact.entry(p).or_insert_with(|| new_node(nodes)),
         };
-        self.insert_path(root, pattern.path, pattern.constraint, id);
+        self.insert_path(root, parts, text, id);
     }
 
-    fn insert_path(&mut self, root: NodeId, path: Vec<Segment>, constraint: Constraint, id: usize) {
+    fn insert_path(&mut self, root: NodeId, parts: &Parts<'_>, text: &str, id: usize) {
         let mut node = root;
-        for segment in path {
-            let existing = match &segment {
+        let mut previous = None;
+        for segment in parts.segments(text) {
+            // `**/**` is `**`: collapsing keeps matching linear.
+            if segment == Segment::AnyDepth && previous == Some(Segment::AnyDepth) {
+                continue;
+            }
+            previous = Some(segment);
+            let existing = match segment {
                 Segment::Literal(s) => self.nodes[node].literal.get(s).copied(),
                 Segment::Glob(g) => self.nodes[node]
                     .globs
                     .iter()
-                    .find(|(e, _)| e == g)
+                    .find(|(e, _)| e.as_str() == g)
                     .map(|(_, n)| *n),
                 Segment::AnyDepth => self.nodes[node].any_depth,
             };
@@ -549,22 +672,30 @@ impl PatternSet {
                     let parent = &mut self.nodes[node];
                     match segment {
                         Segment::Literal(s) => {
-                            parent.literal.insert(s, child);
+                            parent.literal.insert(s.to_string(), child);
                         }
-                        Segment::Glob(g) => parent.globs.push((g, child)),
+                        Segment::Glob(g) => parent.globs.push((Glob::new(g), child)),
                         Segment::AnyDepth => parent.any_depth = Some(child),
                     }
                     child
                 }
             };
         }
-        self.nodes[node].terminals.push((constraint, id));
+        let constraint = parts.constraint(text);
+        self.nodes[node].terminals.push((
+            constraint.tag.map(str::to_string),
+            constraint.digest.map(str::to_string),
+            id,
+        ));
         self.len += 1;
     }
 
     /// Appends the ids of every pattern matching `image` to `out` (order unspecified,
     /// an id may appear more than once).
     pub fn matches_into(&self, image: &Reference, out: &mut Vec<usize>) {
+        if self.len == 0 {
+            return;
+        }
         let mut walk = Walk {
             nodes: &self.nodes,
             image,
@@ -576,9 +707,11 @@ impl PatternSet {
         if let Some(roots) = self.exact.get(host) {
             walk.roots(roots);
         }
-        for suffix in subdomain_suffixes(host) {
-            if let Some(roots) = self.subdomain.get(suffix) {
-                walk.roots(roots);
+        if !self.subdomain.is_empty() {
+            for suffix in subdomain_suffixes(host) {
+                if let Some(roots) = self.subdomain.get(suffix) {
+                    walk.roots(roots);
+                }
             }
         }
         if let Some(root) = self.any_host {
@@ -595,6 +728,11 @@ impl PatternSet {
     pub fn len(&self) -> usize {
         self.len
     }
+}
+
+/// The roots of `host`, created if needed.
+fn entry<'m>(map: &'m mut HashMap<String, PortRoots, FastHash>, host: &str) -> &'m mut PortRoots {
+    map.entry(host.to_string()).or_default()
 }
 
 /// One image's walk through the tries.
@@ -624,7 +762,11 @@ impl Walk<'_> {
         let node = &nodes[id];
         match self.components.get(at) {
             None => {
-                for (constraint, pattern) in &node.terminals {
+                for (tag, digest, pattern) in &node.terminals {
+                    let constraint = Constraint {
+                        tag: tag.as_deref(),
+                        digest: digest.as_deref(),
+                    };
                     if constraint.matches(self.image) {
                         self.out.push(*pattern);
                     }

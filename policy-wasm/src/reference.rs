@@ -12,8 +12,10 @@
 //! trimmed, host lower-casing is ASCII-only, and a name the container runtime
 //! would reject is rejected here too.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 /// The registry of images without a host.
 pub(crate) const DOCKER_HUB: &str = "docker.io";
@@ -53,11 +55,14 @@ const DEFAULT_TAG: &str = "latest";
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
-    host: String,
+    /// The normalized form, `host[:port]/path[:tag][@digest]`; the parts are
+    /// ranges of it (one allocation per image).
+    text: String,
+    host_end: usize,
     port: Option<u16>,
-    path: String,
-    tag: Option<String>,
-    digest: Option<String>,
+    path: Range<usize>,
+    tag: Option<Range<usize>>,
+    digest: Option<Range<usize>>,
 }
 
 /// Why an image string is not a valid reference. The reason does not repeat the
@@ -97,12 +102,14 @@ impl Reference {
         let (rest, digest) = match image.split_once('@') {
             Some((rest, digest)) => {
                 check_digest(digest)?;
-                (rest, Some(digest.to_string()))
+                (rest, Some(digest))
             }
             None => (image, None),
         };
         let (name, tag) = split_tag(rest);
-        let tag = tag.map(parse_tag).transpose()?;
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
         if name.is_empty() {
             return Err(ParseError::new("missing repository name"));
         }
@@ -120,28 +127,58 @@ impl Reference {
                 }
                 (host, port, remainder)
             }
-            _ => (DOCKER_HUB.to_string(), None, name),
+            _ => (Cow::Borrowed(DOCKER_HUB), None, name),
         };
         for component in path.split('/') {
             check_path_component(component)?;
         }
-        let path = if is_docker_hub(&host, port) && !path.contains('/') {
-            format!("{OFFICIAL_NAMESPACE}/{path}")
-        } else {
-            path.to_string()
-        };
-        let name_len = host.len() + port.map_or(0, |p| 1 + decimal_len(p)) + 1 + path.len();
+        let official = is_docker_hub(&host, port) && !path.contains('/');
+        let path_len = path.len()
+            + if official {
+                OFFICIAL_NAMESPACE.len() + 1
+            } else {
+                0
+            };
+        let name_len = host.len() + port.map_or(0, |p| 1 + decimal_len(p)) + 1 + path_len;
         if name_len > NAME_TOTAL_LENGTH_MAX {
             return Err(ParseError::new(format!(
                 "repository name is {name_len} characters long once normalized, the limit is {NAME_TOTAL_LENGTH_MAX}"
             )));
         }
-        let tag = match (tag, &digest) {
-            (None, None) => Some(DEFAULT_TAG.to_string()),
+        let tag = match (tag, digest) {
+            (None, None) => Some(DEFAULT_TAG),
             (tag, _) => tag,
         };
+        let mut text = String::with_capacity(
+            name_len + tag.map_or(0, |t| 1 + t.len()) + digest.map_or(0, |d| 1 + d.len()),
+        );
+        text.push_str(&host);
+        let host_end = text.len();
+        if let Some(p) = port {
+            use fmt::Write as _;
+            let _ = write!(text, ":{p}");
+        }
+        text.push('/');
+        let path_start = text.len();
+        if official {
+            text.push_str(OFFICIAL_NAMESPACE);
+            text.push('/');
+        }
+        text.push_str(path);
+        let path = path_start..text.len();
+        let part = |text: &mut String, separator: char, part: Option<&str>| {
+            part.map(|part| {
+                text.push(separator);
+                let start = text.len();
+                text.push_str(part);
+                start..text.len()
+            })
+        };
+        let tag = part(&mut text, ':', tag);
+        let digest = part(&mut text, '@', digest);
         Ok(Reference {
-            host,
+            text,
+            host_end,
             port,
             path,
             tag,
@@ -150,7 +187,7 @@ impl Reference {
     }
     /// Lower-case host without port: `docker.io`, `127.0.0.1`, `[::1]`.
     pub fn host(&self) -> &str {
-        &self.host
+        &self.text[..self.host_end]
     }
     /// Port, `None` when absent (`:443` is dropped by normalization).
     pub fn port(&self) -> Option<u16> {
@@ -158,34 +195,23 @@ impl Reference {
     }
     /// Repository path: `library/nginx`.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.text[self.path.clone()]
     }
     /// The tag: explicit, or `latest` when the image has neither tag nor digest;
     /// `None` for a digest-only image.
     pub fn tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        self.tag.clone().map(|t| &self.text[t])
     }
     /// `sha256:<hex>` when present.
     pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+        self.digest.clone().map(|d| &self.text[d])
     }
 }
 
 /// The normalized form: `docker.io/library/nginx:latest`, `host:5000/a/b@sha256:...`.
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write!(f, "/{}", self.path)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -257,12 +283,12 @@ pub(crate) fn is_docker_hub(host: &str, port: Option<u16>) -> bool {
 
 /// `host[:port]` -> normalized (host, port): lower-case host, `:443` dropped,
 /// Docker Hub aliases folded, IPv6 literal in canonical form.
-pub(crate) fn parse_registry(registry: &str) -> Result<(String, Option<u16>), ParseError> {
+pub(crate) fn parse_registry(registry: &str) -> Result<(Cow<'_, str>, Option<u16>), ParseError> {
     let (host, port) = split_port(registry)?;
     let port = port.map(parse_port).transpose()?.flatten();
     let mut host = parse_host(host)?;
-    if port.is_none() && DOCKER_HUB_ALIASES.contains(&host.as_str()) {
-        host = DOCKER_HUB.to_string();
+    if port.is_none() && DOCKER_HUB_ALIASES.contains(&&*host) {
+        host = Cow::Borrowed(DOCKER_HUB);
     }
     Ok((host, port))
 }
@@ -308,8 +334,9 @@ pub(crate) fn parse_port(port: &str) -> Result<Option<u16>, ParseError> {
 }
 
 /// A host name (DNS labels of letters, digits and inner `-`, or an IPv4
-/// address) or a bracketed IPv6 literal; returned lower-case and canonical.
-pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
+/// address) or a bracketed IPv6 literal; returned lower-case and canonical
+/// (borrowed when it already is).
+pub(crate) fn parse_host(host: &str) -> Result<Cow<'_, str>, ParseError> {
     if host.starts_with('[') {
         let inner = host
             .strip_prefix('[')
@@ -323,7 +350,7 @@ pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
         // Canonical text (RFC 5952) so `[0:0::1]` and `[::1]` are one host;
         // IPv4-mapped addresses print with dots and are excluded by the grammar.
         return match address.map(|a| a.to_string()) {
-            Some(text) if !text.contains('.') => Ok(format!("[{text}]")),
+            Some(text) if !text.contains('.') => Ok(Cow::Owned(format!("[{text}]"))),
             _ => Err(ParseError::new(format!(
                 "{host:?} is not a valid IPv6 host"
             ))),
@@ -345,7 +372,10 @@ pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
             )));
         }
     }
-    Ok(host.to_ascii_lowercase())
+    Ok(match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(host.to_ascii_lowercase()),
+        false => Cow::Borrowed(host),
+    })
 }
 
 /// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
@@ -417,7 +447,7 @@ pub(crate) fn is_tag_char(c: char) -> bool {
 }
 
 /// `[\w][\w.-]{0,127}`.
-pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), ParseError> {
     if tag.is_empty() {
         return Err(ParseError::new("empty tag after ':'"));
     }
@@ -437,7 +467,7 @@ pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
             "tag {tag:?} must start with a letter, digit or '_'"
         )));
     }
-    Ok(tag.to_string())
+    Ok(())
 }
 
 /// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits: the one digest
