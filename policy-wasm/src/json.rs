@@ -118,6 +118,11 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Moves past `len` bytes the caller knows to be one whole value.
+    pub(crate) fn advance(&mut self, len: usize) {
+        self.pos += len;
+    }
+
     /// The end of the text: only whitespace may follow the value read.
     pub(crate) fn end(&mut self) -> Result<(), Error> {
         self.whitespace();
@@ -244,12 +249,20 @@ impl<'a> Reader<'a> {
         let mut i = start;
         let mut escaped = false;
         loop {
-            // The common case: a run of plain characters.
-            while let Some(&b) = bytes.get(i) {
-                if b == b'"' || b == b'\\' || b < 0x20 {
+            // The common case: a run of plain characters, eight at a time.
+            loop {
+                let Some(word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) else {
+                    while bytes.get(i).is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20) {
+                        i += 1;
+                    }
+                    break;
+                };
+                let special = special_bytes(u64::from_le_bytes(*word));
+                if special != 0 {
+                    i += special.trailing_zeros() as usize / 8;
                     break;
                 }
-                i += 1;
+                i += 8;
             }
             match bytes.get(i) {
                 Some(b'"') => {
@@ -458,6 +471,20 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The high bit of each byte of `word` that ends a run of plain string
+/// characters (a quote, a backslash, a control character), read as little
+/// endian. Bytes above the first such byte may be flagged falsely (borrows
+/// ripple upwards); the lowest flag is always exact.
+fn special_bytes(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+    let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+    quote | backslash | control
+}
+
 /// The four hex digits at `at`, as a number.
 fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
     let digits = bytes.get(at..at + 4)?;
@@ -510,24 +537,45 @@ fn unescape(raw: &str) -> String {
     out
 }
 
-/// The raw text of the value at `path` (object keys from the root), or
+/// `a == b`, a word at a time: the module's `memcmp` goes byte by byte, and
+/// a reused instance compares the whole settings text on every call.
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (a_words, a_rest) = a.as_chunks::<8>();
+    let (b_words, b_rest) = b.as_chunks::<8>();
+    a_rest == b_rest
+        && a_words
+            .iter()
+            .zip(b_words)
+            .all(|(x, y)| u64::from_ne_bytes(*x) == u64::from_ne_bytes(*y))
+}
+
+/// Reads the value at `path` (object keys from the root) with `read`, or
 /// `None` when a key is missing or a level is not an object. Like a full
-/// parse, a repeated key counts with its last value. The rest of the text is
-/// validated as `skip` says, the value found as into a `Value`.
-pub(crate) fn lookup<'a>(
+/// parse, a repeated key counts with its last value (`read` reads each one).
+/// The rest of the text is validated as `skip` says.
+pub(crate) fn lookup<'a, T>(
     text: &'a str,
     path: &[&str],
     skip: Skip,
-) -> Result<Option<&'a str>, Error> {
+    read: &mut impl FnMut(&mut Reader<'a>) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
     let mut r = Reader::new(text);
-    let found = lookup_in(&mut r, path, skip)?;
+    let found = lookup_in(&mut r, path, skip, read)?;
     r.end()?;
     Ok(found)
 }
 
-fn lookup_in<'a>(r: &mut Reader<'a>, path: &[&str], skip: Skip) -> Result<Option<&'a str>, Error> {
+fn lookup_in<'a, T>(
+    r: &mut Reader<'a>,
+    path: &[&str],
+    skip: Skip,
+    read: &mut impl FnMut(&mut Reader<'a>) -> Result<T, Error>,
+) -> Result<Option<T>, Error> {
     let Some((first, rest)) = path.split_first() else {
-        return r.raw(Skip::Value).map(Some);
+        return read(r).map(Some);
     };
     if r.peek()? != Kind::Object {
         r.skip(skip)?;
@@ -537,7 +585,7 @@ fn lookup_in<'a>(r: &mut Reader<'a>, path: &[&str], skip: Skip) -> Result<Option
     let mut entries = r.object()?;
     while let Some(key) = r.key(&mut entries)? {
         if key == *first {
-            found = lookup_in(r, rest, skip)?;
+            found = lookup_in(r, rest, skip, read)?;
         } else {
             r.skip(skip)?;
         }
@@ -678,17 +726,17 @@ mod tests {
 
     #[test]
     fn lookup_finds_the_last_value_of_a_path() {
+        fn raw<'t>(text: &'t str, path: &[&str]) -> Result<Option<&'t str>, Error> {
+            lookup(text, path, Skip::Raw, &mut |r| r.raw(Skip::Value))
+        }
         let text = r#"{"a":[1,{"b":2}],"metadata":{"name":"x","annotations":{"k":"v"}},"m":{"n":1},"m":{"n":2}}"#;
-        assert_eq!(
-            lookup(text, &["metadata", "name"], Skip::Raw),
-            Ok(Some(r#""x""#))
-        );
-        assert_eq!(lookup(text, &["m", "n"], Skip::Raw), Ok(Some("2")));
-        assert_eq!(lookup(text, &["a", "b"], Skip::Raw), Ok(None));
-        assert_eq!(lookup(text, &["missing"], Skip::Raw), Ok(None));
+        assert_eq!(raw(text, &["metadata", "name"]), Ok(Some(r#""x""#)));
+        assert_eq!(raw(text, &["m", "n"]), Ok(Some("2")));
+        assert_eq!(raw(text, &["a", "b"]), Ok(None));
+        assert_eq!(raw(text, &["missing"]), Ok(None));
         let escaped = r#"{"sp\u0065c":{"a":1}}"#;
-        assert_eq!(lookup(escaped, &["spec", "a"], Skip::Raw), Ok(Some("1")));
-        assert!(lookup(r#"{"a":1"#, &["a"], Skip::Raw).is_err());
+        assert_eq!(raw(escaped, &["spec", "a"]), Ok(Some("1")));
+        assert!(raw(r#"{"a":1"#, &["a"]).is_err());
     }
 
     #[test]
@@ -718,6 +766,20 @@ mod tests {
             Just("0x1".to_string()),
             Just("\"\\q\"".to_string()),
         ];
+        // Strings long enough to be read eight bytes at a time.
+        let piece = prop_oneof![
+            Just("abcdefg"),
+            Just("a"),
+            Just("\\\""),
+            Just("\\\\"),
+            Just("\u{1}"),
+            Just("\u{7f}"),
+            Just("\u{e9}"),
+            Just("\\u00e9"),
+            Just("\\n"),
+        ];
+        let long = prop::collection::vec(piece, 0..12).prop_map(|p| format!("\"{}\"", p.concat()));
+        let atom = prop_oneof![4 => atom, 1 => long];
         let doc = atom.prop_recursive(4, 32, 4, |inner| {
             prop_oneof![
                 prop::collection::vec(inner.clone(), 0..4)

@@ -93,6 +93,7 @@
 pub mod decide;
 mod glob;
 pub mod host;
+pub mod instance;
 pub(crate) mod json;
 pub mod pattern;
 pub mod pem;

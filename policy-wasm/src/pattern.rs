@@ -133,7 +133,7 @@ impl Segment<'_> {
     fn of(component: &str) -> Segment<'_> {
         if component == "**" {
             Segment::AnyDepth
-        } else if component.contains('*') {
+        } else if reference::has_byte(component, b'*') {
             Segment::Glob(component)
         } else {
             Segment::Literal(component)
@@ -234,7 +234,7 @@ impl<'t> Parts<'t> {
     /// its host needs normalizing (upper case, an IPv6 literal).
     pub(crate) fn parse(text: &'t str) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
-        let (rest, digest) = match text.split_once('@') {
+        let (rest, digest) = match reference::split_byte(text, b'@') {
             Some((rest, digest)) => {
                 reference::check_digest(digest).map_err(PatternError::new)?;
                 (rest, Some(range_in(text, digest)))
@@ -259,7 +259,7 @@ impl<'t> Parts<'t> {
                 digest,
             });
         }
-        let (host, path) = match name.split_once('/') {
+        let (host, path) = match reference::split_byte(name, b'/') {
             // A single component is a Docker Hub path; one that looks like a
             // host is most likely a registry written without its path.
             None if reference::looks_like_host(name) => {
@@ -284,7 +284,7 @@ impl<'t> Parts<'t> {
                 name,
             ),
         };
-        for component in path.split('/') {
+        for component in reference::components(path) {
             check_segment(component).map_err(PatternError::new)?;
         }
         let docker_hub = matches!(&host, HostPattern::Exact { host, port: PortPattern::Absent } if host == DOCKER_HUB);
@@ -292,7 +292,7 @@ impl<'t> Parts<'t> {
             host,
             path: PathPattern::Written {
                 range: range_in(text, path),
-                official: docker_hub && !path.contains('/') && path != "**",
+                official: docker_hub && !reference::has_byte(path, b'/') && path != "**",
             },
             tag,
             digest,
@@ -320,22 +320,19 @@ impl<'t> Parts<'t> {
     }
 
     /// The path components, `library` first when implied.
-    fn segments<'s>(&self, text: &'s str) -> impl Iterator<Item = Segment<'s>> {
-        let (official, written) = match &self.path {
-            PathPattern::Any => (false, None),
-            PathPattern::Written { range, official } => (*official, Some(&text[range.clone()])),
-        };
-        let any = written.is_none().then_some(Segment::AnyDepth);
-        official
-            .then_some(Segment::Literal(OFFICIAL_NAMESPACE))
-            .into_iter()
-            .chain(any)
-            .chain(
-                written
-                    .into_iter()
-                    .flat_map(|p| p.split('/'))
-                    .map(Segment::of),
-            )
+    fn segments<'s>(&self, text: &'s str) -> Segments<'s> {
+        match &self.path {
+            PathPattern::Any => Segments {
+                official: false,
+                any: true,
+                written: None,
+            },
+            PathPattern::Written { range, official } => Segments {
+                official: *official,
+                any: false,
+                written: Some(reference::components(&text[range.clone()])),
+            },
+        }
     }
 
     fn constraint<'s>(&self, text: &'s str) -> Constraint<'s> {
@@ -357,6 +354,30 @@ impl<'t> Parts<'t> {
         host_ok
             && path_matches(self.segments(text), image.path())
             && self.constraint(text).matches(image)
+    }
+}
+
+/// A pattern's path segments (see [`Parts::segments`]).
+#[derive(Clone)]
+struct Segments<'s> {
+    /// `library` comes first.
+    official: bool,
+    /// `**` alone.
+    any: bool,
+    written: Option<reference::Split<'s>>,
+}
+
+impl<'s> Iterator for Segments<'s> {
+    type Item = Segment<'s>;
+
+    fn next(&mut self) -> Option<Segment<'s>> {
+        if std::mem::take(&mut self.official) {
+            return Some(Segment::Literal(OFFICIAL_NAMESPACE));
+        }
+        if std::mem::take(&mut self.any) {
+            return Some(Segment::AnyDepth);
+        }
+        self.written.as_mut()?.next().map(Segment::of)
     }
 }
 
@@ -391,7 +412,7 @@ fn parse_host_pattern(first: &str) -> Result<HostPattern<'_>, String> {
         let suffix = reference::parse_host(suffix).map_err(|e| e.reason)?;
         return Ok(HostPattern::Subdomain { suffix, port });
     }
-    if host.contains('*') {
+    if reference::has_byte(host, b'*') {
         return Err(host_wildcard_error(host));
     }
     // Case and the canonical IPv6 form fold like in references; Docker Hub's
@@ -438,7 +459,7 @@ fn check_segment(component: &str) -> Result<(), String> {
             "`**` must be a whole path component (`a/**/b`), not part of {component:?}"
         ));
     }
-    if !component.contains('*') {
+    if !reference::has_byte(component, b'*') {
         return reference::check_path_component(component).map_err(|e| e.reason);
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -461,7 +482,7 @@ fn check_segment(component: &str) -> Result<(), String> {
 /// Whether a pattern's first `/`-component is its registry: the host rule of
 /// references ([`reference::is_registry`]), or a `*` host wildcard.
 pub(crate) fn is_host_pattern(first: &str) -> bool {
-    first.contains('*') || reference::is_registry(first)
+    reference::has_byte(first, b'*') || reference::is_registry(first)
 }
 
 /// A tag or a `*` glob over tags: the one tag-glob rule, for the `:tag` of
@@ -502,7 +523,7 @@ const PATH_COMPONENTS_MAX: usize = 128;
 /// Whether `segments` match the `/`-separated `path` (dynamic programming over
 /// components, O(segments x components), no backtracking, nothing allocated).
 fn path_matches<'s>(segments: impl Iterator<Item = Segment<'s>>, path: &str) -> bool {
-    let count = path.split('/').count();
+    let count = 1 + path.bytes().filter(|&b| b == b'/').count();
     if count > PATH_COMPONENTS_MAX {
         return false;
     }
@@ -520,7 +541,7 @@ fn path_matches<'s>(segments: impl Iterator<Item = Segment<'s>>, path: &str) -> 
         } else {
             // Right to left, so that matched[j - 1] is still the previous row.
             let mut next = false;
-            for (j, component) in path.split('/').enumerate() {
+            for (j, component) in reference::components(path).enumerate() {
                 let here = matched[j] && segment.matches(component);
                 matched[j] = next;
                 next = here;
@@ -699,7 +720,7 @@ impl PatternSet {
         let mut walk = Walk {
             nodes: &self.nodes,
             image,
-            components: image.path().split('/').collect(),
+            components: reference::components(image.path()).collect(),
             seen: HashSet::default(),
             out,
         };

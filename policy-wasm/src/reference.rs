@@ -99,7 +99,7 @@ impl Reference {
                 "a 64-character hexadecimal string is an image ID, not a repository name",
             ));
         }
-        let (rest, digest) = match image.split_once('@') {
+        let (rest, digest) = match split_byte(image, b'@') {
             Some((rest, digest)) => {
                 check_digest(digest)?;
                 (rest, Some(digest))
@@ -113,7 +113,7 @@ impl Reference {
         if name.is_empty() {
             return Err(ParseError::new("missing repository name"));
         }
-        let (host, port, path) = match name.split_once('/') {
+        let (host, port, path) = match split_byte(name, b'/') {
             Some((first, remainder)) if is_registry(first) => {
                 let (host, port) = parse_registry(first)?;
                 // `Registry/app` and `registry:443/app` name the host
@@ -129,10 +129,10 @@ impl Reference {
             }
             _ => (Cow::Borrowed(DOCKER_HUB), None, name),
         };
-        for component in path.split('/') {
+        for component in components(path) {
             check_path_component(component)?;
         }
-        let official = is_docker_hub(&host, port) && !path.contains('/');
+        let official = is_docker_hub(&host, port) && !has_byte(path, b'/');
         let path_len = path.len()
             + if official {
                 OFFICIAL_NAMESPACE.len() + 1
@@ -155,8 +155,8 @@ impl Reference {
         text.push_str(&host);
         let host_end = text.len();
         if let Some(p) = port {
-            use fmt::Write as _;
-            let _ = write!(text, ":{p}");
+            text.push(':');
+            push_decimal(&mut text, p);
         }
         text.push('/');
         let path_start = text.len();
@@ -229,6 +229,10 @@ pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
     if text.is_empty() {
         return Err(ParseError::new("empty"));
     }
+    // What every valid reference is made of; the rest says what is wrong.
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
         let what = if c.is_whitespace() {
             "whitespace"
@@ -252,12 +256,55 @@ pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
 /// Splits `name[:tag]`: the tag follows the last `:` after the last `/`
 /// (a `:` before a `/` is a port).
 pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
-    let slash = s.rfind('/');
-    match s.rfind(':') {
-        Some(colon) if slash.is_none_or(|slash| colon > slash) => {
-            (&s[..colon], Some(&s[colon + 1..]))
-        }
+    match s.bytes().rposition(|b| b == b':' || b == b'/') {
+        Some(colon) if s.as_bytes()[colon] == b':' => (&s[..colon], Some(&s[colon + 1..])),
         _ => (s, None),
+    }
+}
+
+/// Whether `s` has the ASCII byte `b` (a byte loop, see [`split_byte`]).
+pub(crate) fn has_byte(s: &str, b: u8) -> bool {
+    s.bytes().any(|x| x == b)
+}
+
+/// `s.split_once(b)` for an ASCII `b`: these splits run for every pattern
+/// of the settings on every request, and a byte loop beats the char
+/// searcher on such short strings.
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|x| x == b)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The `/`-separated components of `s` (`s.split('/')`, a byte at a time).
+pub(crate) fn components(s: &str) -> Split<'_> {
+    Split {
+        rest: Some(s),
+        separator: b'/',
+    }
+}
+
+/// `s.split(separator)` for an ASCII separator, a byte at a time.
+#[derive(Clone)]
+pub(crate) struct Split<'s> {
+    rest: Option<&'s str>,
+    separator: u8,
+}
+
+impl<'s> Iterator for Split<'s> {
+    type Item = &'s str;
+
+    fn next(&mut self) -> Option<&'s str> {
+        let rest = self.rest?;
+        Some(match split_byte(rest, self.separator) {
+            Some((component, after)) => {
+                self.rest = Some(after);
+                component
+            }
+            None => {
+                self.rest = None;
+                rest
+            }
+        })
     }
 }
 
@@ -273,7 +320,7 @@ pub(crate) fn is_registry(first: &str) -> bool {
 /// or `localhost` in any case. A pattern without `/` that looks like a host
 /// is a registry written without its path.
 pub(crate) fn looks_like_host(first: &str) -> bool {
-    first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost")
+    first.bytes().any(|b| b == b'.' || b == b':') || first.eq_ignore_ascii_case("localhost")
 }
 
 /// True for the normalized Docker Hub registry (the only one that gets `library/`).
@@ -296,7 +343,7 @@ pub(crate) fn parse_registry(registry: &str) -> Result<(Cow<'_, str>, Option<u16
 /// Splits `host[:port]`, where host may be a bracketed IPv6 literal.
 pub(crate) fn split_port(registry: &str) -> Result<(&str, Option<&str>), ParseError> {
     let host_end = if registry.starts_with('[') {
-        match registry.find(']') {
+        match registry.bytes().position(|b| b == b']') {
             Some(close) => close + 1,
             None => {
                 return Err(ParseError::new(format!(
@@ -305,7 +352,10 @@ pub(crate) fn split_port(registry: &str) -> Result<(&str, Option<&str>), ParseEr
             }
         }
     } else {
-        registry.find(':').unwrap_or(registry.len())
+        registry
+            .bytes()
+            .position(|b| b == b':')
+            .unwrap_or(registry.len())
     };
     let (host, after) = registry.split_at(host_end);
     if after.is_empty() {
@@ -359,7 +409,11 @@ pub(crate) fn parse_host(host: &str) -> Result<Cow<'_, str>, ParseError> {
     if host.is_empty() {
         return Err(ParseError::new("empty registry host"));
     }
-    for label in host.split('.') {
+    let labels = Split {
+        rest: Some(host),
+        separator: b'.',
+    };
+    for label in labels {
         let valid = !label.is_empty()
             && label
                 .bytes()
@@ -390,7 +444,8 @@ pub(crate) fn check_path_component(component: &str) -> Result<(), ParseError> {
             "path component {component:?} has upper-case letters"
         )));
     }
-    if let Some(c) = component.chars().find(|c| !is_path_char(*c)) {
+    if let Some(at) = component.bytes().position(|b| !is_path_char(char::from(b))) {
+        let c = component[at..].chars().next().unwrap_or_default();
         return Err(ParseError::new(format!(
             "path component {component:?} contains the invalid character {c:?}"
         )));
@@ -457,7 +512,8 @@ pub(crate) fn check_tag(tag: &str) -> Result<(), ParseError> {
             tag.len()
         )));
     }
-    if let Some(c) = tag.chars().find(|c| !is_tag_char(*c)) {
+    if let Some(at) = tag.bytes().position(|b| !is_tag_char(char::from(b))) {
+        let c = tag[at..].chars().next().unwrap_or_default();
         return Err(ParseError::new(format!(
             "tag {tag:?} contains the invalid character {c:?}"
         )));
@@ -489,7 +545,22 @@ pub(crate) fn check_digest(digest: &str) -> Result<(), ParseError> {
 }
 
 fn decimal_len(n: u16) -> usize {
-    n.to_string().len()
+    match n {
+        0..10 => 1,
+        10..100 => 2,
+        100..1000 => 3,
+        1000..10000 => 4,
+        _ => 5,
+    }
+}
+
+/// Appends `n` in decimal (no formatting machinery on the way of every image).
+fn push_decimal(text: &mut String, n: u16) {
+    let mut power = 10u16.pow(decimal_len(n) as u32 - 1);
+    while power > 0 {
+        text.push(char::from(b'0' + (n / power % 10) as u8));
+        power /= 10;
+    }
 }
 
 #[cfg(test)]

@@ -188,7 +188,7 @@ pub(crate) enum Scope<'i> {
     All,
     /// Those matching one of these images: the policy decides these images
     /// (and only these) exactly as the whole policy would.
-    Images(&'i [Reference]),
+    Images(&'i [&'i Reference]),
 }
 
 impl Scope<'_> {

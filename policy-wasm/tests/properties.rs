@@ -595,7 +595,7 @@ proptest! {
         let Ok(vr) = serde_json::from_slice::<ValidationRequest>(&payload) else {
             return Ok(());
         };
-        let settings = vr.settings.map_or("{}", |s| s.get());
+        let settings = vr.settings.unwrap_or("{}");
         let (host, _) = adversarial_host(script);
         match Policy::from_json(settings) {
             Ok(policy) => {

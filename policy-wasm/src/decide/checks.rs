@@ -5,6 +5,7 @@
 //! closed). Each call is made at most once per request ([`Calls`]).
 
 use crate::host::Host;
+use crate::pattern::FastHash;
 use crate::reference;
 use crate::settings::{Check, Verify};
 use crate::wire::{
@@ -267,7 +268,7 @@ fn run_check(
 /// the same image cost one verification.
 pub(super) struct Calls<'a> {
     host: &'a dyn Host,
-    memo: RefCell<HashMap<CallKey, Result<Vec<u8>, String>>>,
+    memo: RefCell<HashMap<CallKey, Result<Vec<u8>, String>, FastHash>>,
 }
 
 /// namespace, operation, payload.
@@ -277,7 +278,7 @@ impl<'a> Calls<'a> {
     pub(super) fn new(host: &'a dyn Host) -> Self {
         Calls {
             host,
-            memo: RefCell::new(HashMap::new()),
+            memo: RefCell::new(HashMap::default()),
         }
     }
 

@@ -29,11 +29,13 @@ pub use verdict::{Decision, Verdict};
 use crate::host::Host;
 use crate::settings::Policy;
 use crate::wire::{AdmissionRequest, ValidationResponse};
+use crate::reference::{ParseError, Reference};
+use crate::workload::ImageSite;
 use std::ops::ControlFlow;
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
-    decide(req, policy, host).0
+    decide(req, sites(req), policy, host).0
 }
 
 /// [`validate`], plus the verdict on every image (none when the request was
@@ -45,15 +47,36 @@ pub fn explain(
     policy: &Policy,
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<Verdict>) {
-    decide(req, policy, host)
+    decide(req, sites(req), policy, host)
 }
 
-fn decide(
+/// An image of a request: where it is and its normalized reference (or
+/// why it has none).
+pub(crate) type Image = (ImageSite, Result<Reference, ParseError>);
+
+/// The images `req` asks to run, or its decision when it runs none (the
+/// first gate): found before the policy is compiled, which may then keep
+/// only what these images need.
+pub(crate) fn sites(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, Vec<Image>> {
+    gates::images(req).map_continue(|sites| {
+        sites
+            .into_iter()
+            .map(|site| {
+                let reference = Reference::parse(&site.image);
+                (site, reference)
+            })
+            .collect()
+    })
+}
+
+/// Decides `req`, whose [`sites`] are `sites`, under `policy`.
+pub(crate) fn decide(
     req: &AdmissionRequest,
+    sites: ControlFlow<ValidationResponse, Vec<Image>>,
     policy: &Policy,
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<Verdict>) {
-    let sites = match gates::images(req) {
+    let sites = match sites {
         ControlFlow::Continue(sites) => sites,
         ControlFlow::Break(decided) => return (decided, Vec::new()),
     };

@@ -165,13 +165,13 @@ impl Serialize for Verdict {
 
 /// The verdict on one image. `ids` is scratch space reused across images.
 pub(super) fn decide(
-    site: ImageSite,
+    (site, reference): super::Image,
     policy: &Policy,
     calls: &Calls,
     ids: &mut Vec<usize>,
 ) -> Verdict {
     let mut verdict = Verdict {
-        reference: Reference::parse(&site.image),
+        reference,
         site,
         decision: Decision::Allowed,
         rule: None,

@@ -1,0 +1,95 @@
+//! What one policy instance keeps between calls, and how it answers them:
+//! bytes in, response out. The waPC glue (`entry.rs`) only hands the
+//! payloads over, so all of this runs and is tested natively too.
+//!
+//! policy-server makes a fresh instance for every request, so an instance's
+//! first `validate` is usually its only one: it compiles just what its
+//! request needs ([`Scope::Images`]: every rule checked, only the patterns
+//! its images match indexed). A reused instance (`kwctl bench`, `imagegate
+//! serve --reuse`) compiles the whole policy on its next call and keeps it
+//! with the settings text, which later calls compare (not parse) against
+//! theirs: byte for byte, so a policy is reused for exactly its settings.
+
+use crate::decide;
+use crate::host::Host;
+use crate::json;
+use crate::reference::Reference;
+use crate::settings::{Policy, Scope};
+use crate::wire::{self, SettingsValidationResponse, ValidationResponse};
+use std::ops::ControlFlow;
+
+/// One instance's memory of earlier calls.
+#[derive(Default)]
+pub struct Instance {
+    /// Whether `validate` was called before.
+    validated: bool,
+    /// The whole policy, with the settings text it was compiled from.
+    compiled: Option<(String, Policy)>,
+}
+
+impl Instance {
+    /// Answers `validate`: the payload is `{"request": ..., "settings": ...}`.
+    pub fn validate(&mut self, payload: &[u8], host: &dyn Host) -> ValidationResponse {
+        let known = self.compiled.as_ref().map(|(text, _)| text.as_str());
+        let (vr, known) = match wire::read(payload, known) {
+            Ok(read) => read,
+            Err(e) => {
+                return ValidationResponse::reject(format!(
+                    "imagegate: malformed ValidationRequest: {e}"
+                ))
+            }
+        };
+        let first = !std::mem::replace(&mut self.validated, true);
+        let settings = vr.settings.unwrap_or("{}");
+        let sites = decide::sites(&vr.request);
+        let scoped;
+        let policy = match &mut self.compiled {
+            Some((_, policy)) if known => &*policy,
+            _ if first => {
+                let images: Vec<&Reference> = match &sites {
+                    ControlFlow::Continue(images) => images
+                        .iter()
+                        .filter_map(|(_, reference)| reference.as_ref().ok())
+                        .collect(),
+                    ControlFlow::Break(_) => Vec::new(),
+                };
+                match Policy::compile(settings, Scope::Images(&images)) {
+                    Ok(policy) => {
+                        scoped = policy;
+                        &scoped
+                    }
+                    Err(e) => return invalid(e),
+                }
+            }
+            compiled => match Policy::from_json(settings) {
+                Ok(policy) => &compiled.insert((settings.to_string(), policy)).1,
+                Err(e) => return invalid(e),
+            },
+        };
+        decide::decide(&vr.request, sites, policy, host).0
+    }
+
+    /// Answers `validate_settings`: the payload is the settings.
+    pub fn validate_settings(&mut self, payload: &[u8]) -> SettingsValidationResponse {
+        let checked = std::str::from_utf8(payload)
+            .map_err(|e| format!("settings are not UTF-8: {e}"))
+            .and_then(|settings| {
+                if let Some((text, _)) = &self.compiled {
+                    if json::same(text.as_bytes(), settings.as_bytes()) {
+                        return Ok(());
+                    }
+                }
+                let policy = Policy::from_json(settings)?;
+                self.compiled = Some((settings.to_string(), policy));
+                Ok(())
+            });
+        SettingsValidationResponse {
+            valid: checked.is_ok(),
+            message: checked.err(),
+        }
+    }
+}
+
+fn invalid(e: String) -> ValidationResponse {
+    ValidationResponse::reject(format!("imagegate: invalid settings: {e}"))
+}
