@@ -409,56 +409,108 @@ impl<'a> Reader<'a> {
             Kind::Number => self.number(skip).map(drop),
             Kind::Bool => self.bool().map(drop),
             Kind::Null => self.null(),
-            Kind::Object | Kind::Array => match skip {
-                Skip::Value => self.skip_nested(),
-                // No depth limit here, as in serde_json: nest without recursing.
-                Skip::Raw => self.skip_iteratively(),
-            },
+            Kind::Object | Kind::Array => self.skip_nested(skip),
         }
     }
 
-    fn skip_nested(&mut self) -> Result<(), Error> {
-        if self.peek()? == Kind::Object {
-            let mut entries = self.object()?;
-            while self.key(&mut entries)?.is_some() {
-                self.skip(Skip::Value)?;
-            }
-        } else {
-            let mut entries = self.array()?;
-            while self.item(&mut entries)? {
-                self.skip(Skip::Value)?;
-            }
+    /// An object or array, in one loop over its bytes (it runs over every
+    /// request's objects): what each level is (object or list) is kept on a
+    /// bit stack, so any depth nests without recursing. [`Skip::Raw`] has no
+    /// depth limit, as in serde_json.
+    fn skip_nested(&mut self, skip: Skip) -> Result<(), Error> {
+        #[derive(Clone, Copy, PartialEq, Eq)]
+        enum Expect {
+            Value,
+            ValueOrEnd,
+            Key,
+            KeyOrEnd,
+            CommaOrEnd,
         }
-        Ok(())
-    }
-
-    /// An object or array of any depth, with an explicit stack of what
-    /// encloses the current value (`true`: an object).
-    fn skip_iteratively(&mut self) -> Result<(), Error> {
-        let mut stack: Vec<(bool, Entries)> = Vec::new();
+        let bytes = self.bytes();
+        let mut levels = 0usize;
+        // Bit `k` of the stack: level `k` is an object.
+        let mut inline = 0u64;
+        let mut spill: Vec<u64> = Vec::new();
+        let mut expect = Expect::Value;
         loop {
-            // One value; an object or array is entered, its entries follow.
-            match self.peek()? {
-                kind @ (Kind::Object | Kind::Array) => {
-                    self.pos += 1;
-                    stack.push((kind == Kind::Object, Entries { first: true }));
-                }
-                _ => self.skip(Skip::Raw)?,
-            }
-            // Close what ends here, stop before the next entry's value.
-            loop {
-                let Some((is_object, entries)) = stack.last_mut() else {
-                    return Ok(());
-                };
-                let close = if *is_object { b'}' } else { b']' };
-                if self.entry(entries, close)? {
-                    if *is_object {
-                        self.key_after_entry()?;
+            self.whitespace();
+            let Some(&b) = bytes.get(self.pos) else {
+                return self.error("unexpected end of JSON");
+            };
+            let top_is_object = || match levels.checked_sub(1) {
+                Some(k) if k < 64 => inline & (1 << k) != 0,
+                Some(k) => spill[(k - 64) / 64] & (1 << ((k - 64) % 64)) != 0,
+                None => false,
+            };
+            match (expect, b) {
+                (Expect::Value | Expect::ValueOrEnd, b'{' | b'[') => {
+                    if skip == Skip::Value && self.depth as usize + levels >= DEPTH_MAX as usize {
+                        return self.error("recursion limit exceeded");
                     }
-                    break;
+                    let object = b == b'{';
+                    if levels < 64 {
+                        inline = inline & !(1 << levels) | (u64::from(object) << levels);
+                    } else {
+                        let (word, bit) = ((levels - 64) / 64, (levels - 64) % 64);
+                        if word == spill.len() {
+                            spill.push(0);
+                        }
+                        spill[word] = spill[word] & !(1 << bit) | (u64::from(object) << bit);
+                    }
+                    levels += 1;
+                    self.pos += 1;
+                    expect = if object {
+                        Expect::KeyOrEnd
+                    } else {
+                        Expect::ValueOrEnd
+                    };
+                    continue;
                 }
-                stack.pop();
+                (Expect::ValueOrEnd, b']') | (Expect::KeyOrEnd, b'}') => {
+                    self.pos += 1;
+                    levels -= 1;
+                }
+                (Expect::CommaOrEnd, b'}' | b']') if (b == b'}') == top_is_object() => {
+                    self.pos += 1;
+                    levels -= 1;
+                }
+                (Expect::CommaOrEnd, b',') => {
+                    self.pos += 1;
+                    expect = if top_is_object() {
+                        Expect::Key
+                    } else {
+                        Expect::Value
+                    };
+                    continue;
+                }
+                (Expect::Key | Expect::KeyOrEnd, b'"') => {
+                    self.raw_string(skip)?;
+                    self.whitespace();
+                    if bytes.get(self.pos) != Some(&b':') {
+                        return self.error("expected ':'");
+                    }
+                    self.pos += 1;
+                    expect = Expect::Value;
+                    continue;
+                }
+                (Expect::Value | Expect::ValueOrEnd, b'"') => self.raw_string(skip).map(drop)?,
+                (Expect::Value | Expect::ValueOrEnd, b'-' | b'0'..=b'9') => {
+                    self.number(skip).map(drop)?
+                }
+                (Expect::Value | Expect::ValueOrEnd, b't') => self.literal("true")?,
+                (Expect::Value | Expect::ValueOrEnd, b'f') => self.literal("false")?,
+                (Expect::Value | Expect::ValueOrEnd, b'n') => self.literal("null")?,
+                (Expect::Value | Expect::ValueOrEnd, _) => return self.error("expected a value"),
+                (Expect::Key | Expect::KeyOrEnd, _) => return self.error("expected a string"),
+                (Expect::CommaOrEnd, _) => {
+                    return self.error("expected ',' or the end of the list or object")
+                }
             }
+            // A value or a level ended here.
+            if levels == 0 {
+                return Ok(());
+            }
+            expect = Expect::CommaOrEnd;
         }
     }
 

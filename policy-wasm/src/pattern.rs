@@ -229,10 +229,39 @@ fn range_in(text: &str, part: &str) -> Range<usize> {
     start..start + part.len()
 }
 
+/// The registries of the patterns parsed so far: the patterns of a
+/// settings document share a few (`registry.corp.example/...`), and checking
+/// one again would be a good part of the cost of each pattern.
+#[derive(Default)]
+pub(crate) struct Hosts<'t> {
+    /// First component -> the registry it names (`None`: a path component).
+    seen: HashMap<&'t str, Option<HostPattern<'t>>, FastHash>,
+}
+
+impl<'t> Hosts<'t> {
+    /// The registry `first` names, `None` when it is a path component.
+    fn host(&mut self, first: &'t str) -> Result<Option<HostPattern<'t>>, PatternError> {
+        if let Some(host) = self.seen.get(first) {
+            return Ok(host.clone());
+        }
+        let host = match is_host_pattern(first) {
+            true => Some(parse_host_pattern(first).map_err(PatternError::new)?),
+            false => None,
+        };
+        self.seen.insert(first, host.clone());
+        Ok(host)
+    }
+}
+
 impl<'t> Parts<'t> {
     /// Parses and normalizes the pattern `text`, building nothing unless
     /// its host needs normalizing (upper case, an IPv6 literal).
     pub(crate) fn parse(text: &'t str) -> Result<Parts<'t>, PatternError> {
+        Parts::parse_with(text, &mut Hosts::default())
+    }
+
+    /// [`Parts::parse`], remembering the registry in `hosts` for the next pattern.
+    pub(crate) fn parse_with(text: &'t str, hosts: &mut Hosts<'t>) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match reference::split_byte(text, b'@') {
             Some((rest, digest)) => {
@@ -273,10 +302,17 @@ impl<'t> Parts<'t> {
                      write \"{registry}/**\" for every image in that registry"
                 )));
             }
-            Some((first, path)) if is_host_pattern(first) => {
-                (parse_host_pattern(first).map_err(PatternError::new)?, path)
-            }
-            _ => (
+            Some((first, path)) => match hosts.host(first)? {
+                Some(host) => (host, path),
+                None => (
+                    HostPattern::Exact {
+                        host: Cow::Borrowed(DOCKER_HUB),
+                        port: PortPattern::Absent,
+                    },
+                    name,
+                ),
+            },
+            None => (
                 HostPattern::Exact {
                     host: Cow::Borrowed(DOCKER_HUB),
                     port: PortPattern::Absent,
@@ -454,7 +490,7 @@ fn check_segment(component: &str) -> Result<(), String> {
     if component == "**" {
         return Ok(());
     }
-    if component.contains("**") {
+    if component.as_bytes().windows(2).any(|w| w == b"**") {
         return Err(format!(
             "`**` must be a whole path component (`a/**/b`), not part of {component:?}"
         ));

@@ -409,27 +409,38 @@ pub(crate) fn parse_host(host: &str) -> Result<Cow<'_, str>, ParseError> {
     if host.is_empty() {
         return Err(ParseError::new("empty registry host"));
     }
-    let labels = Split {
-        rest: Some(host),
-        separator: b'.',
-    };
-    for label in labels {
-        let valid = !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !valid {
-            return Err(ParseError::new(format!(
-                "registry host {host:?} is not a valid host name (label {label:?})"
-            )));
+    // Labels of letters, digits and inner dashes, in one pass.
+    let bytes = host.as_bytes();
+    let mut label = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let bad = match b {
+            b'.' => i == label || bytes[i - 1] == b'-',
+            b'-' => i == label,
+            _ => !b.is_ascii_alphanumeric(),
+        };
+        if bad {
+            return Err(bad_label(host, label));
         }
+        if b == b'.' {
+            label = i + 1;
+        }
+    }
+    if label == bytes.len() || bytes[bytes.len() - 1] == b'-' {
+        return Err(bad_label(host, label));
     }
     Ok(match host.bytes().any(|b| b.is_ascii_uppercase()) {
         true => Cow::Owned(host.to_ascii_lowercase()),
         false => Cow::Borrowed(host),
     })
+}
+
+/// `registry host "a..b" is not a valid host name (label "")`, for the
+/// label of `host` starting at `start`.
+fn bad_label(host: &str, start: usize) -> ParseError {
+    let label = host[start..].split('.').next().unwrap_or_default();
+    ParseError::new(format!(
+        "registry host {host:?} is not a valid host name (label {label:?})"
+    ))
 }
 
 /// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.

@@ -269,9 +269,10 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
         .filter_map(|ns| namespace_glob(ns).map_err(|e| errors.at(ns.at, e)).ok())
         .collect();
 
+    let mut hosts = pattern::Hosts::default();
     let mut exempt_images = PatternSet::default();
     for (i, text) in s.exempt_images.iter().enumerate() {
-        if let Some(parts) = parse_pattern(text, errors) {
+        if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
             if scope.keeps(&parts, text) {
                 exempt_images.insert(&parts, text, i);
             }
@@ -330,7 +331,7 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
             }
         }
         for text in &r.images {
-            if let Some(parts) = parse_pattern(text, errors) {
+            if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
                 if scope.keeps(&parts, text) {
                     patterns.insert(&parts, text, i);
                 }
@@ -628,8 +629,12 @@ fn resolve_key(name: &Text<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Option<
 }
 
 /// A pattern of the settings, checked (a mistake is reported at its text).
-fn parse_pattern<'t>(text: &'t Text<'_>, errors: &mut Errors) -> Option<Parts<'t>> {
-    Parts::parse(text)
+fn parse_pattern<'t>(
+    text: &'t Text<'_>,
+    hosts: &mut pattern::Hosts<'t>,
+    errors: &mut Errors,
+) -> Option<Parts<'t>> {
+    Parts::parse_with(text, hosts)
         .map_err(|e| errors.at(text.at, format!("invalid pattern {:?}: {e}", &**text)))
         .ok()
 }

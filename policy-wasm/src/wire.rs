@@ -624,3 +624,61 @@ fn admission_request(r: &mut Reader<'_>) -> Option<AdmissionRequest> {
     })?;
     Some(req)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Request;
+    use serde_json::json;
+
+    /// The payload of `request` as policy-evaluator writes it (and the host-runner).
+    fn payload(request: &Value, settings: &Value) -> String {
+        serde_json::to_string(&json!({"request": request, "settings": settings})).unwrap()
+    }
+
+    #[test]
+    fn what_hosts_write_is_read_in_place_as_serde_reads_it() {
+        let settings = json!({"rules":[{"name":"a","images":["x/y"]}]});
+        let full = Request::pod(&["nginx", "ghcr.io/a/b:1"])
+            .set("subResource", json!(null))
+            .set("requestKind", json!({"group":"","version":"v1","kind":"Pod"}))
+            .set("requestResource", json!({"group":"","version":"v1","resource":"pods"}))
+            .set("oldObject", json!({"spec":{}}))
+            .set("dryRun", json!(false))
+            .set("options", json!({"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}))
+            .set("unknownField", json!([1, {"x": null}]));
+        let pod = payload(&Request::pod(&["nginx"]).into_json(), &settings);
+        // A lone surrogate where no string is decoded passes, as in serde_json.
+        let lone = pod.replacen("\"object\":{", "\"object\":{\"l\":\"\\ud800\",", 1);
+        for text in [pod, payload(&full.into_json(), &settings), lone] {
+            let fast = read_validation_request(&text, None).expect("read in place");
+            let slow: ValidationRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(fast.0, slow);
+            assert!(!fast.1);
+            // Settings seen before are compared, not scanned.
+            let known = settings.to_string();
+            let again = read_validation_request(&text, Some(&known)).unwrap();
+            assert_eq!((again.0, again.1), (slow, true));
+        }
+    }
+
+    #[test]
+    fn what_the_reader_refuses_goes_to_serde() {
+        let ok = payload(&Request::pod(&["nginx"]).into_json(), &json!({}));
+        for (text, serde_ok) in [
+            (ok.replacen("\"uid\"", "\"uid\":\"x\",\"uid\"", 1), false),
+            (ok.replacen("\"kind\":{", "\"kind\":[\"\",\"v1\",\"Pod\"],\"x\":{", 1), true),
+            (ok.replacen("{\"request\"", "{\"settings\":null,\"settings\"", 1), false),
+            (ok[..ok.len() - 1].to_string(), false),
+        ] {
+            assert!(read_validation_request(&text, None).is_none(), "{text}");
+            let serde = serde_json::from_str::<ValidationRequest>(&text);
+            assert_eq!(serde.is_ok(), serde_ok, "{text}");
+            assert_eq!(
+                ValidationRequest::from_slice(text.as_bytes()).ok(),
+                serde.ok(),
+                "{text}"
+            );
+        }
+    }
+}

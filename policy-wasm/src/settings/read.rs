@@ -427,6 +427,10 @@ fn whole_or_partial<T>(value: T, complete: bool) -> Got<T> {
 
 /// Whether the JSON name `key` is the field `snake` (`image_regex` is written `imageRegex`).
 pub(crate) fn is_field(key: &str, snake: &str) -> bool {
+    // Most fields differ in their first letter or their length.
+    if key.as_bytes().first() != snake.as_bytes().first() {
+        return false;
+    }
     let (mut k, mut s) = (key.bytes(), snake.bytes());
     loop {
         match (k.next(), s.next()) {
