@@ -5,8 +5,9 @@
 #   make fuzz     every property test of the policy with PROPTEST_CASES cases
 #                 (default 100000; CI runs proptest's default of 256), then the
 #                 libFuzzer targets of fuzz/ when nightly + cargo-fuzz are there
-#   make limits   10 000 containers, 10 MiB object, 100 000 rules, host
-#                 failures, through the real module (prints time and memory)
+#   make limits   10 000 containers, 10 MiB object, 100 000 rules, a 2^25
+#                 Tanzu namePattern, host failures, through the real module
+#                 (prints time and memory)
 
 FUZZ_CASES ?= 100000
 
@@ -28,7 +29,9 @@ limits: policy.wasm
 # libFuzzer targets (fuzz/, nightly toolchain + cargo-fuzz): reference,
 # pattern, settings, validate, FUZZ_SECONDS each. fuzz/seeds/validate holds
 # fixtures as validate payloads (generated from fixtures/, so the fuzzer starts
-# from real requests); fuzz/corpus/ is the fuzzer's own, not committed.
+# from real requests), fuzz/seeds/reference the spellings the runtimes read
+# differently (image IDs and prefixes, short names, host case, long paths);
+# fuzz/corpus/ is the fuzzer's own, not committed.
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS := reference pattern settings validate
 .PHONY: fuzz-libfuzzer

@@ -1,7 +1,8 @@
 //! Limits and host failures, through the real policy module and runtime.
 //!
 //! Needs the built module: `make policy.wasm` (or `IMAGEGATE_POLICY=path`).
-//! Sizes: 10 000 containers, a 10 MiB object, 100 000 rules. Each test
+//! Sizes: 10 000 containers, a 10 MiB object, 100 000 rules, a Tanzu
+//! namePattern of 2^25 spellings read at request time. Each test
 //! checks the answer, or — where a limit is hit — that the denial names the
 //! limit; time and peak guest memory are printed (`--nocapture`), never
 //! asserted (performance belongs in benchmarks).
@@ -391,4 +392,38 @@ fn garbled_payloads_are_answered_not_trapped() {
             "{label}: {r}"
         );
     }
+}
+
+/// A Tanzu ClusterImagePolicy read at request time whose namePattern has
+/// 25 starred components (2^25 spellings, which the guest once built on
+/// every request) is converted and answered within the default limits.
+#[test]
+fn tanzu_name_pattern_of_25_stars_is_answered() {
+    let pattern = format!("reg.io/{}", vec!["a*"; 25].join("/"));
+    let cip = json!({"apiVersion": "signing.apps.tanzu.vmware.com/v1beta1", "kind": "ClusterImagePolicy",
+        "metadata": {"name": "image-policy"},
+        "spec": {"verification": {"keys": [{"name": "k", "publicKey": KEY}],
+            "images": [{"namePattern": pattern, "keys": [{"name": "k"}]}]}}});
+    let answer: Answer = Box::new(move |r, _| match r {
+        Request::KubernetesGetResource(_) => Ok(serde_json::to_vec(&cip).unwrap()),
+        other => Err(format!("unexpected host call {other:?}")),
+    });
+    let context_aware = [(
+        "signing.apps.tanzu.vmware.com/v1beta1".to_string(),
+        "ClusterImagePolicy".to_string(),
+    )];
+    let caps = Capabilities::new(
+        CapabilityAllowList::allow_all(),
+        Some(context_aware.into_iter().collect()),
+        Box::new(Scripted(answer)),
+    );
+    let p = Policy::new(&wasm(), RuntimeConfig::default(), Arc::new(caps)).unwrap();
+    let req = pod(containers(1, |_| "reg.io/team/app:1".into()), json!({}));
+    let s = settings(json!({"sources": {"tanzu": true}}));
+    let r = evaluate("Tanzu namePattern of 25 stars", &p, &req, &s);
+    // The image matches none of the 16 patterns kept: Tanzu's unmatched warning.
+    assert!(r.allowed, "{}", message(&r));
+    assert!(
+        r.warnings.unwrap_or_default()[0].ends_with("did not match any image policies. Container will be created as AllowUnmatchedImages flag is true."),
+    );
 }

@@ -320,6 +320,16 @@ impl<'t> Parts<'t> {
                 name,
             ),
         };
+        // Checked before anything is built: patterns also come from objects
+        // read at request time (`sources`), and one that cannot fit in an
+        // image path would match nothing anyway.
+        let shortest = shortest_match(path);
+        if shortest > reference::PATH_LENGTH_MAX {
+            return Err(PatternError::new(format!(
+                "the path part matches only paths of {shortest} characters or more, and an image path has at most {}: it can match no image",
+                reference::PATH_LENGTH_MAX
+            )));
+        }
         for component in reference::components(path) {
             check_segment(component).map_err(PatternError::new)?;
         }
@@ -513,6 +523,17 @@ fn check_segment(component: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// The length of the shortest path a pattern path can match: every
+/// component but `**` takes its literal characters, at least one, and a `/`.
+fn shortest_match(path: &str) -> usize {
+    let mut total = 0usize;
+    for component in path.split('/').filter(|c| *c != "**") {
+        let literal = component.bytes().filter(|&b| b != b'*').count();
+        total += literal.max(1) + usize::from(total > 0);
+    }
+    total
 }
 
 /// Whether a pattern's first `/`-component is its registry: the host rule of
@@ -1196,6 +1217,21 @@ mod tests {
         assert!(err("ghcr.io/a..b").contains("path component \"a..b\""));
         assert!(err("ghcr.io//a").contains("empty path component"));
         assert!(err("ghcr.io/").contains("empty path component"));
+    }
+
+    #[test]
+    fn paths_longer_than_any_image_path_are_rejected() {
+        // 255 characters at the least: accepted; one more: can match nothing.
+        let fits = format!("ghcr.io/{}/**/*xyz*", "a".repeat(251));
+        assert!(m(&fits, &format!("ghcr.io/{}/xyz", "a".repeat(251))));
+        for p in [
+            format!("ghcr.io/{}/**/*xyzw*", "a".repeat(251)),
+            format!("ghcr.io/{}", vec!["*"; 129].join("/")),
+            format!("*/{}", "a".repeat(256)),
+        ] {
+            assert!(err(&p).contains("it can match no image"), "{}", err(&p));
+        }
+        assert!(Pattern::parse(&format!("ghcr.io/{}", vec!["**"; 1000].join("/"))).is_ok());
     }
 
     #[test]

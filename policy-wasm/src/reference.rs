@@ -25,8 +25,14 @@ const DOCKER_HUB_ALIASES: [&str; 2] = ["index.docker.io", "registry-1.docker.io"
 pub(crate) const OFFICIAL_NAMESPACE: &str = "library";
 /// Port dropped by normalization: `host:443` and `host` are the same registry.
 const HTTPS_PORT: u16 = 443;
-/// Longest normalized name (`host[:port]/path`), as in the distribution grammar.
-const NAME_TOTAL_LENGTH_MAX: usize = 255;
+/// Longest repository path (the name without its registry, `library/`
+/// included): distribution's `Parse` counts the path only, never the
+/// registry or the tag (v0.6.0, commit aaca75e "Exclude domain from name
+/// length check"), and kubelet and containerd parse with it.
+pub(crate) const PATH_LENGTH_MAX: usize = 255;
+/// go-digest's algorithm names: v1.0.0, which every runtime vendors,
+/// registers sha256, sha384 and sha512; blake3 is its optional package.
+const DIGEST_ALGORITHMS: [&str; 4] = ["sha256", "sha384", "sha512", "blake3"];
 /// Longest tag (the grammar's `[\w][\w.-]{0,127}`).
 pub(crate) const TAG_LENGTH_MAX: usize = 128;
 /// The tag of an image written with neither tag nor digest.
@@ -71,13 +77,30 @@ pub struct Reference {
 pub struct ParseError {
     /// What is wrong, e.g. `path component "Nginx" has upper-case letters`.
     pub reason: String,
+    image_id: bool,
 }
 
 impl ParseError {
     fn new(reason: impl Into<String>) -> ParseError {
         ParseError {
             reason: reason.into(),
+            image_id: false,
         }
+    }
+
+    /// The string is an image ID or ID prefix (`sha256:<hex>`, 64 bare hex
+    /// digits): grammatical or not, the runtime reads it as a cached image,
+    /// not as a name. The reason says so and what to write instead.
+    ///
+    /// ```
+    /// use imagegate_policy::reference::Reference;
+    ///
+    /// let e = Reference::parse("sha256:4a2b").unwrap_err();
+    /// assert!(e.is_image_id() && e.reason.starts_with("is an image ID"));
+    /// assert!(Reference::parse("redis:7").is_ok(), "a hex tag of another name");
+    /// ```
+    pub fn is_image_id(&self) -> bool {
+        self.image_id
     }
 }
 
@@ -93,11 +116,14 @@ impl Reference {
     /// Parses and normalizes `image`.
     pub fn parse(image: &str) -> Result<Reference, ParseError> {
         check_characters(image)?;
-        // docker's ParseNormalizedNamed: a bare 64-hex string is an image ID, not a name.
-        if image.len() == 64 && image.bytes().all(is_lower_hex) {
-            return Err(ParseError::new(
-                "a 64-character hexadecimal string is an image ID, not a repository name",
-            ));
+        if is_image_id(image) {
+            return Err(ParseError {
+                reason: "is an image ID (or ID prefix), not an image reference: the node's runtime \
+                         would run whichever cached image has that ID, whatever registry it came from; \
+                         write the image as registry/repository@sha256:<manifest digest>"
+                    .to_string(),
+                image_id: true,
+            });
         }
         let (rest, digest) = match split_byte(image, b'@') {
             Some((rest, digest)) => {
@@ -139,10 +165,9 @@ impl Reference {
             } else {
                 0
             };
-        let name_len = host.len() + port.map_or(0, |p| 1 + decimal_len(p)) + 1 + path_len;
-        if name_len > NAME_TOTAL_LENGTH_MAX {
+        if path_len > PATH_LENGTH_MAX {
             return Err(ParseError::new(format!(
-                "repository name is {name_len} characters long once normalized, the limit is {NAME_TOTAL_LENGTH_MAX}"
+                "repository path is {path_len} characters long once normalized (the registry not counted), the limit is {PATH_LENGTH_MAX}"
             )));
         }
         let tag = match (tag, digest) {
@@ -150,7 +175,12 @@ impl Reference {
             (tag, _) => tag,
         };
         let mut text = String::with_capacity(
-            name_len + tag.map_or(0, |t| 1 + t.len()) + digest.map_or(0, |d| 1 + d.len()),
+            host.len()
+                + port.map_or(0, |p| 1 + decimal_len(p))
+                + 1
+                + path_len
+                + tag.map_or(0, |t| 1 + t.len())
+                + digest.map_or(0, |d| 1 + d.len()),
         );
         text.push_str(&host);
         let host_end = text.len();
@@ -321,6 +351,18 @@ pub(crate) fn is_registry(first: &str) -> bool {
 /// is a registry written without its path.
 pub(crate) fn looks_like_host(first: &str) -> bool {
     first.bytes().any(|b| b == b'.' || b == b':') || first.eq_ignore_ascii_case("localhost")
+}
+
+/// Whether the image *as written* names its registry, by CRI-O's rule
+/// (containers/image `shortnames.parseUnnormalizedShortName`): a first
+/// `/`-component with a `.` or `:`, or exactly `localhost`. Anything else is
+/// a short name CRI-O resolves through its aliases and search registries;
+/// that includes `LOCALHOST/app` and `library/nginx`, which distribution
+/// reads as a host and as Docker Hub.
+pub(crate) fn is_fully_qualified(image: &str) -> bool {
+    image
+        .split_once('/')
+        .is_some_and(|(first, _)| first.contains(['.', ':']) || first == "localhost")
 }
 
 /// True for the normalized Docker Hub registry (the only one that gets `library/`).
@@ -571,6 +613,23 @@ fn push_decimal(text: &mut String, n: u16) {
     while power > 0 {
         text.push(char::from(b'0' + (n / power % 10) as u8));
         power /= 10;
+    }
+}
+
+/// What a runtime reads as a cached image's ID instead of a name: containerd's
+/// CRI resolves a string that is not a known name as an ID (`LocalResolve`),
+/// and go-digest's `digestset.Lookup` takes `<algorithm>:<hex>` of *any*
+/// length as a unique prefix of one (a single digit suffices); CRI-O takes a
+/// bare 64-hex string as one. Kubelet passes both on (`sha256:<hex>` is
+/// Docker Hub's `library/sha256` with a tag to it). Hex of either case and
+/// any length counts: what is never a sensible name is denied, whatever the
+/// runtime's exact rule. A name with `/` or `@`, or any other `name:hex`
+/// (`redis:7`, `node:20`), is a reference.
+fn is_image_id(image: &str) -> bool {
+    let hex = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit());
+    match image.split_once(':') {
+        Some((algorithm, encoded)) => DIGEST_ALGORITHMS.contains(&algorithm) && hex(encoded),
+        None => image.len() == 64 && hex(image),
     }
 }
 
@@ -937,28 +996,83 @@ mod tests {
     }
 
     #[test]
-    fn name_length_limit_applies_to_the_normalized_name() {
-        // reference_test.go: 257 characters as written.
+    fn name_length_limit_applies_to_the_path_only() {
+        // reference_test.go: 257 characters as written, a path of 257.
         assert!(reason(&format!("{}a:tag", "a/".repeat(128))).contains("limit is 255"));
-        // 255 characters with an explicit host: accepted.
-        let host = "example.com/";
-        let path = "a".repeat(255 - host.len());
-        let name = format!("{host}{path}");
-        assert_eq!(name.len(), 255);
-        assert_eq!(parts(&format!("{name}:tag-puts-this-over-max")).2, path);
-        assert!(reason(&format!("{name}a")).contains("256 characters"));
-        // 255 as written, but docker.io/ is added: the runtime (ParseNormalizedNamed) rejects it too.
-        assert!(reason(&format!("{}a", "a/".repeat(127))).contains("265 characters"));
+        // A path of 255 characters: accepted whatever the registry and the
+        // tag add (distribution counts neither).
+        let path = "a".repeat(255);
+        let image = format!("registry.corp.example:5000/{path}:tag-puts-this-over-max");
+        assert_eq!(parts(&image).2, path);
+        assert!(reason(&format!("registry.corp.example/{path}a")).contains("256 characters"));
+        // `library/` counts: ParseNormalizedNamed parses docker.io/library/<name>.
+        assert_eq!(parts(&"a".repeat(247)).2.len(), 255);
+        assert!(reason(&"a".repeat(248)).contains("256 characters"));
+        assert!(reason(&format!("docker.io/{}", "a".repeat(248))).contains("256 characters"));
     }
 
     #[test]
-    fn image_id_is_not_a_name() {
-        let id = "f".repeat(64);
-        assert!(reason(&id).contains("image ID"));
-        assert_eq!(
-            norm(&format!("{id}:tag")),
-            format!("docker.io/library/{id}:tag")
+    fn image_ids_and_id_prefixes_are_not_names() {
+        let full = format!("sha256:{}", "f".repeat(64));
+        let sha512 = format!("sha512:{}", "a".repeat(128));
+        let overlong = format!("sha256:{}", "a".repeat(300));
+        let bare = "1".repeat(64);
+        let bare_upper = "A".repeat(64);
+        for id in [
+            full.as_str(),
+            "sha256:4a2b",
+            "sha256:4",
+            "sha256:ABCD",
+            "sha384:0123456789",
+            "sha512:abc",
+            "blake3:abc",
+            &sha512,
+            &overlong,
+            &bare,
+            &bare_upper,
+        ] {
+            let e = Reference::parse(id).unwrap_err();
+            assert!(e.is_image_id(), "{id}: {e}");
+            assert!(e.reason.contains("registry/repository@sha256:"), "{e}");
+        }
+        // Names: a hex tag of another name, another algorithm, hex that is
+        // not the whole tag, a port-looking tag, a path, a digest, bare hex
+        // of another length, a 64-hex name with a tag.
+        let digested = format!("sha256@sha256:{}", "f".repeat(64));
+        let (short, long, tagged) = (
+            "f".repeat(63),
+            "f".repeat(65),
+            format!("{}:tag", "f".repeat(64)),
         );
+        for name in [
+            "redis:7",
+            "node:20",
+            "postgres:16",
+            "abcd",
+            "deadbeef:cafe",
+            "sha1:abcd",
+            "md5:abcd",
+            "sha256",
+            "sha256:latest",
+            "sha256:abc-1",
+            "registry:5000",
+            "localhost:5000",
+            "library/sha256:abcd",
+            "docker.io/library/sha256:abcd",
+            &digested,
+            &short,
+            &long,
+            &tagged,
+        ] {
+            let parsed = Reference::parse(name);
+            assert!(parsed.is_ok(), "{name}: {parsed:?}");
+        }
+        assert_eq!(norm("sha256:latest"), "docker.io/library/sha256:latest");
+        assert_eq!(norm("registry:5000"), "docker.io/library/registry:5000");
+        // The normalized form of a name never reads as an ID.
+        assert_eq!(norm("library/sha256:abcd"), "docker.io/library/sha256:abcd");
+        // Upper-case algorithm names are upper-case paths (kubelet rejects them too).
+        assert!(!Reference::parse("SHA256:abcd").unwrap_err().is_image_id());
     }
 
     /// distribution/reference reference_test.go TestReferenceParse (valid inputs),

@@ -85,6 +85,9 @@ pub struct Policy {
     pub(crate) unmatched_message: Option<String>,
     /// `sources`: the settings are completed at request time.
     pub(crate) sources: Option<SourcedSettings>,
+    /// `requireFullyQualified`: short names are denied (CRI-O resolves them
+    /// through its own aliases and search registries).
+    pub(crate) require_fully_qualified: bool,
 }
 
 /// Settings to complete with other tools' objects for each request.
@@ -384,6 +387,7 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
         regexes,
         unmatched_message: s.unmatched_message.as_ref().map(|m| m.to_string()),
         sources,
+        require_fully_qualified: s.require_fully_qualified,
     }
 }
 
@@ -731,6 +735,15 @@ mod tests {
         assert!(e.starts_with("unmatched: unknown variant `maybe`"), "{e}");
         let e = err(r#"{"rules":[{"images":["x/y"]}]}"#);
         assert!(e.contains("missing field `name`"), "{e}");
+    }
+
+    #[test]
+    fn require_fully_qualified_is_a_boolean_off_by_default() {
+        assert!(!Policy::from_json("{}").unwrap().require_fully_qualified);
+        let p = Policy::from_json(r#"{"requireFullyQualified":true}"#).unwrap();
+        assert!(p.require_fully_qualified);
+        let e = err(r#"{"requireFullyQualified":"yes"}"#);
+        assert!(e.starts_with("requireFullyQualified: invalid type"), "{e}");
     }
 
     #[test]

@@ -9,14 +9,15 @@ use crate::json::{self, Kind, Reader, Skip};
 use crate::wire::{AdmissionRequest, RawJson};
 use serde_json::Value;
 
-/// One container image found in the object.
+/// One image found in the object: a container's, or an image volume's.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSite {
-    /// JSON pointer of the image string, e.g. `/spec/template/spec/containers/0/image`.
+    /// JSON pointer of the image string, e.g. `/spec/template/spec/containers/0/image`
+    /// or `/spec/volumes/1/image/reference`.
     pub pointer: String,
-    /// `containers`, `initContainers` or `ephemeralContainers`.
+    /// `containers`, `initContainers`, `ephemeralContainers` or `volumes`.
     pub list: &'static str,
-    /// The container's name (or `#<index>` when it has none).
+    /// The container's or the volume's name (or `#<index>` when it has none).
     pub container: String,
     /// The image as written.
     pub image: String,
@@ -26,11 +27,13 @@ pub struct ImageSite {
 }
 
 impl ImageSite {
-    /// `container "app"`, `init container "setup"`, `ephemeral container "debugger"`.
+    /// `container "app"`, `init container "setup"`, `ephemeral container
+    /// "debugger"`, `image volume "models"`.
     pub fn describe(&self) -> String {
         let kind = match self.list {
             "initContainers" => "init container",
             "ephemeralContainers" => "ephemeral container",
+            VOLUMES => "image volume",
             _ => "container",
         };
         format!("{kind} {:?}", self.container)
@@ -38,6 +41,11 @@ impl ImageSite {
 }
 
 const LISTS: [&str; 3] = ["containers", "initContainers", "ephemeralContainers"];
+/// Image volumes (`volumes[].image.reference`, KEP-4639: beta and on by
+/// default in Kubernetes 1.35) are pulled like container images, by the
+/// same runtime code. No other pod spec field names an image (k8s.io/api
+/// v0.36 `core/v1/types.go`).
+const VOLUMES: &str = "volumes";
 
 /// The JSON pointer of the pod spec for a workload kind, or `None` when the
 /// kind carries no pod spec.
@@ -89,24 +97,43 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
         .ok_or_else(|| cannot(format!("{} is missing", dotted(spec_ptr))))?
         .ok_or_else(|| cannot(format!("{} is not an object", dotted(spec_ptr))))?;
     let mut sites = Vec::new();
-    for (list, found) in LISTS.into_iter().zip(lists) {
+    for (list, found) in LISTS.into_iter().chain([VOLUMES]).zip(lists) {
         let list_ptr = [spec_ptr, "/", list].concat();
-        let containers = match found {
+        let items = match found {
             None => continue,
             Some(List::NotAList) => {
                 return Err(cannot(format!("{} is not a list", dotted(&list_ptr))));
             }
-            Some(List::Containers(containers)) => containers,
+            Some(List::Items(items)) => items,
         };
-        for (i, c) in containers.into_iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             let at = [&list_ptr, "/", &decimal(i)].concat();
-            let image = c
-                .image
-                .ok_or_else(|| cannot(format!("{} has no image string", dotted(&at))))?;
+            let unreadable = |why: &str| cannot(format!("{} {why}", dotted(&at)));
+            let (pointer, image) = if list == VOLUMES {
+                // A volume of another type has no `image`; an image volume
+                // must name its image like a container.
+                match item {
+                    Item { object: false, .. } => return Err(unreadable("is not an object")),
+                    Item { image: None, .. } => continue,
+                    Item { image: Some(image), .. } => (
+                        [&at, "/image/reference"].concat(),
+                        image.ok_or_else(|| {
+                            unreadable("is an image volume without a reference string")
+                        })?,
+                    ),
+                }
+            } else {
+                (
+                    [&at, "/image"].concat(),
+                    item.image
+                        .flatten()
+                        .ok_or_else(|| unreadable("has no image string"))?,
+                )
+            };
             sites.push(ImageSite {
-                pointer: at + "/image",
+                pointer,
                 list,
-                container: c.name.unwrap_or_else(|| ["#", &decimal(i)].concat()),
+                container: item.name.unwrap_or_else(|| ["#", &decimal(i)].concat()),
                 image,
                 mutable: !ephemeral_only || list == "ephemeralContainers",
             });
@@ -130,72 +157,93 @@ fn decimal(mut i: usize) -> String {
     String::from_utf8(digits).unwrap_or_default()
 }
 
-/// What a pod spec holds under one of [`LISTS`].
+/// What a pod spec holds under one of [`LISTS`] or [`VOLUMES`].
 enum List {
     NotAList,
-    Containers(Vec<Container>),
+    Items(Vec<Item>),
 }
 
-/// The two strings of a container the engine reads (`None`: absent or not a string).
-struct Container {
+/// What the engine reads of a container or a volume.
+struct Item {
+    /// Whether the item is an object (nothing else is read when not).
+    object: bool,
+    /// `name`, when a string.
     name: Option<String>,
-    image: Option<String>,
+    /// `None`: no `image`, or a null one. A container's `image`, a volume's
+    /// `image.reference`, each `Some(None)` when not a string.
+    image: Option<Option<String>>,
 }
 
-/// The container lists of the pod spec `r` is at (`None` per list when
-/// absent or null), or `None` when the spec is not an object (passed over
-/// as into a `Value`, as the whole spec is read).
-fn read_lists(r: &mut Reader<'_>) -> Result<Option<[Option<List>; 3]>, json::Error> {
+/// The container lists and the volumes of the pod spec `r` is at (`None`
+/// per list when absent or null), or `None` when the spec is not an object
+/// (passed over as into a `Value`, as the whole spec is read).
+fn read_lists(r: &mut Reader<'_>) -> Result<Option<[Option<List>; 4]>, json::Error> {
     if r.peek()? != Kind::Object {
         r.skip(Skip::Value)?;
         return Ok(None);
     }
-    let mut lists = [None, None, None];
+    let mut lists = [None, None, None, None];
     let mut entries = r.object()?;
     while let Some(key) = r.key(&mut entries)? {
-        let Some(slot) = LISTS.iter().position(|l| *l == key) else {
+        let Some(slot) = LISTS.into_iter().chain([VOLUMES]).position(|l| l == key) else {
             r.skip(Skip::Value)?;
             continue;
         };
         lists[slot] = match r.peek()? {
             Kind::Null => r.null().map(|()| None)?,
-            Kind::Array => Some(List::Containers(read_containers(r)?)),
+            Kind::Array => Some(List::Items(read_items(r, slot == LISTS.len())?)),
             _ => r.skip(Skip::Value).map(|()| Some(List::NotAList))?,
         };
     }
     Ok(Some(lists))
 }
 
-fn read_containers(r: &mut Reader<'_>) -> Result<Vec<Container>, json::Error> {
-    let mut containers = Vec::new();
+/// The items of a container list, or of the volumes (`volumes`).
+fn read_items(r: &mut Reader<'_>, volumes: bool) -> Result<Vec<Item>, json::Error> {
+    let mut found = Vec::new();
     let mut items = r.array()?;
     while r.item(&mut items)? {
-        let mut c = Container {
+        let mut item = Item {
+            object: r.peek()? == Kind::Object,
             name: None,
             image: None,
         };
-        if r.peek()? == Kind::Object {
-            let mut entries = r.object()?;
-            while let Some(key) = r.key(&mut entries)? {
-                let slot = match &*key {
-                    "name" => &mut c.name,
-                    "image" => &mut c.image,
-                    _ => {
-                        r.skip(Skip::Value)?;
-                        continue;
-                    }
-                };
-                *slot = match r.peek()? {
-                    Kind::String => Some(r.string()?.into_owned()),
-                    _ => r.skip(Skip::Value).map(|()| None)?,
-                };
-            }
-        } else {
+        if !item.object {
             r.skip(Skip::Value)?;
+            found.push(item);
+            continue;
         }
-        containers.push(c);
+        let mut entries = r.object()?;
+        while let Some(key) = r.key(&mut entries)? {
+            match (&*key, r.peek()?) {
+                ("name", Kind::String) => item.name = Some(r.string()?.into_owned()),
+                ("name", _) => r.skip(Skip::Value).map(|()| item.name = None)?,
+                ("image", Kind::Null) if volumes => r.null().map(|()| item.image = None)?,
+                ("image", Kind::Object) if volumes => item.image = Some(read_reference(r)?),
+                ("image", Kind::String) if !volumes => {
+                    item.image = Some(Some(r.string()?.into_owned()))
+                }
+                ("image", _) => r.skip(Skip::Value).map(|()| item.image = Some(None))?,
+                _ => r.skip(Skip::Value)?,
+            }
+        }
+        found.push(item);
     }
-    Ok(containers)
+    Ok(found)
+}
+
+/// An image volume source's `reference`, when a string.
+fn read_reference(r: &mut Reader<'_>) -> Result<Option<String>, json::Error> {
+    let mut reference = None;
+    let mut entries = r.object()?;
+    while let Some(key) = r.key(&mut entries)? {
+        reference = match (&*key, r.peek()?) {
+            ("reference", Kind::String) => Some(r.string()?.into_owned()),
+            ("reference", _) => r.skip(Skip::Value).map(|()| None)?,
+            _ => r.skip(Skip::Value).map(|()| reference)?,
+        };
+    }
+    Ok(reference)
 }
 
 /// `Deployment "web"` for messages.
@@ -284,11 +332,13 @@ mod tests {
     fn pod_spec() -> Value {
         json!({"containers":[{"name":"app","image":"nginx"}],
                "initContainers":[{"name":"init","image":"busybox"}],
-               "ephemeralContainers":[{"name":"dbg","image":"alpine"}]})
+               "ephemeralContainers":[{"name":"dbg","image":"alpine"}],
+               "volumes":[{"name":"cfg","configMap":{"name":"c"}},
+                          {"name":"models","image":{"reference":"ghcr.io/a/m:1","pullPolicy":"Always"}}]})
     }
 
     #[test]
-    fn every_workload_kind_finds_all_three_lists() {
+    fn every_workload_kind_finds_all_three_lists_and_image_volumes() {
         let template = json!({"spec": pod_spec()});
         let cases = [
             ("", "Pod", json!({"spec": pod_spec()}), "/spec"),
@@ -355,11 +405,17 @@ mod tests {
                 [
                     format!("{base}/containers/0/image"),
                     format!("{base}/initContainers/0/image"),
-                    format!("{base}/ephemeralContainers/0/image")
+                    format!("{base}/ephemeralContainers/0/image"),
+                    format!("{base}/volumes/1/image/reference")
                 ],
                 "{kind}"
             );
             assert!(sites.iter().all(|s| s.mutable));
+            let volume = &sites[3];
+            assert_eq!(
+                (volume.describe(), volume.image.as_str()),
+                (r#"image volume "models""#.to_string(), "ghcr.io/a/m:1")
+            );
         }
     }
 
@@ -382,14 +438,15 @@ mod tests {
         let mut r = req("", "Pod", json!({"spec": pod_spec()}));
         r.sub_resource = Some("ephemeralcontainers".into());
         let sites = find_images(&r).unwrap().unwrap();
-        assert_eq!(sites.len(), 3);
+        assert_eq!(sites.len(), 4);
         let mutable: Vec<_> = sites.iter().map(|s| (s.list, s.mutable)).collect();
         assert_eq!(
             mutable,
             [
                 ("containers", false),
                 ("initContainers", false),
-                ("ephemeralContainers", true)
+                ("ephemeralContainers", true),
+                ("volumes", false)
             ]
         );
         r.sub_resource = Some("status".into());
@@ -433,6 +490,42 @@ mod tests {
         assert!(find_images(&r)
             .unwrap_err()
             .ends_with("spec.containers[0] has no image string"));
+    }
+
+    #[test]
+    fn unreadable_image_volumes_are_errors() {
+        let pod = |volumes: Value| req("", "Pod", json!({"spec":{"volumes": volumes}}));
+        for (volumes, error) in [
+            (json!({"a":1}), "spec.volumes is not a list"),
+            (json!(["data"]), "spec.volumes[0] is not an object"),
+            (
+                json!([{"name":"d","image":{}}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+            (
+                json!([{"name":"d","image":{"reference":7}}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+            (
+                json!([{"name":"d","image":"ghcr.io/a/b"}]),
+                "spec.volumes[0] is an image volume without a reference string",
+            ),
+        ] {
+            let e = find_images(&pod(volumes)).unwrap_err();
+            assert!(e.ends_with(error), "{e}");
+        }
+        // Other volume types, a null image and no name are fine.
+        let sites = find_images(&pod(
+            json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
+            {"image":{"reference":""}}]),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(sites.len(), 1);
+        assert_eq!(
+            (sites[0].describe(), sites[0].image.as_str()),
+            (r##"image volume "#2""##.to_string(), "")
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //!
 //! The corpus is data: [`rule_kinds`] lists each kind of rule with the images
 //! it must allow and deny (canonical images are expanded into all their
-//! spellings by [`spellings`]); [`UNPARSABLE`] lists spellings that must be
-//! denied under every rule; [`places`] wraps one image into every place of
-//! every workload kind. Each case runs through `decide::validate` with a fake
+//! spellings by [`spellings`]); [`unparsable`] lists spellings that must be
+//! denied under every rule (image IDs included: the runtime reads them as a
+//! cached image, not a name); [`places`] wraps one image into every place of
+//! every workload kind, image volumes included. Each case runs through `decide::validate` with a fake
 //! host that records its calls, and checks, beyond the decision:
 //! - a denial names the image as written;
 //! - the host is only ever asked about the *normalized* form of the images in
@@ -207,6 +208,33 @@ fn rule_kinds() -> Vec<RuleKind> {
             ],
         },
         RuleKind {
+            name: "requireFullyQualified, everything else allowed",
+            settings: json!({"requireFullyQualified": true, "rules":[{"name":"all","images":["**"]}]}),
+            benign: "docker.io/library/busybox:1",
+            // Every spelling of these names its registry.
+            canonical: vec![
+                (s("ghcr.io/corp/app:1.0"), Allow),
+                (s("localhost:5000/app:1"), Allow),
+                (s("[::1]:5000/app:1"), Allow),
+            ],
+            literal: vec![
+                (s("docker.io/library/nginx:1"), Allow),
+                (s("index.docker.io/nginx:1"), Allow),
+                (s("Docker.IO/nginx"), Allow),
+                (s("localhost/app:1"), Allow),
+                (s("LocalHost:5000/app:1"), Allow),
+                (s("127.0.0.1/app:1"), Allow),
+                (s("nginx"), Deny),
+                (s("nginx:1"), Deny),
+                (format!("nginx@{D1}"), Deny),
+                (s("library/nginx:1"), Deny),
+                (s("bitnami/redis:7"), Deny),
+                (s("LOCALHOST/app:1"), Deny),
+                (s("registry:5000"), Deny),
+                (s("localhost:5000"), Deny),
+            ],
+        },
+        RuleKind {
             name: "ports: localhost, IPv6 and a named port",
             settings: json!({"rules":[{"name":"local","images":[
                 "localhost:5000/**","[::1]:5000/**","registry.corp.io:8443/**"]}]}),
@@ -332,8 +360,18 @@ fn unparsable() -> Vec<String> {
         "nginx@sha256:11111111111111111111111111111111111111111111111111111111111111111",
         "nginx@sha256:1111111111111111111111111111111111111111111111111111111111111111@sha256:1111111111111111111111111111111111111111111111111111111111111111",
         "ghcr.io/corp/app:1.0@sha256:1111111111111111111111111111111111111111111111111111111111111111 ",
-        // an image ID is not a name
+        // image IDs and ID prefixes are not names (containerd resolves any
+        // unique prefix, one digit suffices; CRI-O a bare 64-hex ID)
         "1111111111111111111111111111111111111111111111111111111111111111",
+        "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        "sha256:1",
+        "sha256:4a2b",
+        "sha256:ABCD",
+        "sha384:111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111111",
+        "sha512:33333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333333",
+        "sha512:3",
+        "blake3:abc",
         // tags
         "nginx:-1",
         "nginx:.1",
@@ -341,11 +379,12 @@ fn unparsable() -> Vec<String> {
     .iter()
     .map(|x| x.to_string())
     .collect();
-    // very long names: 256 characters once normalized, long tags, many components
-    v.push(format!("registry.corp.io/team/{}", "a".repeat(234)));
-    v.push(format!("{}:1", "a".repeat(240)));
+    // very long names: paths of 256 characters once normalized (`library/`
+    // counts, the registry does not), long tags, many components
+    v.push(format!("registry.corp.io/team/{}", "a".repeat(251)));
+    v.push(format!("{}:1", "a".repeat(248)));
     v.push(format!("registry.corp.io/team/app:{}", "1".repeat(129)));
-    v.push(format!("registry.corp.io/team/{}app:1", "a/".repeat(120)));
+    v.push(format!("registry.corp.io/team/{}app:1", "a/".repeat(126)));
     v.push(format!("ghcr.io/corp/app:1.0{}", " ".repeat(4096)));
     v.push("a".repeat(100_000));
     v
@@ -445,10 +484,13 @@ struct Place {
 fn pod_spec(lists: &[(&str, &str)]) -> Value {
     let mut spec = serde_json::Map::new();
     for (list, image) in lists {
-        spec.insert(
-            list.to_string(),
-            json!([{"name": format!("{list}-0"), "image": image}]),
-        );
+        let item = match *list {
+            // An image volume, next to a volume of another kind.
+            "volumes" => json!([{"name": "cache", "emptyDir": {}},
+                {"name": format!("{list}-1"), "image": {"reference": image, "pullPolicy": "IfNotPresent"}}]),
+            _ => json!([{"name": format!("{list}-0"), "image": image}]),
+        };
+        spec.insert(list.to_string(), item);
     }
     Value::Object(spec)
 }
@@ -577,6 +619,71 @@ fn places() -> Vec<Place> {
             "initContainers",
             |s| json!({"metadata":{"name":"w"},"spec":{"jobTemplate":{"spec":{"template":{"spec": s}}}}})
         ),
+        workload!(
+            "Pod image volume",
+            "",
+            "Pod",
+            "volumes",
+            |s| json!({"metadata":{"name":"w"},"spec": s})
+        ),
+        workload!(
+            "Deployment image volume",
+            "apps",
+            "Deployment",
+            "volumes",
+            tmpl
+        ),
+        workload!(
+            "StatefulSet image volume",
+            "apps",
+            "StatefulSet",
+            "volumes",
+            tmpl
+        ),
+        workload!(
+            "CronJob image volume",
+            "batch",
+            "CronJob",
+            "volumes",
+            |s| json!({"metadata":{"name":"w"},"spec":{"jobTemplate":{"spec":{"template":{"spec": s}}}}})
+        ),
+        workload!(
+            "PodTemplate image volume",
+            "",
+            "PodTemplate",
+            "volumes",
+            |s| json!({"metadata":{"name":"w"},"template":{"spec": s}})
+        ),
+        Place {
+            name: "Pod UPDATE adding an image volume",
+            build: |image, benign| {
+                let mut r = request(
+                    "",
+                    "Pod",
+                    "UPDATE",
+                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("volumes", image)])}),
+                );
+                r["oldObject"] =
+                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign)])});
+                r
+            },
+        },
+        Place {
+            name: "pods/ephemeralcontainers subresource, image volume",
+            build: |image, benign| {
+                let spec = pod_spec(&[("containers", benign), ("volumes", image)]);
+                let mut r = request(
+                    "",
+                    "Pod",
+                    "UPDATE",
+                    json!({"metadata":{"name":"w"},"spec": spec.clone()}),
+                );
+                r["subResource"] = json!("ephemeralcontainers");
+                r["requestSubResource"] = json!("ephemeralcontainers");
+                r["oldObject"] = json!({"metadata":{"name":"w"},"spec": spec});
+                r
+            },
+        },
         Place {
             name: "pods/ephemeralcontainers subresource",
             build: |image, benign| {
@@ -787,11 +894,15 @@ fn every_place_is_checked() {
         Policy::from_json(r#"{"rules":[{"name":"none","images":["*"],"action":"deny"}]}"#).unwrap();
     for place in places() {
         let req: AdmissionRequest =
-            serde_json::from_value((place.build)("quay.io/x/y:1", "quay.io/x/y:1")).unwrap();
+            serde_json::from_value((place.build)("quay.io/x/hidden:1", "quay.io/x/benign:1"))
+                .unwrap();
         let r = decide::validate(&req, &policy, &registry());
         assert!(!r.accepted, "{}", place.name);
         assert!(
-            r.message.as_deref().unwrap_or("").contains("quay.io/x/y:1"),
+            r.message
+                .as_deref()
+                .unwrap_or("")
+                .contains("quay.io/x/hidden:1"),
             "{}: {:?}",
             place.name,
             r.message

@@ -226,14 +226,29 @@ fn image_like() -> impl Strategy<Value = String> {
         1 => Just("\n"),
         1 => Just("\u{200b}"),
     ];
-    (
+    let reference = (
         host,
         prop::collection::vec(component, 1..4),
         tag,
         digest,
         tail,
     )
-        .prop_map(|(h, c, t, d, x)| format!("{h}{}{t}{d}{x}", c.join("/")))
+        .prop_map(|(h, c, t, d, x)| format!("{h}{}{t}{d}{x}", c.join("/")));
+    // What a runtime reads as an image ID, and names that only look like one.
+    let id = (
+        prop_oneof![
+            Just("sha256:"),
+            Just("sha384:"),
+            Just("sha512:"),
+            Just("blake3:"),
+            Just("SHA256:"),
+            Just("sha1:"),
+            Just("")
+        ],
+        "[0-9a-fA-F]{0,70}",
+    )
+        .prop_map(|(a, h)| format!("{a}{h}"));
+    prop_oneof![8 => reference, 1 => id]
 }
 
 /// A pattern, and other spellings of the same pattern (host case, `:443`,
@@ -311,18 +326,33 @@ fn request_doc() -> impl Strategy<Value = Value> {
         4 => prop::collection::vec(container, 0..4).prop_map(Value::Array),
         1 => arb_json(),
     ];
+    // Volumes: image volumes, other kinds, and anything else.
+    let volume = prop_oneof![
+        3 => (prop::option::of(word()), prop_oneof![4 => image_like().prop_map(Value::String), 1 => arb_json()])
+            .prop_map(|(name, reference)| json!({"name": name, "image": {"reference": reference}})),
+        1 => Just(json!({"name": "cache", "emptyDir": {}})),
+        1 => arb_json(),
+    ];
+    let volumes = prop_oneof![
+        4 => prop::collection::vec(volume, 0..3).prop_map(Value::Array),
+        1 => arb_json(),
+    ];
     let spec = (
         list.clone(),
         prop::option::of(list.clone()),
         prop::option::of(list),
+        prop::option::of(volumes),
     )
-        .prop_map(|(c, i, e)| {
+        .prop_map(|(c, i, e, v)| {
             let mut spec = json!({"containers": c});
             if let Some(i) = i {
                 spec["initContainers"] = i;
             }
             if let Some(e) = e {
                 spec["ephemeralContainers"] = e;
+            }
+            if let Some(v) = v {
+                spec["volumes"] = v;
             }
             spec
         });

@@ -133,6 +133,8 @@ pub fn generate(metadata: &Metadata) -> anyhow::Result<Questions> {
             question("unmatched", "Unmatched images", "enum", Value::Null)
                 .describe("What happens to images no rule matches. Default: deny if any rule allows, else allow.")
                 .options(&["allow", "warn", "deny"]),
+            question("requireFullyQualified", "Require fully qualified images", "boolean", json!(false))
+                .describe("Deny images without a registry host (nginx, library/nginx): CRI-O resolves short names through its own aliases and search registries."),
             question("rules", "Rules", "sequence[", json!([])).items(rule_fields),
         ],
     })
@@ -193,6 +195,7 @@ mod tests {
             "exemptNamespaces",
             "exemptImages",
             "unmatched",
+            "requireFullyQualified",
             "rules",
             "name",
             "images",

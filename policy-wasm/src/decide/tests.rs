@@ -565,3 +565,225 @@ fn sources_are_read_at_request_time_through_kubernetes_capabilities() {
         msg(&r)
     );
 }
+
+#[test]
+fn image_ids_are_denied_whatever_the_rules_say() {
+    let full = format!("sha256:{}", "a".repeat(64));
+    let images = [full.as_str(), "sha256:4a2b", "sha512:0f", "sha384:1"];
+    for settings in [
+        json!({}),
+        json!({"unmatched":"allow","rules":[{"name":"no-evil","images":["evil.io/**"],"action":"deny"}]}),
+        json!({"rules":[{"name":"all","images":["**"]}]}),
+        json!({"exemptImages":["**", "*:*"],"rules":[{"name":"all","images":["*"]}]}),
+    ] {
+        let (r, verdicts) = explain(
+            &pod(&images),
+            &Policy::from_json(&settings.to_string()).unwrap(),
+            &ScriptedHost::none(),
+        );
+        assert!(!r.accepted, "{settings}");
+        assert!(verdicts.iter().all(|v| v.decision() == Decision::Denied));
+        assert!(
+            msg(&r).starts_with(&format!(
+                "imagegate denied 4 of 4 images: container \"c0\": image \"{full}\" is an image ID (or ID prefix), not an image reference: "
+            )),
+            "{}",
+            msg(&r)
+        );
+        assert!(msg(&r).contains("write the image as registry/repository@sha256:<manifest digest>"));
+    }
+    // Tags that look like hex are tags, and exempt namespaces still skip every image.
+    assert!(
+        run(
+            json!({}),
+            &pod(&["redis:7", "node:20", "registry:5000"]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    let mut req = pod(&images);
+    req.namespace = Some("kube-system".into());
+    assert!(
+        run(
+            json!({"exemptNamespaces":["kube-system"]}),
+            &req,
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+}
+
+#[test]
+fn image_volumes_are_matched_pinned_and_named() {
+    let req = |reference: &str| {
+        Request::pod(&["nginx:1"])
+            .edit_object(|o| {
+                o["spec"]["volumes"] = json!([{"name":"cfg","emptyDir":{}},
+                    {"name":"models","image":{"reference": reference, "pullPolicy":"IfNotPresent"}}])
+            })
+            .admission_request()
+    };
+    let allow = json!({"rules":[{"name":"hub","images":["docker.io/**"]}]});
+    let r = run(
+        allow.clone(),
+        &req("ghcr.io/evil/payload:latest"),
+        &ScriptedHost::none(),
+    );
+    assert_eq!(
+        msg(&r),
+        "imagegate denied 1 of 2 images: image volume \"models\": image \"ghcr.io/evil/payload:latest\": matches no rule"
+    );
+    let r = run(allow, &req("sha256:4a2b"), &ScriptedHost::none());
+    assert!(msg(&r).contains("image volume \"models\": image \"sha256:4a2b\" is an image ID"));
+    let exempt = json!({"exemptImages":["ghcr.io/ok/**"],"rules":[{"name":"hub","images":["docker.io/**"]}]});
+    let r = run(exempt, &req("ghcr.io/ok/data:1"), &ScriptedHost::none());
+    assert!(r.accepted);
+    assert_eq!(
+        r.audit_annotations.unwrap()["exempt-images"],
+        "ghcr.io/ok/data:1"
+    );
+
+    let pin = json!({"rules":[{"name":"pin","images":["*"],"pinDigest":true}]});
+    let host = ScriptedHost::new(|_, _, p| {
+        Ok(json!({"digest": if p == "docker.io/library/models:2" { D2 } else { D1 }}))
+    });
+    let mut volume = req("models:2");
+    let r = run(pin.clone(), &volume, &host);
+    let obj = r.mutated_object.unwrap();
+    assert_eq!(
+        obj["spec"]["volumes"][1]["image"]["reference"],
+        format!("models:2@{D2}")
+    );
+    assert_eq!(
+        obj["spec"]["volumes"][1]["image"]["pullPolicy"],
+        "IfNotPresent"
+    );
+    assert_eq!(
+        obj["spec"]["containers"][0]["image"],
+        format!("nginx:1@{D1}")
+    );
+    // The ephemeralcontainers subresource checks the volume, cannot change it.
+    volume.sub_resource = Some("ephemeralcontainers".into());
+    let r = run(pin, &volume, &host);
+    assert!(r.accepted);
+    assert!(r.warnings.unwrap().iter().any(|w| w.starts_with(&format!(
+        "image volume \"models\": image \"models:2\" (docker.io/library/models:2): not pinned to {D2}"
+    ))));
+}
+
+#[test]
+fn require_fully_qualified_denies_short_names_unless_exempt() {
+    let s = |extra: Value| {
+        let mut s = json!({"requireFullyQualified": true, "unmatched": "warn"});
+        s.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let qualified = [
+        "docker.io/library/nginx:1.27",
+        "docker.io/nginx",
+        "GHCR.IO/corp/app:1",
+        "localhost/app",
+        "localhost:5000/app",
+        "Localhost:5000/app",
+        "127.0.0.1/app",
+        "[::1]:5000/app",
+    ];
+    let r = run(s(json!({})), &pod(&qualified), &ScriptedHost::none());
+    assert!(r.accepted, "{}", msg(&r));
+    for (short, meant) in [
+        ("nginx:1.27", "docker.io/library/nginx:1.27"),
+        ("nginx", "docker.io/library/nginx:latest"),
+        ("library/nginx", "docker.io/library/nginx:latest"),
+        ("bitnami/redis:7", "docker.io/bitnami/redis:7"),
+        ("LOCALHOST/app", "localhost/app:latest"),
+        ("registry:5000", "docker.io/library/registry:5000"),
+    ] {
+        let r = run(s(json!({})), &pod(&[short]), &ScriptedHost::none());
+        assert_eq!(
+            msg(&r),
+            format!(
+                "imagegate denied 1 of 1 images: container \"c0\": image \"{short}\" ({meant}): not fully qualified \
+                 (requireFullyQualified): write it as \"{meant}\"; the node's runtime resolves a short name itself, \
+                 CRI-O through its own aliases and search registries, not necessarily from Docker Hub"
+            ),
+            "{short}"
+        );
+    }
+    // An allow rule does not lift it; an exemption does; off by default.
+    let allow_all = s(json!({"rules":[{"name":"all","images":["**"]}]}));
+    assert!(!run(allow_all, &pod(&["nginx"]), &ScriptedHost::none()).accepted);
+    assert!(
+        run(
+            s(json!({"exemptImages":["nginx"]})),
+            &pod(&["nginx"]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    assert!(run(json!({}), &pod(&["nginx"]), &ScriptedHost::none()).accepted);
+    let mut req = pod(&["nginx"]);
+    req.namespace = Some("kube-system".into());
+    assert!(
+        run(
+            s(json!({"exemptNamespaces":["kube-*"]})),
+            &req,
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+}
+
+/// Runtimes run the digest of `name:tag@digest` and ignore the tag
+/// (distribution `ParseDockerRef`, CRI-O `RegistryImageReferenceFromRaw`):
+/// what every rule that reads tags does with one.
+#[test]
+fn tag_plus_digest_tags_are_read_as_written_checks_and_pins_are_on_the_digest() {
+    let deny_latest = json!({"rules":[{"name":"r","images":["**"],"tags":{"deny":["latest"]}}]});
+    assert!(
+        !run(
+            deny_latest,
+            &pod(&[&format!("nginx:latest@{D1}")]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    let allow_v = json!({"rules":[{"name":"r","images":["**"],"tags":{"allow":["v*"]}}]});
+    assert!(
+        run(
+            allow_v.clone(),
+            &pod(&[&format!("app:v1@{D1}")]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    assert!(
+        !run(
+            allow_v,
+            &pod(&[&format!("app:dev@{D1}")]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    let pattern =
+        json!({"unmatched":"allow","rules":[{"name":"r","images":["*:latest"],"action":"deny"}]});
+    assert!(
+        !run(
+            pattern,
+            &pod(&[&format!("nginx:latest@{D1}")]),
+            &ScriptedHost::none()
+        )
+        .accepted
+    );
+    // pinDigest: the digest as written stands, no lookup, no patch.
+    let pin = json!({"rules":[{"name":"pin","images":["*"],"pinDigest":true}]});
+    let r = run(
+        pin,
+        &pod(&[&format!("nginx:1@{D2}")]),
+        &ScriptedHost::none(),
+    );
+    assert!(r.accepted && r.mutated_object.is_none());
+    // verify: the signed digest must be the written one, and rewrite keeps
+    // the tag: digest_mismatch_deny_or_rewrite.
+}

@@ -181,14 +181,30 @@ pub(super) fn decide(
     };
     let image = match &verdict.reference {
         Ok(image) => image,
+        // Whatever the rules say: an unparsable image, or an image ID, which
+        // no exemption pattern can match either.
         Err(e) => {
             verdict.decision = Decision::Denied;
-            verdict.reason = Some(format!("cannot be parsed: {e}"));
+            verdict.reason = Some(match e.is_image_id() {
+                true => e.to_string(),
+                false => format!("cannot be parsed: {e}"),
+            });
             return verdict;
         }
     };
-    match evaluate(image, policy, calls, ids, &mut verdict.checks) {
+    match evaluate(
+        image,
+        &verdict.site.image,
+        policy,
+        calls,
+        ids,
+        &mut verdict.checks,
+    ) {
         Outcome::Exempt => verdict.decision = Decision::Exempt,
+        Outcome::Refused { reason } => {
+            verdict.decision = Decision::Denied;
+            verdict.reason = Some(reason);
+        }
         Outcome::Allowed { rule, pin } => {
             verdict.rule = rule.map(|i| policy.rules[i].name.clone());
             verdict.pin = pin;
@@ -226,6 +242,11 @@ pub(super) fn decide(
 /// What the policy says about one parsed image.
 enum Outcome {
     Exempt,
+    /// Denied by a requirement of the whole policy (`requireFullyQualified`),
+    /// whatever the rules and `unmatched` say.
+    Refused {
+        reason: String,
+    },
     /// Allowed by `rule` (or by `unmatched` when `None`), optionally pinned to a digest.
     Allowed {
         rule: Option<usize>,
@@ -238,8 +259,10 @@ enum Outcome {
     },
 }
 
+/// `image` is `written` parsed.
 fn evaluate(
     image: &Reference,
+    written: &str,
     policy: &Policy,
     calls: &Calls,
     ids: &mut Vec<usize>,
@@ -249,6 +272,15 @@ fn evaluate(
     policy.exempt_images.matches_into(image, ids);
     if !ids.is_empty() {
         return Outcome::Exempt;
+    }
+    if policy.require_fully_qualified && !reference::is_fully_qualified(written) {
+        return Outcome::Refused {
+            reason: format!(
+                "not fully qualified (requireFullyQualified): write it as \"{image}\"; the node's \
+                 runtime resolves a short name itself, CRI-O through its own aliases and search \
+                 registries, not necessarily from Docker Hub"
+            ),
+        };
     }
     policy.patterns.matches_into(image, ids);
     if !policy.regexes.is_empty() {

@@ -23,6 +23,8 @@ schema! {
         unmatched_message: Option<Text<'a>>,
         /// Other tools' objects read at request time (see `sources::context`).
         sources: Option<SourcesSettings>,
+        /// Deny images whose first component is not a registry host.
+        require_fully_qualified: bool,
     }
 
     /// `sources`: which other tools' objects complete the settings.

@@ -9,7 +9,9 @@
 //! The converters live in the policy crate because `sources: {tmax, tanzu}`
 //! runs the tmax and Tanzu conversions inside the guest at request time
 //! (`context`), so the CLI (`imagegate convert`) and the live policy can
-//! never disagree.
+//! never disagree about the objects. Only what a dialect's platform implies
+//! rather than its objects (`requireFullyQualified` on CRI-O platforms:
+//! OpenShift, tmax's HyperCloud) is the CLI's alone.
 
 pub(crate) mod context;
 mod gatekeeper;

@@ -22,6 +22,7 @@ pub fn convert_documents(docs: &[Value], options: &Options) -> Result<Converted,
     let mut out = Out::default();
     let mut allow_lists = 0;
     let mut accept_rules = false;
+    let mut converted = false;
     for doc in docs {
         let at = describe(doc);
         let mut used = false;
@@ -56,6 +57,18 @@ pub fn convert_documents(docs: &[Value], options: &Options) -> Result<Converted,
                 "neither allowedRegistriesForImport nor an ImagePolicyConfig; ignored",
             );
         }
+        converted |= used;
+    }
+    if converted {
+        // OpenShift's nodes run CRI-O, which resolves a short name through
+        // registries.conf (aliases, unqualified-search-registries), not as
+        // Docker Hub the way these rules read it.
+        out.set("requireFullyQualified", json!(true));
+        out.note(
+            "requireFullyQualified",
+            "OpenShift nodes run CRI-O, which resolves short names (nginx, library/nginx) through its own aliases and search \
+             registries: they are denied (stricter; OpenShift's image policy reads them as docker.io)",
+        );
     }
     if allow_lists > 0 {
         out.note(
@@ -310,7 +323,18 @@ mod tests {
                 {"name": "openshift[0] registry.redhat.io", "images": ["registry.redhat.io/**"]},
                 {"name": "openshift[1] *.mydomain.com (insecure)", "images": ["*.mydomain.com/**", "*.mydomain.com:80/**"]},
                 {"name": "openshift[2] local.registry.corp:5000", "images": ["local.registry.corp:5000/**"]}],
-                "unmatched": "deny"})
+                "unmatched": "deny", "requireFullyQualified": true})
+        );
+        assert!(c
+            .limitations
+            .iter()
+            .any(|l| l.at == "requireFullyQualified"));
+        let other =
+            convert_documents(&[json!({"kind": "ConfigMap"})], &Options::default()).unwrap();
+        assert_eq!(
+            other.settings,
+            json!({}),
+            "nothing converted, nothing implied"
         );
     }
 
@@ -343,7 +367,7 @@ mod tests {
             json!({"rules": [
                 {"name": "openshift allow-images-from-internal-registry", "images": [format!("{DEFAULT_INTEGRATED_REGISTRY}/**")], "pinDigest": true},
                 {"name": "openshift allow-images-from-dockerhub", "images": ["docker.io/**"], "pinDigest": true}],
-                "unmatched": "deny"})
+                "unmatched": "deny", "requireFullyQualified": true})
         );
         assert!(c
             .limitations
@@ -369,7 +393,8 @@ mod tests {
             json!({"rules": [
                 {"name": "openshift no-root-labelled", "images": ["**"], "imageLabels": [{"key": "run-as-root", "value": "true"}],
                  "skipOnResolutionFailure": true, "action": "deny", "priority": 1},
-                {"name": "openshift sel", "images": ["**"], "imageLabels": [{"key": "tier", "value": "dev"}], "action": "deny", "priority": 1}]}),
+                {"name": "openshift sel", "images": ["**"], "imageLabels": [{"key": "tier", "value": "dev"}], "action": "deny", "priority": 1}],
+                "requireFullyQualified": true}),
             "only reject rules: unmatched stays allow (the default)"
         );
     }

@@ -182,42 +182,49 @@ pub fn name_patterns(pattern: &str) -> (Vec<String>, Vec<String>) {
             None => (path.to_string(), String::new()),
         },
     };
+    // Each starred component has two spellings, so the patterns are a
+    // product: 2^k for k starred components, read from the cluster at
+    // request time. Only the first MAX_EXPANSION are ever built (in the
+    // product's order, the last component varying fastest), and a spelling
+    // only when one of them uses it: the cost is linear in the pattern.
     let comps: Vec<&str> = path.split('/').collect();
-    let mut expansions: Vec<String> = vec![String::new()];
-    for (i, c) in comps.iter().enumerate() {
-        let last = i + 1 == comps.len();
-        let variants: Vec<String> = if *c == "*" {
-            if !last {
-                notes.push("a `*` component also matches zero components in imagegate (`**`): stricter for names one level shorter".to_string());
-            }
-            vec!["**".to_string()]
-        } else if c.contains('*') {
-            vec![c.to_string(), crossing(c, host.is_some() || i > 0)]
-        } else {
-            vec![c.to_string()]
-        };
-        expansions = expansions
-            .iter()
-            .flat_map(|prefix| {
-                variants.iter().map(move |v| {
-                    if prefix.is_empty() {
-                        v.clone()
-                    } else {
-                        format!("{prefix}/{v}")
-                    }
-                })
-            })
-            .collect();
+    let spellings = |c: &str| if c != "*" && c.contains('*') { 2 } else { 1 };
+    let spelling = |i: usize, k: usize| match (comps[i], k) {
+        ("*", _) => "**".to_string(),
+        (c, 0) => c.to_string(),
+        (c, _) => crossing(c, host.is_some() || i > 0),
+    };
+    if comps[..comps.len() - 1].contains(&"*") {
+        notes.push("a `*` component also matches zero components in imagegate (`**`): stricter for names one level shorter".to_string());
     }
-    if expansions.len() > MAX_EXPANSION {
+    // 2^doubled patterns in all.
+    let doubled = comps.iter().filter(|c| spellings(c) == 2).count();
+    let kept = match doubled {
+        d if d < MAX_EXPANSION.ilog2() as usize => 1 << d,
+        _ => MAX_EXPANSION,
+    };
+    if doubled > MAX_EXPANSION.ilog2() as usize {
         notes.push(format!(
-            "expands to {} patterns; only the first {MAX_EXPANSION} are kept (looser)",
-            expansions.len()
+            "expands to 2^{doubled} patterns; only the first {MAX_EXPANSION} are kept (looser)"
         ));
-        expansions.truncate(MAX_EXPANSION);
     }
+    // Expansion `index` takes spelling (index / stride) % count of each
+    // component, the stride being the product of the later components' counts.
+    let mut strides = vec![1usize; comps.len()];
+    for i in (1..comps.len()).rev() {
+        strides[i - 1] = strides[i].saturating_mul(spellings(comps[i]));
+    }
+    let expansions = (0..kept).map(|index| {
+        let mut p = String::new();
+        for (i, stride) in strides.iter().enumerate() {
+            if !p.is_empty() {
+                p.push('/');
+            }
+            p.push_str(&spelling(i, (index / stride) % spellings(comps[i])));
+        }
+        p
+    });
     let mut out: Vec<String> = expansions
-        .into_iter()
         .map(|p| match &host {
             Some(h) => format!("{h}/{p}{tag}{digest}"),
             None => format!("{p}{tag}{digest}"),
@@ -301,6 +308,43 @@ mod tests {
         let (p, notes) = name_patterns("registry.example.*/app");
         assert_eq!(p, ["*/app"]);
         assert!(notes[0].contains("stricter"));
+    }
+
+    #[test]
+    fn expansions_are_cut_while_expanding_in_product_order() {
+        // 25 starred components: 2^25 spellings, of which 16 are built.
+        let pattern = format!("reg.io/{}", vec!["a*"; 25].join("/"));
+        let (p, notes) = name_patterns(&pattern);
+        assert_eq!(p.len(), MAX_EXPANSION);
+        assert!(
+            notes.iter().any(|n| n.contains("expands to 2^25 patterns")),
+            "{notes:?}"
+        );
+        // The first 16 of the product, last component fastest, as if all were built.
+        let comps = ["a*", "b*", "c*", "*", "d*", "e*"];
+        let mut all = vec![String::new()];
+        for c in comps {
+            let variants = match c {
+                "*" => vec!["**".to_string()],
+                // The pattern has a host: every component may start with any.
+                c => vec![c.to_string(), crossing(c, true)],
+            };
+            all = all
+                .iter()
+                .flat_map(|prefix| variants.iter().map(move |v| format!("{prefix}/{v}")))
+                .collect();
+        }
+        let expected: Vec<String> = all[..MAX_EXPANSION]
+            .iter()
+            .map(|p| format!("reg.io{p}"))
+            .collect();
+        let (p, notes) = name_patterns(&format!("reg.io/{}", comps.join("/")));
+        assert_eq!(p, expected);
+        let once = notes
+            .iter()
+            .filter(|n| n.contains("zero components"))
+            .count();
+        assert_eq!(once, 1, "{notes:?}");
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub const NAMESPACE_POLICY: &str = "RegistrySecurityPolicy";
 pub const WHITELIST_NAMESPACE: &str = "registry-system";
 pub const WHITELIST_NAME: &str = "image-validation-webhook-whitelist";
 
+/// Most cosign key references one registry entry converts to: every signer
+/// is a check over every key of the Secret, and both lists are read from the
+/// cluster at request time, so their product is capped.
+const MAX_KEY_REFERENCES: usize = 64;
+
 /// tmax's own text for flow 3, with imagegate's `{image}` placeholder.
 pub const NOT_IN_POLICY: &str =
     "Image '{image}' does not meet registry security policy. Please check the RegistrySecurityPolicy";
@@ -72,6 +77,19 @@ pub fn convert_documents(docs: &[Value]) -> Result<Converted, String> {
                  to read them per namespace at request time",
                 namespaces.join(", ")
             ),
+        );
+    }
+    if inputs.whitelist.is_some()
+        || !inputs.cluster_policies.is_empty()
+        || !inputs.namespace_policies.is_empty()
+    {
+        // What the platform implies, not the objects: static settings only
+        // (at request time the settings as written decide).
+        out.set("requireFullyQualified", json!(true));
+        out.note(
+            "requireFullyQualified",
+            "HyperCloud, tmax's platform, runs CRI-O, which resolves short names (nginx, library/nginx) through its own \
+             aliases and search registries: they are denied (stricter; with `sources: {tmax: true}` set it yourself)",
         );
     }
     convert_into(&inputs, out)
@@ -285,7 +303,18 @@ fn registry_rule(spec: &Value, at: &str, inputs: &Inputs, out: &mut Out) -> Resu
                     keys[&name] = json!({"cosign": pem});
                     names.push(name);
                 }
-                for signer in &signers {
+                let fit = (MAX_KEY_REFERENCES / names.len().max(1)).max(1);
+                if signers.len() > fit {
+                    out.note(
+                        format!("{at}.signer"),
+                        format!(
+                            "{} signers x {} keys: only the first {fit} signers are converted (stricter: images signed only for the others are denied)",
+                            signers.len(),
+                            names.len()
+                        ),
+                    );
+                }
+                for signer in signers.iter().take(fit) {
                     checks.push(json!({"cosign": {"keys": names, "annotations": {"signer": signer}}}));
                 }
             }
@@ -474,6 +503,49 @@ mod tests {
         assert!(c.limitations[0]
             .note
             .contains("Secret ns/missing not found"));
+    }
+
+    #[test]
+    fn signers_times_keys_is_capped() {
+        let signers: Vec<String> = (0..100).map(|i| format!("s{i}")).collect();
+        let p = policy(
+            NAMESPACE_POLICY,
+            Some("a"),
+            json!([{"registry":"reg.io","signCheck":true,"cosignKeyRef":"k8s://a/k","signer": signers}]),
+        );
+        let secret = json!({"kind":"Secret","metadata":{"name":"k","namespace":"a"},
+            "stringData":{"cosign.pub": KEY.repeat(8)}});
+        let c = convert(&Inputs {
+            namespace_policies: vec![&p],
+            secrets: vec![&secret],
+            ..Default::default()
+        })
+        .unwrap();
+        let checks = c.settings["rules"][0]["verify"]["anyOf"]
+            .as_array()
+            .unwrap();
+        assert_eq!(checks.len(), MAX_KEY_REFERENCES / 8);
+        assert_eq!(checks[7]["cosign"]["annotations"]["signer"], "s7");
+        assert!(c.limitations[0]
+            .note
+            .starts_with("100 signers x 8 keys: only the first 8 signers"));
+    }
+
+    #[test]
+    fn static_conversion_requires_fully_qualified_images_request_time_leaves_it() {
+        let p = policy(NAMESPACE_POLICY, Some("a"), json!([{"registry": "reg.io"}]));
+        let c = convert_documents(std::slice::from_ref(&p)).unwrap();
+        assert_eq!(c.settings["requireFullyQualified"], true);
+        assert!(c
+            .limitations
+            .iter()
+            .any(|l| l.at == "requireFullyQualified"));
+        let live = convert(&Inputs {
+            namespace_policies: vec![&p],
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(live.settings.get("requireFullyQualified"), None);
     }
 
     #[test]
