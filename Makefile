@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner host-runner-for-tests
+.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e size clean policy.wasm host-runner host-runner-for-tests
 all: policy.wasm
 
 deps:
@@ -51,10 +51,6 @@ e2e: deps policy.wasm
 	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm fixtures e2e
-
-bench: policy.wasm
-	$(CARGO) bench -p imagegate-policy --bench engine
-	$(CARGO) run --release -p imagegate -- bench --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 size: policy.wasm
 	@ls -l policy.wasm | awk '{print "policy.wasm: " $$5 " bytes"}'
