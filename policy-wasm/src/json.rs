@@ -252,7 +252,10 @@ impl<'a> Reader<'a> {
             // The common case: a run of plain characters, eight at a time.
             loop {
                 let Some(word) = bytes.get(i..).and_then(|rest| rest.first_chunk::<8>()) else {
-                    while bytes.get(i).is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20) {
+                    while bytes
+                        .get(i)
+                        .is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20)
+                    {
                         i += 1;
                     }
                     break;

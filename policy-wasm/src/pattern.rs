@@ -261,7 +261,10 @@ impl<'t> Parts<'t> {
     }
 
     /// [`Parts::parse`], remembering the registry in `hosts` for the next pattern.
-    pub(crate) fn parse_with(text: &'t str, hosts: &mut Hosts<'t>) -> Result<Parts<'t>, PatternError> {
+    pub(crate) fn parse_with(
+        text: &'t str,
+        hosts: &mut Hosts<'t>,
+    ) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         let (rest, digest) = match reference::split_byte(text, b'@') {
             Some((rest, digest)) => {

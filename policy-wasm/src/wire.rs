@@ -43,15 +43,22 @@ impl<'a> ValidationRequest<'a> {
 /// [`ValidationRequest::from_slice`], knowing the settings `known` (read by
 /// an earlier call, so valid JSON): when the payload's settings are that
 /// text, they are compared, not scanned again, and the flag says so.
-pub(crate) fn read<'a>(payload: &'a [u8], known: Option<&str>) -> Result<(ValidationRequest<'a>, bool), String> {
+pub(crate) fn read<'a>(
+    payload: &'a [u8],
+    known: Option<&str>,
+) -> Result<(ValidationRequest<'a>, bool), String> {
     let fast = std::str::from_utf8(payload)
         .ok()
         .and_then(|text| read_validation_request(text, known));
     match fast {
         Some(read) => Ok(read),
         None => {
-            let vr: ValidationRequest = serde_json::from_slice(payload).map_err(|e| e.to_string())?;
-            let same = known.is_some_and(|k| vr.settings.is_some_and(|s| json::same(s.as_bytes(), k.as_bytes())));
+            let vr: ValidationRequest =
+                serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+            let same = known.is_some_and(|k| {
+                vr.settings
+                    .is_some_and(|s| json::same(s.as_bytes(), k.as_bytes()))
+            });
             Ok((vr, same))
         }
     }
@@ -419,7 +426,10 @@ pub struct ListResourcesRequest {
 /// serde_json where that is simpler (a repeated field, a struct written as a
 /// list, a lone surrogate anywhere), never laxer; a property test holds both
 /// to the same result.
-fn read_validation_request<'a>(text: &'a str, known: Option<&str>) -> Option<(ValidationRequest<'a>, bool)> {
+fn read_validation_request<'a>(
+    text: &'a str,
+    known: Option<&str>,
+) -> Option<(ValidationRequest<'a>, bool)> {
     let mut r = Reader::new(text);
     let mut request = None;
     let mut settings = None;
@@ -455,7 +465,10 @@ fn read_validation_request<'a>(text: &'a str, known: Option<&str>) -> Option<(Va
 fn settings_text<'a>(r: &mut Reader<'a>, known: Option<&str>) -> Option<(&'a str, bool)> {
     let start = r.pos();
     let rest = &r.text().as_bytes()[start..];
-    if let Some(known) = known.filter(|k| rest.get(..k.len()).is_some_and(|r| json::same(r, k.as_bytes()))) {
+    if let Some(known) = known.filter(|k| {
+        rest.get(..k.len())
+            .is_some_and(|r| json::same(r, k.as_bytes()))
+    }) {
         r.advance(known.len());
         return Some((&r.text()[start..r.pos()], true));
     }
@@ -485,7 +498,10 @@ fn string(r: &mut Reader<'_>) -> Option<String> {
 }
 
 /// `null` is `None`, as serde reads an `Option`.
-fn optional<'a, T>(r: &mut Reader<'a>, read: impl FnOnce(&mut Reader<'a>) -> Option<T>) -> Option<Option<T>> {
+fn optional<'a, T>(
+    r: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<Option<T>> {
     if r.peek().ok()? == Kind::Null {
         return r.null().ok().map(|()| None);
     }
@@ -641,11 +657,20 @@ mod tests {
         let settings = json!({"rules":[{"name":"a","images":["x/y"]}]});
         let full = Request::pod(&["nginx", "ghcr.io/a/b:1"])
             .set("subResource", json!(null))
-            .set("requestKind", json!({"group":"","version":"v1","kind":"Pod"}))
-            .set("requestResource", json!({"group":"","version":"v1","resource":"pods"}))
+            .set(
+                "requestKind",
+                json!({"group":"","version":"v1","kind":"Pod"}),
+            )
+            .set(
+                "requestResource",
+                json!({"group":"","version":"v1","resource":"pods"}),
+            )
             .set("oldObject", json!({"spec":{}}))
             .set("dryRun", json!(false))
-            .set("options", json!({"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}))
+            .set(
+                "options",
+                json!({"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}),
+            )
             .set("unknownField", json!([1, {"x": null}]));
         let pod = payload(&Request::pod(&["nginx"]).into_json(), &settings);
         // A lone surrogate where no string is decoded passes, as in serde_json.
@@ -667,8 +692,14 @@ mod tests {
         let ok = payload(&Request::pod(&["nginx"]).into_json(), &json!({}));
         for (text, serde_ok) in [
             (ok.replacen("\"uid\"", "\"uid\":\"x\",\"uid\"", 1), false),
-            (ok.replacen("\"kind\":{", "\"kind\":[\"\",\"v1\",\"Pod\"],\"x\":{", 1), true),
-            (ok.replacen("{\"request\"", "{\"settings\":null,\"settings\"", 1), false),
+            (
+                ok.replacen("\"kind\":{", "\"kind\":[\"\",\"v1\",\"Pod\"],\"x\":{", 1),
+                true,
+            ),
+            (
+                ok.replacen("{\"request\"", "{\"settings\":null,\"settings\"", 1),
+                false,
+            ),
             (ok[..ok.len() - 1].to_string(), false),
         ] {
             assert!(read_validation_request(&text, None).is_none(), "{text}");

@@ -91,7 +91,12 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
         .as_ref()
         .ok_or_else(|| cannot("the request has no object".to_string()))?;
     let mut path = [""; 5];
-    let depth = spec_ptr.split('/').skip(1).zip(&mut path).map(|(p, slot)| *slot = p).count();
+    let depth = spec_ptr
+        .split('/')
+        .skip(1)
+        .zip(&mut path)
+        .map(|(p, slot)| *slot = p)
+        .count();
     let lists = json::lookup(object.get(), &path[..depth], Skip::Raw, &mut read_lists)
         .map_err(|e| cannot(format!("malformed object: {e}")))?
         .ok_or_else(|| cannot(format!("{} is missing", dotted(spec_ptr))))?
@@ -115,7 +120,9 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
                 match item {
                     Item { object: false, .. } => return Err(unreadable("is not an object")),
                     Item { image: None, .. } => continue,
-                    Item { image: Some(image), .. } => (
+                    Item {
+                        image: Some(image), ..
+                    } => (
                         [&at, "/image/reference"].concat(),
                         image.ok_or_else(|| {
                             unreadable("is an image volume without a reference string")
@@ -536,7 +543,9 @@ mod tests {
 
     #[test]
     fn annotations_are_strings_of_the_object_itself() {
-        let o = raw(json!({"metadata":{"name":"x","annotations":{"k":"v","n":1}},"spec":{"metadata":{"annotations":{"s":"t"}}}}));
+        let o = raw(
+            json!({"metadata":{"name":"x","annotations":{"k":"v","n":1}},"spec":{"metadata":{"annotations":{"s":"t"}}}}),
+        );
         assert_eq!(annotation(&o, "k").as_deref(), Some("v"));
         assert_eq!(annotation(&o, "n"), None);
         assert_eq!(annotation(&o, "s"), None);
@@ -547,30 +556,54 @@ mod tests {
     fn the_spec_is_read_like_a_full_parse() {
         let pod = |spec: &str| {
             let mut r = req("", "Pod", json!({}));
-            r.object = Some(RawJson(format!(r#"{{"metadata":{{"name":"p"}},"spec":{spec}}}"#).into()));
+            r.object = Some(RawJson(
+                format!(r#"{{"metadata":{{"name":"p"}},"spec":{spec}}}"#).into(),
+            ));
             find_images(&r)
         };
         // A repeated key counts with its last value, at every level.
         let sites = pod(r#"{"containers":[{"name":"a","image":"x"}],"containers":[{"image":"y","name":"b","image":"z"}]}"#)
             .unwrap()
             .unwrap();
-        assert_eq!((sites.len(), sites[0].container.as_str(), sites[0].image.as_str()), (1, "b", "z"));
+        assert_eq!(
+            (
+                sites.len(),
+                sites[0].container.as_str(),
+                sites[0].image.as_str()
+            ),
+            (1, "b", "z")
+        );
         // Lists come in their fixed order, whatever the order of the keys.
         let sites = pod(r#"{"initContainers":[{"image":"i"}],"containers":[{"name":7,"image":"c"}],"ephemeralContainers":null}"#)
             .unwrap()
             .unwrap();
-        let found: Vec<_> = sites.iter().map(|s| (s.list, s.container.as_str(), s.pointer.as_str())).collect();
-        assert_eq!(found, [("containers", "#0", "/spec/containers/0/image"), ("initContainers", "#0", "/spec/initContainers/0/image")]);
+        let found: Vec<_> = sites
+            .iter()
+            .map(|s| (s.list, s.container.as_str(), s.pointer.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("containers", "#0", "/spec/containers/0/image"),
+                ("initContainers", "#0", "/spec/initContainers/0/image")
+            ]
+        );
         // The first error in that order is the one reported.
         assert_eq!(
             pod(r#"{"initContainers":5,"containers":[{"image":"c"},"x"]}"#).unwrap_err(),
             r#"cannot read Pod "p": spec.containers[1] has no image string"#
         );
         // Anything a Value could not hold makes the spec unreadable; elsewhere it is passed over.
-        assert!(pod(r#"{"containers":[],"x":"\ud800"}"#).unwrap_err().contains("malformed object"));
-        assert!(pod(r#"{"containers":[],"x":1e999}"#).unwrap_err().contains("malformed object"));
+        assert!(pod(r#"{"containers":[],"x":"\ud800"}"#)
+            .unwrap_err()
+            .contains("malformed object"));
+        assert!(pod(r#"{"containers":[],"x":1e999}"#)
+            .unwrap_err()
+            .contains("malformed object"));
         let mut r = req("", "Pod", json!({}));
-        r.object = Some(RawJson(r#"{"metadata":{"x":"\ud800","y":1e999},"spec":{"containers":[{"image":"a"}]}}"#.into()));
+        r.object = Some(RawJson(
+            r#"{"metadata":{"x":"\ud800","y":1e999},"spec":{"containers":[{"image":"a"}]}}"#.into(),
+        ));
         assert_eq!(find_images(&r).unwrap().unwrap().len(), 1);
     }
 

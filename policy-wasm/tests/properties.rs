@@ -192,7 +192,8 @@ fn pooled_settings() -> impl Strategy<Value = Value> {
         any::<bool>(),
     )
         .prop_map(|(images, action, priority, latest)| {
-            let mut r = json!({"name": "r", "images": images, "action": action, "priority": priority});
+            let mut r =
+                json!({"name": "r", "images": images, "action": action, "priority": priority});
             if latest && action == "allow" {
                 r["tags"] = json!({"deny": ["latest"]});
             }

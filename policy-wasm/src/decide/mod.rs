@@ -27,9 +27,9 @@ pub use checks::CheckRun;
 pub use verdict::{Decision, Verdict};
 
 use crate::host::Host;
+use crate::reference::{ParseError, Reference};
 use crate::settings::Policy;
 use crate::wire::{AdmissionRequest, ValidationResponse};
-use crate::reference::{ParseError, Reference};
 use crate::workload::ImageSite;
 use std::ops::ControlFlow;
 
