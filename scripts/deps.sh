@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing imagegate needs, idempotently:
-# the wasm32-wasip1 Rust target and, for the end-to-end tests, Debian's
-# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI)
-# and binaryen (wasm-opt, only to report the optimized module size).
+# the wasm32-wasip1 Rust target and Debian's binaryen (wasm-opt, which
+# shrinks the built module) and, for the end-to-end tests, Debian's
+# docker-registry (OCI registry) and notary (notary-server, notary-signer, CLI).
 set -euo pipefail
 what="${1:-all}"   # all | build | playground
 
@@ -21,6 +21,7 @@ apt_install() {
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip1; then
   rustup target add wasm32-wasip1
 fi
+apt_install binaryen
 [ "$what" = build ] && exit 0
 
 # The browser playground (`make playground`, `make playground-test`): the
@@ -47,4 +48,4 @@ if [ "$what" = playground ]; then
   exit 0
 fi
 
-apt_install docker-registry notary binaryen
+apt_install docker-registry notary
