@@ -4,7 +4,7 @@
 # shrinks the built module) and, for the end-to-end tests, Debian's
 # docker-registry (OCI registry) and notary (notary-server, notary-signer, CLI).
 set -euo pipefail
-what="${1:-all}"   # all | build | playground
+what="${1:-all}"   # all | build | playground | playground-test
 
 # Installs the Debian packages among "$@" that are not installed yet.
 apt_install() {
@@ -24,27 +24,40 @@ fi
 apt_install binaryen
 [ "$what" = build ] && exit 0
 
-# The browser playground (`make playground`, `make playground-test`): the
-# wasm32-unknown-unknown target, wasm-bindgen-cli at exactly the version of
-# the wasm-bindgen crate in Cargo.lock (the CLI refuses any other), and
-# Debian's chromium + chromedriver for the headless browser test. Not part
-# of `all`: building wasm-bindgen-cli cold takes about 5 minutes.
-if [ "$what" = playground ]; then
+# The browser playground. `make playground`: the wasm32-unknown-unknown
+# target and wasm-bindgen-cli at exactly the version of the wasm-bindgen
+# crate in Cargo.lock (the CLI refuses any other). `make playground-test`
+# also needs Debian's chromium + chromedriver for the headless browser test.
+# Not part of `all`: building wasm-bindgen-cli cold takes minutes.
+if [ "$what" = playground ] || [ "$what" = playground-test ]; then
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
     rustup target add wasm32-unknown-unknown
   fi
   lock="$(dirname "$0")/../Cargo.lock"
   want=$(sed -n '/^name = "wasm-bindgen"$/{n;s/^version = "\(.*\)"$/\1/p;}' "$lock")
-  have=$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')
   if [ -z "$want" ]; then
     echo "deps.sh: no wasm-bindgen in $lock" >&2; exit 1
   fi
+  # Not installed yet is the usual case on a fresh machine: no version, not
+  # an error (under pipefail a missing command would end the script).
+  have=""
+  if command -v wasm-bindgen >/dev/null 2>&1; then
+    have=$(wasm-bindgen --version | awk '{print $2}')
+  fi
   if [ "$have" != "$want" ]; then
     # Not --locked: wasm-bindgen-cli 0.2.130's own lock file pins a yanked
-    # webpki-roots, which cargo then refuses to select.
-    cargo install wasm-bindgen-cli --version "=$want"
+    # webpki-roots, which cargo then refuses to select. Built in cargo's own
+    # temporary directory, not the project's target dir (deleted afterwards).
+    env -u CARGO_TARGET_DIR cargo install wasm-bindgen-cli --version "=$want"
+    have=$(command -v wasm-bindgen >/dev/null 2>&1 && wasm-bindgen --version | awk '{print $2}' || true)
+    if [ "$have" != "$want" ]; then
+      echo "deps.sh: wasm-bindgen $want was installed into ${CARGO_HOME:-$HOME/.cargo}/bin, but the wasm-bindgen on PATH is ${have:-missing}: put that directory first on PATH" >&2
+      exit 1
+    fi
   fi
-  apt_install chromium chromium-driver
+  if [ "$what" = playground-test ]; then
+    apt_install chromium chromium-driver
+  fi
   exit 0
 fi
 

@@ -2,7 +2,7 @@
 //!
 //! The engine never talks waPC: it asks a [`Host`]. In the wasm module that is
 //! `WapcHost` (a `__host_call` with binding `kubewarden`); natively it is the
-//! playground's recording host, or a scripted one in tests.
+//! playground's simulated host, or a scripted one in tests.
 
 /// A Kubewarden host: answers `namespace` / `operation` calls with a JSON payload.
 ///
