@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo test deps deps-build fmt lint unit wasm fixtures e2e size clean policy.wasm host-runner host-runner-for-tests
+.PHONY: all demo install test deps deps-build fmt lint unit wasm fixtures e2e size clean policy.wasm host-runner host-runner-demo host-runner-for-tests
 all: policy.wasm
 
 deps:
@@ -32,17 +32,28 @@ policy.wasm: deps-build
 host-runner:
 	$(CARGO) build --locked -p imagegate
 
-demo: policy.wasm host-runner
+# The demo's host: no registries, Notary, sigstore or serve (cargo features
+# `live` and `serve` off), so a fresh machine reaches its first decision fast.
+DEMO_FEATURES := --no-default-features
+host-runner-demo:
+	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES)
+
+demo: policy.wasm host-runner-demo
 	@echo "--- settings: examples/settings.yaml"
 	@cat examples/settings.yaml
 	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json
 	@echo "--- decision:"
 	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
+# The CLI on PATH (~/.cargo/bin), every feature.
+install:
+	$(CARGO) install --locked --path host-runner
+
 fmt:
 	$(CARGO) fmt --all -- --check
 lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --locked -p imagegate $(DEMO_FEATURES) --lib --bins -- -D warnings
 unit:
 	$(CARGO) test --locked --workspace --lib --bins
 # The binary as the integration tests build it (dev-dependencies unified):
@@ -53,7 +64,8 @@ host-runner-for-tests:
 fixtures: policy.wasm host-runner-for-tests
 	$(IMAGEGATE) test fixtures/ --policy policy.wasm --metadata metadata.yml
 e2e: deps policy.wasm
-	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked --workspace --test '*'
+	IMAGEGATE_E2E_REQUIRED=1 IMAGEGATE_POLICY=$(CURDIR)/policy.wasm IMAGEGATE_KUBE_VALIDATE=$(CURDIR)/.venv/bin/python \
+		$(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm size fixtures e2e
 
@@ -65,5 +77,6 @@ size: policy.wasm
 clean:
 	$(CARGO) clean
 	rm -f policy.wasm annotated-policy.wasm
+	rm -rf .venv
 
 -include mk/*.mk

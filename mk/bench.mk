@@ -2,7 +2,7 @@
 # cost above the host's floor (a no-op waPC module, `noop-policy/`), fresh
 # instance (policy-server) and reused (kwctl bench), for a 5-container pod.
 #
-#   make bench                       criterion + the table
+#   make bench                       criterion (engine, bundle) + the table
 #   make bench-table                 the table only
 #   make bench-table BENCH_POLICY=x  the table for another module (e.g. main's)
 
@@ -21,6 +21,7 @@ bench-floor:
 
 bench: policy.wasm
 	$(CARGO) bench --locked -p imagegate-policy --bench engine
+	$(CARGO) bench --locked -p imagegate --bench bundle
 	@$(MAKE) --no-print-directory bench-table
 
 bench-table: policy.wasm bench-floor

@@ -35,6 +35,9 @@ playground-test: playground-test-deps playground
 playground-gallery:
 	IMAGEGATE_BLESS=1 $(CARGO) test --locked -p imagegate --test playground_gallery
 
-# LOAD_SECONDS per client count (default 10), LOAD_CLIENTS (default "8 32").
+# LOAD_SECONDS per client count (default 10), LOAD_CLIENTS (default "8 32"),
+# LOAD_VERIFY_SECONDS per verification case (default 5). The verification
+# benchmark runs the release server as its own process (IMAGEGATE_BIN).
 load: policy.wasm
-	IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked -p imagegate --test serve_load -- --ignored --nocapture --test-threads 1
+	$(CARGO) build --locked --release -p imagegate
+	IMAGEGATE_BIN=$(TARGET_DIR)/release/imagegate IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked -p imagegate --test serve_load -- --ignored --nocapture --test-threads 1

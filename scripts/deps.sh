@@ -2,9 +2,14 @@
 # Installs what building and testing imagegate needs, idempotently:
 # the wasm32-wasip1 Rust target and Debian's binaryen (wasm-opt, which
 # shrinks the built module) and, for the end-to-end tests, Debian's
-# docker-registry (OCI registry) and notary (notary-server, notary-signer, CLI).
+# docker-registry (OCI registry), notary (notary-server, notary-signer, CLI)
+# redis-server (the shared cache of `imagegate serve`) and a project-local
+# Python venv (.venv) with kubernetes-validate, which checks the scaffolded
+# Kubernetes objects against the API schemas.
 set -euo pipefail
-what="${1:-all}"   # all | build | playground | playground-test
+what="${1:-all}"   # all | build | playground | playground-test | image
+root="$(cd "$(dirname "$0")/.." && pwd)"
+KUBERNETES_VALIDATE_VERSION=1.37.0
 
 # Installs the Debian packages among "$@" that are not installed yet.
 apt_install() {
@@ -61,4 +66,21 @@ if [ "$what" = playground ] || [ "$what" = playground-test ]; then
   exit 0
 fi
 
-apt_install docker-registry notary
+# The container image (`make image`, `make image-test`): a static binary
+# needs the musl target and Debian's musl-gcc (aws-lc-sys compiles C with
+# it); the image ships the build machine's CA bundle. Not part of `all`:
+# the static build is a second cold build of the whole dependency graph.
+if [ "$what" = image ]; then
+  if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl
+  fi
+  apt_install musl-tools ca-certificates
+  exit 0
+fi
+
+apt_install docker-registry notary redis-server python3-venv
+venv="$root/.venv"
+if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('kubernetes-validate') != '$KUBERNETES_VALIDATE_VERSION')" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+fi

@@ -4,8 +4,14 @@
 //!
 //! Data flows one way: [`cli`] reads flags and files and builds the
 //! [`runtime`] (the wasmtime waPC host) with its [`capabilities`], which use
-//! [`registry`] to reach registries; [`packaging`] and [`serve`] sit beside
-//! them and are driven by their verbs.
+//! [`registry`] to reach registries; [`packaging`], [`serve`] and [`deploy`]
+//! sit beside them and are driven by their verbs.
+//!
+//! Cargo features, at module boundaries only: `live` (the live host
+//! capabilities, [`registry`] access, `registry://` policies, push and pull)
+//! and `serve` ([`serve`] and [`deploy`]), both default. Without them (`make
+//! demo`) the host runs, checks, tests and packages policies with recorded or
+//! no capabilities.
 
 /// The verbs, one file each, and the flags they share.
 pub mod cli;
@@ -19,13 +25,30 @@ pub mod runtime;
 /// Kubernetes and crypto.
 pub mod capabilities;
 
+/// `imagegate check`: manifests evaluated as the CREATEs the API server
+/// would send, per-image results in text, JSON, JUnit and SARIF.
+pub mod check;
+
 /// How the host reaches OCI registries: one configuration for capabilities,
-/// `registry://` policies, push and pull.
+/// `registry://` policies, push and pull (cargo feature `live`).
+#[cfg(feature = "live")]
 pub mod registry;
+
+/// Where a value is in a YAML text (line and column by path), for messages
+/// and SARIF.
+pub mod positions;
 
 /// Packaging for Kubewarden: metadata, annotate, Artifact Hub files, the
 /// scaffolded policy resource, and the policy's OCI artifact.
 pub mod packaging;
 
-/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics.
+/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics
+/// (cargo feature `serve`).
+#[cfg(feature = "serve")]
 pub mod serve;
+
+/// Running `imagegate serve` without Kubewarden: the container image, the
+/// webhook manifests, ImagePolicyWebhook configuration, certificates
+/// (cargo feature `serve`).
+#[cfg(feature = "serve")]
+pub mod deploy;

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Evaluate one admission request and print the AdmissionResponse (like `kwctl run`).
     Run(cli::run::Args),
+    /// Would these manifests be admitted? Every image of every object, for CI (exit 1 on a denial).
+    Check(cli::check::Args),
     /// Run every fixture under a directory and check its expectations.
     Test(cli::test::Args),
     /// Measure validate latency with fresh and reused instances.
@@ -32,19 +34,27 @@ enum Command {
     Inspect(cli::inspect::Args),
     /// Generate artifacthub-pkg.yml and questions-ui.yml from metadata.yml.
     Artifacthub(cli::artifacthub::Args),
-    /// Write the ClusterAdmissionPolicy that installs the policy.
+    /// Write the ClusterAdmissionPolicy that installs the policy, or (`scaffold
+    /// webhook`, `scaffold imagepolicywebhook`) what runs `imagegate serve` without Kubewarden.
     Scaffold(cli::scaffold::Args),
     /// Publish the annotated module to an OCI registry (like `kwctl push`).
+    #[cfg(feature = "live")]
     Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
+    #[cfg(feature = "live")]
     Pull(cli::pull::Args),
-    /// Serve the policy over HTTPS: AdmissionReview at /validate, ImageReview at /imagereview.
+    /// Build the container image of `imagegate serve` (static binary + annotated module) and push it.
+    #[cfg(feature = "serve")]
+    Image(cli::image::Args),
+    /// Serve the policy over HTTPS: AdmissionReview at /validate (never patches) and /mutate, ImageReview at /imagereview.
+    #[cfg(feature = "serve")]
     Serve(cli::serve::Args),
 }
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Run(args) => cli::run::run(&args),
+        Command::Check(args) => cli::check::run(&args),
         Command::Test(args) => cli::test::run(&args),
         Command::Bench(args) => cli::bench::run(&args),
         Command::Convert(args) => cli::convert::run(&args),
@@ -52,8 +62,13 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Artifacthub(args) => cli::artifacthub::run(&args),
         Command::Scaffold(args) => cli::scaffold::run(&args),
+        #[cfg(feature = "live")]
         Command::Push(args) => cli::push::run(&args),
+        #[cfg(feature = "live")]
         Command::Pull(args) => cli::pull::run(&args),
+        #[cfg(feature = "serve")]
+        Command::Image(args) => cli::image::run(&args),
+        #[cfg(feature = "serve")]
         Command::Serve(args) => cli::serve::run(&args),
     };
     result.unwrap_or_else(|e| {

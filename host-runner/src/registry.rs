@@ -98,6 +98,7 @@ pub struct RegistryAccess {
 
 impl RegistryAccess {
     pub fn new(config: &RegistryConfig) -> anyhow::Result<RegistryAccess> {
+        system_roots_present()?;
         let mut extra_root_certificates = Vec::new();
         for path in &config.ca_certs {
             extra_root_certificates.extend(read_ca_file(path)?);
@@ -184,6 +185,19 @@ impl RegistryAccess {
             )),
         }
     }
+}
+
+/// oci-client builds a default HTTP client besides the configured one
+/// (`..Default::default()` in its `TryFrom<ClientConfig>`), and that one
+/// panics when the system has no CA certificates, even with `--registry-ca`
+/// or plain HTTP. Building the same default client here turns the panic into
+/// an error that says what to do.
+fn system_roots_present() -> anyhow::Result<()> {
+    reqwest::Client::builder().build().map(drop).context(
+        "no usable system CA certificates: install a CA bundle (Debian: ca-certificates) or set \
+         SSL_CERT_FILE to one; the registry client needs them even with --registry-ca or plain \
+         HTTP (imagegate's container image ships /etc/ssl/certs/ca-certificates.crt)",
+    )
 }
 
 /// The oci-client form of an optional credential.

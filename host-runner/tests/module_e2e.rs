@@ -29,9 +29,12 @@ use imagegate::cli::args::EvalArgs;
 use imagegate::runtime::admission;
 use imagegate_policy::testing::{self, Request};
 use serde_json::{json, Value};
+use support::bundle::{self as bundles, Signer, Statement};
 use support::cosign::{sign, CosignKey, SignOptions};
 use support::image::{Format, Image};
+use support::notation::{self as notation_lab, Claims, NotationSigner, Subject};
 use support::registry::{self, Registry, Variant};
+use support::sigstore::{FakeSigstore, Identity};
 
 /// Starts a registry, or skips the test (loudly) when the binary is missing.
 macro_rules! registry_or_skip {
@@ -333,7 +336,7 @@ async fn cosign_failures_are_denied_saying_why() {
     run(&unsigned, cosign_settings(&registry, &key, None)).assert_denied(&[
         &format!("container \"app\": image \"{unsigned}\""),
         COSIGN_FAILED,
-        "no signatures found for image",
+        "no verified signature for",
         &unsigned_digest,
     ]);
 
@@ -368,7 +371,7 @@ async fn cosign_failures_are_denied_saying_why() {
     };
     let (image, _) = signed(&registry, "demo/liar", &key, &options).await;
     run(&image, cosign_settings(&registry, &key, None))
-        .assert_denied(&[COSIGN_FAILED, "no signatures found for image"]);
+        .assert_denied(&[COSIGN_FAILED, "no verified signature for"]);
 
     // tag moved after signing: denied naming the new digest; the signed
     // digest itself still passes and stays as it is
@@ -378,7 +381,7 @@ async fn cosign_failures_are_denied_saying_why() {
     assert_ne!(moved_digest, signed_digest);
     run(&image, cosign_settings(&registry, &key, None)).assert_denied(&[
         COSIGN_FAILED,
-        "no signatures found for image",
+        "no verified signature for",
         &moved_digest,
     ]);
     let by_digest = format!("{}/demo/moved@{signed_digest}", registry.addr);
@@ -480,6 +483,315 @@ async fn registry_down_is_denied_saying_why() {
         COSIGN_FAILED,
         "Cannot fetch manifest of",
         "Connection refused",
+    ]);
+}
+
+/// One rule for everything in `registry` with these checks, pinDigest.
+fn rule_settings(registry: &Registry, checks: Value) -> Value {
+    json!({"rules": [{"name": "signed", "images": [format!("{}/**", registry.addr)],
+                      "verify": {"anyOf": checks}, "pinDigest": true}]})
+}
+
+/// The SLSA attestation check of the module e2e cases: built on GitHub-hosted runners.
+fn slsa_check(key: &CosignKey) -> Value {
+    json!({"attestation": {"predicateType": "https://slsa.dev/provenance/v1", "keys": [key.public_pem()],
+        "conditions": [{"path": "predicate.runDetails.builder.id", "op": "equals",
+                        "value": "https://github.com/actions/runner/github-hosted"}]}})
+}
+
+fn provenance(builder: &str) -> Statement {
+    Statement::attestation(
+        "https://slsa.dev/provenance/v1",
+        json!({"runDetails": {"builder": {"id": builder}}}),
+    )
+}
+
+#[tokio::test]
+async fn cosign_v3_bundles_and_attestations_through_the_module() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (key, other) = (CosignKey::generate(), CosignKey::generate());
+    let dir = tempfile::tempdir().unwrap();
+    let sigstore = FakeSigstore::new();
+    let trust = sigstore.write_trust_config(dir.path());
+    let run = |image: &str, settings: Value| {
+        let mut flags = registry_flags(&registry);
+        flags.extend([
+            "--sigstore-trust-config".to_string(),
+            trust.display().to_string(),
+        ]);
+        Run {
+            dir: dir.path().to_path_buf(),
+            settings,
+            image: image.to_string(),
+            flags,
+        }
+        .run()
+    };
+    let cosign = |k: &CosignKey| json!([{"cosign": {"keys": [k.public_pem()]}}]);
+
+    // cosign v3 with a key: a bundle found through the referrers tag
+    let digest = push(&registry, "demo/v3", "v3").await;
+    bundles::sign(
+        &registry,
+        "demo/v3",
+        &digest,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/v3", "1.0");
+    run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{digest}"));
+    run(&image, rule_settings(&registry, cosign(&other))).assert_denied(&[
+        r#"rule "signed": no signature check passed: cosign key "inline": no verified signature for"#,
+        "referrers-tag: 1 entries",
+        "rejected: signed with a key, and no configured key verifies the signature",
+    ]);
+
+    // keyless with the fake Sigstore: certificate, SCT, Rekor entry, timestamp
+    let digest = push(&registry, "demo/keyless", "keyless").await;
+    let workflow = "https://github.com/corp/app/.github/workflows/release.yml@refs/heads/main";
+    let certificate = sigstore.keyless_certificate(
+        Identity::Uri(workflow),
+        "https://token.actions.githubusercontent.com",
+        Some("corp/app"),
+    );
+    let keyless = Signer::Keyless {
+        sigstore: &sigstore,
+        certificate: &certificate,
+        tlog: true,
+        timestamp: true,
+    };
+    bundles::sign(
+        &registry,
+        "demo/keyless",
+        &digest,
+        &keyless,
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/keyless", "1.0");
+    run(
+        &image,
+        rule_settings(
+            &registry,
+            json!([{"githubActions": {"owner": "corp", "repo": "app"}}]),
+        ),
+    )
+    .assert_pinned(&format!("{image}@{digest}"));
+    run(
+        &image,
+        rule_settings(&registry, json!([{"githubActions": {"owner": "evil"}}])),
+    )
+    .assert_denied(&[
+        "GitHub Actions evil: no verified signature for",
+        "signed by a workflow of corp/app, not of owner evil",
+    ]);
+
+    // an attestation with conditions: the one built on GitHub's runners passes
+    let digest = push(&registry, "demo/slsa", "slsa").await;
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://self-hosted.corp"),
+    )
+    .await;
+    let image = registry.image("demo/slsa", "1.0");
+    run(&image, rule_settings(&registry, json!([slsa_check(&key)]))).assert_denied(&[
+        "attestation https://slsa.dev/provenance/v1 by cosign key \"inline\": ",
+        "verified, but no attestation satisfies the conditions",
+        "predicate.runDetails.builder.id equals \"https://github.com/actions/runner/github-hosted\": \"https://self-hosted.corp\"",
+    ]);
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://github.com/actions/runner/github-hosted"),
+    )
+    .await;
+    run(&image, rule_settings(&registry, json!([slsa_check(&key)])))
+        .assert_pinned(&format!("{image}@{digest}"));
+
+    // multi-arch: signed on the index only; platforms: all wants every platform
+    let built =
+        Image::build("demo/multi", &["amd64", "arm64"], Format::Oci).with_buildkit_attestation();
+    let index = built.push(&registry, "demo/multi", "1.0").await;
+    bundles::sign(
+        &registry,
+        "demo/multi",
+        &index,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/multi", "1.0");
+    run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{index}"));
+    let all = json!([{"cosign": {"keys": [key.public_pem()], "platforms": "all"}}]);
+    run(&image, rule_settings(&registry, all)).assert_denied(&[&format!(
+        "no verified signature for {}",
+        built.platform_manifests[0].0
+    )]);
+}
+
+/// A `notation` check trusting `signer`'s root (`ca:lab`) and the leaf's
+/// subject `identity`; `fields` replace or add check fields.
+fn notation_check(signer: &NotationSigner, identity: &str, fields: Value) -> Value {
+    let mut check = json!({"trustStores": {"ca:lab": signer.root_pem},
+                           "trustedIdentities": [format!("x509.subject: C=US, ST=WA, O=imagegate lab, CN={identity}")]});
+    check
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().cloned().unwrap_or_default());
+    json!([{ "notation": check }])
+}
+
+#[tokio::test]
+async fn notation_jws_and_cose_through_the_module() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let (release, other) = (NotationSigner::new("release"), NotationSigner::new("other"));
+    let dir = tempfile::tempdir().unwrap();
+    let run = |image: &str, settings: Value| {
+        Run {
+            dir: dir.path().to_path_buf(),
+            settings,
+            image: image.to_string(),
+            flags: registry_flags(&registry),
+        }
+        .run()
+    };
+    let trusted =
+        |fields: Value| rule_settings(&registry, notation_check(&release, "release", fields));
+    const FAILED: &str = "rule \"signed\": no signature check passed: notation trust policy \"inline\": no verified signature for";
+
+    // JWS and COSE, as `notation sign` pushes them on a registry without the
+    // referrers API: found through the referrers tag, verified, pinned
+    let mut digests = Vec::new();
+    for (repo, media_type) in [
+        ("demo/jws", notation_lab::JWS),
+        ("demo/cose", notation_lab::COSE),
+    ] {
+        let digest = push(&registry, repo, repo).await;
+        let subject = Subject::of(&registry, repo, &digest).await;
+        let claims = Claims::default();
+        let envelope = if media_type == notation_lab::JWS {
+            release.jws(&subject, &claims)
+        } else {
+            release.cose(&subject, &claims)
+        };
+        notation_lab::push(&registry, repo, &subject, media_type, envelope).await;
+        let image = registry.image(repo, "1.0");
+        run(&image, trusted(json!({}))).assert_pinned(&format!("{image}@{digest}"));
+        digests.push(digest);
+    }
+    let image = registry.image("demo/jws", "1.0");
+    // another identity of the same root; another root
+    run(
+        &image,
+        rule_settings(&registry, notation_check(&release, "ci", json!({}))),
+    )
+    .assert_denied(&[
+        FAILED,
+        "referrers-tag: 1 entries",
+        "rejected: authenticity: signing certificate subject",
+        "matches none of the trusted identities of statement \"inline\"",
+    ]);
+    run(
+        &image,
+        rule_settings(&registry, notation_check(&other, "release", json!({}))),
+    )
+    .assert_denied(&[
+        FAILED,
+        "rejected: authenticity: no certificate of the signing chain of",
+        "is in the trust stores ca:lab",
+    ]);
+    // level audit logs the failed authenticity and admits (Notation's audit)
+    run(
+        &image,
+        rule_settings(
+            &registry,
+            notation_check(
+                &other,
+                "release",
+                json!({"signatureVerification": {"level": "audit"}}),
+            ),
+        ),
+    )
+    .assert_pinned(&format!("{image}@{}", digests[0]));
+    // user metadata the signature lacks
+    run(&image, trusted(json!({"userMetadata": {"env": "prod"}})))
+        .assert_denied(&[FAILED, "rejected: user metadata: the signature has no env"]);
+
+    // expired; signed for another artifact (the size differs); both denied
+    let digest = push(&registry, "demo/bad", "bad").await;
+    let subject = Subject::of(&registry, "demo/bad", &digest).await;
+    let expired = Claims {
+        signed_at: Some(chrono::Utc::now().timestamp() - 120),
+        expiry: Some(chrono::Utc::now().timestamp() - 60),
+        ..Claims::default()
+    };
+    notation_lab::push(
+        &registry,
+        "demo/bad",
+        &subject,
+        notation_lab::COSE,
+        release.cose(&subject, &expired),
+    )
+    .await;
+    let image = registry.image("demo/bad", "1.0");
+    run(&image, trusted(json!({})))
+        .assert_denied(&[FAILED, "rejected: expiry: the signature expired at"]);
+    let mut wrong = subject.clone();
+    wrong.size += 1;
+    notation_lab::push(
+        &registry,
+        "demo/bad",
+        &wrong,
+        notation_lab::JWS,
+        release.jws(&wrong, &Claims::default()),
+    )
+    .await;
+    run(&image, trusted(json!({}))).assert_denied(&[
+        "referrers-tag: 2 entries",
+        "rejected: expiry: the signature expired at",
+        &format!("rejected: integrity: the signature is for another artifact: it signs size {}, the image's manifest has {}", wrong.size, subject.size),
+    ]);
+
+    // multi-arch: the index signed (its own descriptor in the payload);
+    // platforms: all wants every platform manifest signed
+    let built = Image::build("demo/nmulti", &["amd64", "arm64"], Format::Oci);
+    let index = built.push(&registry, "demo/nmulti", "1.0").await;
+    let subject = Subject::of(&registry, "demo/nmulti", &index).await;
+    assert_eq!(
+        subject.media_type,
+        "application/vnd.oci.image.index.v1+json"
+    );
+    notation_lab::push(
+        &registry,
+        "demo/nmulti",
+        &subject,
+        notation_lab::JWS,
+        release.jws(&subject, &Claims::default()),
+    )
+    .await;
+    let image = registry.image("demo/nmulti", "1.0");
+    run(&image, trusted(json!({}))).assert_pinned(&format!("{image}@{index}"));
+    run(&image, trusted(json!({"platforms": "all"}))).assert_denied(&[&format!(
+        "no verified signature for {}",
+        built.platform_manifests[0].0
+    )]);
+
+    // a trust policy whose statement for the repository skips: never admitted
+    let skip = json!({"trustStores": {"ca:lab": release.root_pem}, "trustPolicy": {"version": "1.0", "trustPolicies": [
+        {"name": "lab", "registryScopes": [format!("{}/demo/jws", registry.addr)], "signatureVerification": {"level": "skip"}}]}});
+    run(
+        &registry.image("demo/jws", "1.0"),
+        rule_settings(&registry, json!([{"notation": skip}])),
+    )
+    .assert_denied(&[
+        "Notation trust policy statement \"lab\" skips verification for",
+        "a verify check never admits an image without verifying its signature",
     ]);
 }
 
@@ -679,7 +991,7 @@ async fn notary_through_the_module() {
     world
         .run(dir, cache, &unsigned, settings(with_cosign))
         .run()
-        .assert_denied(&[NOTARY_FAILED, "cosign", "no signatures found for image"]);
+        .assert_denied(&[NOTARY_FAILED, "cosign", "no verified signature for"]);
 
     // digest mismatch: 4.0 is signed for `signed` but the registry has `moved`
     world
@@ -738,13 +1050,15 @@ fn record(run: &Run, description: &str, pinned: Option<&str>, needles: &[&str]) 
 }
 
 /// The recorded fixtures, as `imagegate test` finds them in `fixtures/`.
-const RECORDED: [&str; 6] = [
+const RECORDED: [&str; 8] = [
     "recorded-accept-cosign-signed-pinned",
+    "recorded-accept-cosign-v3-bundle-pinned",
     "recorded-accept-notary-signed-pinned",
     "recorded-deny-cosign-registry-down",
     "recorded-deny-cosign-unsigned",
     "recorded-deny-cosign-wrong-key",
     "recorded-deny-notary-other-signer",
+    "recorded-deny-slsa-attestation-condition",
 ];
 
 /// Records the [`RECORDED`] fixtures into `out` from live runs against a
@@ -769,14 +1083,14 @@ async fn record_set(out: &Path) -> Option<()> {
     );
     push(&registry, "demo/unsigned", "unsigned").await;
     record(
-        &cosign(RECORDED[3], &registry.image("demo/unsigned", "1.0"), &registry),
+        &cosign(RECORDED[4], &registry.image("demo/unsigned", "1.0"), &registry),
         "Recorded from a live run: an image without cosign signatures is denied, naming the rule, the key and the cause.",
         None,
-        &[COSIGN_FAILED, "no signatures found for image"],
+        &[COSIGN_FAILED, "no verified signature for"],
     );
     let (image, _) = signed(&registry, "demo/wrongkey", &other, &SignOptions::default()).await;
     record(
-        &cosign(RECORDED[4], &image, &registry),
+        &cosign(RECORDED[5], &image, &registry),
         "Recorded from a live run: an image signed with another key than the rule's is denied.",
         None,
         &[
@@ -785,11 +1099,48 @@ async fn record_set(out: &Path) -> Option<()> {
         ],
     );
 
+    let digest = push(&registry, "demo/v3", "v3").await;
+    bundles::sign(
+        &registry,
+        "demo/v3",
+        &digest,
+        &Signer::Key(&key),
+        &Statement::signature(),
+    )
+    .await;
+    let image = registry.image("demo/v3", "1.0");
+    record(
+        &cosign(RECORDED[1], &image, &registry),
+        "Recorded from a live run: an image signed like cosign v3 does (a sigstore bundle as an OCI referrer, found through the referrers tag) is allowed and pinned.",
+        Some(&format!("{image}@{digest}")),
+        &[],
+    );
+    let digest = push(&registry, "demo/slsa", "slsa").await;
+    bundles::sign(
+        &registry,
+        "demo/slsa",
+        &digest,
+        &Signer::Key(&key),
+        &provenance("https://self-hosted.corp"),
+    )
+    .await;
+    record(
+        &Run {
+            dir: out.join(RECORDED[7]),
+            settings: rule_settings(&registry, json!([slsa_check(&key)])),
+            image: registry.image("demo/slsa", "1.0"),
+            flags: registry_flags(&registry),
+        },
+        "Recorded from a live run: the image carries a verified SLSA provenance attestation, but it was not built on GitHub's runners as the condition requires: denied, naming the condition and what was found.",
+        None,
+        &["verified, but no attestation satisfies the conditions", "predicate.runDetails.builder.id equals"],
+    );
+
     let mut down = Registry::start(Variant::Plain);
     let (image, _) = signed(&down, "demo/down", &key, &SignOptions::default()).await;
     down.stop();
     record(
-        &cosign(RECORDED[2], &image, &down),
+        &cosign(RECORDED[3], &image, &down),
         "Recorded from a live run: the registry is down, so the signature cannot be checked and the image is denied, saying why.",
         None,
         &[COSIGN_FAILED, "Cannot fetch manifest of", "Connection refused"],
@@ -807,13 +1158,13 @@ async fn record_set(out: &Path) -> Option<()> {
         ..world.run(out, cache.path(), &world.image(tag), settings.clone())
     };
     record(
-        &run(RECORDED[1], "1.0"),
+        &run(RECORDED[2], "1.0"),
         "Recorded from a live run: trust data on a real notary-server signs the tag by the pinned jenkins signer; the image is allowed and pinned to the signed digest.",
         Some(&format!("{}@{}", world.image("1.0"), world.signed)),
         &[],
     );
     record(
-        &run(RECORDED[5], "3.0"),
+        &run(RECORDED[6], "3.0"),
         "Recorded from a live run: the tag is signed by alice only while the rule wants jenkins; denied, naming the signer asked for.",
         None,
         &[NOTARY_FAILED, "targets/jenkins"],
@@ -899,7 +1250,7 @@ async fn recording_again_gives_sessions_of_the_committed_shape() {
         .expect("spawn imagegate test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && stdout.contains("6 passed, 0 failed"),
+        output.status.success() && stdout.contains("8 passed, 0 failed"),
         "replay of the new recording: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );

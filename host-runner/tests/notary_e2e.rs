@@ -56,7 +56,7 @@ impl Call<'_> {
             ca_cert: Some(self.ca_pem.clone()),
             root_keys,
         };
-        self.notary.verify(&req).await
+        self.notary.verify(&req).await.map_err(|f| f.message)
     }
 }
 
@@ -86,7 +86,7 @@ async fn notary_server_end_to_end() {
         cache_dir: Some(cache.path().to_path_buf()),
         ..NotaryConfig::default()
     };
-    let notary = Notary::new(config()).unwrap();
+    let notary = Notary::new(config(), None).unwrap();
     let call = Call::new(&lab, &notary);
     let image = |tag: &str| format!("{GUN}:{tag}");
 
@@ -200,7 +200,7 @@ async fn notary_server_end_to_end() {
         ca_cert: None,
         root_keys: None,
     };
-    let err = notary.verify(&req).await.unwrap_err();
+    let err = notary.verify(&req).await.unwrap_err().message;
     assert!(
         err.contains("unreachable") && err.to_lowercase().contains("certificate"),
         "{err}"
@@ -226,7 +226,7 @@ async fn notary_server_end_to_end() {
             .unwrap(),
     )
     .unwrap();
-    let fresh = Notary::new(NotaryConfig::default()).unwrap();
+    let fresh = Notary::new(NotaryConfig::default(), None).unwrap();
     let pinned = Call::new(&lab, &fresh);
     assert_eq!(
         pinned
@@ -248,7 +248,7 @@ async fn notary_server_end_to_end() {
             .await,
         trusted(D4, "targets/jenkins")
     );
-    let restarted = Notary::new(config()).unwrap();
+    let restarted = Notary::new(config(), None).unwrap();
     let again = Call::new(&lab, &restarted);
     assert_eq!(
         again

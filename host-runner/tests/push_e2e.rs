@@ -1,6 +1,7 @@
 //! End to end against a real docker-registry on 127.0.0.1: annotate, push,
 //! check the manifest the registry stores, pull, compare bytes and digests.
 
+mod serve_lab;
 #[allow(dead_code)] // each test file uses part of the shared lab
 mod support;
 
@@ -209,12 +210,62 @@ fn push_then_pull_round_trips_the_policy() {
     assert_eq!(response["allowed"], false, "{out}");
     assert_eq!(response["status"]["message"], "rejected by the test guest");
 
+    // `serve registry://` pulls it with the same code and serves it.
+    let policy = format!("registry://{immutable}");
+    let args = serve_lab::parse(&[
+        "--policy",
+        &policy,
+        "--insecure-registry",
+        addr,
+        "--insecure-http",
+        "--allow-empty-settings",
+    ])
+    .unwrap();
+    let server = imagegate::cli::serve::start(&args).expect("serve pulls the module");
+    let review = serve_lab::pod_review(
+        "pulled",
+        &["registry.corp.example/app:1"],
+        serde_json::json!({}),
+    );
+    let url = format!("{}/validate", server.url());
+    let (status, answer) = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(serve_lab::post(&reqwest::Client::new(), url, &review));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["response"]["allowed"], false, "{answer}");
+    assert_eq!(
+        answer["response"]["status"]["message"], "rejected by the test guest",
+        "{answer}"
+    );
+    drop(server);
+
     // Text output prints the same immutable reference.
     let text = ok(imagegate(
         d,
         &["push", &path("annotated.wasm"), &destination, "--insecure"],
     ));
     assert_eq!(text.trim(), immutable);
+}
+
+#[test]
+fn a_plain_http_registry_without_insecure_registry_says_it_is_the_fix() {
+    let registry = Registry::start(Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let uri = format!("registry://{}/policies/imagegate:v0.1.0", registry.addr);
+    let fix = format!(
+        "{} does not speak TLS: if it is a plain-HTTP registry, pass `--insecure-registry {}`",
+        registry.addr, registry.addr
+    );
+    for args in [
+        vec!["pull", uri.as_str(), "-o", "x.wasm"],
+        vec!["run", uri.as_str(), "-r", "pod.json"],
+    ] {
+        let out = imagegate(d, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&fix), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -45,7 +45,7 @@ fn forward(
 }
 
 fn request() -> admission::AdmissionRequest {
-    admission::parse_request(&guest::pod_review()).unwrap()
+    admission::parse_request(&guest::pod_review(), &admission::Requester::default()).unwrap()
 }
 
 fn failure(text: &str) -> Result<String, CallError> {
@@ -119,8 +119,8 @@ fn gating_denies_with_kubewardens_text() {
         failure("Policy has not been granted access to the 'net/v1/dns_lookup_host' host capability. The violation has been reported.")
     );
     assert_eq!(
-        forward(&p, "kubewarden", "notary", "v1/verify", r#"{"image":"i","server":"s","signers":[],"ca_cert":null}"#),
-        failure("Policy has not been granted access to the 'notary/v1/verify' host capability. The violation has been reported.")
+        forward(&p, "kubewarden", "notary", "v1/signed_digest", r#"{"image":"i","server":"s","signers":[],"ca_cert":null}"#),
+        failure("Policy has not been granted access to the 'notary/v1/signed_digest' host capability. The violation has been reported.")
     );
 }
 

@@ -123,9 +123,11 @@ async fn admission_reviews_readiness_and_metrics() {
         "imagegate_requests_total{endpoint=\"validate\",decision=\"bad_request\"} 1",
         "imagegate_request_duration_seconds_count{endpoint=\"validate\"} 5",
         "imagegate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} 5",
-        "imagegate_capability_calls_total{capability=\"oci/v2/verify\",result=\"error\"} 1",
+        "imagegate_capability_calls_total{capability=\"imagegate/v1/check_signature\",result=\"error\"} 1",
         "imagegate_capability_cache_hits_total 0",
-        "imagegate_capability_cache_misses_total 1",
+        // The tag's digest could not be resolved: no verification ran.
+        "imagegate_digest_cache_misses_total 1",
+        "imagegate_capability_cache_misses_total 0",
         "imagegate_in_flight_requests 0",
         "imagegate_settings_reloads_total{result=\"applied\"} 0",
         "imagegate_settings_generation 1",
@@ -257,7 +259,7 @@ async fn mutation_is_a_base64_json_patch() {
     let server = tls.start(&["--settings-path", &settings, "--replay", &session]);
     let (_, review) = post(
         &tls.client(),
-        format!("{}/validate", server.url()),
+        format!("{}/mutate", server.url()),
         &pod_review("uid-pin", &["ghcr.io/corp/app:1.0"], json!({})),
     )
     .await;
@@ -299,6 +301,7 @@ async fn full_slots_deny_as_busy_and_the_deadline_stops_the_guest() {
     let server = tls.start(&[
         "--policy",
         &guest,
+        "--allow-empty-settings",
         "--max-concurrency",
         "1",
         "--queue-timeout",
@@ -412,8 +415,15 @@ fn invalid_startup_settings_and_tls_files_are_refused() {
 
     // A TLS "key" that is a certificate is refused, naming the file.
     let cert = tls.cert.display().to_string();
-    let err =
-        serve_lab::start_error(&["--policy", &policy, "--tls-cert", &cert, "--tls-key", &cert]);
+    let err = serve_lab::start_error(&[
+        "--policy",
+        &policy,
+        "--allow-empty-settings",
+        "--tls-cert",
+        &cert,
+        "--tls-key",
+        &cert,
+    ]);
     assert!(err.contains("tls.crt"), "{err}");
 
     // Plain HTTP only with the explicit flag.

@@ -10,8 +10,19 @@
 //! `docker-registry` (tests/support), stops the registry mid-run and starts
 //! it again: every answer while it is down must be a denial saying why.
 //!
+//! A third measures verification itself: distinct images, each signed with
+//! a cosign key, keyless (fake Fulcio/Rekor) and in Notary (notary-server),
+//! through an `imagegate serve` *process* (`$IMAGEGATE_BIN`, the release
+//! build under `make load`): uncached (`--disable-cache`) with 1 and 8
+//! clients, then cached, then answered from the shared Redis cache by fresh
+//! replicas (one pass over every image). It prints p50, p99 and throughput
+//! per case and the 8-client/1-client ratio; the targets
+//! (cosign-key p50 <= 3 ms, ratio >= 4) are reported, not asserted: a
+//! benchmark, not a timed test. Every answer must still be correct.
+//!
 //! Ignored by default (it runs for `LOAD_SECONDS`, default 10, per client
-//! count in `LOAD_CLIENTS`, default "8 32").
+//! count in `LOAD_CLIENTS`, default "8 32"; verification cases for
+//! `LOAD_VERIFY_SECONDS`, default 5, each).
 
 mod serve_lab;
 #[allow(dead_code)] // each test file uses part of the shared lab
@@ -199,17 +210,19 @@ async fn concurrent_clients_get_correct_answers_with_flat_memory() {
     );
 }
 
-fn report(phase: &str, clients: usize, elapsed: Duration, run: &mut Run) {
+/// Prints one line; returns (throughput per second, p50 in ms).
+fn report(phase: &str, clients: usize, elapsed: Duration, run: &mut Run) -> (f64, f64) {
     let n = run.latencies.len();
     let stats = Stats::from_samples(&mut run.latencies).unwrap();
+    let throughput = n as f64 / elapsed.as_secs_f64();
     println!(
-        "load: {phase}: {clients} clients, {:.1} s: {n} requests ({:.0}/s), p50 {:.2} ms, p99 {:.2} ms, errors {}",
+        "load: {phase}: {clients} clients, {:.1} s: {n} requests ({throughput:.0}/s), p50 {:.2} ms, p99 {:.2} ms, errors {}",
         elapsed.as_secs_f64(),
-        n as f64 / elapsed.as_secs_f64(),
         stats.p50_us / 1000.0,
         stats.p99_us / 1000.0,
         run.errors.len()
     );
+    (throughput, stats.p50_us / 1000.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,4 +333,309 @@ async fn registry_stopped_mid_run_gives_denials_that_say_why_then_recovers() {
             &run.errors[..run.errors.len().min(3)]
         );
     }
+}
+
+/// Images signed every way the verification benchmark measures.
+struct SignedLab {
+    registry: support::registry::Registry,
+    /// Kept running for the Notary case (stopped on drop).
+    _notary: support::notary::NotaryLab,
+    dir: tempfile::TempDir,
+    settings: std::path::PathBuf,
+    trust_config: std::path::PathBuf,
+    /// (case name, images), every image allowed by exactly that check.
+    cases: Vec<(&'static str, Vec<String>)>,
+}
+
+/// Distinct images per case: enough that 8 clients never ask for the same
+/// one at the same time.
+const SIGNED_IMAGES: usize = 32;
+
+async fn signed_lab() -> SignedLab {
+    use support::cosign::{sign, CosignKey, SignOptions};
+    use support::image::{Format, Image};
+    use support::notary::NotaryLab;
+    use support::registry::{self, Registry, Variant};
+    use support::sigstore::{FakeSigstore, Identity};
+    assert!(
+        registry::available() && support::notary::available(),
+        "docker-registry and notary are not installed: run scripts/deps.sh"
+    );
+    let registry = Registry::start_logged(Variant::Plain);
+    let dir = tempfile::tempdir().unwrap();
+    let key = CosignKey::generate();
+    let fake = FakeSigstore::new();
+    let issuer = "https://accounts.example.com";
+    let subject = "release@example.com";
+    let (mut cosign_images, mut keyless_images, mut notary_images) = (vec![], vec![], vec![]);
+    for i in 0..SIGNED_IMAGES {
+        let repo = format!("cosign/app{i}");
+        let digest = Image::single(&repo, Format::Oci)
+            .push(&registry, &repo, "1.0")
+            .await;
+        sign(&registry, &repo, &digest, &key, &SignOptions::default()).await;
+        cosign_images.push(registry.image(&repo, "1.0"));
+
+        let repo = format!("keyless/app{i}");
+        let digest = Image::single(&repo, Format::Oci)
+            .push(&registry, &repo, "1.0")
+            .await;
+        let leaf = fake.keyless_certificate(Identity::Email(subject), issuer, None);
+        let options = SignOptions {
+            certificate: Some((leaf.cert_pem.clone(), vec![fake.fulcio.cert_pem.clone()])),
+            rekor: Some(&fake),
+            ..SignOptions::default()
+        };
+        sign(
+            &registry,
+            &repo,
+            &digest,
+            &CosignKey { key: leaf.key },
+            &options,
+        )
+        .await;
+        keyless_images.push(registry.image(&repo, "1.0"));
+    }
+    let notary = NotaryLab::start();
+    let gun = format!("{}/notary/app", registry.addr);
+    notary.init(&gun);
+    for i in 0..SIGNED_IMAGES {
+        // The guest compares the signed digest with the registry's.
+        let (tag, image) = (
+            format!("t{i}"),
+            Image::single(&format!("notary {i}"), Format::Oci),
+        );
+        let digest = image.push(&registry, "notary/app", &tag).await;
+        let hex = digest.trim_start_matches("sha256:");
+        let length = image.top.len().to_string();
+        notary.notary(&["addhash", &gun, &tag, &length, "--sha256", hex]);
+        notary_images.push(format!("{gun}:{tag}"));
+    }
+    notary.notary(&["publish", &gun]);
+
+    let trust_config = fake.write_trust_config(dir.path());
+    let settings = dir.path().join("signed.json");
+    let addr = &registry.addr;
+    let settings_json = json!({
+        "unmatched": "deny",
+        "rules": [
+            {"name": "cosign", "images": [format!("{addr}/cosign/**")],
+             "verify": {"anyOf": [{"cosign": {"keys": [key.public_pem()]}}]}},
+            {"name": "keyless", "images": [format!("{addr}/keyless/**")],
+             "verify": {"anyOf": [{"keyless": {"issuer": issuer, "subject": subject}}]}},
+            {"name": "notary", "images": [format!("{addr}/notary/**")],
+             "verify": {"anyOf": [{"notary": {"server": notary.url, "caCert": notary.ca_pem}}]}}
+        ]
+    });
+    std::fs::write(&settings, settings_json.to_string()).unwrap();
+    SignedLab {
+        cases: vec![
+            ("cosign-key", cosign_images),
+            ("keyless", keyless_images),
+            ("notary", notary_images),
+        ],
+        registry,
+        _notary: notary,
+        dir,
+        settings,
+        trust_config,
+    }
+}
+
+impl SignedLab {
+    /// `imagegate serve` over HTTPS for these images, plus `extra` flags.
+    fn serve(&self, tls: &Tls, name: &str, extra: &[&str]) -> serve_lab::Process {
+        let settings = self.settings.display().to_string();
+        let trust = self.trust_config.display().to_string();
+        let notary_dir = self.dir.path().join(format!("notary-{name}"));
+        let notary_dir = notary_dir.display().to_string();
+        let mut args = vec![
+            "-s",
+            &settings,
+            "--insecure-registry",
+            &self.registry.addr,
+            "--sigstore-trust-config",
+            &trust,
+            "--notary-cache-dir",
+            &notary_dir,
+        ];
+        args.extend_from_slice(extra);
+        serve_lab::Process::start(tls, &args, self.dir.path().join(format!("{name}.log")))
+    }
+
+    /// The registry requests one (warm) check of `case` costs, in order
+    /// (repository and digests elided).
+    async fn round_trips(&self, tls: &Tls, base: &str, case: &str) -> String {
+        let (endpoint, body, _) = self.mix(case).remove(0);
+        let client = tls.client();
+        post(&client, format!("{base}{endpoint}"), &body).await;
+        let before = self.registry.requests().len();
+        let (status, answer) = post(&client, format!("{base}{endpoint}"), &body).await;
+        assert_eq!(
+            (status, allowed(endpoint, &answer)),
+            (200, Some(true)),
+            "{answer}"
+        );
+        let requests = self.registry.requests();
+        let sequence: Vec<String> = requests[before..]
+            .iter()
+            .map(|r| {
+                let (method, path) = r.split_once(' ').unwrap();
+                let short = ["/manifests/", "/blobs/", "/referrers/"]
+                    .into_iter()
+                    .find_map(|k| {
+                        let reference = path.split_once(k)?.1;
+                        let reference = match reference.split_once(['-', ':']) {
+                            Some((algorithm, rest)) if rest.len() > 12 => {
+                                let tail = rest.find('.').map_or("", |d| &rest[d..]);
+                                format!("{algorithm}…{tail}")
+                            }
+                            _ => reference.to_string(),
+                        };
+                        Some(format!("{}{reference}", &k[1..]))
+                    })
+                    .unwrap_or_else(|| path.to_string());
+                format!("{method} {short}")
+            })
+            .collect();
+        format!("{}: {}", sequence.len(), sequence.join(", "))
+    }
+
+    fn mix(&self, case: &str) -> Mix {
+        let images = &self.cases.iter().find(|(c, _)| *c == case).unwrap().1;
+        images
+            .iter()
+            .map(|image| ("/validate", pod_review("v", &[image], json!({})), true))
+            .collect()
+    }
+}
+
+/// Every request of `mix` exactly once, spread over `clients`.
+async fn one_pass(base: &str, tls: &Tls, clients: usize, mix: &Mix) -> Run {
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let client = tls.client();
+        let base = base.to_string();
+        let mine: Mix = mix.iter().skip(c).step_by(clients).cloned().collect();
+        tasks.push(tokio::spawn(async move {
+            let mut run = Run {
+                latencies: Vec::new(),
+                errors: Vec::new(),
+            };
+            for (endpoint, body, expected) in &mine {
+                let started = Instant::now();
+                let (status, answer) = post(&client, format!("{base}{endpoint}"), body).await;
+                run.latencies.push(started.elapsed());
+                if status != 200 || allowed(endpoint, &answer) != Some(*expected) {
+                    run.errors
+                        .push(format!("{endpoint}: HTTP {status}: {answer}"));
+                }
+            }
+            run
+        }));
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: Vec::new(),
+    };
+    for t in tasks {
+        let r = t.await.unwrap();
+        run.latencies.extend(r.latencies);
+        run.errors.extend(r.errors);
+    }
+    run
+}
+
+/// Drives `case` with 1 and 8 clients; prints both and their ratio.
+async fn scaling(base: &str, tls: &Tls, phase: &str, mix: &Mix, seconds: Duration) -> Vec<String> {
+    let ok: Check = Arc::new(|_| Ok(()));
+    let mut errors = Vec::new();
+    let mut throughput = Vec::new();
+    for clients in [1, 8] {
+        let started = Instant::now();
+        let mut run = drive_mix(base, tls, clients, seconds, mix, ok.clone()).await;
+        throughput.push(report(phase, clients, started.elapsed(), &mut run));
+        errors.extend(run.errors.into_iter().map(|e| format!("{phase}: {e}")));
+    }
+    println!(
+        "load: {phase}: 8 clients = {:.1}x the 1-client throughput; 1-client p50 {:.2} ms",
+        throughput[1].0 / throughput[0].0,
+        throughput[0].1
+    );
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load test: run by `make load`"]
+async fn verification_latency_and_scaling_uncached_cached_and_shared() {
+    let seconds = Duration::from_secs_f64(env_or("LOAD_VERIFY_SECONDS", "5").parse().unwrap());
+    let lab = signed_lab().await;
+    let tls = Tls::new();
+    let mut errors = Vec::new();
+
+    let server = lab.serve(&tls, "uncached", &["--disable-cache"]);
+    for (case, _) in &lab.cases {
+        let phase = format!("uncached {case}");
+        let trips = lab.round_trips(&tls, &server.url, case).await;
+        println!("load: {phase}: registry requests of one check: {trips}");
+        errors.extend(scaling(&server.url, &tls, &phase, &lab.mix(case), seconds).await);
+    }
+    drop(server);
+
+    let server = lab.serve(&tls, "cached", &[]);
+    let all: Mix = lab.cases.iter().flat_map(|(c, _)| lab.mix(c)).collect();
+    let client = tls.client();
+    for (endpoint, body, _) in &all {
+        let (status, answer) = post(&client, format!("{}{endpoint}", server.url), body).await;
+        assert_eq!(
+            (status, allowed(endpoint, &answer)),
+            (200, Some(true)),
+            "{answer}"
+        );
+    }
+    errors.extend(scaling(&server.url, &tls, "cached (all cases)", &all, seconds).await);
+    drop(server);
+
+    // With the shared Redis cache: one replica verifies every image live and
+    // stores the answers; fresh replicas (their own caches empty) then answer
+    // every image from Redis once (a digest HEAD and one Redis GET each),
+    // with 1 client, then with 8. Steady state is the local cache above.
+    let redis = support::redis::Redis::start();
+    let (url, key) = (redis.url(), lab.dir.path().join("hmac.key"));
+    std::fs::write(&key, "load-test-key-0123456789abcdef0123456789\n").unwrap();
+    let key = key.display().to_string();
+    let shared = ["--cache", &url, "--cache-hmac-key-file", &key];
+    let writer = lab.serve(&tls, "shared-writer", &shared);
+    let mut run = one_pass(&writer.url, &tls, 8, &all).await;
+    errors.extend(
+        run.errors
+            .drain(..)
+            .map(|e| format!("shared (writer): {e}")),
+    );
+    drop(writer);
+    for clients in [1, 8] {
+        let reader = lab.serve(&tls, &format!("shared-reader-{clients}"), &shared);
+        let started = Instant::now();
+        let mut run = one_pass(&reader.url, &tls, clients, &all).await;
+        let phase = "shared Redis hits (fresh replica, one pass)";
+        report(phase, clients, started.elapsed(), &mut run);
+        errors.extend(run.errors.into_iter().map(|e| format!("{phase}: {e}")));
+        let (_, metrics) = serve_lab::get(&client, format!("{}/metrics", reader.url)).await;
+        let hits = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("imagegate_shared_cache_hits_total "))
+            .and_then(|v| v.parse::<usize>().ok());
+        assert_eq!(
+            hits,
+            Some(all.len()),
+            "every answer came from Redis:\n{metrics}"
+        );
+    }
+
+    assert!(
+        errors.is_empty(),
+        "{} errors, first: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(5)]
+    );
 }

@@ -14,6 +14,9 @@
 //!
 //! Answers have the real host's shapes (the guest's wire types); errors have
 //! the shape of the imagegate host's texts and end with `(simulated)`.
+//! imagegate's own `imagegate/v1/check_*` operations are answered as
+//! policy-server answers them (unknown namespace), not listed: the engine
+//! then asks `oci/v2/verify`, which is.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -60,7 +63,7 @@ impl Default for Answer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum Kind {
-    /// `oci/v2/verify`, `notary/v1/verify`: valid for a digest, invalid, unreachable.
+    /// `oci/v2/verify`, `notary/v1/signed_digest`: valid for a digest, invalid, unreachable.
     Signature,
     /// `oci/v1/manifest_digest`: resolves to a digest, not found, unreachable.
     DigestLookup,
@@ -134,6 +137,12 @@ impl<'a> SimulatedHost<'a> {
 
 impl Host for SimulatedHost<'_> {
     fn call(&self, namespace: &str, operation: &str, payload: &[u8]) -> Result<Vec<u8>, String> {
+        // The playground simulates the Kubewarden capabilities; imagegate's own
+        // `imagegate/v1/check_*` get policy-server's answer, so the engine
+        // falls back to the `oci/v2/verify` calls the page lets users answer.
+        if namespace == "imagegate" {
+            return Err("unknown namespace: imagegate".to_string());
+        }
         let capability = format!("{namespace}/{operation}");
         let id = call_id(&capability, payload);
         let chosen = self.answers.get(&id);
@@ -191,7 +200,7 @@ impl Question {
                     q.check = describe_sigstore(&req, host);
                 }
             }
-            "notary/v1/verify" => {
+            "notary/v1/signed_digest" => {
                 if let Ok(req) = serde_json::from_slice::<NotaryVerifyRequest>(payload) {
                     let roles: Vec<&str> = req.signers.iter().map(|s| s.role.as_str()).collect();
                     q.kind = Kind::Signature;

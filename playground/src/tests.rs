@@ -207,7 +207,7 @@ rules:
     assert_eq!(r["hostCalls"][2]["result"]["Ok"]["signer"], "targets/ci");
 
     let labels = id_of(&r, "oci/v1/oci_manifest_config");
-    let notary = id_of(&r, "notary/v1/verify");
+    let notary = id_of(&r, "notary/v1/signed_digest");
     let lookup = id_of(&r, "oci/v1/manifest_digest");
     let r = run(&[
         (
@@ -276,7 +276,7 @@ fn call_ids_tell_checks_apart() {
     assert_ne!(
         a,
         call_id(
-            "notary/v1/verify",
+            "notary/v1/signed_digest",
             br#"{"image":"a","annotations":{"signer":"1"}}"#
         )
     );

@@ -5,6 +5,7 @@
 
 use crate::host::WapcHost;
 use crate::instance::Instance;
+use crate::wire::ExplainedResponse;
 use std::cell::RefCell;
 use wapc_guest::prelude::*;
 
@@ -20,9 +21,17 @@ pub extern "C" fn wapc_init() {
     register_function("protocol_version", protocol_version);
 }
 
+/// `validate`: a [`ValidationResponse`](crate::wire::ValidationResponse); with `imagegate_explain` (imagegate
+/// hosts only) an [`ExplainedResponse`] carrying the same response.
 fn validate(payload: &[u8]) -> CallResult {
-    let response = INSTANCE.with(|i| i.borrow_mut().validate(payload, &WapcHost));
-    Ok(serde_json::to_vec(&response)?)
+    let answer = INSTANCE.with(|i| i.borrow_mut().answer(payload, &WapcHost));
+    Ok(match answer {
+        (response, None) => serde_json::to_vec(&response)?,
+        (response, Some(imagegate_verdicts)) => serde_json::to_vec(&ExplainedResponse {
+            response,
+            imagegate_verdicts,
+        })?,
+    })
 }
 
 fn validate_settings(payload: &[u8]) -> CallResult {

@@ -8,7 +8,7 @@
 ///
 /// The calls the engine makes (payloads in [`crate::wire`]):
 /// `oci`/`v2/verify` (sigstore), `oci`/`v1/manifest_digest`,
-/// `oci`/`v1/oci_manifest_config` (image labels), `notary`/`v1/verify`
+/// `oci`/`v1/oci_manifest_config` (image labels), `notary`/`v1/signed_digest`
 /// (imagegate's own host only), and `kubernetes`/`get_resource`,
 /// `list_resources_by_namespace`, `list_resources_all` (settings `sources`).
 ///
@@ -32,7 +32,7 @@
 ///
 /// let host: &dyn Host = &Pinning;
 /// assert!(host.call("oci", "v1/manifest_digest", br#""docker.io/library/nginx:1""#).is_ok());
-/// assert!(host.call("notary", "v1/verify", b"{}").is_err());
+/// assert!(host.call("notary", "v1/signed_digest", b"{}").is_err());
 /// ```
 pub trait Host {
     /// Makes one capability call; the answer is the host's JSON, or its error text.

@@ -15,7 +15,7 @@ use crate::host::Host;
 use crate::json;
 use crate::reference::Reference;
 use crate::settings::{Policy, Scope};
-use crate::wire::{self, SettingsValidationResponse, ValidationResponse};
+use crate::wire::{self, ImageReport, SettingsValidationResponse, ValidationResponse};
 use std::ops::ControlFlow;
 
 /// One instance's memory of earlier calls.
@@ -30,13 +30,22 @@ pub struct Instance {
 impl Instance {
     /// Answers `validate`: the payload is `{"request": ..., "settings": ...}`.
     pub fn validate(&mut self, payload: &[u8], host: &dyn Host) -> ValidationResponse {
+        self.answer(payload, host).0
+    }
+
+    /// [`Instance::validate`], with one [`ImageReport`] per image when the
+    /// payload asks `imagegate_explain` (imagegate hosts only).
+    pub fn answer(
+        &mut self,
+        payload: &[u8],
+        host: &dyn Host,
+    ) -> (ValidationResponse, Option<Vec<ImageReport>>) {
         let known = self.compiled.as_ref().map(|(text, _)| text.as_str());
         let (vr, known) = match wire::read(payload, known) {
             Ok(read) => read,
             Err(e) => {
-                return ValidationResponse::reject(format!(
-                    "imagegate: malformed ValidationRequest: {e}"
-                ))
+                let e = format!("imagegate: malformed ValidationRequest: {e}");
+                return (ValidationResponse::reject(e), None);
             }
         };
         let first = !std::mem::replace(&mut self.validated, true);
@@ -58,15 +67,22 @@ impl Instance {
                         scoped = policy;
                         &scoped
                     }
-                    Err(e) => return invalid(e),
+                    Err(e) => return (invalid(e), None),
                 }
             }
             compiled => match Policy::from_json(settings) {
                 Ok(policy) => &compiled.insert((settings.to_string(), policy)).1,
-                Err(e) => return invalid(e),
+                Err(e) => return (invalid(e), None),
             },
         };
-        decide::decide(&vr.request, sites, policy, host).0
+        let decided = decide::decide(&vr.request, sites, policy, host);
+        match vr.imagegate_explain {
+            true => {
+                let (response, reports) = decide::reports(decided, policy);
+                (response, Some(reports))
+            }
+            false => (decided.response, None),
+        }
     }
 
     /// Answers `validate_settings`: the payload is the settings.

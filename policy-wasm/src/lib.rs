@@ -90,14 +90,18 @@
 
 #![deny(missing_docs)]
 
+mod conditions;
 pub mod decide;
+pub mod dn;
 mod glob;
 pub mod host;
 pub mod instance;
 pub(crate) mod json;
+pub mod notation;
 pub mod pattern;
 pub mod pem;
 pub mod reference;
+pub mod requirements;
 pub mod settings;
 pub mod sources;
 pub mod wire;

@@ -266,6 +266,14 @@ impl<'t> Parts<'t> {
         hosts: &mut Hosts<'t>,
     ) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
+        if let Some(rest) = reference::without_scheme(text) {
+            let rest = rest.trim_end_matches('/');
+            let registry_only = !rest.contains('/');
+            return Err(PatternError::new(format!(
+                "patterns are image references, not URLs: write {rest}{}",
+                if registry_only { "/**" } else { "" }
+            )));
+        }
         let (rest, digest) = match reference::split_byte(text, b'@') {
             Some((rest, digest)) => {
                 reference::check_digest(digest).map_err(PatternError::new)?;

@@ -116,6 +116,11 @@ impl Reference {
     /// Parses and normalizes `image`.
     pub fn parse(image: &str) -> Result<Reference, ParseError> {
         check_characters(image)?;
+        if let Some(rest) = without_scheme(image) {
+            return Err(ParseError::new(format!(
+                "an image reference has no URL scheme: write {rest}"
+            )));
+        }
         if is_image_id(image) {
             return Err(ParseError {
                 reason: "is an image ID (or ID prefix), not an image reference: the node's runtime \
@@ -281,6 +286,19 @@ pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
         )));
     }
     Ok(())
+}
+
+/// `https://ghcr.io/corp/app` -> `ghcr.io/corp/app`: the text after a URL
+/// scheme (`scheme://`, RFC 3986's scheme grammar), when it has one. Neither
+/// an image nor a pattern can have one; without this the scheme reads as a
+/// host and `//` as a port (`port "" must be a number`).
+pub(crate) fn without_scheme(text: &str) -> Option<&str> {
+    let (scheme, rest) = text.split_once("://")?;
+    let mut bytes = scheme.bytes();
+    let first = bytes.next()?;
+    (first.is_ascii_alphabetic()
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.')))
+    .then_some(rest)
 }
 
 /// Splits `name[:tag]`: the tag follows the last `:` after the last `/`
@@ -646,6 +664,19 @@ mod tests {
         match Reference::parse(image) {
             Ok(r) => r.to_string(),
             Err(e) => panic!("{image:?} should parse: {e}"),
+        }
+    }
+
+    #[test]
+    fn a_url_scheme_is_named_as_such() {
+        assert_eq!(
+            reason("https://ghcr.io/corp/app:1"),
+            "an image reference has no URL scheme: write ghcr.io/corp/app:1"
+        );
+        assert_eq!(without_scheme("oci+tar://x"), Some("x"));
+        // Not a scheme: a port, a tag, a digest.
+        for image in ["ghcr.io:443/a", "a:b", "1x://y", "a@sha256:x"] {
+            assert_eq!(without_scheme(image), None, "{image}");
         }
     }
 

@@ -46,11 +46,13 @@
 mod read;
 mod schema;
 
+use crate::conditions::Condition;
 use crate::glob::Glob;
 use crate::json::{Kind, Reader};
 use crate::pattern::{self, FastHash, Parts, PatternSet};
 use crate::pem;
 use crate::reference::Reference;
+use crate::wire::Platforms;
 use read::{Errors, FromJson, Got, Map, Text};
 pub(crate) use schema::{Action, Mode, OnDigestMismatch, Unmatched};
 use schema::{CheckSettings, RuleSettings, Settings, VerifySettings};
@@ -64,6 +66,38 @@ pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "image-policy.k8s.io/break-glas
 // Compiled policy (what the engine runs)
 // ---------------------------------------------------------------------------
 
+/// `pinDigest`: which objects get the verified (or resolved) digest written
+/// into their images (`true`, `false` or `"pods"`, read in `schema.rs`).
+///
+/// `pods` is for GitOps: Argo CD and Flux compare the Deployments (and other
+/// templates) they manage with Git, so a rewritten template is drift they
+/// undo and re-apply forever. With `pods`, templates are verified but never
+/// rewritten, and each Pod a controller creates from them is pinned at its
+/// own admission. The trade-off: the template keeps its tag, so every new
+/// Pod is pinned to whatever verified digest the tag has when that Pod is
+/// created (a moved tag rolls out pod by pod, each pod still verified).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum PinDigest {
+    /// `false` (the default): never pin.
+    #[default]
+    Off,
+    /// `true`: pin every object, templates included.
+    All,
+    /// `pods`: pin Pod objects only.
+    Pods,
+}
+
+impl PinDigest {
+    /// Whether images of this object are pinned (`pod`: the object is a Pod).
+    pub(crate) fn pins(self, pod: bool) -> bool {
+        match self {
+            PinDigest::Off => false,
+            PinDigest::All => true,
+            PinDigest::Pods => pod,
+        }
+    }
+}
+
 /// Validated, compiled settings: what [`crate::decide::validate`] runs.
 ///
 /// Compiling is done once per settings text (the module keeps the last
@@ -75,6 +109,9 @@ pub struct Policy {
     pub(crate) exempt_namespaces: Vec<Glob>,
     pub(crate) exempt_images: PatternSet,
     pub(crate) unmatched: Unmatched,
+    /// When `unmatched` is not written and defaults to deny: the first allow
+    /// rule, which made it the default (named in the reason).
+    pub(crate) unmatched_because: Option<Arc<str>>,
     pub(crate) break_glass: Option<BreakGlass>,
     pub(crate) rules: Vec<Rule>,
     /// Every rule's patterns; a match yields the rule's index in `rules`.
@@ -124,7 +161,7 @@ pub(crate) struct Rule {
     pub(crate) tags_deny: Vec<Glob>,
     pub(crate) require_digest: bool,
     pub(crate) verify: Option<Verify>,
-    pub(crate) pin_digest: bool,
+    pub(crate) pin_digest: PinDigest,
     pub(crate) on_digest_mismatch: OnDigestMismatch,
     /// The rule matches only images carrying all these labels.
     pub(crate) labels: Vec<LabelCondition>,
@@ -143,10 +180,20 @@ pub(crate) enum Verify {
 /// One signature check; each becomes host-capability calls in `decide`.
 #[derive(Debug, Clone)]
 pub(crate) enum Check {
-    /// Any one of the keys suffices (one `oci/v2/verify` call per key).
-    Cosign {
-        keys: Vec<NamedKey>,
+    /// cosign, keyless, githubActions, certificate: a signature in any
+    /// format the host reads (cosign bundles, `.sig`).
+    Signature {
+        signers: Signers,
         annotations: Option<BTreeMap<String, String>>,
+        platforms: Platforms,
+    },
+    /// An in-toto attestation of `predicate_type` by one of `signers`,
+    /// satisfying `conditions`.
+    Attestation {
+        predicate_type: String,
+        signers: Signers,
+        platforms: Platforms,
+        conditions: Option<Condition>,
     },
     Notary {
         server: String,
@@ -154,26 +201,32 @@ pub(crate) enum Check {
         ca_cert: Option<String>,
         root_keys: Option<Vec<String>>,
     },
+    /// A Notation signature (JWS or COSE) trusted by the trust policy
+    /// statement for the image's repository.
+    Notation(crate::notation::NotationCheck),
+}
+
+/// Who may sign, for signature and attestation checks.
+#[derive(Debug, Clone)]
+pub(crate) enum Signers {
+    /// Any one of the keys suffices.
+    Keys(Vec<NamedKey>),
     Keyless {
         issuer: String,
         subject: String,
-        annotations: Option<BTreeMap<String, String>>,
     },
     KeylessPrefix {
         issuer: String,
         prefix: String,
-        annotations: Option<BTreeMap<String, String>>,
     },
     GithubActions {
         owner: String,
         repo: Option<String>,
-        annotations: Option<BTreeMap<String, String>>,
     },
     Certificate {
         certificate: String,
         chain: Vec<String>,
         require_rekor_bundle: bool,
-        annotations: Option<BTreeMap<String, String>>,
     },
 }
 
@@ -345,13 +398,12 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
 
     // Any allow rule (in either mode) means the user listed what is allowed:
     // everything else is denied unless they say otherwise.
-    let unmatched = s.unmatched.unwrap_or_else(|| {
-        if rules.iter().any(|r| r.action == Action::Allow) {
-            Unmatched::Deny
-        } else {
-            Unmatched::Allow
-        }
-    });
+    let first_allow = rules.iter().find(|r| r.action == Action::Allow);
+    let (unmatched, unmatched_because) = match (s.unmatched, first_allow) {
+        (Some(written), _) => (written, None),
+        (None, Some(rule)) => (Unmatched::Deny, Some(rule.name.clone())),
+        (None, None) => (Unmatched::Allow, None),
+    };
 
     // With `sources`, the settings as written are completed per request
     // (sources::context); keep them, without `sources`, for that.
@@ -381,6 +433,7 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
         exempt_namespaces,
         exempt_images,
         unmatched,
+        unmatched_because,
         break_glass,
         rules,
         patterns,
@@ -400,7 +453,7 @@ fn compile_rule(r: &RuleSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> R
         let extra = [
             (tags.is_some(), "tags"),
             (r.verify.is_some(), "verify"),
-            (r.pin_digest, "pinDigest"),
+            (r.pin_digest != PinDigest::Off, "pinDigest"),
         ];
         if let Some((_, field)) = extra.iter().find(|(set, _)| *set) {
             errors.field(
@@ -500,135 +553,381 @@ fn check_pem(text: &Text<'_>, labels: &[&str], one: bool, errors: &mut Errors) {
 }
 
 fn compile_check(c: &CheckSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Option<Check> {
-    Some(match c {
-        CheckSettings::Cosign(c) => {
-            if c.keys.is_empty() {
-                errors.field(c.at, "keys", "at least one key is required");
-            }
-            let named = c
-                .keys
-                .iter()
-                .filter_map(|name| resolve_key(name, keys, errors))
-                .collect();
-            Check::Cosign {
-                keys: named,
-                annotations: owned_map(&c.annotations),
-            }
-        }
-        CheckSettings::Notary(n) => {
-            if !is_url(&n.server, &["https://"]) {
-                errors.at(
-                    n.server.at,
-                    format!("{:?} must be an https:// URL", &*n.server),
-                );
-            }
-            let mut signers = Vec::with_capacity(n.signers.len());
-            for s in &n.signers {
-                let role = s.role.strip_prefix("targets/").unwrap_or(&s.role);
-                if role.is_empty() || role.contains(char::is_whitespace) {
-                    errors.at(
-                        s.role.at,
-                        format!("{:?} is not a delegation role", &*s.role),
-                    );
-                }
-                if let Some(key) = &s.public_key {
-                    check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
-                }
-                signers.push(crate::wire::NotarySigner {
-                    role: format!("targets/{role}"),
-                    public_key: s.public_key.as_ref().map(|k| k.to_string()),
-                });
-            }
-            if let Some(ca) = &n.ca_cert {
-                check_pem(ca, &["CERTIFICATE"], false, errors);
-            }
-            for key in n.root_keys.iter().flatten() {
-                check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
-            }
-            Check::Notary {
-                server: n.server.trim_end_matches('/').to_string(),
-                signers,
-                ca_cert: n.ca_cert.as_ref().map(|c| c.to_string()),
-                root_keys: n
-                    .root_keys
-                    .as_ref()
-                    .map(|keys| keys.iter().map(|k| k.to_string()).collect()),
-            }
-        }
-        CheckSettings::Keyless(k) => {
-            if k.issuer.is_empty() {
-                errors.at(k.issuer.at, "must not be empty");
-            }
-            match (&k.subject, &k.subject_prefix) {
-                (Some(subject), None) if !subject.is_empty() => Check::Keyless {
-                    issuer: k.issuer.to_string(),
-                    subject: subject.to_string(),
-                    annotations: owned_map(&k.annotations),
-                },
-                (None, Some(prefix)) => {
-                    // policy-server crashes its callback on a prefix that is not a URL.
-                    if !is_url(prefix, &["https://", "http://"]) {
-                        errors.at(prefix.at, format!("{:?} must be an http(s) URL", &**prefix));
-                    }
-                    Check::KeylessPrefix {
-                        issuer: k.issuer.to_string(),
-                        prefix: prefix.to_string(),
-                        annotations: owned_map(&k.annotations),
-                    }
-                }
-                _ => {
-                    errors.at(k.at, "exactly one of subject or subjectPrefix is required");
-                    return None;
-                }
-            }
-        }
-        CheckSettings::GithubActions(g) => {
-            if g.owner.is_empty() {
-                errors.at(g.owner.at, "must not be empty");
-            }
-            Check::GithubActions {
-                owner: g.owner.to_string(),
-                repo: g.repo.as_ref().map(|r| r.to_string()),
-                annotations: owned_map(&g.annotations),
-            }
-        }
+    let signature =
+        |signers, annotations: &Option<Map<'_, Text<'_>>>, platforms| Check::Signature {
+            signers,
+            annotations: owned_map(annotations),
+            platforms,
+        };
+    // The signers (and attestations, Notation) are checked by the readers
+    // they share with the hand-read checks: their errors are written from
+    // the check's object down (`.keys[0]: ...`).
+    let (at, checked) = match c {
+        CheckSettings::Cosign(c) => (
+            c.at,
+            key_signers(&c.keys, "", keys).map(|s| signature(s, &c.annotations, c.platforms)),
+        ),
+        CheckSettings::Notary(n) => return Some(compile_notary(n, errors)),
+        CheckSettings::Keyless(k) => (
+            k.at,
+            keyless_signers(
+                &k.issuer,
+                &k.subject.as_ref().map(|s| s.to_string()),
+                &k.subject_prefix.as_ref().map(|s| s.to_string()),
+                "",
+            )
+            .map(|s| signature(s, &k.annotations, k.platforms)),
+        ),
+        CheckSettings::GithubActions(g) => (
+            g.at,
+            github_signers(&g.owner, &g.repo.as_ref().map(|r| r.to_string()), "")
+                .map(|s| signature(s, &g.annotations, g.platforms)),
+        ),
         CheckSettings::Certificate(c) => {
-            check_pem(&c.certificate, &["CERTIFICATE"], true, errors);
-            for cert in &c.chain {
-                check_pem(cert, &["CERTIFICATE"], true, errors);
-            }
-            Check::Certificate {
-                certificate: c.certificate.to_string(),
-                chain: c.chain.iter().map(|c| c.to_string()).collect(),
-                require_rekor_bundle: c.require_rekor_bundle,
-                annotations: owned_map(&c.annotations),
-            }
+            let chain: Vec<String> = c.chain.iter().map(|c| c.to_string()).collect();
+            (
+                c.at,
+                certificate_signers(&c.certificate, &chain, c.require_rekor_bundle, "")
+                    .map(|s| signature(s, &c.annotations, c.platforms)),
+            )
         }
+        CheckSettings::Attestation(raw) => (raw.at, attestation_check(&raw.value, "", keys)),
+        CheckSettings::Notation(raw) => (
+            raw.at,
+            crate::notation::NotationCheck::read(&raw.value, "").map(Check::Notation),
+        ),
+    };
+    checked.map_err(|e| errors.below(at, e)).ok()
+}
+
+fn compile_notary(n: &schema::NotarySettings<'_>, errors: &mut Errors) -> Check {
+    if !is_url(&n.server, &["https://"]) {
+        errors.at(
+            n.server.at,
+            format!("{:?} must be an https:// URL", &*n.server),
+        );
+    }
+    let mut signers = Vec::with_capacity(n.signers.len());
+    for s in &n.signers {
+        let role = s.role.strip_prefix("targets/").unwrap_or(&s.role);
+        if role.is_empty() || role.contains(char::is_whitespace) {
+            errors.at(
+                s.role.at,
+                format!("{:?} is not a delegation role", &*s.role),
+            );
+        }
+        if let Some(key) = &s.public_key {
+            check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
+        }
+        signers.push(crate::wire::NotarySigner {
+            role: format!("targets/{role}"),
+            public_key: s.public_key.as_ref().map(|k| k.to_string()),
+        });
+    }
+    if let Some(ca) = &n.ca_cert {
+        check_pem(ca, &["CERTIFICATE"], false, errors);
+    }
+    for key in n.root_keys.iter().flatten() {
+        check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
+    }
+    Check::Notary {
+        server: n.server.trim_end_matches('/').to_string(),
+        signers,
+        ca_cert: n.ca_cert.as_ref().map(|c| c.to_string()),
+        root_keys: n
+            .root_keys
+            .as_ref()
+            .map(|keys| keys.iter().map(|k| k.to_string()).collect()),
+    }
+}
+
+/// An `attestation` check, read from its JSON by hand: derived readers for
+/// its nested signer objects would cost the module more than this does.
+fn attestation_check(
+    value: &serde_json::Value,
+    at: &str,
+    keys: &Keys<'_>,
+) -> Result<Check, String> {
+    let map = fields(
+        value,
+        at,
+        &[
+            "predicateType",
+            "keys",
+            "keyless",
+            "githubActions",
+            "certificate",
+            "platforms",
+            "conditions",
+        ],
+    )?;
+    let predicate_type = string(map, "predicateType", at)?
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| format!("{at}.predicateType: a non-empty string is required"))?;
+    let platforms = platforms(map, at)?;
+    let given: Vec<&str> = ["keys", "keyless", "githubActions", "certificate"]
+        .into_iter()
+        .filter(|k| map.contains_key(*k))
+        .collect();
+    let signers = match given.as_slice() {
+        ["keys"] => {
+            let names = map["keys"]
+                .as_array()
+                .and_then(|list| {
+                    list.iter()
+                        .map(|k| k.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{at}.keys: a list of key names is required"))?;
+            key_signers(&names, at, keys)?
+        }
+        ["keyless"] => {
+            let at = format!("{at}.keyless");
+            let k = fields(
+                &map["keyless"],
+                &at,
+                &["issuer", "subject", "subjectPrefix"],
+            )?;
+            keyless_signers(
+                &string(k, "issuer", &at)?.unwrap_or_default(),
+                &string(k, "subject", &at)?,
+                &string(k, "subjectPrefix", &at)?,
+                &at,
+            )?
+        }
+        ["githubActions"] => {
+            let at = format!("{at}.githubActions");
+            let g = fields(&map["githubActions"], &at, &["owner", "repo"])?;
+            github_signers(
+                &string(g, "owner", &at)?.unwrap_or_default(),
+                &string(g, "repo", &at)?,
+                &at,
+            )?
+        }
+        ["certificate"] => {
+            let at = format!("{at}.certificate");
+            let c = fields(
+                &map["certificate"],
+                &at,
+                &["certificate", "chain", "requireRekorBundle"],
+            )?;
+            let chain = match c.get("chain") {
+                None => Vec::new(),
+                Some(list) => list
+                    .as_array()
+                    .and_then(|l| {
+                        l.iter()
+                            .map(|c| c.as_str().map(str::to_string))
+                            .collect::<Option<Vec<_>>>()
+                    })
+                    .ok_or_else(|| format!("{at}.chain: a list of PEM certificates is required"))?,
+            };
+            let require = match c.get("requireRekorBundle") {
+                None => false,
+                Some(b) => b
+                    .as_bool()
+                    .ok_or_else(|| format!("{at}.requireRekorBundle: true or false"))?,
+            };
+            certificate_signers(
+                &string(c, "certificate", &at)?.unwrap_or_default(),
+                &chain,
+                require,
+                &at,
+            )?
+        }
+        _ => {
+            return Err(format!(
+                "{at}: exactly one of keys, keyless, githubActions or certificate is required"
+            ))
+        }
+    };
+    Ok(Check::Attestation {
+        predicate_type,
+        signers,
+        platforms,
+        conditions: map
+            .get("conditions")
+            .map(|c| crate::conditions::compile(c, &format!("{at}.conditions")))
+            .transpose()?,
     })
 }
 
-/// A key reference is the name of an entry in `keys`, or an inline PEM key.
-fn resolve_key(name: &Text<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Option<NamedKey> {
-    if name.trim_start().starts_with("-----BEGIN") {
-        if let Err(e) = pem::expect_one(name, &["PUBLIC KEY"]) {
-            errors.at(name.at, format!("not a PEM public key: {e}"));
+/// `platforms` of a check: `index` (default) or `all`.
+pub(crate) fn platforms(
+    map: &serde_json::Map<String, serde_json::Value>,
+    at: &str,
+) -> Result<Platforms, String> {
+    match string(map, "platforms", at)?.as_deref() {
+        None | Some("index") => Ok(Platforms::Index),
+        Some("all") => Ok(Platforms::All),
+        Some(other) => Err(format!(
+            "{at}.platforms: unknown variant `{other}`, expected `index` or `all`"
+        )),
+    }
+}
+
+/// An optional list of strings.
+pub(crate) fn strings(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<Vec<String>>, String> {
+    map.get(name)
+        .map(|list| {
+            list.as_array()
+                .and_then(|l| {
+                    l.iter()
+                        .map(|s| s.as_str().map(str::to_string))
+                        .collect::<Option<Vec<_>>>()
+                })
+                .ok_or_else(|| format!("{at}.{name}: a list of strings is required"))
+        })
+        .transpose()
+}
+
+/// An optional object of strings.
+pub(crate) fn string_map(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<BTreeMap<String, String>>, String> {
+    let Some(value) = map.get(name) else {
+        return Ok(None);
+    };
+    let bad = || format!("{at}.{name}: an object of strings is required");
+    // Inserted one by one: collecting into a BTreeMap sorts, and the sort
+    // costs the module kilobytes.
+    let mut out = BTreeMap::new();
+    for (k, v) in value.as_object().ok_or_else(bad)? {
+        out.insert(k.clone(), v.as_str().ok_or_else(bad)?.to_string());
+    }
+    Ok(Some(out))
+}
+
+/// `value` as an object with only `known` fields (serde's wording).
+pub(crate) fn fields<'a>(
+    value: &'a serde_json::Value,
+    at: &str,
+    known: &[&str],
+) -> Result<&'a serde_json::Map<String, serde_json::Value>, String> {
+    let map = value
+        .as_object()
+        .ok_or_else(|| format!("{at}: an object is required"))?;
+    if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
+        let expected: Vec<String> = known.iter().map(|k| format!("`{k}`")).collect();
+        return Err(format!(
+            "{at}: unknown field `{unknown}`, expected one of {}",
+            expected.join(", ")
+        ));
+    }
+    Ok(map)
+}
+
+/// An optional string field.
+pub(crate) fn string(
+    map: &serde_json::Map<String, serde_json::Value>,
+    name: &str,
+    at: &str,
+) -> Result<Option<String>, String> {
+    match map.get(name) {
+        None => Ok(None),
+        Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(format!("{at}.{name}: a string is required")),
+    }
+}
+
+/// `keys` (at `{at}.keys`): names from the settings' `keys`, or inline PEM.
+fn key_signers<N: std::ops::Deref<Target = str>>(
+    names: &[N],
+    at: &str,
+    keys: &Keys<'_>,
+) -> Result<Signers, String> {
+    if names.is_empty() {
+        return Err(format!("{at}.keys: at least one key is required"));
+    }
+    let mut found = Vec::with_capacity(names.len());
+    for (k, name) in names.iter().enumerate() {
+        let key = resolve_key(name, keys).map_err(|e| format!("{at}.keys[{k}]: {e}"))?;
+        found.extend(key);
+    }
+    Ok(Signers::Keys(found))
+}
+
+fn keyless_signers(
+    issuer: &str,
+    subject: &Option<String>,
+    prefix: &Option<String>,
+    at: &str,
+) -> Result<Signers, String> {
+    if issuer.is_empty() {
+        return Err(format!("{at}.issuer: must not be empty"));
+    }
+    match (subject, prefix) {
+        (Some(subject), None) if !subject.is_empty() => Ok(Signers::Keyless {
+            issuer: issuer.to_string(),
+            subject: subject.clone(),
+        }),
+        (None, Some(prefix)) => {
+            // policy-server crashes its callback on a prefix that is not a URL.
+            if !is_url(prefix, &["https://", "http://"]) {
+                return Err(format!(
+                    "{at}.subjectPrefix: {prefix:?} must be an http(s) URL"
+                ));
+            }
+            Ok(Signers::KeylessPrefix {
+                issuer: issuer.to_string(),
+                prefix: prefix.clone(),
+            })
         }
-        return Some(NamedKey {
+        _ => Err(format!(
+            "{at}: exactly one of subject or subjectPrefix is required"
+        )),
+    }
+}
+
+fn github_signers(owner: &str, repo: &Option<String>, at: &str) -> Result<Signers, String> {
+    if owner.is_empty() {
+        return Err(format!("{at}.owner: must not be empty"));
+    }
+    Ok(Signers::GithubActions {
+        owner: owner.to_string(),
+        repo: repo.clone(),
+    })
+}
+
+fn certificate_signers(
+    certificate: &str,
+    chain: &[String],
+    require_rekor_bundle: bool,
+    at: &str,
+) -> Result<Signers, String> {
+    pem::expect_one(certificate, &["CERTIFICATE"]).map_err(|e| format!("{at}.certificate: {e}"))?;
+    for (k, c) in chain.iter().enumerate() {
+        pem::expect_one(c, &["CERTIFICATE"]).map_err(|e| format!("{at}.chain[{k}]: {e}"))?;
+    }
+    Ok(Signers::Certificate {
+        certificate: certificate.to_string(),
+        chain: chain.to_vec(),
+        require_rekor_bundle,
+    })
+}
+
+/// A key reference is the name of an entry in `keys`, or an inline PEM key
+/// (`Ok(None)`: the entry has errors, reported there).
+fn resolve_key(name: &str, keys: &Keys<'_>) -> Result<Option<NamedKey>, String> {
+    if name.trim_start().starts_with("-----BEGIN") {
+        pem::expect_one(name, &["PUBLIC KEY"]).map_err(|e| format!("not a PEM public key: {e}"))?;
+        return Ok(Some(NamedKey {
             name: "inline".to_string(),
             pem: name.to_string(),
-        });
+        }));
     }
-    match keys.get(&**name) {
-        Some(Some(pem)) => Some(NamedKey {
+    match keys.get(name) {
+        Some(pem) => Ok(pem.map(|pem| NamedKey {
             name: name.to_string(),
             pem: pem.to_string(),
-        }),
-        // The entry had errors: those are reported, not this reference.
-        Some(None) => None,
-        None => {
-            errors.at(name.at, format!("unknown key {:?}", &**name));
-            None
-        }
+        })),
+        None => Err(format!("unknown key {name:?}")),
     }
 }
 
@@ -822,6 +1121,58 @@ mod tests {
     }
 
     #[test]
+    fn attestation_checks_validate_their_signers_conditions_and_platforms() {
+        let rule = |check: &str| {
+            format!(
+                r#"{{"keys":{{"k":{{"cosign":"{KEY}"}}}},"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{check}]}}}}]}}"#
+            )
+        };
+        let ok = rule(
+            r#"{"attestation":{"predicateType":"https://slsa.dev/provenance/v1","keys":["k"],"platforms":"all",
+                "conditions":{"all":[{"path":"predicate.buildDefinition.buildType","op":"exists"}]}}}"#,
+        );
+        let p = Policy::from_json(&ok).unwrap();
+        let Some(Verify::AnyOf(checks)) = &p.rules[0].verify else {
+            panic!()
+        };
+        assert!(matches!(
+            &checks[0],
+            Check::Attestation { platforms: Platforms::All, conditions: Some(_), signers: Signers::Keys(k), .. } if k[0].name == "k"
+        ));
+        let cases = [
+            (r#"{"attestation":{"predicateType":"p"}}"#,
+             "rules[0].verify.anyOf[0].attestation: exactly one of keys, keyless, githubActions or certificate is required"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"githubActions":{"owner":"o"}}}"#,
+             "rules[0].verify.anyOf[0].attestation: exactly one of keys, keyless, githubActions or certificate is required"),
+            (r#"{"attestation":{"predicateType":"","keys":["k"]}}"#,
+             "rules[0].verify.anyOf[0].attestation.predicateType: a non-empty string is required"),
+            (r#"{"attestation":{"predicateType":"p","keys":"k"}}"#,
+             "rules[0].verify.anyOf[0].attestation.keys: a list of key names is required"),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o","rep":"x"}}}"#,
+             "rules[0].verify.anyOf[0].attestation.githubActions: unknown field `rep`, expected one of `owner`, `repo`"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"platform":"all"}}"#,
+             "rules[0].verify.anyOf[0].attestation: unknown field `platform`, expected one of `predicateType`, `keys`, `keyless`, `githubActions`, `certificate`, `platforms`, `conditions`"),
+            (r#"{"attestation":{"predicateType":"p","keys":["k"],"platforms":"some"}}"#,
+             "rules[0].verify.anyOf[0].attestation.platforms: unknown variant `some`, expected `index` or `all`"),
+            (r#"{"attestation":{"predicateType":"p","certificate":{"certificate":"x"}}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.certificate.certificate: expected "-----BEGIN ...-----", found "x""#),
+            (r#"{"attestation":{"predicateType":"p","keys":["nope"]}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.keys[0]: unknown key "nope""#),
+            (r#"{"attestation":{"predicateType":"p","keyless":{"issuer":"https://i"}}}"#,
+             "rules[0].verify.anyOf[0].attestation.keyless: exactly one of subject or subjectPrefix is required"),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o"},"conditions":[{"path":"predicate.x","op":"regex","value":"a"}]}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.conditions[0].op: unknown op "regex" (equals, glob, in, exists)"#),
+            (r#"{"attestation":{"predicateType":"p","githubActions":{"owner":"o"},"conditions":{"all":[{"path":"predicate..x","op":"exists"}]}}}"#,
+             r#"rules[0].verify.anyOf[0].attestation.conditions.all[0].path: "predicate..x": empty segment"#),
+            (r#"{"cosign":{"keys":["k"],"platforms":"some"}}"#,
+             "rules[0].verify.anyOf[0].cosign.platforms: unknown variant `some`, expected `index` or `all`"),
+        ];
+        for (check, message) in cases {
+            assert_eq!(err(&rule(check)), message, "{check}");
+        }
+    }
+
+    #[test]
     fn notary_roles_are_normalized_and_inline_keys_work() {
         let json = format!(
             r#"{{"rules":[{{"name":"a","images":["a"],"verify":{{"anyOf":[{{"notary":{{"server":"https://n:4443/","signers":[{{"role":"jenkins"}},{{"role":"targets/alice"}}],"rootKeys":["{KEY}"]}}}},{{"cosign":{{"keys":["{KEY}"]}}}}]}}}}]}}"#
@@ -839,7 +1190,11 @@ mod tests {
         assert_eq!(server, "https://n:4443");
         assert_eq!(signers[0].role, "targets/jenkins");
         assert_eq!(signers[1].role, "targets/alice");
-        let Check::Cosign { keys, .. } = &checks[1] else {
+        let Check::Signature {
+            signers: Signers::Keys(keys),
+            ..
+        } = &checks[1]
+        else {
             panic!()
         };
         assert_eq!(keys[0].name, "inline");
@@ -912,6 +1267,18 @@ mod tests {
         assert_eq!(root_keys.as_ref().map(Vec::len), Some(1));
         let snake = r#"{"rules":[{"name":"a","images":["a"],"verify":{"anyOf":[{"notary":{"server":"https://n:4443","ca_cert":"x"}}]}}]}"#;
         assert!(err(snake).contains("unknown field `ca_cert`"));
+    }
+
+    #[test]
+    fn url_looking_patterns_say_what_to_write() {
+        assert_eq!(
+            err(r#"{"rules":[{"name":"a","images":["https://ghcr.io/corp/**"]}]}"#),
+            r#"rules[0].images[0]: invalid pattern "https://ghcr.io/corp/**": patterns are image references, not URLs: write ghcr.io/corp/**"#
+        );
+        assert_eq!(
+            err(r#"{"exemptImages":["docker://registry.k8s.io/"]}"#),
+            r#"exemptImages[0]: invalid pattern "docker://registry.k8s.io/": patterns are image references, not URLs: write registry.k8s.io/**"#
+        );
     }
 
     #[test]

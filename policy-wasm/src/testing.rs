@@ -226,6 +226,19 @@ impl ScriptedHost {
         })
     }
 
+    /// Like [`ScriptedHost::new`], but the `imagegate` namespace is unknown,
+    /// as on Kubewarden's policy-server (`unknown namespace: imagegate`).
+    pub fn policy_server(
+        answer: impl Fn(&str, &str, &Value) -> Result<Value, String> + 'static,
+    ) -> Self {
+        ScriptedHost::new(move |namespace, operation, payload| {
+            if namespace == "imagegate" {
+                return Err("unknown namespace: imagegate".to_string());
+            }
+            answer(namespace, operation, payload)
+        })
+    }
+
     /// Answers each call with raw bytes: for answers that are not JSON.
     pub fn raw(answer: impl Fn(&str, &str, &[u8]) -> Result<Vec<u8>, String> + 'static) -> Self {
         ScriptedHost {

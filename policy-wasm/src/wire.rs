@@ -23,6 +23,13 @@ pub struct ValidationRequest<'a> {
     /// The policy's settings as the host sends them (`None` when absent).
     #[serde(borrow, default, deserialize_with = "raw_text")]
     pub settings: Option<&'a str>,
+    /// imagegate hosts only (`imagegate check`, `run --output text`): answer
+    /// an [`ExplainedResponse`], the response plus one [`ImageReport`] per
+    /// image. A top-level key of the payload, not a setting: policy-server
+    /// builds the payload itself (`request` and `settings` only), so nothing
+    /// in a cluster can ask for it and its answers never change.
+    #[serde(default)]
+    pub imagegate_explain: bool,
 }
 
 fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
@@ -225,6 +232,77 @@ impl ValidationResponse {
     }
 }
 
+/// The `validate` output when the payload asks `imagegate_explain`: the very
+/// response policy-server would get (its six keys), plus the verdicts it was
+/// written from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExplainedResponse {
+    /// The response, unchanged.
+    #[serde(flatten)]
+    pub response: ValidationResponse,
+    /// One report per image of the request, in the object's order.
+    pub imagegate_verdicts: Vec<ImageReport>,
+}
+
+/// What the engine decided for one image, as `imagegate check`, `run
+/// --output text` and the playground show it (built from the engine's
+/// `Verdict`, never from the message text).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ImageReport {
+    /// Where the image is: `container "app"`, `init container "setup"`.
+    pub container: String,
+    /// JSON pointer of the image string in the object
+    /// (`/spec/template/spec/containers/0/image`).
+    pub pointer: String,
+    /// The image as written.
+    pub image: String,
+    /// Its normalized form; `None` when it does not parse (then denied).
+    pub normalized: Option<String>,
+    /// `allowed`, `warned`, `denied` or `exempt`.
+    pub decision: String,
+    /// The rule that decided; `None` when `unmatched` did, or the image is
+    /// exempt or does not parse.
+    pub rule: Option<String>,
+    /// Why it was denied, warned about or exempt; `None` when allowed.
+    pub reason: Option<String>,
+    /// The digest the image is pinned to.
+    pub pin: Option<String>,
+    /// The image as the mutation writes it (`nginx:1@sha256:...`).
+    pub pinned: Option<String>,
+    /// The host checks run for the image, in order.
+    pub checks: Vec<CheckReport>,
+    /// Every rule whose patterns match the image, in the order they are
+    /// tried (priority, then the order of `rules`), with what each did.
+    pub precedence: Vec<RuleMatch>,
+}
+
+/// One host check run for an image: the digest it vouched for, or why it failed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CheckReport {
+    /// What ran: `cosign key "release"`, `digest lookup`, ...
+    pub check: String,
+    /// The digest the check returned.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub digest: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+/// A rule whose patterns match an image.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RuleMatch {
+    /// The rule's name.
+    pub rule: String,
+    /// Its `priority`.
+    pub priority: i64,
+    /// Its position in `rules` (ties in priority go to the lower index).
+    pub index: usize,
+    /// `decided` (the winner), `skipped` (its `imageLabels` do not hold for
+    /// the image, so the next rule was tried) or `outranked`.
+    pub outcome: String,
+}
+
 /// The `validate_settings` output.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SettingsValidationResponse {
@@ -343,7 +421,10 @@ pub struct ManifestConfigResponse {
 }
 
 /// imagegate's own capability: binding "kubewarden", namespace "notary",
-/// operation "v1/verify". Only the imagegate host answers it.
+/// operation "v1/signed_digest". Only the imagegate host answers it. Not
+/// `v1/verify`: `kwctl annotate` finds a module's host capabilities by the
+/// operation strings in its data, and would take `v1/verify` beside `oci`
+/// for `oci/v1/verify`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct NotaryVerifyRequest {
     /// The normalized image; its tag is looked up in the trust data.
@@ -368,7 +449,7 @@ pub struct NotarySigner {
     pub public_key: Option<String>,
 }
 
-/// Response of `notary/v1/verify`.
+/// Response of `notary/v1/signed_digest`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct NotaryVerifyResponse {
     /// Whether the tag is signed by one of the signers.
@@ -377,6 +458,206 @@ pub struct NotaryVerifyResponse {
     pub digest: String,
     /// The role that signed it.
     pub signer: String,
+}
+
+/// Which manifests of a multi-arch image a check requires signed.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Platforms {
+    /// The digest the reference resolves to (an index for a multi-arch tag):
+    /// what `cosign sign` signs.
+    #[default]
+    Index,
+    /// Every platform manifest of the index, each on its own digest
+    /// (BuildKit attestation manifests skipped); a single manifest is itself.
+    All,
+}
+
+/// Who may have signed: one entry of a check. Any one suffices.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum SignerIdentity {
+    /// A public key (PEM).
+    Key {
+        /// `-----BEGIN PUBLIC KEY-----...`
+        pem: String,
+    },
+    /// A Fulcio certificate for exactly this issuer and subject.
+    Keyless {
+        /// OIDC issuer URL.
+        issuer: String,
+        /// Certificate subject (an e-mail or a URI).
+        subject: String,
+    },
+    /// A Fulcio certificate for this issuer whose subject URI starts with a prefix.
+    KeylessPrefix {
+        /// OIDC issuer URL.
+        issuer: String,
+        /// E.g. `https://github.com/corp/`.
+        url_prefix: String,
+    },
+    /// A Fulcio certificate issued to a GitHub Actions workflow of `owner` (and `repo`).
+    GithubActions {
+        /// Repository owner (user or organization).
+        owner: String,
+        /// Repository name; any when `None`.
+        repo: Option<String>,
+    },
+    /// The key of this certificate, which must chain to `chain` (PEM each).
+    Certificate {
+        /// The signing certificate.
+        pem: String,
+        /// Its chain up to a root, in order; empty: the certificate alone.
+        chain: Vec<String>,
+        /// The signature must be in a transparency log the trust root knows.
+        require_tlog: bool,
+    },
+}
+
+impl SignerIdentity {
+    /// The `oci/v2/verify` request that checks a legacy `.sig` signature of
+    /// `image` by this identity: the guest's fallback on hosts without
+    /// `imagegate/v1/check_signature`, and that capability's `.sig` path.
+    pub fn legacy_request(
+        &self,
+        image: String,
+        annotations: Option<BTreeMap<String, String>>,
+    ) -> SigstoreVerifyRequest {
+        match self {
+            SignerIdentity::Key { pem } => SigstoreVerifyRequest::SigstorePubKeyVerify {
+                image,
+                pub_keys: vec![pem.clone()],
+                annotations,
+            },
+            SignerIdentity::Keyless { issuer, subject } => {
+                SigstoreVerifyRequest::SigstoreKeylessVerify {
+                    image,
+                    keyless: vec![KeylessInfo {
+                        issuer: issuer.clone(),
+                        subject: subject.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::KeylessPrefix { issuer, url_prefix } => {
+                SigstoreVerifyRequest::SigstoreKeylessPrefixVerify {
+                    image,
+                    keyless_prefix: vec![KeylessPrefixInfo {
+                        issuer: issuer.clone(),
+                        url_prefix: url_prefix.clone(),
+                    }],
+                    annotations,
+                }
+            }
+            SignerIdentity::GithubActions { owner, repo } => {
+                SigstoreVerifyRequest::SigstoreGithubActionsVerify {
+                    image,
+                    owner: owner.clone(),
+                    repo: repo.clone(),
+                    annotations,
+                }
+            }
+            SignerIdentity::Certificate {
+                pem,
+                chain,
+                require_tlog,
+            } => SigstoreVerifyRequest::SigstoreCertificateVerify {
+                image,
+                certificate: pem.as_bytes().to_vec(),
+                certificate_chain: (!chain.is_empty())
+                    .then(|| chain.iter().map(|c| c.as_bytes().to_vec()).collect()),
+                require_rekor_bundle: *require_tlog,
+                annotations,
+            },
+        }
+    }
+}
+
+/// imagegate's own capability `imagegate/v1/check_signature`: is the image
+/// signed by one of `identities`, in any format the host knows (cosign
+/// bundles found as OCI referrers, legacy `.sig` tags)?
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct SignatureVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// Any one suffices; the answer says which one verified.
+    pub identities: Vec<SignerIdentity>,
+    /// Claims the signature itself must carry (cosign `-a key=value`).
+    #[serde(default)]
+    pub annotations: Option<BTreeMap<String, String>>,
+}
+
+/// imagegate's own capability `imagegate/v1/check_attestation`: in-toto
+/// statements of `predicate_type` about the image, signed by one of
+/// `identities` (cosign bundles as referrers, legacy `.att` tags). The guest
+/// evaluates its conditions on what the host returns.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct AttestationVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must carry a verified attestation.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// E.g. `https://slsa.dev/provenance/v1`.
+    pub predicate_type: String,
+    /// Any one suffices.
+    pub identities: Vec<SignerIdentity>,
+}
+
+/// The answer of the `imagegate/v1/check_*` capabilities. "Nothing verified"
+/// is an answer (empty `verified`, the trace says why); errors are for
+/// requests the host cannot work on (bad input, registry unreachable).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ImageVerifyResponse {
+    /// What the reference resolved to: the digest to pin.
+    pub digest: String,
+    /// Every signature or attestation that verified.
+    pub verified: Vec<Verified>,
+    /// Per manifest checked: every path tried and what each found.
+    pub trace: Vec<SubjectTrace>,
+}
+
+/// One signature or attestation that verified.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Verified {
+    /// The digest it covers (the index, or a platform manifest).
+    pub subject: String,
+    /// Which of the request's identities signed it.
+    #[serde(default)]
+    pub identity: Option<usize>,
+    /// `cosign-bundle-v0.3`, `cosign-sig`, `cosign-att`, ...
+    pub format: String,
+    /// Where it was found: `referrers-api`, `referrers-tag`, `cosign-sig-tag`, `cosign-att-tag`.
+    pub path: String,
+    /// The signature manifest's digest.
+    pub manifest: String,
+    /// Who signed: `key sha256:...`, a certificate subject.
+    pub signer: String,
+    /// The earliest time (unix seconds) after which this verification must be
+    /// redone (a certificate without a verified timestamp expires).
+    #[serde(default)]
+    pub valid_until: Option<i64>,
+    /// Attestations: the verified in-toto statement.
+    #[serde(default)]
+    pub statement: Option<Value>,
+    /// Attestations: the signing certificate's claims (`subject`, `issuer`,
+    /// Fulcio extensions by name).
+    #[serde(default)]
+    pub certificate: Option<BTreeMap<String, String>>,
+}
+
+/// What was looked at for one manifest digest.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SubjectTrace {
+    /// The manifest digest signatures were looked up for.
+    pub subject: String,
+    /// One line per path, in order (referrers API, referrers tag, legacy
+    /// tag): what the registry answered and every candidate with its
+    /// verdict, `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    pub paths: Vec<String>,
 }
 
 /// `kubernetes/get_resource` request.
@@ -417,6 +698,95 @@ pub struct ListResourcesRequest {
     pub field_masks: Option<Vec<String>>,
 }
 
+/// imagegate's own capability `imagegate/v1/check_notation`: is the image
+/// signed with Notation (JWS or COSE envelopes found as OCI referrers) as
+/// the trust policy statement that applies to it requires? The guest selects
+/// the statement (by registry scope) and resolves its verification level;
+/// `skip` statements never reach the host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationVerifyRequest {
+    /// The normalized image.
+    pub image: String,
+    /// Which manifests must be signed.
+    #[serde(default)]
+    pub platforms: Platforms,
+    /// The trust policy statement for the image's repository.
+    pub policy: NotationPolicy,
+    /// Annotations the signed payload must carry (`notation verify -m`).
+    #[serde(default)]
+    pub user_metadata: BTreeMap<String, String>,
+}
+
+/// A trust policy statement with its level resolved and its trust stores'
+/// certificates attached.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationPolicy {
+    /// The statement's name, for messages.
+    pub name: String,
+    /// `strict`, `permissive`, `audit`, or `custom` when overridden.
+    pub level: String,
+    /// What a failed authenticity validation does (integrity is always enforced).
+    pub authenticity: NotationAction,
+    /// What a failed authentic-timestamp validation does.
+    pub authentic_timestamp: NotationAction,
+    /// What an expired signature does.
+    pub expiry: NotationAction,
+    /// Revocation: never checked (offline); `enforce` never reaches the host.
+    pub revocation: NotationAction,
+    /// When an RFC 3161 countersignature is verified.
+    pub verify_timestamp: VerifyTimestamp,
+    /// `*`, or `x509.subject:` followed by a distinguished name.
+    pub trusted_identities: Vec<String>,
+    /// The statement's trust stores.
+    pub trust_stores: Vec<NotationTrustStore>,
+}
+
+/// What a failed validation does.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NotationAction {
+    /// The signature is rejected.
+    Enforce,
+    /// The failure is reported, the signature passes.
+    Log,
+    /// The validation is not run.
+    Skip,
+}
+
+/// Notation's `verifyTimestamp`.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum VerifyTimestamp {
+    /// Whenever a `tsa` trust store is configured.
+    #[default]
+    Always,
+    /// Only when a certificate of the signing chain has expired.
+    AfterCertExpiry,
+}
+
+/// A named trust store: `ca:acme` is `{kind: ca, name: acme}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct NotationTrustStore {
+    /// What the certificates are trusted for.
+    pub kind: NotationStoreKind,
+    /// The store's name.
+    pub name: String,
+    /// PEM certificates (one or more).
+    pub certificates: String,
+}
+
+/// Notation's trust store types.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "camelCase")]
+pub enum NotationStoreKind {
+    /// Roots (or intermediates) of `notary.x509` signing chains.
+    Ca,
+    /// Roots of `notary.x509.signingAuthority` signing chains.
+    SigningAuthority,
+    /// Roots of timestamp authorities.
+    Tsa,
+}
+
 // ---------------------------------------------------------------------------
 // The `validate` payload, read in place
 // ---------------------------------------------------------------------------
@@ -433,6 +803,7 @@ fn read_validation_request<'a>(
     let mut r = Reader::new(text);
     let mut request = None;
     let mut settings = None;
+    let mut explain = None;
     let mut same = false;
     let mut entries = r.object().ok()?;
     while let Some(key) = r.key(&mut entries).ok()? {
@@ -448,7 +819,8 @@ fn read_validation_request<'a>(
                     }
                 })
             }
-            "request" | "settings" => return None,
+            "imagegate_explain" if explain.is_none() => explain = Some(r.bool().ok()?),
+            "request" | "settings" | "imagegate_explain" => return None,
             _ => r.skip(Skip::Raw).ok()?,
         }
     }
@@ -456,6 +828,7 @@ fn read_validation_request<'a>(
     let vr = ValidationRequest {
         request: request?,
         settings: settings.flatten(),
+        imagegate_explain: explain.unwrap_or(false),
     };
     Some((vr, same))
 }

@@ -253,6 +253,12 @@ fn read_reference(r: &mut Reader<'_>) -> Result<Option<String>, json::Error> {
     Ok(reference)
 }
 
+/// Whether the request's object is a Pod (or its pre-1.23 ephemeral-containers
+/// kind): the only objects `pinDigest: pods` rewrites.
+pub fn is_pod(req: &AdmissionRequest) -> bool {
+    req.kind.group.is_empty() && matches!(req.kind.kind.as_str(), "Pod" | "EphemeralContainers")
+}
+
 /// `Deployment "web"` for messages.
 fn describe_object(req: &AdmissionRequest) -> String {
     let from_object = |key: &str| {

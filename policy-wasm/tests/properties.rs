@@ -505,10 +505,14 @@ enum Answer {
     Json(Value),
     /// A valid-looking answer padded to `n` KiB.
     Huge(usize),
+    /// An `imagegate/v1/check_*` answer: the resolved digest, one verified
+    /// entry's subject, the traced subject.
+    Image(Value, Value, Value),
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
     let digest = prop_oneof![
+        Just(json!(D1)),
         Just(json!(D1)),
         Just(json!(D2)),
         Just(json!("sha256:short")),
@@ -528,11 +532,13 @@ fn answer() -> impl Strategy<Value = Answer> {
     prop_oneof![
         2 => any::<String>().prop_map(Answer::Error),
         1 => prop::collection::vec(any::<u8>(), 0..64).prop_map(Answer::Bytes),
-        4 => (trusted, digest, prop::option::of(word())).prop_map(|(t, d, s)| {
+        4 => (trusted, digest.clone(), prop::option::of(word())).prop_map(|(t, d, s)| {
             Answer::Json(json!({"is_trusted": t, "digest": d, "signer": s}))
         }),
         1 => arb_json().prop_map(Answer::Json),
         1 => (1usize..512).prop_map(Answer::Huge),
+        1 => Just(Answer::Error("unknown namespace: imagegate".to_string())),
+        3 => (digest.clone(), digest.clone(), digest).prop_map(|(d, v, t)| Answer::Image(d, v, t)),
     ]
 }
 
@@ -557,7 +563,9 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
         };
         let is_verification = matches!(
             (namespace, operation),
-            ("oci", "v2/verify") | ("notary", "v1/verify")
+            ("oci", "v2/verify")
+                | ("notary", "v1/signed_digest")
+                | ("imagegate", "v1/check_signature" | "v1/check_attestation")
         );
         let image = request["image"].as_str().filter(|_| is_verification);
         let vouched = match &answer {
@@ -565,6 +573,11 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
                 v["digest"].as_str().filter(|d| well_formed_digest(d))
             }
             Answer::Huge(_) => Some(D1),
+            // The resolved digest is vouched for when an entry covers it, or
+            // (platforms: all) covers every traced platform manifest.
+            Answer::Image(d, v, t) if v == d || v == t => {
+                d.as_str().filter(|d| well_formed_digest(d))
+            }
             _ => None,
         };
         if let (Some(image), Some(digest)) = (image, vouched) {
@@ -581,6 +594,13 @@ fn adversarial_host(script: Vec<Answer>) -> (ScriptedHost, Verified) {
             Answer::Huge(kib) => Ok(serde_json::to_vec(
                 &json!({"is_trusted": true, "digest": D1, "signer": "targets/ci", "padding": "x".repeat(kib * 1024)}),
             )
+            .unwrap()),
+            Answer::Image(digest, subject, traced) => Ok(serde_json::to_vec(&json!({
+                "digest": digest,
+                "verified": [{"subject": subject, "identity": 0, "format": "f", "path": "p", "manifest": "m", "signer": "s",
+                              "statement": {"subject": [{"digest": {"sha256": subject.as_str().and_then(|s| s.strip_prefix("sha256:"))}}]}}],
+                "trace": [{"subject": traced, "paths": []}]
+            }))
             .unwrap()),
         }
     });
@@ -617,6 +637,9 @@ fn verifying_policies() -> Vec<Policy> {
         json!({"anyOf": [{"cosign": {"keys": ["a", "b"]}}]}),
         json!({"anyOf": [{"notary": {"server": "https://n:4443", "signers": [{"role": "targets/ci"}]}}, {"cosign": {"keys": ["a"]}}]}),
         json!({"allOf": [{"cosign": {"keys": ["a"]}}, {"keyless": {"issuer": "https://i", "subject": "s"}}]}),
+        json!({"anyOf": [{"githubActions": {"owner": "corp", "platforms": "all"}}]}),
+        json!({"anyOf": [{"attestation": {"predicateType": "p", "keys": ["a"],
+                          "conditions": [{"path": "subject.digest.sha256", "op": "exists"}]}}]}),
     ];
     let mut out = Vec::new();
     for verify in checks {

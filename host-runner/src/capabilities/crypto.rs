@@ -10,36 +10,13 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, TrustAnchor, UnixTime};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+use super::request::{Certificate, CertificateEncoding, CertificateTrustRequest};
 use webpki::{EndEntityCert, Error as WebpkiError};
 
 const USED_AFTER_EXPIRATION: &str = "Certificate is being used after its expiration date";
 const USED_BEFORE_VALIDITY: &str = "Certificate is being used before its validity date";
 const NOT_TRUSTED_BY_CHAIN: &str = "Certificate is not trusted by the provided cert chain";
-
-/// How `data` is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum CertificateEncoding {
-    Pem,
-    Der,
-}
-
-/// A certificate: bytes of PEM text or raw DER (a JSON array of numbers).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Certificate {
-    pub encoding: CertificateEncoding,
-    pub data: Vec<u8>,
-}
-
-/// Request: `{"cert": {...}, "cert_chain": [...] | null, "not_after": "RFC 3339" | null}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct CertificateTrustRequest {
-    pub cert: Certificate,
-    #[serde(default)]
-    pub cert_chain: Option<Vec<Certificate>>,
-    /// The time to check validity at; `None` or `""` = now.
-    #[serde(default)]
-    pub not_after: Option<String>,
-}
 
 /// Response: `{"trusted": bool, "reason": "..."}` (`reason` is `""` when trusted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

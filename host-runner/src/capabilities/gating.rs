@@ -20,7 +20,10 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "kubernetes/list_resources_all",
     "kubernetes/get_resource",
     "kubernetes/can_i",
-    "notary/v1/verify",
+    "notary/v1/signed_digest",
+    "imagegate/v1/check_signature",
+    "imagegate/v1/check_attestation",
+    "imagegate/v1/check_notation",
 ];
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.
@@ -91,7 +94,7 @@ mod tests {
         assert!(l.allows("oci/v2/verify"));
         assert!(!l.allows("oci/v1/verify"));
         assert!(l.allows("net/v1/dns_lookup_host"));
-        assert!(!l.allows("notary/v1/verify"));
+        assert!(!l.allows("notary/v1/signed_digest"));
         assert!(CapabilityAllowList::new(&["oci/*".into()])
             .unwrap()
             .allows("oci/v1/manifest_digest"));

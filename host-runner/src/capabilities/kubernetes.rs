@@ -7,7 +7,7 @@
 //! `items`. Answers have the shapes policy-server returns: the object itself
 //! for `get_resource`, a List for the list operations.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
@@ -22,14 +22,8 @@ pub struct KubeContext {
 
 impl KubeContext {
     pub fn load(dir: &Path) -> anyhow::Result<KubeContext> {
-        let mut files = Vec::new();
-        collect_files(dir, &mut files)
-            .with_context(|| format!("cannot read context directory {}", dir.display()))?;
-        files.sort();
         let mut objects = Vec::new();
-        for file in files {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read context file {}", file.display()))?;
+        for (file, text) in read_files(dir)? {
             for doc in serde_yaml_ng::Deserializer::from_str(&text) {
                 let value: Value = serde::Deserialize::deserialize(doc)
                     .with_context(|| format!("invalid YAML in context file {}", file.display()))?;
@@ -127,9 +121,32 @@ impl KubeContext {
     }
 }
 
-fn collect_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+/// The context's files (`*.yaml`, `*.yml`, `*.json` under `dir`,
+/// recursively, sorted) with their text. Hidden entries are skipped: a
+/// Secret or ConfigMap volume keeps each file a second and third time under
+/// `..data/` and `..<timestamp>/`.
+pub fn read_files(dir: &Path) -> anyhow::Result<Vec<(PathBuf, String)>> {
+    let mut files = Vec::new();
+    collect_files(dir, &mut files)
+        .with_context(|| format!("cannot read context directory {}", dir.display()))?;
+    files.sort();
+    files
+        .into_iter()
+        .map(|file| {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read context file {}", file.display()))?;
+            Ok((file, text))
+        })
+        .collect()
+}
+
+fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let path = entry.path();
         if path.is_dir() {
             collect_files(&path, out)?;
         } else if matches!(
@@ -285,6 +302,22 @@ items:
   kind: ConfigMap
   metadata: {name: cm, namespace: dev}
 "#;
+
+    /// A Secret volume: `key -> ..data/key`, `..data -> ..<timestamp>`.
+    #[test]
+    fn a_mounted_secret_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let stamp = dir.path().join("..2025_01_01_00_00_00.1");
+        std::fs::create_dir(&stamp).unwrap();
+        std::fs::write(stamp.join("objects.yaml"), OBJECTS).unwrap();
+        std::os::unix::fs::symlink(&stamp, dir.path().join("..data")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("..data/objects.yaml"),
+            dir.path().join("objects.yaml"),
+        )
+        .unwrap();
+        assert_eq!(KubeContext::load(dir.path()).unwrap().objects().len(), 4);
+    }
 
     fn ctx() -> KubeContext {
         let dir = tempfile::tempdir().unwrap();

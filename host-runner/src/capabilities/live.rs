@@ -7,16 +7,18 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::cache::{CacheStats, CapabilityCache, DEFAULT_TTL};
+use super::cache::{CacheConfig, CacheStats, CapabilityCache};
 use super::kubernetes::KubeContext;
 use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
-use super::{crypto, Backend, Request};
+use super::signatures::Signatures;
+use super::sigstore::TrustRoot;
+use super::{crypto, Backend, Failure, Request};
 
 /// Configuration of the live backend (no derives beyond what the capability
 /// configs guarantee: `Default`).
@@ -26,7 +28,7 @@ pub struct LiveConfig {
     /// Directory of Kubernetes manifests answering `kubernetes/*`.
     pub context_dir: Option<PathBuf>,
     /// `None` disables the capability cache.
-    pub cache_ttl: Option<Duration>,
+    pub cache: Option<CacheConfig>,
 }
 
 impl Default for LiveConfig {
@@ -35,7 +37,7 @@ impl Default for LiveConfig {
             oci: OciConfig::default(),
             notary: NotaryConfig::default(),
             context_dir: None,
-            cache_ttl: Some(DEFAULT_TTL),
+            cache: Some(CacheConfig::default()),
         }
     }
 }
@@ -43,6 +45,7 @@ impl Default for LiveConfig {
 pub struct Live {
     rt: tokio::runtime::Runtime,
     oci: Oci,
+    signatures: Signatures,
     notary: Notary,
     kube: Option<KubeContext>,
     cache: Option<CapabilityCache>,
@@ -60,46 +63,61 @@ impl Live {
             .as_deref()
             .map(KubeContext::load)
             .transpose()?;
+        let cache = config
+            .cache
+            .map(|c| CapabilityCache::new(c, rt.handle().clone()))
+            .transpose()
+            .context("cannot set up the capability cache")?;
+        let shared = cache.as_ref().and_then(CapabilityCache::shared);
+        let trust_root = TrustRoot::load(config.oci.sigstore_trust_config.as_deref())?;
+        let oci = Oci::new(config.oci).context("cannot set up the OCI capabilities")?;
+        let signatures = Signatures::new(oci.access().clone(), trust_root)
+            .context("cannot set up the signature capabilities")?;
         Ok(Live {
-            oci: Oci::new(config.oci).context("cannot set up the OCI capabilities")?,
-            notary: Notary::new(config.notary).context("cannot set up the Notary capability")?,
+            oci,
+            signatures,
+            notary: Notary::new(config.notary, shared)
+                .context("cannot set up the Notary capability")?,
             rt,
             kube,
-            cache: config.cache_ttl.map(CapabilityCache::new),
+            cache,
         })
     }
 
     /// Runs `fut` on the runtime, giving up at `deadline`.
-    fn block_on<T, F>(&self, what: &str, deadline: Option<Instant>, fut: F) -> Result<T, String>
+    fn block_on<T, E, F>(&self, what: &str, deadline: Option<Instant>, fut: F) -> Result<T, Failure>
     where
-        F: std::future::Future<Output = Result<T, String>>,
+        F: std::future::Future<Output = Result<T, E>>,
+        E: Into<Failure>,
     {
         match deadline {
-            None => self.rt.block_on(fut),
+            None => self.rt.block_on(fut).map_err(Into::into),
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
-                    return Err(format!(
+                    return Err(Failure::from(format!(
                         "{what}: not attempted, the policy evaluation deadline has passed"
-                    ));
+                    )));
                 }
-                self.rt
+                match self
+                    .rt
                     .block_on(async { tokio::time::timeout(left, fut).await })
-                    .unwrap_or_else(|_| {
-                        Err(format!(
-                            "{what}: no answer within the policy evaluation deadline ({} ms left when called)",
-                            left.as_millis()
-                        ))
-                    })
+                {
+                    Ok(result) => result.map_err(Into::into),
+                    Err(_) => Err(Failure::from(format!(
+                        "{what}: no answer within the policy evaluation deadline ({} ms left when called)",
+                        left.as_millis()
+                    ))),
+                }
             }
         }
     }
 
-    fn fetch(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
+    fn fetch(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, Failure> {
         use Request::*;
         if let Some(kube) = &self.kube {
             if let Some(answer) = kube.answer(request) {
-                return answer.and_then(to_json);
+                return Ok(answer.and_then(to_json)?);
             }
         }
         match request {
@@ -109,54 +127,79 @@ impl Live {
                     deadline,
                     self.oci.manifest_digest(image),
                 )
-                .and_then(to_json),
+                .and_then(|a| Ok(to_json(a)?)),
             OciManifest { image } => self
                 .block_on(
                     &format!("manifest of {image}"),
                     deadline,
                     self.oci.manifest(image),
                 )
-                .and_then(to_json),
+                .and_then(|a| Ok(to_json(a)?)),
             OciManifestAndConfig { image } => self
                 .block_on(
                     &format!("manifest and config of {image}"),
                     deadline,
                     self.oci.manifest_and_config(image),
                 )
-                .and_then(to_json),
+                .and_then(|a| Ok(to_json(a)?)),
             Sigstore(req) => self
                 .block_on(
                     &format!("sigstore verification of {}", req.image()),
                     deadline,
                     self.oci.verify(req),
                 )
-                .and_then(to_json),
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifySignature(req) => self
+                .block_on(
+                    &format!("signature verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_signature(&self.oci, req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifyAttestation(req) => self
+                .block_on(
+                    &format!("attestation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_attestation(req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
+            VerifyNotation(req) => self
+                .block_on(
+                    &format!("Notation verification of {}", req.image),
+                    deadline,
+                    self.signatures.verify_notation(req),
+                )
+                .and_then(|a| Ok(to_json(a)?)),
             NotaryVerify(req) => self
                 .block_on(
                     &format!("notary verification of {} on {}", req.image, req.server),
                     deadline,
                     self.notary.verify(req),
                 )
-                .and_then(to_json),
+                .and_then(|a| Ok(to_json(a)?)),
             CryptoIsCertificateTrusted(req) => {
-                crypto::is_certificate_trusted(req).and_then(to_json)
+                Ok(crypto::is_certificate_trusted(req).and_then(to_json)?)
             }
             DNSLookupHost { host } => self
                 .block_on(&format!("DNS lookup of {host}"), deadline, dns_lookup(host))
-                .and_then(to_json),
-            KubernetesListResources(_) | KubernetesGetResource(_) | KubernetesCanI(_) => Err(
-                "no Kubernetes context: pass --context DIR (a directory of manifests)".to_string(),
-            ),
+                .and_then(|a| Ok(to_json(a)?)),
+            KubernetesListResources(_) | KubernetesGetResource(_) | KubernetesCanI(_) => {
+                Err(Failure::from(
+                    "no Kubernetes context: pass --context DIR (a directory of manifests)"
+                        .to_string(),
+                ))
+            }
         }
     }
 }
 
 impl Backend for Live {
     fn answer(&self, request: &Request, deadline: Option<Instant>) -> Result<Vec<u8>, String> {
-        match &self.cache {
-            Some(cache) => cache.get_or_fetch(request, || self.fetch(request, deadline)),
+        let result = match &self.cache {
+            Some(cache) => cache.answer(request, &|r| self.fetch(r, deadline)),
             None => self.fetch(request, deadline),
-        }
+        };
+        result.map_err(|f| f.message)
     }
 
     fn cache_stats(&self) -> Option<Arc<CacheStats>> {
@@ -191,6 +234,7 @@ async fn dns_lookup(host: &str) -> Result<DnsAnswer, String> {
 mod tests {
     use super::*;
     use imagegate_policy::wire::GetResourceRequest;
+    use std::time::Duration;
 
     #[test]
     fn expired_deadline_is_a_clear_error() {
@@ -198,7 +242,8 @@ mod tests {
         let past = Instant::now() - Duration::from_millis(1);
         let err = live
             .block_on("lookup", Some(past), async { Ok::<(), String>(()) })
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(err.contains("deadline has passed"), "{err}");
         let err = live
             .block_on(
@@ -209,7 +254,8 @@ mod tests {
                     Ok::<(), String>(())
                 },
             )
-            .unwrap_err();
+            .unwrap_err()
+            .message;
         assert!(
             err.contains("slow call: no answer within the policy evaluation deadline"),
             "{err}"

@@ -10,19 +10,45 @@
 //! [`Offline`]. Error texts are Kubewarden's, because policies and users
 //! match on them.
 //!
+//! [`x509`] (certificates, chains at a time, Notation's certificate rules,
+//! distinguished names) and [`timestamp`] (RFC 3161) are no capabilities:
+//! they are the pieces the signature verifiers share.
+//!
 //! A new capability: a [`Request`] variant and its line in
 //! [`request::parse`] and [`gating::KNOWN_CAPABILITIES`], its kwctl session
 //! form in `runtime::session`, and its answer in [`live`] (in a module of its
 //! own when it is more than a call).
 
+#[cfg(feature = "live")]
 pub mod cache;
+/// Without `live` there is no cache, only its counters.
+#[cfg(not(feature = "live"))]
+#[path = "cache/stats.rs"]
+pub mod cache;
+pub mod canonical;
+#[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
 pub mod kubernetes;
+#[cfg(feature = "live")]
 pub mod live;
+#[cfg(feature = "live")]
 pub mod notary;
+#[cfg(feature = "live")]
+pub mod notation;
+#[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
+#[cfg(feature = "live")]
+pub mod shared;
+#[cfg(feature = "live")]
+pub mod signatures;
+#[cfg(feature = "live")]
+pub mod sigstore;
+#[cfg(feature = "live")]
+pub mod timestamp;
+#[cfg(feature = "live")]
+pub mod x509;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -55,6 +81,46 @@ pub trait Backend: Send + Sync {
     }
 
     fn rewind(&self, _checkpoint: usize) {}
+}
+
+/// Why a live capability call gave no answer: its message, and whether the
+/// check itself said no.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub message: String,
+    /// The check ran to completion and refused (no or non-matching
+    /// signature, trust data that does not verify, a request that can never
+    /// pass): the same request gets the same answer until the signed content
+    /// changes, so the cache may keep it for its short negative TTL.
+    /// Everything else (transport errors, timeouts, server errors) is not
+    /// definite and is never cached.
+    pub definite: bool,
+}
+
+impl Failure {
+    pub fn definite(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            definite: true,
+        }
+    }
+}
+
+/// Plain error texts are transient failures: only a verifier that knows
+/// its check refused says [`Failure::definite`].
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            definite: false,
+        }
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
 }
 
 /// Locks a mutex, ignoring poisoning (a panicked holder leaves plain data).

@@ -8,15 +8,15 @@
 //! (`!SigstorePubKeyVerify ...`) is [`crate::runtime::session`]'s business.
 
 use imagegate_policy::wire::{
-    GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest, SigstoreVerifyRequest,
+    AttestationVerifyRequest, GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest,
+    NotationVerifyRequest, SignatureVerifyRequest, SigstoreVerifyRequest,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::crypto::CertificateTrustRequest;
-
-/// A request a policy makes to its host.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A request a policy makes to its host. Serialized (externally tagged) it
+/// is the verification cache's key material.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum Request {
     /// `oci/v1/manifest_digest`
@@ -38,11 +38,81 @@ pub enum Request {
     KubernetesCanI(CanIRequest),
     /// `crypto/v1/is_certificate_trusted`
     CryptoIsCertificateTrusted(CertificateTrustRequest),
-    /// `notary/v1/verify`: imagegate's extension, no Kubewarden host knows it.
+    /// `notary/v1/signed_digest`: imagegate's extension, no Kubewarden host knows it.
     NotaryVerify(NotaryVerifyRequest),
+    /// `imagegate/v1/check_signature`: imagegate's own, every signature format.
+    VerifySignature(SignatureVerifyRequest),
+    /// `imagegate/v1/check_attestation`: imagegate's own.
+    VerifyAttestation(AttestationVerifyRequest),
+    /// `imagegate/v1/check_notation`: imagegate's own, Notation signatures.
+    VerifyNotation(NotationVerifyRequest),
+}
+
+/// How the cache ([`super::cache`]) treats a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching<'a> {
+    /// Never cached (answers depend on time or cluster state).
+    Never,
+    /// `oci/v1/manifest_digest` of this image: the tag -> digest cache.
+    Digest(&'a str),
+    /// The answer is about this image's content (a signature check, its
+    /// manifest): cached under its *digest*, so a moved tag misses.
+    Image(&'a str),
+    /// The answer depends on the request alone (Notary signs tags, not
+    /// registry digests: the trust data, not the registry, maps the tag).
+    Request,
 }
 
 impl Request {
+    /// How answers to this request may be cached. A new verification
+    /// capability whose answer is about an image's content is
+    /// [`Caching::Image`] and needs its arm in [`Request::with_image`].
+    pub fn caching(&self) -> Caching<'_> {
+        use Request::*;
+        match self {
+            OciManifestDigest { image } => Caching::Digest(image),
+            OciManifest { image } | OciManifestAndConfig { image } => Caching::Image(image),
+            Sigstore(req) => Caching::Image(req.image()),
+            VerifySignature(req) => Caching::Image(&req.image),
+            VerifyAttestation(req) => Caching::Image(&req.image),
+            VerifyNotation(req) => Caching::Image(&req.image),
+            NotaryVerify(_) => Caching::Request,
+            DNSLookupHost { .. }
+            | KubernetesListResources(_)
+            | KubernetesGetResource(_)
+            | KubernetesCanI(_)
+            | CryptoIsCertificateTrusted(_) => Caching::Never,
+        }
+    }
+
+    /// The same request about `image` (the cache pins tags to digests).
+    pub fn with_image(&self, new: String) -> Request {
+        use imagegate_policy::wire::SigstoreVerifyRequest as S;
+        let mut request = self.clone();
+        match &mut request {
+            Request::OciManifestDigest { image }
+            | Request::OciManifest { image }
+            | Request::OciManifestAndConfig { image }
+            | Request::Sigstore(
+                S::SigstorePubKeyVerify { image, .. }
+                | S::SigstoreKeylessVerify { image, .. }
+                | S::SigstoreKeylessPrefixVerify { image, .. }
+                | S::SigstoreGithubActionsVerify { image, .. }
+                | S::SigstoreCertificateVerify { image, .. },
+            ) => *image = new,
+            Request::NotaryVerify(req) => req.image = new,
+            Request::VerifySignature(req) => req.image = new,
+            Request::VerifyAttestation(req) => req.image = new,
+            Request::VerifyNotation(req) => req.image = new,
+            Request::DNSLookupHost { .. }
+            | Request::KubernetesListResources(_)
+            | Request::KubernetesGetResource(_)
+            | Request::KubernetesCanI(_)
+            | Request::CryptoIsCertificateTrusted(_) => {}
+        }
+        request
+    }
+
     /// The Kubernetes resource type a `kubernetes/*` read targets.
     pub fn kubernetes_resource(&self) -> Option<(&str, &str)> {
         match self {
@@ -118,8 +188,11 @@ pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request
         }
         ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
         ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
-        ("notary", "v1/verify") => Request::NotaryVerify(json(payload)?),
-        ("oci" | "net" | "crypto" | "kubernetes" | "notary", _) => {
+        ("notary", "v1/signed_digest") => Request::NotaryVerify(json(payload)?),
+        ("imagegate", "v1/check_signature") => Request::VerifySignature(json(payload)?),
+        ("imagegate", "v1/check_attestation") => Request::VerifyAttestation(json(payload)?),
+        ("imagegate", "v1/check_notation") => Request::VerifyNotation(json(payload)?),
+        ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
             return Err(format!("unknown operation: {operation}"))
         }
         _ => return Err(format!("unknown namespace: {namespace}")),
@@ -158,6 +231,34 @@ pub(crate) fn sigstore_variant(
     serde_json::from_value(Value::Object(fields)).map_err(|e| e.to_string())
 }
 
+// `crypto/v1/is_certificate_trusted`, a host-only request like `kubernetes/can_i`
+// (answered by `crypto`).
+
+/// How `data` is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CertificateEncoding {
+    Pem,
+    Der,
+}
+
+/// A certificate: bytes of PEM text or raw DER (a JSON array of numbers).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Certificate {
+    pub encoding: CertificateEncoding,
+    pub data: Vec<u8>,
+}
+
+/// Request: `{"cert": {...}, "cert_chain": [...] | null, "not_after": "RFC 3339" | null}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CertificateTrustRequest {
+    pub cert: Certificate,
+    #[serde(default)]
+    pub cert_chain: Option<Vec<Certificate>>,
+    /// The time to check validity at; `None` or `""` = now.
+    #[serde(default)]
+    pub not_after: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,13 +289,49 @@ mod tests {
 
     #[test]
     fn notary_extension_parses() {
+        let payload = br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#;
+        let r = parse("notary", "v1/signed_digest", payload).unwrap();
+        assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+        // Its name before kwctl annotate read it as oci/v1/verify.
+        assert_eq!(
+            parse("notary", "v1/verify", payload).unwrap_err(),
+            "unknown operation: v1/verify"
+        );
+    }
+
+    #[test]
+    fn imagegate_operations_parse() {
         let r = parse(
-            "notary",
-            "v1/verify",
-            br#"{"image":"i","server":"https://n","signers":[{"role":"targets/a","public_key":null}],"ca_cert":null}"#,
+            "imagegate",
+            "v1/check_signature",
+            br#"{"image":"i","identities":[{"kind":"keyless","issuer":"https://iss","subject":"me"}]}"#,
         )
         .unwrap();
-        assert!(matches!(r, Request::NotaryVerify(n) if n.root_keys.is_none()));
+        assert!(
+            matches!(r, Request::VerifySignature(s) if s.platforms == imagegate_policy::wire::Platforms::Index)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/check_attestation",
+            br#"{"image":"i","platforms":"all","predicate_type":"p","identities":[{"kind":"githubActions","owner":"o","repo":null}]}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyAttestation(a) if a.platforms == imagegate_policy::wire::Platforms::All)
+        );
+        let r = parse(
+            "imagegate",
+            "v1/check_notation",
+            br#"{"image":"i","policy":{"name":"p","level":"audit","authenticity":"log","authentic_timestamp":"log","expiry":"log","revocation":"log","verify_timestamp":"always","trusted_identities":["*"],"trust_stores":[]}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(r, Request::VerifyNotation(n) if n.policy.level == "audit" && n.user_metadata.is_empty())
+        );
+        assert_eq!(
+            parse("imagegate", "v2/verify_signature", b"{}"),
+            Err("unknown operation: v2/verify_signature".into())
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::packaging::annotate::{annotate, protocol_version};
+use crate::packaging::annotate::{annotate, capability_warnings, protocol_version};
 use crate::packaging::metadata::Metadata;
 
 #[derive(clap::Args, Debug)]
@@ -36,6 +36,9 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 .with_context(|| format!("cannot read usage file {}", p.display()))
         })
         .transpose()?;
+    for warning in capability_warnings(&module, &metadata)? {
+        eprintln!("warning: {warning}");
+    }
     let annotated = annotate(&module, metadata, usage.as_deref(), protocol_version)
         .with_context(|| format!("cannot annotate {}", args.policy.display()))?;
     std::fs::write(&args.output, annotated)

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 
+use imagegate_policy::requirements::Requirements;
 use imagegate_policy::settings::Policy;
 use imagegate_policy::sources::{self, Converted, Dialect, Options};
 use serde::Deserialize;
@@ -36,8 +37,9 @@ pub struct Args {
     #[arg(long, default_value = "imagegate")]
     pub name: String,
 
-    /// spec.module of the ClusterAdmissionPolicy.
-    #[arg(long, default_value = "registry://ghcr.io/imagegate/imagegate:latest")]
+    /// spec.module of the ClusterAdmissionPolicy (default: this release,
+    /// metadata.yml's `io.kubewarden.policy.ociUrl` at `v<version>`).
+    #[arg(long, default_value = DEFAULT_MODULE)]
     pub module: String,
 
     /// The policy's metadata.yml, whose `rules` the ClusterAdmissionPolicy uses
@@ -50,6 +52,13 @@ pub struct Args {
     pub integrated_registry: Option<String>,
 }
 
+/// The module this release publishes (`make push`'s OCI_REF): a versioned
+/// tag, never `:latest`, so the policy runs the code it was converted for.
+const DEFAULT_MODULE: &str = concat!(
+    "registry://ghcr.io/imagegate/policies/imagegate:v",
+    env!("CARGO_PKG_VERSION")
+);
+
 fn parse_dialect(name: &str) -> Result<Dialect, String> {
     Dialect::parse(name)
 }
@@ -57,7 +66,14 @@ fn parse_dialect(name: &str) -> Result<Dialect, String> {
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let mut docs = Vec::new();
     for file in &args.files {
-        docs.extend(read_documents(file)?);
+        let read = read_documents(file)?;
+        if let Some((at, value)) = read.iter().find_map(|d| placeholder(d, String::new())) {
+            bail!(
+                "{}: {at}: {value:?} is a placeholder from documentation: write the real value",
+                file.display()
+            );
+        }
+        docs.extend(read);
     }
     let options = Options {
         integrated_registry: args.integrated_registry.clone(),
@@ -65,12 +81,15 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
     let converted = sources::convert(args.from, &docs, &options)
         .map_err(|e| anyhow::anyhow!("cannot convert from {}: {e}", args.from.name()))?;
     // What we print must be settings imagegate accepts.
-    Policy::from_json(&converted.settings.to_string()).map_err(|e| {
-        anyhow::anyhow!("the converted settings are invalid (a converter bug, please report): {e}")
-    })?;
+    let needs = Policy::from_json(&converted.settings.to_string())
+        .map_err(|e| invalid_conversion(&e, &converted.settings, &docs, args.from))?
+        .requirements();
     let mut stderr = std::io::stderr().lock();
     for l in &converted.limitations {
         writeln!(stderr, "imagegate convert: {}: {l}", args.from.name())?;
+    }
+    if let Some(note) = host_note(&needs, args.cluster_admission_policy) {
+        writeln!(stderr, "imagegate convert: {note}")?;
     }
     let output = if args.cluster_admission_policy {
         let rules = match &args.metadata {
@@ -80,7 +99,7 @@ pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
             }
             None => default_rules(),
         };
-        cluster_admission_policy(&args.name, &args.module, rules, &converted)
+        cluster_admission_policy(&args.name, &args.module, rules, &converted, &needs)
     } else {
         converted.settings
     };
@@ -117,6 +136,86 @@ pub fn read_documents(path: &Path) -> anyhow::Result<Vec<Value>> {
     Ok(docs)
 }
 
+/// The first documentation placeholder in `value` (a key or string that is
+/// `...`, `<signer1>`-style or `REPLACE_ME`-style), with its path.
+fn placeholder(value: &Value, at: String) -> Option<(String, String)> {
+    let is_placeholder = |s: &str| {
+        let s = s.trim();
+        matches!(s, "..." | "\u{2026}")
+            || (s.len() > 2 && s.starts_with('<') && s.ends_with('>') && !s[1..].contains('<'))
+            || ["REPLACE_ME", "REPLACEME", "CHANGE_ME", "CHANGEME"]
+                .iter()
+                .any(|p| s.to_ascii_uppercase().contains(p))
+    };
+    match value {
+        Value::String(s) if is_placeholder(s) => Some((at, s.clone())),
+        Value::Object(o) => o.iter().find_map(|(k, v)| {
+            let at = if at.is_empty() {
+                k.clone()
+            } else {
+                format!("{at}.{k}")
+            };
+            if is_placeholder(k) {
+                Some((at, k.clone()))
+            } else {
+                placeholder(v, at)
+            }
+        }),
+        Value::Array(a) => a
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| placeholder(v, format!("{at}[{i}]"))),
+        _ => None,
+    }
+}
+
+/// The converted settings are invalid: an input error when every invalid
+/// value was copied from the input (the converter copies patterns, keys and
+/// servers as written, a prefix perhaps completed with `**`), else a
+/// converter bug.
+fn invalid_conversion(
+    error: &str,
+    settings: &Value,
+    docs: &[Value],
+    from: Dialect,
+) -> anyhow::Error {
+    let from_input = |line: &str| {
+        let Some((path, _)) = line.split_once(": ") else {
+            return false;
+        };
+        let mut value = settings;
+        for step in crate::positions::settings_path_steps(path) {
+            value = match step.parse::<usize>() {
+                Ok(i) => &value[i],
+                Err(_) => &value[step.as_str()],
+            };
+        }
+        value
+            .as_str()
+            .is_some_and(|v| docs.iter().any(|d| contains_string(d, v)))
+    };
+    if error.lines().all(from_input) {
+        anyhow::anyhow!(
+            "the {} input has a value imagegate cannot use (copied as written into the settings):\n{error}",
+            from.name()
+        )
+    } else {
+        anyhow::anyhow!(
+            "the converted settings are invalid (a converter bug, please report): {error}"
+        )
+    }
+}
+
+/// Whether `wanted` is a string of `value`, or one completed.
+fn contains_string(value: &Value, wanted: &str) -> bool {
+    match value {
+        Value::String(s) => wanted == s || (s.len() >= 3 && wanted.starts_with(s.as_str())),
+        Value::Array(a) => a.iter().any(|v| contains_string(v, wanted)),
+        Value::Object(o) => o.values().any(|v| contains_string(v, wanted)),
+        _ => false,
+    }
+}
+
 fn metadata_rules(path: &Path) -> anyhow::Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -139,25 +238,44 @@ fn default_rules() -> Value {
     ])
 }
 
+/// Says when the settings need imagegate's own host: a capability
+/// Kubewarden's policy-server does not have (under it those checks deny,
+/// naming the capability).
+fn host_note(needs: &Requirements, cluster_admission_policy: bool) -> Option<String> {
+    if needs.imagegate_host.is_empty() {
+        return None;
+    }
+    let uses: Vec<String> = needs
+        .imagegate_host
+        .iter()
+        .map(|h| format!("{} calls {}", h.at, h.capability))
+        .collect();
+    let under = if cluster_admission_policy {
+        "under Kubewarden's policy-server this ClusterAdmissionPolicy denies those images"
+    } else {
+        "Kubewarden's policy-server does not have it and denies those images"
+    };
+    Some(format!(
+        "these settings need imagegate's own host: {}; {under} (the message names the capability). \
+         Run them with `imagegate serve`: `imagegate scaffold webhook --image IMAGE -s SETTINGS` \
+         writes the deployment (README: Without Kubewarden)",
+        uses.join(", ")
+    ))
+}
+
 /// A ClusterAdmissionPolicy running imagegate with `converted.settings`.
 pub fn cluster_admission_policy(
     name: &str,
     module: &str,
     rules: Value,
     converted: &Converted,
+    needs: &Requirements,
 ) -> Value {
     let settings = &converted.settings;
-    let rules_list = settings
-        .get("rules")
-        .and_then(Value::as_array)
-        .map_or(&[][..], Vec::as_slice);
-    let mutating = rules_list
-        .iter()
-        .any(|r| r["pinDigest"] == json!(true) || r["onDigestMismatch"] == json!("rewrite"));
     let mut spec = json!({
         "module": module,
         "mode": "protect",
-        "mutating": mutating,
+        "mutating": needs.mutates,
         "rules": rules,
         "settings": settings,
     });
@@ -210,13 +328,100 @@ mod tests {
     }
 
     #[test]
+    fn notary_settings_say_they_need_imagegate_serve() {
+        let needs = |settings: Value| {
+            Policy::from_json(&settings.to_string())
+                .unwrap()
+                .requirements()
+        };
+        assert_eq!(
+            host_note(
+                &needs(json!({"rules": [{"name": "r", "images": ["a"]}]})),
+                false
+            ),
+            None
+        );
+        let notary = needs(json!({"rules": [{"name": "dct", "images": ["a"],
+            "verify": {"anyOf": [{"notary": {"server": "https://n"}}]}}]}));
+        let note = host_note(&notary, true).unwrap();
+        assert!(note.starts_with(r#"these settings need imagegate's own host: rules[0] "dct" calls notary/v1/signed_digest; under Kubewarden's policy-server this ClusterAdmissionPolicy denies those images"#), "{note}");
+        assert!(note.contains("imagegate scaffold webhook"), "{note}");
+        assert!(host_note(&notary, false)
+            .unwrap()
+            .contains("policy-server does not have it"));
+    }
+
+    #[test]
+    fn the_default_module_is_this_release_at_metadatas_oci_url() {
+        let metadata = crate::packaging::metadata::Metadata::from_yaml_file(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../metadata.yml"),
+        )
+        .unwrap();
+        let oci_url = metadata
+            .annotation(crate::packaging::metadata::keys::OCI_URL)
+            .unwrap();
+        assert_eq!(
+            DEFAULT_MODULE,
+            format!("registry://{oci_url}:v{}", env!("CARGO_PKG_VERSION"))
+        );
+    }
+
+    #[test]
+    fn placeholders_are_found_with_their_path() {
+        let found = |v: Value| placeholder(&v, String::new());
+        assert_eq!(
+            found(json!({"spec":{"signers":[{"name":"<signer1>"}]}})),
+            Some(("spec.signers[0].name".into(), "<signer1>".into()))
+        );
+        assert_eq!(
+            found(json!({"spec":{"keys":{"...":"x"}}})),
+            Some(("spec.keys....".into(), "...".into()))
+        );
+        assert_eq!(
+            found(json!({"spec":{"server":"https://REPLACE_ME.example"}})),
+            Some(("spec.server".into(), "https://REPLACE_ME.example".into()))
+        );
+        assert_eq!(
+            found(
+                json!({"spec":{"images":["ghcr.io/corp/**", "a<b>"], "key": "-----BEGIN PUBLIC KEY-----"}})
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn invalid_values_from_the_input_are_input_errors_others_converter_bugs() {
+        let settings = json!({"rules":[{"name":"r","images":["https://ghcr.io/corp/**"]}]});
+        let docs = [json!({"spec":{"repos":["https://ghcr.io/corp/**"]}})];
+        let e = r#"rules[0].images[0]: invalid pattern "https://ghcr.io/corp/**": patterns are image references, not URLs: write ghcr.io/corp/**"#;
+        let gatekeeper = Dialect::parse("gatekeeper").unwrap();
+        let input = invalid_conversion(e, &settings, &docs, gatekeeper);
+        assert!(
+            input
+                .to_string()
+                .starts_with("the gatekeeper input has a value imagegate cannot use"),
+            "{input}"
+        );
+        assert!(!input.to_string().contains("converter bug"));
+        let bug = invalid_conversion(e, &settings, &[json!({})], gatekeeper);
+        assert!(
+            bug.to_string().contains("a converter bug, please report"),
+            "{bug}"
+        );
+    }
+
+    #[test]
     fn cluster_admission_policy_embeds_settings_and_selector() {
         let converted = Converted {
             settings: json!({"rules": [{"name": "r", "images": ["a"], "pinDigest": true}], "sources": {"tmax": true}}),
             limitations: Vec::new(),
             namespace_selector: Some(json!({"matchLabels": {"team": "a"}})),
         };
-        let cap = cluster_admission_policy("p", "registry://x/y:1", default_rules(), &converted);
+        let needs = Policy::from_json(&converted.settings.to_string())
+            .unwrap()
+            .requirements();
+        let cap =
+            cluster_admission_policy("p", "registry://x/y:1", default_rules(), &converted, &needs);
         assert_eq!(cap["apiVersion"], "policies.kubewarden.io/v1");
         assert_eq!(cap["spec"]["mutating"], true);
         assert_eq!(cap["spec"]["settings"], converted.settings);

@@ -1,19 +1,38 @@
 //! `imagegate scaffold`: writes the ClusterAdmissionPolicy (or AdmissionPolicy)
-//! that installs the policy ([`crate::packaging::scaffold`]).
+//! that installs the policy ([`crate::packaging::scaffold`]). The settings
+//! are validated by the module first, as policy-server would: a resource
+//! with invalid settings would install a policy that never becomes active.
+//! `scaffold webhook` and `scaffold imagepolicywebhook` write what runs
+//! `imagegate serve` without Kubewarden (`cli::scaffold_webhook`, cargo
+//! feature `serve`).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::Arc;
 
+use anyhow::{bail, Context, Result};
+
+use crate::capabilities::gating::CapabilityAllowList;
+use crate::capabilities::{Capabilities, Offline};
+#[cfg(feature = "serve")]
+use crate::cli::scaffold_webhook;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
+use crate::runtime::{admission, Policy, RuntimeConfig};
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
+    /// What runs `imagegate serve` without Kubewarden.
+    #[cfg(feature = "serve")]
+    #[command(subcommand)]
+    pub without_kubewarden: Option<scaffold_webhook::Command>,
     /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
-    pub module: String,
+    #[arg(required = true)]
+    pub module: Option<String>,
     /// Read the metadata embedded in this annotated module.
     #[arg(long, conflicts_with = "metadata")]
     pub policy: Option<PathBuf>,
@@ -23,6 +42,10 @@ pub struct Args {
     /// Settings file (YAML mapping); default: no settings ({}).
     #[arg(short, long)]
     pub settings: Option<PathBuf>,
+    /// The module that validates the settings: default the --policy module,
+    /// else ./policy.wasm (`make policy.wasm`).
+    #[arg(long, value_name = "FILE")]
+    pub validate_with: Option<PathBuf>,
     /// Resource kind.
     #[arg(
         short = 't',
@@ -43,30 +66,30 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let metadata = match &args.policy {
-        Some(path) => {
-            let module = std::fs::read(path)
-                .with_context(|| format!("cannot read policy {}", path.display()))?;
-            Metadata::from_module(&module)?.with_context(|| {
-                format!(
-                    "{} is not annotated: run `imagegate annotate` first",
-                    path.display()
-                )
-            })?
-        }
-        None => Metadata::from_yaml_file(&args.metadata)?,
-    };
+    #[cfg(feature = "serve")]
+    if let Some(command) = &args.without_kubewarden {
+        return scaffold_webhook::run(command);
+    }
+    let metadata = Metadata::from_policy_or_file(args.policy.as_deref(), &args.metadata)?;
     let settings = match &args.settings {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read settings {}", path.display()))?;
-            parse_settings(&text)
-                .with_context(|| format!("invalid settings file {}", path.display()))?
+            let settings = parse_settings(&text)
+                .with_context(|| format!("invalid settings file {}", path.display()))?;
+            let module = args
+                .validate_with
+                .as_ref()
+                .or(args.policy.as_ref())
+                .cloned()
+                .unwrap_or_else(|| PathBuf::from("policy.wasm"));
+            validate(&module, path, &settings)?;
+            settings
         }
         None => Default::default(),
     };
     let target = Target {
-        module: args.module.clone(),
+        module: args.module.clone().context("no MODULE given")?,
         kind: args.kind,
         title: args.title.clone(),
         allow_context_aware: args.allow_context_aware,
@@ -78,6 +101,34 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         None => std::io::stdout().lock().write_all(yaml.as_bytes())?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The module's `validate_settings` on `settings` (read from `path`), with
+/// no host capability granted: errors say where they are in the file.
+fn validate(module: &Path, path: &Path, settings: &serde_yaml_ng::Mapping) -> Result<()> {
+    let wasm = std::fs::read(module).with_context(|| {
+        format!(
+            "cannot read {} to validate the settings with: pass --validate-with FILE \
+             (or --policy), or build it with `make policy.wasm`",
+            module.display()
+        )
+    })?;
+    let capabilities = Arc::new(Capabilities::new(
+        CapabilityAllowList::deny_all(),
+        None,
+        Box::new(Offline),
+    ));
+    let policy = Policy::new(&wasm, RuntimeConfig::default(), capabilities)
+        .with_context(|| format!("cannot load policy module {}", module.display()))?;
+    let json = serde_json::to_value(settings)?;
+    let json = json.as_object().cloned().unwrap_or_default();
+    let validity = admission::validate_settings(&mut &policy, &json);
+    if !validity.valid {
+        let message =
+            admission::locate_settings_errors(path, &validity.message.unwrap_or_default());
+        bail!("the settings are not valid, the policy would never become active:\n{message}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

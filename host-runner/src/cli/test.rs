@@ -21,7 +21,6 @@ use serde_json::{Map, Value};
 use crate::capabilities::kubernetes::KubeContext;
 use crate::capabilities::{Backend, Capabilities, CapabilityAllowList, Offline, Request};
 use crate::cli::args::{PolicyArgs, RegistryArgs};
-use crate::packaging::artifact;
 use crate::runtime::admission::{self, AdmissionResponse};
 use crate::runtime::session::Replay;
 use crate::runtime::Policy;
@@ -140,7 +139,7 @@ pub fn run_fixture(
     .context("invalid expect.yaml")?;
     let request_path = first_existing(dir, &["request.json", "request.yaml"])
         .context("no request.json or request.yaml")?;
-    let request = admission::read_request(&request_path)?;
+    let request = admission::read_request(&request_path, &admission::Requester::default())?;
     let settings = match first_existing(dir, &["settings.yaml", "settings.json"]) {
         Some(p) => admission::read_settings(&p)?,
         None => Map::new(),
@@ -244,7 +243,7 @@ pub fn check(expect: &Expect, response: &AdmissionResponse) -> anyhow::Result<()
 }
 
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
-    let wasm = artifact::read_module(&args.policy, &args.registry.config()?)?;
+    let wasm = args.registry.read_module(&args.policy)?;
     let fixtures = discover(&args.dir)?;
     // Compiled once; each fixture swaps in its own capabilities.
     let policy = Policy::new(

@@ -14,11 +14,13 @@
 //! (policy-server, policy-evaluator, the controller) reads it, and writing it
 //! would claim a kwctl that never ran.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use wasm_encoder::{CustomSection, Section};
 
+use crate::capabilities::gating::KNOWN_CAPABILITIES;
 use crate::packaging::metadata::{
     keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION,
 };
@@ -49,6 +51,72 @@ pub fn annotate(
     metadata.validate()?;
     let json = serde_json::to_vec(&metadata)?;
     embed(module, &json)
+}
+
+/// `kwctl annotate`'s warnings about `metadata`'s `hostCapabilities` and
+/// what `module` calls, so `imagegate annotate` says what kwctl would.
+pub fn capability_warnings(module: &[u8], metadata: &Metadata) -> Result<Vec<String>> {
+    let detected = detected_capabilities(module)?;
+    let declared = metadata.host_capabilities.clone().unwrap_or_default();
+    let undeclared: Vec<&String> = detected.difference(&declared).collect();
+    let unused: Vec<&String> = declared.difference(&detected).collect();
+    let mut warnings = Vec::new();
+    if !undeclared.is_empty() {
+        warnings.push(format!(
+            "host capabilities used by the policy but not declared in metadata: {undeclared:?}"
+        ));
+    }
+    if !unused.is_empty() {
+        warnings.push(format!(
+            "host capabilities declared in metadata but not detected in the policy: {unused:?}"
+        ));
+    }
+    Ok(warnings)
+}
+
+/// The Kubewarden host capabilities `kwctl annotate` detects in `module`
+/// (kwctl's `wasm_scanner::scan`): a capability is used when its namespace
+/// and its operation both occur in the module's data segments (joined with
+/// `0xFF`), an operation that prefixes another (`v1/oci_manifest`,
+/// `v1/oci_manifest_config`) only where it is not that longer one.
+/// imagegate's own `notary/...` and `imagegate/...` are no Kubewarden
+/// capabilities and are not looked for.
+pub fn detected_capabilities(module: &[u8]) -> Result<BTreeSet<String>> {
+    let mut data = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let wasmparser::Payload::DataSection(reader) = payload.context("invalid wasm module")? {
+            for segment in reader {
+                data.extend_from_slice(segment.context("invalid data segment")?.data);
+                data.push(0xFF);
+            }
+        }
+    }
+    let contains = |needle: &[u8], at: &dyn Fn(usize) -> bool| {
+        data.windows(needle.len())
+            .enumerate()
+            .any(|(i, w)| w == needle && at(i))
+    };
+    let kubewarden = KNOWN_CAPABILITIES
+        .iter()
+        .filter(|c| !c.starts_with("notary/") && !c.starts_with("imagegate/"));
+    let operations: Vec<(&str, &str)> = kubewarden
+        .clone()
+        .filter_map(|c| c.split_once('/'))
+        .collect();
+    let mut found = BTreeSet::new();
+    for (namespace, operation) in &operations {
+        let longer: Vec<&str> = operations
+            .iter()
+            .map(|(_, op)| *op)
+            .filter(|op| op != operation && op.starts_with(operation))
+            .collect();
+        let standalone = |i: usize| longer.iter().all(|l| !data[i..].starts_with(l.as_bytes()));
+        if contains(namespace.as_bytes(), &|_| true) && contains(operation.as_bytes(), &standalone)
+        {
+            found.insert(format!("{namespace}/{operation}"));
+        }
+    }
+    Ok(found)
 }
 
 /// Replaces (or appends) the metadata custom section. The module is walked
@@ -116,6 +184,33 @@ pub fn protocol_version(module: &[u8]) -> Result<ProtocolVersion> {
 pub(crate) mod tests {
     use super::*;
     use crate::packaging::metadata::custom_section;
+
+    #[test]
+    fn capabilities_are_detected_as_kwctl_detects_them() {
+        let module = |strings: &str| {
+            wat::parse_str(format!(
+                "(module (memory 1) (data (i32.const 0) \"{strings}\"))"
+            ))
+            .unwrap()
+        };
+        let found = |strings: &str| {
+            detected_capabilities(&module(strings))
+                .unwrap()
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
+        assert!(found("kubewarden").is_empty());
+        assert_eq!(
+            found("ociv2/verifyv1/oci_manifest_config"),
+            ["oci/v1/oci_manifest_config", "oci/v2/verify"]
+        );
+        assert_eq!(
+            found("oci v1/oci_manifest v1/oci_manifest_config"),
+            ["oci/v1/oci_manifest", "oci/v1/oci_manifest_config"]
+        );
+        // What the Notary operation was once called reads as oci/v1/verify.
+        assert_eq!(found("oci notary v1/verify"), ["oci/v1/verify"]);
+    }
 
     /// A waPC guest whose every operation answers `answer`.
     pub(crate) fn guest(answer: &str) -> Vec<u8> {

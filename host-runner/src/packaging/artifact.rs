@@ -60,10 +60,6 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     if metadata.protocol_version.is_none() {
         bail!("the policy metadata has no protocolVersion: annotate it with `imagegate annotate`");
     }
-    let reference = parse_uri(destination)?;
-    if reference.digest().is_some() {
-        bail!("{destination}: push to a tag, the digest is computed by the registry");
-    }
     let layers = vec![ImageLayer::new(
         module.to_vec(),
         WASM_LAYER_MEDIA_TYPE.to_string(),
@@ -73,17 +69,44 @@ pub async fn push(module: &[u8], destination: &str, registry: &RegistryAccess) -
     let mut manifest = OciImageManifest::build(&layers, &config, Some(oci_annotations(&metadata)));
     // kwctl leaves it out; the image spec says SHOULD, and strict registries want it.
     manifest.media_type = Some(OCI_IMAGE_MEDIA_TYPE.to_string());
+    push_manifest(
+        registry,
+        destination,
+        "the policy",
+        &layers,
+        config,
+        manifest,
+    )
+    .await
+}
+
+/// Pushes `layers`, `config` and `manifest` to the tag `destination`
+/// (`registry://...`); returns the immutable reference. Also used for the
+/// container image ([`crate::deploy::image`]).
+pub(crate) async fn push_manifest(
+    registry: &RegistryAccess,
+    destination: &str,
+    what: &str,
+    layers: &[ImageLayer],
+    config: Config,
+    manifest: OciImageManifest,
+) -> Result<String> {
+    let reference = parse_uri(destination)?;
+    if reference.digest().is_some() {
+        bail!("{destination}: push to a tag, the digest is computed by the registry");
+    }
     let response = registry
         .oci_client()?
         .push(
             &reference,
-            &layers,
+            layers,
             config,
             &auth(registry, &reference)?,
             Some(manifest),
         )
         .await
-        .with_context(|| format!("cannot push the policy to {destination}"))?;
+        .map_err(|e| plain_http_hint(e.into(), &reference))
+        .with_context(|| format!("cannot push {what} to {destination}"))?;
     immutable_ref(&reference, &response.manifest_url)
 }
 
@@ -98,10 +121,25 @@ pub async fn pull(uri: &str, registry: &RegistryAccess) -> Result<Vec<u8>> {
             vec![WASM_LAYER_MEDIA_TYPE],
         )
         .await
+        .map_err(|e| plain_http_hint(e.into(), &reference))
         .with_context(|| format!("cannot pull the policy from {uri}"))?;
     match image.layers.as_slice() {
         [layer] => Ok(layer.data.to_vec()),
         layers => bail!("{uri}: expected one wasm layer, found {}", layers.len()),
+    }
+}
+
+/// A registry that speaks plain HTTP answers the TLS handshake with HTTP
+/// bytes, which rustls reports as `received corrupt message of type
+/// InvalidContentType`: say what the fix is.
+fn plain_http_hint(e: anyhow::Error, reference: &Reference) -> anyhow::Error {
+    if format!("{e:#}").contains("InvalidContentType") {
+        let registry = reference.registry();
+        e.context(format!(
+            "{registry} does not speak TLS: if it is a plain-HTTP registry, pass `--insecure-registry {registry}`"
+        ))
+    } else {
+        e
     }
 }
 

@@ -115,14 +115,15 @@ pub fn package(
     let version = semver::Version::parse(version_text)
         .with_context(|| format!("{} {version_text:?} is not semver", keys::VERSION))?;
     let oci_url = metadata.required_annotation(keys::OCI_URL)?;
-    let image: oci_client::Reference =
-        format!("{oci_url}:v{version}").parse().with_context(|| {
+    let image = imagegate_policy::reference::Reference::parse(&format!("{oci_url}:v{version}"))
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| {
             format!(
                 "{} {oci_url:?} is not a repository reference",
                 keys::OCI_URL
             )
-        })?;
-    let image = image.whole();
+        })?
+        .to_string();
     if questions_ui.trim().is_empty() {
         bail!("questions-ui content cannot be empty");
     }

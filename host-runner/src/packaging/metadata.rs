@@ -161,6 +161,22 @@ impl Metadata {
         Ok(Some(metadata))
     }
 
+    /// The metadata of the annotated module at `policy` when given (what
+    /// will actually run), else of the metadata.yml at `metadata_yml`.
+    pub fn from_policy_or_file(policy: Option<&Path>, metadata_yml: &Path) -> Result<Self> {
+        let Some(path) = policy else {
+            return Self::from_yaml_file(metadata_yml);
+        };
+        let module = std::fs::read(path)
+            .with_context(|| format!("cannot read policy {}", path.display()))?;
+        Self::from_module(&module)?.with_context(|| {
+            format!(
+                "{} is not annotated: run `imagegate annotate` first",
+                path.display()
+            )
+        })
+    }
+
     /// The value of annotation `key`, if set.
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.as_ref()?.get(key).map(String::as_str)
@@ -551,7 +567,7 @@ mutating: false
         assert_eq!(m.policy_type, PolicyType::Kubernetes);
         assert_eq!(m.context_aware_resources.len(), 5);
         let caps = m.host_capabilities.as_ref().unwrap();
-        assert!(caps.contains("oci/v2/verify") && !caps.contains("notary/v1/verify"));
+        assert!(caps.contains("oci/v2/verify") && !caps.contains("notary/v1/signed_digest"));
         assert_eq!(m.annotation(keys::VERSION), Some(env!("CARGO_PKG_VERSION")));
         for key in [
             keys::TITLE,

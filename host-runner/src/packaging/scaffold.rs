@@ -94,7 +94,10 @@ pub fn manifest(
             metadata.context_aware_resources.clone()
         }
         Kind::ClusterAdmissionPolicy => {
-            if !metadata.context_aware_resources.is_empty() {
+            let has_sources = settings
+                .get("sources")
+                .is_some_and(|s| !s.is_null() && s.as_mapping().is_none_or(|m| !m.is_empty()));
+            if has_sources && !metadata.context_aware_resources.is_empty() {
                 eprintln!(
                     "warning: contextAwareResources left empty; settings `sources` need them: \
                      review them with care and pass --allow-context-aware"
@@ -122,17 +125,19 @@ pub fn manifest(
     })
 }
 
+/// RFC 1123 label: namespaces, Service names, each part of an object name.
+pub fn is_dns_label(l: &str) -> bool {
+    !l.is_empty()
+        && l.len() <= 63
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
 /// RFC 1123 DNS subdomain, as Kubernetes requires of object names.
 fn validate_name(name: &str) -> Result<()> {
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if name.is_empty() || name.len() > 253 || !name.split('.').all(label_ok) {
+    if name.is_empty() || name.len() > 253 || !name.split('.').all(is_dns_label) {
         bail!(
             "invalid name {name:?}: must conform to RFC 1123 (lowercase alphanumerics, '-' and '.', \
              starting and ending with an alphanumeric)"

@@ -9,7 +9,10 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
-use imagegate_policy::wire::{SettingsValidationResponse, ValidationResponse};
+use imagegate_policy::wire::{
+    ExplainedResponse, GroupVersionKind, GroupVersionResource, ImageReport, RawJson,
+    SettingsValidationResponse, UserInfo, ValidationResponse,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -157,25 +160,118 @@ impl AdmissionResponse {
     }
 }
 
-/// Reads an AdmissionRequest or a whole AdmissionReview (top-level
-/// `kind: AdmissionReview`, then `.request`) from JSON or YAML text.
-pub fn parse_request(text: &str) -> anyhow::Result<AdmissionRequest> {
+/// Reads an AdmissionRequest, a whole AdmissionReview (top-level `kind:
+/// AdmissionReview`, then `.request`) or a bare object (any other string
+/// `kind`: a Pod, a Deployment..., wrapped as the CREATE the API server would
+/// send, see [`create_request`]) from JSON or YAML text.
+pub fn parse_request(text: &str, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
+    let documents = serde_yaml_ng::Deserializer::from_str(text).count();
+    if documents > 1 {
+        bail!("{documents} YAML documents: one request or object is evaluated at a time (`imagegate check` evaluates many)");
+    }
     let value: Value = serde_yaml_ng::from_str(text).context("request is neither JSON nor YAML")?;
-    let value = if value.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
-        value
+    let value = match value.get("kind").and_then(Value::as_str) {
+        Some("AdmissionReview") => value
             .get("request")
             .cloned()
-            .context("AdmissionReview has no `request`")?
-    } else {
-        value
+            .context("AdmissionReview has no `request`")?,
+        // An AdmissionRequest's `kind` is a group/version/kind map.
+        Some(_) => return create_request(value, requester),
+        None => value,
     };
     request_from_value(value)
         .map_err(anyhow::Error::msg)
         .context("invalid AdmissionRequest")
 }
 
+/// Who sends the CREATE requests made from bare objects, and the namespace
+/// of objects that name none (`imagegate run` and `check`: `--namespace`,
+/// `--user`, `--group`).
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub namespace: String,
+    pub user: UserInfo,
+}
+
+impl Default for Requester {
+    /// `default` namespace; an anonymous user with the group every
+    /// authenticated requester has.
+    fn default() -> Self {
+        Requester {
+            namespace: "default".to_string(),
+            user: UserInfo {
+                groups: vec!["system:authenticated".to_string()],
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// The CREATE the API server sends for `object` (a Kubernetes object with
+/// `apiVersion` and `kind`): group, version and kind from the object, the
+/// resource guessed from the kind as kubectl does, the namespace from
+/// `metadata.namespace` or the requester's default, `CreateOptions`.
+pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let api_version = text("/apiVersion").context("the object has no `apiVersion`")?;
+    let kind = text("/kind")
+        .context("the object has no `kind`")?
+        .to_string();
+    let (group, version) = match api_version.split_once('/') {
+        Some((group, version)) => (group.to_string(), version.to_string()),
+        None => (String::new(), api_version.to_string()),
+    };
+    let namespace = text("/metadata/namespace").unwrap_or(&requester.namespace);
+    let gvk = GroupVersionKind {
+        group: group.clone(),
+        version: version.clone(),
+        kind: kind.clone(),
+    };
+    let resource = GroupVersionResource {
+        group,
+        version,
+        resource: resource_of(&kind),
+    };
+    Ok(AdmissionRequest {
+        uid: "imagegate-create".to_string(),
+        name: text("/metadata/name").map(str::to_string),
+        namespace: Some(namespace.to_string()),
+        request_kind: Some(gvk.clone()),
+        request_resource: Some(RawJson::to_raw(&resource).context("cannot encode the resource")?),
+        kind: gvk,
+        resource,
+        operation: "CREATE".to_string(),
+        user_info: requester.user.clone(),
+        dry_run: Some(false),
+        options: Some(
+            RawJson::to_raw(
+                &serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
+            )
+            .context("cannot encode the options")?,
+        ),
+        object: Some(RawJson::to_raw(&object).context("cannot encode the object")?),
+        ..Default::default()
+    })
+}
+
+/// The resource name of a kind, as kubectl guesses it
+/// (`meta.UnsafeGuessKindToResource`): lower case, plural.
+fn resource_of(kind: &str) -> String {
+    let kind = kind.to_ascii_lowercase();
+    if kind.ends_with('s') || kind.ends_with("ch") || kind.ends_with('x') || kind.ends_with("sh") {
+        format!("{kind}es")
+    } else if let Some(stem) = kind
+        .strip_suffix('y')
+        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
+    {
+        format!("{stem}ies")
+    } else {
+        format!("{kind}s")
+    }
+}
+
 /// `-r PATH`, `-` = stdin.
-pub fn read_request(path: &Path) -> anyhow::Result<AdmissionRequest> {
+pub fn read_request(path: &Path, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
     let text = if path == Path::new("-") {
         let mut s = String::new();
         std::io::stdin()
@@ -186,7 +282,7 @@ pub fn read_request(path: &Path) -> anyhow::Result<AdmissionRequest> {
         std::fs::read_to_string(path)
             .with_context(|| format!("cannot read request {}", path.display()))?
     };
-    parse_request(&text).with_context(|| format!("in request {}", path.display()))
+    parse_request(&text, requester).with_context(|| format!("in request {}", path.display()))
 }
 
 /// Settings from YAML or JSON text: a map, or null/empty (= `{}`).
@@ -207,6 +303,43 @@ pub fn read_settings(path: &Path) -> anyhow::Result<Map<String, Value>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read settings {}", path.display()))?;
     parse_settings(&text).with_context(|| format!("in settings {}", path.display()))
+}
+
+/// The module's settings errors (one per line, `PATH: TEXT`, the path as
+/// `rules[2].images[0]`) with where each is in the settings file `path`:
+/// `settings.yaml:12:7: rules[2].images[0]: ...`. An error whose path is not
+/// in the file (a missing field) points at the nearest node that is; an
+/// unknown field at its key. Lines without a path, or a file that is not
+/// YAML, are left as they are.
+pub fn locate_settings_errors(path: &Path, message: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let Some(document) = crate::positions::index(&text)
+        .ok()
+        .and_then(|docs| docs.into_iter().next())
+    else {
+        return message.to_string();
+    };
+    let file = path.display();
+    message
+        .lines()
+        .map(|line| {
+            // `PATH: TEXT`, PATH without spaces; no path: a top-level error.
+            let (settings_path, text) = match line.split_once(": ") {
+                Some((p, t)) if !p.is_empty() && !p.contains([' ', '`']) => (p, t),
+                _ => ("", line),
+            };
+            let mut steps = crate::positions::settings_path_steps(settings_path);
+            if let Some(field) = text
+                .strip_prefix("unknown field `")
+                .and_then(|t| t.split_once('`'))
+            {
+                steps.push(field.0.to_string());
+            }
+            let (at, _) = document.locate(&steps);
+            format!("{file}:{}:{}: {line}", at.line, at.column)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `validate_settings`, with policy-evaluator's error handling.
@@ -240,17 +373,27 @@ fn settings_error(err: &CallError) -> String {
     }
 }
 
-/// The `validate` payload: `{"request": ..., "settings": {...}}`.
+/// The `validate` payload: `{"request": ..., "settings": {...}}`, exactly as
+/// policy-evaluator writes it; with `explain`, also `"imagegate_explain":
+/// true` (imagegate's own key: the module then adds its per-image reports).
 pub fn validation_payload(
     request: &AdmissionRequest,
     settings: &Map<String, Value>,
+    explain: bool,
 ) -> anyhow::Result<Vec<u8>> {
     #[derive(Serialize)]
     struct Payload<'a> {
         request: &'a AdmissionRequest,
         settings: &'a Map<String, Value>,
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        imagegate_explain: bool,
     }
-    serde_json::to_vec(&Payload { request, settings }).context("cannot serialize validation params")
+    serde_json::to_vec(&Payload {
+        request,
+        settings,
+        imagegate_explain: explain,
+    })
+    .context("cannot serialize validation params")
 }
 
 /// `validate`, turned into the AdmissionResponse policy-server would send.
@@ -259,14 +402,40 @@ pub fn validate(
     request: &AdmissionRequest,
     settings: &Map<String, Value>,
 ) -> AdmissionResponse {
+    evaluate(invoker, request, settings, false).0
+}
+
+/// [`validate`], plus the module's report on every image (`imagegate check`,
+/// `run --output text`): the same module, host and response, asked
+/// `imagegate_explain`. No reports when the module could not answer (a
+/// timeout, a trap) or the request was decided without looking at images.
+pub fn explain(
+    invoker: &mut impl Invoke,
+    request: &AdmissionRequest,
+    settings: &Map<String, Value>,
+) -> (AdmissionResponse, Vec<ImageReport>) {
+    evaluate(invoker, request, settings, true)
+}
+
+fn evaluate(
+    invoker: &mut impl Invoke,
+    request: &AdmissionRequest,
+    settings: &Map<String, Value>,
+    explain: bool,
+) -> (AdmissionResponse, Vec<ImageReport>) {
     let uid = request.uid.as_str();
-    let payload = match validation_payload(request, settings) {
+    let payload = match validation_payload(request, settings, explain) {
         Ok(p) => p,
-        Err(e) => return AdmissionResponse::internal_server_error(uid, format!("{e:#}")),
+        Err(e) => {
+            return (
+                AdmissionResponse::internal_server_error(uid, format!("{e:#}")),
+                Vec::new(),
+            )
+        }
     };
-    match invoker.invoke("validate", &payload) {
-        Ok(bytes) => serde_json::from_slice::<ValidationResponse>(&bytes)
-            .map_err(|e| anyhow::anyhow!("invalid ValidationResponse: {e}"))
+    let mut reports = Vec::new();
+    let response = match invoker.invoke("validate", &payload) {
+        Ok(bytes) => read_response(&bytes, explain, &mut reports)
             .and_then(|resp| {
                 // The object is parsed only to diff a mutation against it.
                 let object = match (&resp.mutated_object, &request.object) {
@@ -283,7 +452,25 @@ pub fn validate(
             AdmissionResponse::reject(uid, crate::runtime::TIMEOUT_MESSAGE.to_string(), 500)
         }
         Err(e) => AdmissionResponse::internal_server_error(uid, e),
+    };
+    (response, reports)
+}
+
+/// The guest's answer: a ValidationResponse, or with `explain` an
+/// ExplainedResponse whose reports go to `reports`.
+fn read_response(
+    bytes: &[u8],
+    explain: bool,
+    reports: &mut Vec<ImageReport>,
+) -> anyhow::Result<ValidationResponse> {
+    if !explain {
+        return serde_json::from_slice(bytes)
+            .map_err(|e| anyhow::anyhow!("invalid ValidationResponse: {e}"));
     }
+    let explained: ExplainedResponse = serde_json::from_slice(bytes)
+        .map_err(|e| anyhow::anyhow!("invalid ValidationResponse with imagegate_verdicts: {e}"))?;
+    *reports = explained.imagegate_verdicts;
+    Ok(explained.response)
 }
 
 #[cfg(test)]
@@ -379,13 +566,16 @@ mod tests {
     #[test]
     fn request_or_review_in_json_or_yaml() {
         let bare = r#"{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{},"unknownField":1}"#;
-        let r = parse_request(bare).unwrap();
+        let r = parse_request(bare, &Requester::default()).unwrap();
         assert_eq!(r.uid, "1");
         let review =
             format!("apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest: {bare}\n");
-        assert_eq!(parse_request(&review).unwrap().uid, "1");
+        assert_eq!(
+            parse_request(&review, &Requester::default()).unwrap().uid,
+            "1"
+        );
         // unknown fields are dropped, absent ones omitted
-        let payload = validation_payload(&r, &Map::new()).unwrap();
+        let payload = validation_payload(&r, &Map::new(), false).unwrap();
         assert_eq!(
             String::from_utf8(payload).unwrap(),
             r#"{"request":{"uid":"1","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"operation":"CREATE","userInfo":{}},"settings":{}}"#
@@ -400,7 +590,8 @@ mod tests {
             "requestResource": {"group": "", "version": "v1", "resource": "pods"}});
         let r = request_from_value(full.clone()).unwrap();
         // What the engine never reads is passed on as it came.
-        let payload = String::from_utf8(validation_payload(&r, &Map::new()).unwrap()).unwrap();
+        let payload =
+            String::from_utf8(validation_payload(&r, &Map::new(), false).unwrap()).unwrap();
         assert!(
             payload.contains(r#""requestResource":{"group":"","version":"v1","resource":"pods"}"#),
             "{payload}"
@@ -429,6 +620,36 @@ mod tests {
             "missing field `version`"
         );
         assert!(request_from_value(json!("x")).is_err());
+    }
+
+    #[test]
+    fn settings_errors_say_where_they_are() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("settings.yaml");
+        std::fs::write(
+            &file,
+            "# comment\nrules:\n- name: a\n  images: [x/y]\n- name: b\n  images:\n  - ok/x\n  - https://ghcr.io/corp/**\n  tagz: {}\n",
+        )
+        .unwrap();
+        let f = file.display();
+        let located = locate_settings_errors(
+            &file,
+            "rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
+             rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
+             rules[0].verify: missing\n\
+             settings must be a JSON object",
+        );
+        assert_eq!(
+            located,
+            format!(
+                "{f}:8:5: rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
+                 {f}:9:9: rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
+                 {f}:3:3: rules[0].verify: missing\n\
+                 {f}:2:1: settings must be a JSON object"
+            )
+        );
+        std::fs::write(&file, "a: [\n").unwrap();
+        assert_eq!(locate_settings_errors(&file, "x: y"), "x: y");
     }
 
     #[test]

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use serde_yaml_ng::value::{Tag, TaggedValue};
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::crypto::CertificateTrustRequest;
+use crate::capabilities::request::CertificateTrustRequest;
 use crate::capabilities::request::{sigstore_variant, CanIRequest, SubjectAccessReview};
 use crate::capabilities::{lock, Backend, Request};
 
@@ -105,6 +105,9 @@ fn kwctl_form(request: &Request) -> serde_json::Result<(String, Value)> {
         ),
         CryptoIsCertificateTrusted(r) => ("CryptoIsCertificateTrusted", json!({ "request": r })),
         NotaryVerify(r) => ("NotaryVerify", serde_json::to_value(r)?),
+        VerifySignature(r) => ("VerifySignature", serde_json::to_value(r)?),
+        VerifyAttestation(r) => ("VerifyAttestation", serde_json::to_value(r)?),
+        VerifyNotation(r) => ("VerifyNotation", serde_json::to_value(r)?),
     };
     Ok((variant.to_string(), fields))
 }
@@ -164,6 +167,9 @@ fn from_kwctl_form(variant: &str, fields: Value) -> Result<Request, String> {
         }
         "CryptoIsCertificateTrusted" => CryptoIsCertificateTrusted(from::<Crypto>(fields)?.request),
         "NotaryVerify" => NotaryVerify(from(fields)?),
+        "VerifySignature" => VerifySignature(from(fields)?),
+        "VerifyAttestation" => VerifyAttestation(from(fields)?),
+        "VerifyNotation" => VerifyNotation(from(fields)?),
         sigstore if sigstore.starts_with("Sigstore") => match fields {
             Value::Object(fields) => Sigstore(sigstore_variant(sigstore, fields)?),
             _ => return Err(format!("{sigstore}: expected a mapping of fields")),
@@ -240,8 +246,26 @@ impl Replay {
     }
 }
 
+/// imagegate's own operations (`imagegate/v1/check_*`).
+fn imagegate_own(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::VerifySignature(_) | Request::VerifyAttestation(_) | Request::VerifyNotation(_)
+    )
+}
+
 impl Backend for Replay {
     fn answer(&self, request: &Request, _: Option<Instant>) -> Result<Vec<u8>, String> {
+        // A kwctl session never holds imagegate's own operations: kwctl
+        // answers them `unknown namespace: imagegate` before recording
+        // anything. Replayed where the session holds none, they get that
+        // answer, and the exchanges kwctl recorded follow.
+        if imagegate_own(request) {
+            let next = self.exchanges.get(self.next.load(Ordering::SeqCst));
+            if !next.is_some_and(|(expected, _)| imagegate_own(expected)) {
+                return Err("unknown namespace: imagegate".to_string());
+            }
+        }
         let index = self.next.fetch_add(1, Ordering::SeqCst);
         let Some((expected, response)) = self.exchanges.get(index) else {
             self.next.store(self.exchanges.len(), Ordering::SeqCst);
@@ -439,10 +463,13 @@ mod tests {
     /// enum this crate used before): written identically, read back equal.
     #[test]
     fn every_request_kind_in_kwctl_format() {
-        use crate::capabilities::crypto::{Certificate, CertificateEncoding};
         use crate::capabilities::request::ResourceAttributes;
+        use crate::capabilities::request::{Certificate, CertificateEncoding};
         use imagegate_policy::wire::{
-            KeylessInfo, KeylessPrefixInfo, ListResourcesRequest, NotarySigner, NotaryVerifyRequest,
+            AttestationVerifyRequest, KeylessInfo, KeylessPrefixInfo, ListResourcesRequest,
+            NotarySigner, NotaryVerifyRequest, NotationAction, NotationPolicy, NotationStoreKind,
+            NotationTrustStore, NotationVerifyRequest, Platforms, SignatureVerifyRequest,
+            SignerIdentity, VerifyTimestamp,
         };
         let file = include_str!("../../tests/data/session/every-request.yml");
         let image = || "ghcr.io/a/b:1".to_string();
@@ -544,6 +571,48 @@ mod tests {
                 ca_cert: None,
                 root_keys: Some(vec!["K".into()]),
             }),
+            Request::VerifySignature(SignatureVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::All,
+                identities: vec![
+                    SignerIdentity::Key { pem: "K".into() },
+                    SignerIdentity::GithubActions {
+                        owner: "corp".into(),
+                        repo: None,
+                    },
+                ],
+                annotations: Some([("env".to_string(), "prod".to_string())].into()),
+            }),
+            Request::VerifyAttestation(AttestationVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::Index,
+                predicate_type: "https://slsa.dev/provenance/v1".into(),
+                identities: vec![SignerIdentity::Keyless {
+                    issuer: "https://iss".into(),
+                    subject: "me@x".into(),
+                }],
+            }),
+            Request::VerifyNotation(NotationVerifyRequest {
+                image: "127.0.0.1:5000/demo/app:1".into(),
+                platforms: Platforms::Index,
+                policy: NotationPolicy {
+                    name: "e2e".into(),
+                    level: "custom".into(),
+                    authenticity: NotationAction::Enforce,
+                    authentic_timestamp: NotationAction::Enforce,
+                    expiry: NotationAction::Log,
+                    revocation: NotationAction::Skip,
+                    verify_timestamp: VerifyTimestamp::AfterCertExpiry,
+                    trusted_identities: vec!["x509.subject: C=US, ST=WA, O=Notary".into()],
+                    trust_stores: vec![NotationTrustStore {
+                        kind: NotationStoreKind::Ca,
+                        name: "e2e".into(),
+                        certificates:
+                            "-----BEGIN CERTIFICATE-----\nAB\n-----END CERTIFICATE-----\n".into(),
+                    }],
+                },
+                user_metadata: [("env".to_string(), "prod".to_string())].into(),
+            }),
         ];
         let exchanges: Vec<Exchange> = requests
             .iter()
@@ -554,6 +623,28 @@ mod tests {
         for r in &requests {
             assert_eq!(replay.answer(r, None), Ok(b"{}".to_vec()), "{r:?}");
         }
+    }
+
+    #[test]
+    fn kwctl_sessions_answer_imagegate_operations_as_kwctl_did() {
+        use imagegate_policy::wire::SignatureVerifyRequest;
+        let replay = Replay::new(parse(KWCTL_SESSION).unwrap()).unwrap();
+        let own = Request::VerifySignature(SignatureVerifyRequest {
+            image: "i".into(),
+            platforms: Default::default(),
+            identities: vec![],
+            annotations: None,
+        });
+        assert_eq!(
+            replay.answer(&own, None),
+            Err("unknown namespace: imagegate".to_string())
+        );
+        assert_eq!(replay.remaining(), 3, "nothing consumed");
+        replay.answer(&pubkey_request(), None).unwrap();
+        // Recorded ones replay as recorded.
+        let recorded =
+            Replay::new(vec![Exchange::new(&own, &Ok(b"{}".to_vec())).unwrap()]).unwrap();
+        assert_eq!(recorded.answer(&own, None), Ok(b"{}".to_vec()));
     }
 
     #[test]

@@ -145,9 +145,28 @@ impl ImageReview {
 
 /// The ImageReview status for the engine's AdmissionResponse: denials give
 /// their message as `reason`, admissions their warnings (break-glass,
-/// `warn` rules). A pinned digest cannot be applied through this protocol,
-/// so it is reported as an audit annotation instead of silently dropped.
-pub fn status(response: &AdmissionResponse, break_glass_ignored: bool) -> ImageReviewStatus {
+/// `warn` rules). A pin cannot be applied through this protocol: pinning a
+/// tag is reported as an audit annotation (the tag was verified), but
+/// replacing a digest (`onDigestMismatch: rewrite`) is a denial, since the
+/// pod would run the digest that was not signed.
+pub fn status(
+    review: &ImageReview,
+    response: &AdmissionResponse,
+    break_glass_ignored: bool,
+) -> ImageReviewStatus {
+    let rewritten = rewritten_digests(review, response);
+    if response.allowed && !rewritten.is_empty() {
+        return ImageReviewStatus {
+            allowed: false,
+            reason: format!(
+                "imagegate: {}: the image's digest is not the signed one, and ImageReview cannot \
+                 rewrite it to the signed digest (onDigestMismatch: rewrite needs an admission \
+                 webhook: `imagegate serve` at /mutate)",
+                rewritten.join(", ")
+            ),
+            audit_annotations: BTreeMap::new(),
+        };
+    }
     let mut reason = if response.allowed {
         response.warnings.clone().unwrap_or_default().join("; ")
     } else {
@@ -173,6 +192,28 @@ pub fn status(response: &AdmissionResponse, break_glass_ignored: bool) -> ImageR
         reason,
         audit_annotations,
     }
+}
+
+/// `image -> pinned` for every pin that replaces a digest the image already
+/// has; pins of tag-only images are left out.
+fn rewritten_digests(review: &ImageReview, response: &AdmissionResponse) -> Vec<String> {
+    let Ok(Some(Value::Array(ops))) = response.decoded_patch() else {
+        return Vec::new();
+    };
+    ops.iter()
+        .filter_map(|op| {
+            let index: usize = op["path"]
+                .as_str()?
+                .strip_prefix("/spec/containers/")?
+                .strip_suffix("/image")?
+                .parse()
+                .ok()?;
+            let image = &review.spec.containers.get(index)?.image;
+            let has_digest = imagegate_policy::reference::Reference::parse(image)
+                .is_ok_and(|r| r.digest().is_some());
+            has_digest.then(|| format!("{image} -> {}", op["value"].as_str().unwrap_or("?")))
+        })
+        .collect()
 }
 
 /// The whole answer document.
@@ -256,10 +297,41 @@ mod tests {
     }
 
     #[test]
+    fn a_rewritten_digest_is_denied_a_pinned_tag_is_not() {
+        use base64::Engine as _;
+        let pinned = |ops: Value| AdmissionResponse {
+            uid: "u".into(),
+            allowed: true,
+            patch_type: Some("JSONPatch".into()),
+            patch: Some(base64::engine::general_purpose::STANDARD.encode(ops.to_string())),
+            ..Default::default()
+        };
+        let digest = format!("sha256:{}", "1".repeat(64));
+        let tag_pin = pinned(json!([{"op": "replace", "path": "/spec/containers/0/image",
+            "value": format!("nginx:1.27@{digest}")}]));
+        let s = status(&review(&[]), &tag_pin, false);
+        assert!(s.allowed);
+        assert!(s
+            .audit_annotations
+            .contains_key("imagegate-pin-digest-not-applied"));
+        let signed = format!("sha256:{}", "2".repeat(64));
+        let mut r = review(&[]);
+        r.spec.containers[1].image = format!("ghcr.io/x/y@{digest}");
+        let rewrite = pinned(json!([{"op": "replace", "path": "/spec/containers/1/image",
+            "value": format!("ghcr.io/x/y@{signed}")}]));
+        let s = status(&r, &rewrite, false);
+        assert!(!s.allowed);
+        assert_eq!(
+            s.reason,
+            format!("imagegate: ghcr.io/x/y@{digest} -> ghcr.io/x/y@{signed}: the image's digest is not the signed one, and ImageReview cannot rewrite it to the signed digest (onDigestMismatch: rewrite needs an admission webhook: `imagegate serve` at /mutate)")
+        );
+    }
+
+    #[test]
     fn status_mapping() {
         let denied = AdmissionResponse::reject("u", "image x denied".into(), 403);
         assert_eq!(
-            status(&denied, true),
+            status(&review(&[]), &denied, true),
             ImageReviewStatus {
                 allowed: false,
                 reason: "image x denied (break-glass annotation ignored: the settings have no breakGlass section)".into(),
@@ -275,7 +347,7 @@ mod tests {
             audit_annotations: Some(BTreeMap::from([("break-glass".into(), "used".into())])),
             warnings: Some(vec!["w1".into(), "w2".into()]),
         };
-        let s = status(&allowed, false);
+        let s = status(&review(&[]), &allowed, false);
         assert!(s.allowed);
         assert_eq!(s.reason, "w1; w2");
         assert_eq!(s.audit_annotations["break-glass"], "used");

@@ -22,8 +22,10 @@ const BUCKETS: &[f64] = &[
 /// Which HTTP endpoint answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Endpoint {
-    /// AdmissionReview (`/validate`).
+    /// AdmissionReview for a ValidatingWebhookConfiguration (`/validate`).
     Validate,
+    /// AdmissionReview for a MutatingWebhookConfiguration (`/mutate`).
+    Mutate,
     /// ImageReview (`/imagereview`).
     ImageReview,
 }
@@ -32,6 +34,7 @@ impl Endpoint {
     fn label(self) -> &'static str {
         match self {
             Endpoint::Validate => "validate",
+            Endpoint::Mutate => "mutate",
             Endpoint::ImageReview => "imagereview",
         }
     }
@@ -61,6 +64,49 @@ impl Outcome {
             Outcome::Error => "error",
             Outcome::Busy => "busy",
             Outcome::BadRequest => "bad_request",
+        }
+    }
+}
+
+/// Why the server closed a connection without an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cut {
+    /// Over `--max-connections`.
+    TooMany,
+    /// The TLS handshake failed.
+    Handshake,
+    /// No complete TLS handshake within `--tls-handshake-timeout`.
+    HandshakeTimeout,
+    /// Request headers not complete within `--header-read-timeout`.
+    Headers,
+    /// No request within `--idle-timeout`.
+    Idle,
+    /// Request body not received within `--body-read-timeout`.
+    Body,
+    /// Request body over `--max-body`.
+    BodyTooLarge,
+}
+
+impl Cut {
+    pub const ALL: [Cut; 7] = [
+        Cut::TooMany,
+        Cut::Handshake,
+        Cut::HandshakeTimeout,
+        Cut::Headers,
+        Cut::Idle,
+        Cut::Body,
+        Cut::BodyTooLarge,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Cut::TooMany => "max_connections",
+            Cut::Handshake => "tls_handshake_failed",
+            Cut::HandshakeTimeout => "tls_handshake_timeout",
+            Cut::Headers => "header_read_timeout",
+            Cut::Idle => "idle_timeout",
+            Cut::Body => "body_read_timeout",
+            Cut::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -95,6 +141,18 @@ pub struct Metrics {
     capability_calls: Mutex<BTreeMap<(&'static str, bool), u64>>,
     reloads: Mutex<BTreeMap<bool, u64>>,
     settings_generation: AtomicU64,
+    open_connections: AtomicI64,
+    cuts: Mutex<BTreeMap<Cut, u64>>,
+    tls_reloads: Mutex<BTreeMap<bool, u64>>,
+}
+
+/// Decrements the open-connections gauge when the connection ends.
+pub struct Open<'m>(&'m Metrics);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Decrements the in-flight gauge when the request ends, however it ends.
@@ -115,6 +173,20 @@ impl Metrics {
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(self)
+    }
+
+    pub fn connection_open(&self) -> Open<'_> {
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        Open(self)
+    }
+
+    pub fn connection_cut(&self, cut: Cut) {
+        bump(&self.cuts, cut);
+    }
+
+    /// A changed certificate pair was applied (`true`) or refused.
+    pub fn tls_reload(&self, applied: bool) {
+        bump(&self.tls_reloads, applied);
     }
 
     /// One answered review and how long it took (queueing included).
@@ -244,27 +316,55 @@ impl Metrics {
         }
 
         if let Some(cache) = cache {
-            header(
-                &mut out,
-                "imagegate_capability_cache_hits_total",
-                "counter",
-                "Capability answers served from the cache.",
-            );
+            for (name, help, value) in cache.counters() {
+                header(&mut out, name, "counter", help);
+                let _ = writeln!(out, "{name} {value}");
+            }
+        }
+
+        header(
+            &mut out,
+            "imagegate_open_connections",
+            "gauge",
+            "Client connections open now.",
+        );
+        let _ = writeln!(
+            out,
+            "imagegate_open_connections {}",
+            self.open_connections.load(Ordering::Relaxed)
+        );
+        let cuts = self.cuts.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        header(
+            &mut out,
+            "imagegate_connections_cut_total",
+            "counter",
+            "Connections closed by a limit (over --max-connections, TLS handshake, timeouts, body size).",
+        );
+        for cut in Cut::ALL {
+            let n = cuts.get(&cut).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
-                "imagegate_capability_cache_hits_total {}",
-                cache.hits()
+                "imagegate_connections_cut_total{{reason=\"{}\"}} {n}",
+                cut.label()
             );
-            header(
-                &mut out,
-                "imagegate_capability_cache_misses_total",
-                "counter",
-                "Cacheable capability calls that went to the registry or Notary server.",
-            );
+        }
+        let tls = self
+            .tls_reloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        header(
+            &mut out,
+            "imagegate_tls_reloads_total",
+            "counter",
+            "Certificate file changes seen, applied or refused.",
+        );
+        for applied in [true, false] {
+            let result = if applied { "applied" } else { "refused" };
+            let n = tls.get(&applied).copied().unwrap_or(0);
             let _ = writeln!(
                 out,
-                "imagegate_capability_cache_misses_total {}",
-                cache.misses()
+                "imagegate_tls_reloads_total{{result=\"{result}\"}} {n}"
             );
         }
 

@@ -1,6 +1,16 @@
-//! The policy as an HTTPS admission webhook
-//! (AdmissionReview at `/validate`) and ImagePolicyWebhook backend
-//! (ImageReview at `/imagereview`), with every host capability.
+//! The policy as an HTTPS admission webhook (AdmissionReview at `/validate`
+//! for a ValidatingWebhookConfiguration, at `/mutate` for a
+//! MutatingWebhookConfiguration) and ImagePolicyWebhook backend (ImageReview
+//! at `/imagereview`), with every host capability.
+//!
+//! The API server refuses a validating webhook's response that carries a
+//! patch (and with `failurePolicy: Fail` denies the request with a message
+//! about the webhook). So `/validate` never patches: a response that would
+//! pin images is a denial naming the pins. Behind imagegate's mutating
+//! webhook (reinvoked when a later webhook changes the object) the object
+//! arrives pinned, nothing is left to pin and `/validate` admits it; without
+//! it, admitting the unpinned object would drop what the settings ask for
+//! (and, with `onDigestMismatch: rewrite`, admit a digest nobody signed).
 //!
 //! Evaluation follows policy-server: the module is compiled once and every
 //! request gets a fresh instance, on a blocking thread (the guest and the
@@ -10,15 +20,18 @@
 //! is busy (fail closed, never a silent admission). The settings file is
 //! re-read every `--reload-interval`; a changed file is validated by the
 //! module before it replaces the settings in use, and an invalid one is
-//! logged and ignored.
+//! logged and ignored. The TLS certificate is reloaded the same way
+//! ([`tls`]). Connection limits, timeouts and the drain on SIGTERM are
+//! [`listener`]'s.
 
 pub mod imagereview;
+pub mod listener;
 pub mod metrics;
+pub mod tls;
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -28,21 +41,23 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use imagegate_policy::settings::DEFAULT_BREAK_GLASS_ANNOTATION;
 use serde_json::{json, Map, Value};
 use tokio::sync::{oneshot, Semaphore};
-use tokio_rustls::rustls;
-use tokio_rustls::TlsAcceptor;
 
 use crate::capabilities::Capabilities;
 use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use crate::runtime::{HostCall, HostCallbacks, Policy, RuntimeConfig};
 use imagereview::ImageReview;
-use metrics::{Endpoint, Metrics, Outcome};
+use listener::{Activity, Busy, Handler, Limits};
+use metrics::{Cut, Endpoint, Metrics, Outcome};
+use tls::{Reload, Tls};
 
-/// The API server sends at most 3 MiB; anything larger is not a review.
-const MAX_BODY: usize = 3 * 1024 * 1024;
+/// Default `--max-body`. The API server refuses request bodies over 3 MiB
+/// and etcd objects over 1.5 MiB (protobuf, which JSON can double), and an
+/// AdmissionReview of an UPDATE carries the object *and* oldObject, JSON
+/// encoded, plus the request around them: 2 x 3 MiB + headroom.
+pub const DEFAULT_MAX_BODY: usize = 8 * 1024 * 1024;
 
 /// How the server runs; built from `imagegate serve`'s flags.
 #[derive(Debug, Clone)]
@@ -59,8 +74,16 @@ pub struct Config {
     pub max_concurrency: u32,
     /// How long a request waits for a slot before it is denied as busy.
     pub queue_timeout: Duration,
-    /// How often the settings file is checked (`None` = never).
+    /// How often the settings and certificate files are checked (`None` = never).
     pub reload_interval: Option<Duration>,
+    pub limits: Limits,
+    /// Largest request body accepted (`--max-body`).
+    pub max_body: usize,
+    /// Time to receive a whole request body (`--body-read-timeout`).
+    pub body_timeout: Duration,
+    /// Drain and return on SIGTERM or SIGINT (the CLI does; tests stop the
+    /// server by dropping it).
+    pub signals: bool,
     pub runtime: RuntimeConfig,
 }
 
@@ -120,6 +143,11 @@ struct State {
     max_concurrency: u32,
     queue_timeout: Duration,
     next_uid: AtomicU64,
+    tls: Option<Arc<Tls>>,
+    max_body: usize,
+    body_timeout: Duration,
+    /// Set once the drain started: `/readyz` answers 503.
+    draining: AtomicBool,
 }
 
 impl State {
@@ -168,6 +196,10 @@ impl State {
                 .await;
                 match evaluated {
                     Ok(response) => {
+                        let response = match endpoint {
+                            Endpoint::Validate => without_mutation(response),
+                            Endpoint::Mutate | Endpoint::ImageReview => response,
+                        };
                         let outcome = classify(&response);
                         (response, outcome)
                     }
@@ -234,6 +266,24 @@ impl State {
         }
     }
 
+    /// Re-reads the certificate pair; applies it when it changed and loads.
+    fn reload_tls(&self) {
+        let Some(tls) = &self.tls else {
+            return;
+        };
+        match tls.reload() {
+            Reload::Unchanged => {}
+            Reload::Applied => {
+                self.metrics.tls_reload(true);
+                eprintln!("imagegate serve: TLS certificate reloaded");
+            }
+            Reload::Refused(e) => {
+                self.metrics.tls_reload(false);
+                eprintln!("imagegate serve: {e}; keeping the certificate in use");
+            }
+        }
+    }
+
     /// Parses settings text and has the module validate it.
     fn check_settings(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<Map<String, Value>> {
         let text = std::str::from_utf8(bytes)
@@ -253,6 +303,39 @@ impl State {
     }
 }
 
+/// `/validate`'s answer for a response that would pin images (module docs).
+fn without_mutation(response: AdmissionResponse) -> AdmissionResponse {
+    if !response.allowed || response.patch.is_none() {
+        return response;
+    }
+    let pins = match response.decoded_patch() {
+        Ok(Some(Value::Array(ops))) => ops
+            .iter()
+            .map(|op| {
+                format!(
+                    "{} -> {}",
+                    op["path"].as_str().unwrap_or("?"),
+                    op["value"].as_str().unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "an unreadable patch".to_string(),
+    };
+    AdmissionResponse {
+        warnings: response.warnings,
+        ..AdmissionResponse::reject(
+            &response.uid,
+            format!(
+                "imagegate: the policy pins images ({pins}), which a validating webhook cannot do: \
+                 imagegate's MutatingWebhookConfiguration (`imagegate serve` at /mutate, written by \
+                 `imagegate scaffold webhook`) must pin them first"
+            ),
+            403,
+        )
+    }
+}
+
 fn classify(response: &AdmissionResponse) -> Outcome {
     let code = response.status.as_ref().and_then(|s| s.code);
     match (response.allowed, &response.patch, code) {
@@ -263,7 +346,7 @@ fn classify(response: &AdmissionResponse) -> Outcome {
     }
 }
 
-/// A running server; dropping it stops it.
+/// A running server; dropping it drains and stops it.
 pub struct Server {
     addr: SocketAddr,
     tls: bool,
@@ -290,7 +373,7 @@ impl Server {
         )
         .with_context(|| format!("cannot load policy module {}", config.policy_name))?;
         let tls = match &config.tls {
-            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            Some((cert, key)) => Some(Arc::new(Tls::load(cert, key)?)),
             None => None,
         };
         let state = Arc::new(State {
@@ -304,6 +387,10 @@ impl Server {
             max_concurrency: config.max_concurrency,
             queue_timeout: config.queue_timeout,
             next_uid: AtomicU64::new(1),
+            tls: tls.clone(),
+            max_body: config.max_body,
+            body_timeout: config.body_timeout,
+            draining: AtomicBool::new(false),
         });
         if let Some(path) = &config.settings_path {
             let bytes = std::fs::read(path)
@@ -329,7 +416,11 @@ impl Server {
             .build()
             .context("cannot start the server runtime")?;
         let (shutdown, stop) = oneshot::channel();
-        let reload_interval = config.reload_interval;
+        let (reload_interval, limits, signals) = (
+            config.reload_interval,
+            config.limits.clone(),
+            config.signals,
+        );
         let has_tls = tls.is_some();
         let thread = std::thread::Builder::new()
             .name("imagegate-serve".into())
@@ -339,7 +430,14 @@ impl Server {
                 // server runtime: tokio refuses to drop a runtime from
                 // inside another one.
                 let keep = state.clone();
-                runtime.block_on(serve(listener, tls, state, reload_interval, stop));
+                runtime.block_on(serve(
+                    listener,
+                    state,
+                    limits,
+                    reload_interval,
+                    stop,
+                    signals,
+                ));
                 drop(runtime);
                 drop(keep);
             })
@@ -362,7 +460,8 @@ impl Server {
         format!("{scheme}://{}", self.addr)
     }
 
-    /// Blocks until the server stops (it does not, unless it fails).
+    /// Blocks until the server stops (after a drain on SIGTERM, when
+    /// [`Config::signals`] is set).
     pub fn wait(mut self) {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
@@ -381,13 +480,36 @@ impl Drop for Server {
     }
 }
 
-/// The accept loop, plus the settings watcher.
+/// SIGTERM (the kubelet, also when imagegate is PID 1, where a signal
+/// without a handler is ignored) or SIGINT.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            eprintln!("imagegate serve: {name}: draining (no new connections, finishing the requests in flight)");
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("imagegate serve: cannot handle SIGTERM/SIGINT ({e}); stop the process with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+/// The accept loop, plus the settings and certificate watcher.
 async fn serve(
     listener: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
     state: Arc<State>,
+    limits: Limits,
     reload_interval: Option<Duration>,
-    mut stop: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<()>,
+    signals: bool,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -396,7 +518,9 @@ async fn serve(
             return;
         }
     };
-    if let (Some(every), Some(_)) = (reload_interval, &state.settings_path) {
+    if let Some(every) =
+        reload_interval.filter(|_| state.settings_path.is_some() || state.tls.is_some())
+    {
         let state = state.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(every);
@@ -404,47 +528,51 @@ async fn serve(
             loop {
                 ticks.tick().await;
                 let s = state.clone();
-                if let Err(e) = tokio::task::spawn_blocking(move || s.reload()).await {
-                    eprintln!("imagegate serve: settings reload failed: {e}");
+                if let Err(e) = tokio::task::spawn_blocking(move || {
+                    s.reload();
+                    s.reload_tls();
+                })
+                .await
+                {
+                    eprintln!("imagegate serve: reload failed: {e}");
                 }
             }
         });
     }
-    loop {
-        let (stream, _peer) = tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    eprintln!("imagegate serve: accept failed: {e}");
-                    continue;
-                }
-            },
-        };
+    let stop = {
         let state = state.clone();
-        let tls = tls.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, Infallible>(route(&state, req).await) }
-            });
-            let http = hyper::server::conn::http1::Builder::new();
-            let served = match tls {
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(s) => http.serve_connection(TokioIo::new(s), service).await,
-                    Err(e) => {
-                        eprintln!("imagegate serve: TLS handshake failed: {e}");
-                        return;
-                    }
-                },
-                None => http.serve_connection(TokioIo::new(stream), service).await,
-            };
-            if let Err(e) = served {
-                if !e.is_incomplete_message() {
-                    eprintln!("imagegate serve: connection error: {e}");
+        async move {
+            if signals {
+                tokio::select! {
+                    _ = stop => {}
+                    _ = termination() => {}
                 }
+            } else {
+                let _ = stop.await;
             }
-        });
+            state.draining.store(true, Ordering::Relaxed);
+        }
+    };
+    let (tls, metrics) = (state.tls.clone(), state.metrics.clone());
+    listener::run(listener, tls, limits, metrics, state, stop).await;
+}
+
+impl Handler for State {
+    async fn handle(
+        self: &Arc<Self>,
+        request: Request<Incoming>,
+        activity: Arc<Activity>,
+    ) -> Response<Full<Bytes>> {
+        let _busy = Busy::new(&activity);
+        let mut response = route(self, request).await;
+        if self.draining.load(Ordering::Relaxed) {
+            // Not reused: the client's next request goes to another replica.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 
@@ -471,6 +599,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
     let path = req.uri().path().to_string();
     match (req.method(), path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if state.draining.load(Ordering::Relaxed) => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining: shutting down, finishing the requests in flight\n",
+        ),
         (&Method::GET, "/readyz") => text(
             StatusCode::OK,
             format!("ready: settings generation {}\n", state.current().generation),
@@ -484,31 +616,84 @@ async fn route(state: &Arc<State>, req: Request<Incoming>) -> Response<Full<Byte
             );
             r
         }
-        (&Method::POST, "/validate") => match read_body(req).await {
-            Ok(body) => admission_review(state, &body).await,
-            Err(r) => r,
+        (&Method::POST, "/validate") => match read_body(state, req).await {
+            Ok(body) => admission_review(state, Endpoint::Validate, &body).await,
+            Err(r) => *r,
         },
-        (&Method::POST, "/imagereview") => match read_body(req).await {
+        (&Method::POST, "/mutate") => match read_body(state, req).await {
+            Ok(body) => admission_review(state, Endpoint::Mutate, &body).await,
+            Err(r) => *r,
+        },
+        (&Method::POST, "/imagereview") => match read_body(state, req).await {
             Ok(body) => image_review(state, &body).await,
-            Err(r) => r,
+            Err(r) => *r,
         },
-        (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/imagereview") => {
+        (_, "/healthz" | "/readyz" | "/metrics" | "/validate" | "/mutate" | "/imagereview") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: POST /validate (AdmissionReview), POST /imagereview (ImageReview), GET /readyz, /healthz, /metrics\n",
+            "not found: POST /validate and /mutate (AdmissionReview), POST /imagereview (ImageReview), GET /readyz, /healthz, /metrics\n",
         ),
     }
 }
 
-async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
-    match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) => Err(text(
+/// The whole body, within `--max-body` bytes and `--body-read-timeout`;
+/// otherwise an answer saying which, and the connection is closed (its
+/// unread rest cannot be skipped). The refusal is boxed: it is the rare path.
+async fn read_body(
+    state: &State,
+    req: Request<Incoming>,
+) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    let max = state.max_body;
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let refuse = |status: StatusCode, cut: Cut, message: String| {
+        state.metrics.connection_cut(cut);
+        let mut r = text(status, message);
+        r.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+        Err(Box::new(r))
+    };
+    let too_large = || {
+        format!("request body over {max} bytes (--max-body); an AdmissionReview is far smaller\n")
+    };
+    if declared.is_some_and(|n| n > max as u64) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Cut::BodyTooLarge,
+            too_large(),
+        );
+    }
+    match tokio::time::timeout(
+        state.body_timeout,
+        Limited::new(req.into_body(), max).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            Cut::BodyTooLarge,
+            too_large(),
+        ),
+        Ok(Err(e)) => Err(Box::new(text(
             StatusCode::BAD_REQUEST,
-            format!("cannot read the request body (at most {MAX_BODY} bytes): {e}\n"),
-        )),
+            format!("cannot read the request body: {e}\n"),
+        ))),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            Cut::Body,
+            format!(
+                "request body not received within {} ms (--body-read-timeout)\n",
+                state.body_timeout.as_millis()
+            ),
+        ),
     }
 }
 
@@ -520,15 +705,19 @@ fn bad_request(state: &State, endpoint: Endpoint, message: String) -> Response<F
 }
 
 /// AdmissionReview in, AdmissionReview out (same apiVersion).
-async fn admission_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> {
+async fn admission_review(
+    state: &Arc<State>,
+    endpoint: Endpoint,
+    body: &[u8],
+) -> Response<Full<Bytes>> {
     let review: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
-        Err(e) => return bad_request(state, Endpoint::Validate, format!("not JSON: {e}")),
+        Err(e) => return bad_request(state, endpoint, format!("not JSON: {e}")),
     };
     if review.get("kind").and_then(Value::as_str) != Some("AdmissionReview") {
         return bad_request(
             state,
-            Endpoint::Validate,
+            endpoint,
             "expected an AdmissionReview (kind: AdmissionReview)".into(),
         );
     }
@@ -546,20 +735,14 @@ async fn admission_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Byte
         Some(Err(e)) => {
             return bad_request(
                 state,
-                Endpoint::Validate,
+                endpoint,
                 format!("invalid AdmissionReview request: {e}"),
             )
         }
-        None => {
-            return bad_request(
-                state,
-                Endpoint::Validate,
-                "AdmissionReview has no `request`".into(),
-            )
-        }
+        None => return bad_request(state, endpoint, "AdmissionReview has no `request`".into()),
     };
     let loaded = state.current();
-    let response = state.evaluate(Endpoint::Validate, request, loaded).await;
+    let response = state.evaluate(endpoint, request, loaded).await;
     json_response(&json!({
         "apiVersion": api_version,
         "kind": "AdmissionReview",
@@ -583,48 +766,17 @@ async fn image_review(state: &Arc<State>, body: &[u8]) -> Response<Full<Bytes>> 
         review.break_glass_requested() && loaded.break_glass_annotation.is_none();
     let response = state.evaluate(Endpoint::ImageReview, request, loaded).await;
     json_response(&imagereview::answer(&imagereview::status(
+        &review,
         &response,
         break_glass_ignored,
     )))
-}
-
-/// TLS from PEM files (rustls, aws-lc-rs provider, HTTP/1.1 via ALPN).
-fn tls_acceptor(cert: &Path, key: &Path) -> anyhow::Result<TlsAcceptor> {
-    use rustls::pki_types::pem::PemObject as _;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let cert_pem = std::fs::read(cert)
-        .with_context(|| format!("cannot read TLS certificate {}", cert.display()))?;
-    let chain = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("invalid PEM in TLS certificate {}", cert.display()))?;
-    if chain.is_empty() {
-        anyhow::bail!("no certificate in {}", cert.display());
-    }
-    let key_pem =
-        std::fs::read(key).with_context(|| format!("cannot read TLS key {}", key.display()))?;
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem)
-        .with_context(|| format!("no usable private key in {}", key.display()))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .context("cannot set TLS protocol versions")?
-        .with_no_client_auth()
-        .with_single_cert(chain, key_der)
-        .with_context(|| {
-            format!(
-                "TLS certificate {} and key {} do not work together",
-                cert.display(),
-                key.display()
-            )
-        })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::runtime::admission::AdmissionResponseStatus;
+    use std::collections::BTreeMap;
 
     #[test]
     fn outcomes() {
@@ -644,6 +796,34 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(classify(&r), Outcome::Denied);
+    }
+
+    #[test]
+    fn validate_turns_pins_into_a_denial() {
+        let allowed = AdmissionResponse {
+            uid: "u".into(),
+            allowed: true,
+            warnings: Some(vec!["w".into()]),
+            ..Default::default()
+        };
+        assert_eq!(without_mutation(allowed.clone()), allowed);
+        let pinned = AdmissionResponse {
+            patch_type: Some("JSONPatch".into()),
+            // [{"op":"replace","path":"/spec/containers/0/image","value":"a@sha256:1"}]
+            patch: Some("W3sib3AiOiJyZXBsYWNlIiwicGF0aCI6Ii9zcGVjL2NvbnRhaW5lcnMvMC9pbWFnZSIsInZhbHVlIjoiYUBzaGEyNTY6MSJ9XQ==".into()),
+            audit_annotations: Some(BTreeMap::from([("pinned-images".into(), "a".into())])),
+            ..allowed
+        };
+        let denied = without_mutation(pinned);
+        assert!(!denied.allowed);
+        assert_eq!(denied.patch, None);
+        assert_eq!(denied.audit_annotations, None);
+        assert_eq!(denied.warnings, Some(vec!["w".into()]));
+        let status = denied.status.unwrap();
+        assert_eq!(status.code, Some(403));
+        assert!(status.message.unwrap().starts_with(
+            "imagegate: the policy pins images (/spec/containers/0/image -> a@sha256:1), which a validating webhook cannot do"
+        ));
     }
 
     #[test]

@@ -3,13 +3,15 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, PublicKeyData, SanType,
 };
 use std::path::{Path, PathBuf};
 
 /// A certificate authority (root or intermediate) that can issue certificates.
 pub struct TestCa {
     pub cert_pem: String,
+    /// DER SubjectPublicKeyInfo of the CA's key (what an SCT hashes).
+    pub spki: Vec<u8>,
     issuer: Issuer<'static, KeyPair>,
 }
 
@@ -35,6 +37,7 @@ impl TestCa {
         let cert = params.self_signed(&key).expect("self-signed ca");
         TestCa {
             cert_pem: cert.pem(),
+            spki: key.subject_public_key_info(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -46,6 +49,7 @@ impl TestCa {
         let cert = params.signed_by(&key, &self.issuer).expect("intermediate");
         TestCa {
             cert_pem: cert.pem(),
+            spki: key.subject_public_key_info(),
             issuer: Issuer::new(params, key),
         }
     }
@@ -94,6 +98,15 @@ impl TestCa {
             key,
         }
     }
+
+    /// Issues a certificate for `key` from `params`: its DER.
+    pub fn issue_for(&self, params: &CertificateParams, key: &KeyPair) -> Vec<u8> {
+        params
+            .signed_by(key, &self.issuer)
+            .expect("certificate")
+            .der()
+            .to_vec()
+    }
 }
 
 /// TLS material for a server, written as PEM files into `dir`.
@@ -118,4 +131,28 @@ pub fn write_tls_files(dir: &Path) -> TlsFiles {
     std::fs::write(&files.cert, &server.cert_pem).expect("write cert");
     std::fs::write(&files.key, server.key.serialize_pem()).expect("write key");
     files
+}
+
+/// The API server's check of a webhook certificate: a chain to the CA
+/// bundle, valid now, for server auth, for the name it dials.
+pub fn verifies(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), String> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+    let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let anchor = webpki::anchor_from_trusted_cert(&ca).map_err(|e| e.to_string())?;
+    let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|e| e.to_string())?;
+    let cert = webpki::EndEntityCert::try_from(&der).map_err(|e| e.to_string())?;
+    cert.verify_for_usage(
+        webpki::ALL_VERIFICATION_ALGS,
+        &[anchor],
+        &[],
+        UnixTime::now(),
+        webpki::KeyUsage::server_auth(),
+        None,
+        None,
+    )
+    .map_err(|e| e.to_string())?;
+    let name = ServerName::try_from(name).map_err(|e| e.to_string())?;
+    cert.verify_is_valid_for_subject_name(&name)
+        .map_err(|e| e.to_string())
 }

@@ -131,6 +131,44 @@ impl Image {
         }
     }
 
+    /// Adds what BuildKit adds to a multi-platform index: for the first
+    /// platform manifest, an attestation manifest (an in-toto layer,
+    /// platform `unknown/unknown`, annotations `vnd.docker.reference.type:
+    /// attestation-manifest` and `vnd.docker.reference.digest`).
+    pub fn with_buildkit_attestation(mut self) -> Image {
+        let (platform_digest, _) = self.platform_manifests[0].clone();
+        let statement = format!(
+            r#"{{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","subject":[{{"name":"x","digest":{{"sha256":"{}"}}}}],"predicate":{{}}}}"#,
+            platform_digest.trim_start_matches("sha256:")
+        )
+        .into_bytes();
+        let config = br#"{"architecture":"unknown","os":"unknown","config":{},"rootfs":{"type":"layers","diff_ids":[]}}"#.to_vec();
+        let manifest = format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{}","size":{}}},"layers":[{{"mediaType":"application/vnd.in-toto+json","digest":"{}","size":{},"annotations":{{"in-toto.io/predicate-type":"https://slsa.dev/provenance/v0.2"}}}}]}}"#,
+            sha256(&config),
+            config.len(),
+            sha256(&statement),
+            statement.len()
+        )
+        .into_bytes();
+        let mut index: serde_json::Value = serde_json::from_slice(&self.top).expect("index");
+        index["manifests"]
+            .as_array_mut()
+            .expect("manifests")
+            .push(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": sha256(&manifest), "size": manifest.len(),
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                "vnd.docker.reference.digest": platform_digest}
+            }));
+        self.blobs.push(config);
+        self.blobs.push(statement);
+        self.platform_manifests.push((sha256(&manifest), manifest));
+        self.top = index.to_string().into_bytes();
+        self
+    }
+
     /// Digest of the top-level manifest or index.
     pub fn digest(&self) -> String {
         sha256(&self.top)

@@ -48,27 +48,11 @@ pub struct NotaryLab {
 /// Whether the Debian `notary` package is installed. Tests skip loudly
 /// without it.
 pub fn available() -> bool {
-    let found = ["notary-server", "notary-signer", "notary"]
-        .iter()
-        .all(|bin| {
-            Command::new(bin)
-                .arg("--help")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok()
-        });
-    if !found && std::env::var_os("IMAGEGATE_E2E_REQUIRED").is_some() {
-        // `make test` installs the servers: a skip there would hide a broken setup.
-        panic!("IMAGEGATE_E2E_REQUIRED is set but the e2e servers are not installed");
-    }
-    if !found {
-        eprintln!(
-            "\n!!!!!!!! SKIPPED: notary-server / notary-signer / notary not installed \
-             (apt-get install notary). This e2e test did NOT run. !!!!!!!!\n"
-        );
-    }
-    found
+    super::installed(
+        &["notary-server", "notary-signer", "notary"],
+        "--help",
+        "notary",
+    )
 }
 
 fn free_port() -> u16 {

@@ -7,7 +7,7 @@ use oci_client::secrets::RegistryAuth;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use super::certs;
@@ -41,22 +41,7 @@ pub struct Registry {
 
 /// Whether the registry binary is installed; tests skip loudly when not.
 pub fn available() -> bool {
-    let found = Command::new(BINARY)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    if !found && std::env::var_os("IMAGEGATE_E2E_REQUIRED").is_some() {
-        // `make test` installs the servers: a skip there would hide a broken setup.
-        panic!("IMAGEGATE_E2E_REQUIRED is set but the e2e servers are not installed");
-    }
-    if !found {
-        eprintln!(
-            "\n\n!!!!!!!! SKIPPED: `{BINARY}` not found (apt-get install docker-registry) !!!!!!!!\n\n"
-        );
-    }
-    found
+    super::installed(&[BINARY], "--version", "docker-registry")
 }
 
 fn free_port() -> u16 {
@@ -72,14 +57,24 @@ fn htpasswd_line(user: &str, pass: &str) -> String {
 impl Registry {
     /// Starts a registry of `variant` and waits until `/v2/` answers.
     pub fn start(variant: Variant) -> Registry {
+        Registry::start_with(variant, false)
+    }
+
+    /// Like [`Registry::start`], with the access log on ([`Registry::requests`]).
+    pub fn start_logged(variant: Variant) -> Registry {
+        Registry::start_with(variant, true)
+    }
+
+    fn start_with(variant: Variant, access_log: bool) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let storage = dir.path().join("storage");
         let mut config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
+            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: {}\n\
              storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
              http:\n  addr: {addr}\n  secret: imagegate-test-not-secret\n",
+            !access_log,
             storage.display()
         );
         let (mut ca_pem, mut ca_path) = (None, None);
@@ -121,10 +116,16 @@ impl Registry {
 
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.path().join("registry.log")).expect("log file");
+        // The access log goes to stdout (appended across restarts).
+        let access = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("access.log"))
+            .expect("access log file");
         let child = Command::new(BINARY)
             .arg("serve")
             .arg(&self.config)
-            .stdout(Stdio::null())
+            .stdout(access)
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
@@ -175,6 +176,21 @@ impl Registry {
         }
         let mut head = [0u8; 12];
         stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
+    }
+
+    /// The requests in the access log (`GET /v2/...`), in order; needs
+    /// [`Registry::start_logged`].
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.path().join("access.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| {
+                let request = line.split('"').nth(1)?;
+                let mut parts = request.split(' ');
+                let (method, path) = (parts.next()?, parts.next()?);
+                path.starts_with("/v2/").then(|| format!("{method} {path}"))
+            })
+            .collect()
     }
 
     /// The registry's own log (for failure messages).

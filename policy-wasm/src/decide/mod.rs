@@ -29,13 +29,13 @@ pub use verdict::{Decision, Verdict};
 use crate::host::Host;
 use crate::reference::{ParseError, Reference};
 use crate::settings::Policy;
-use crate::wire::{AdmissionRequest, ValidationResponse};
-use crate::workload::ImageSite;
+use crate::wire::{AdmissionRequest, ImageReport, ValidationResponse};
+use crate::workload::{self, ImageSite};
 use std::ops::ControlFlow;
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
-    decide(req, sites(req), policy, host).0
+    decide(req, sites(req), policy, host).response
 }
 
 /// [`validate`], plus the verdict on every image (none when the request was
@@ -47,7 +47,47 @@ pub fn explain(
     policy: &Policy,
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<Verdict>) {
-    decide(req, sites(req), policy, host)
+    let decided = decide(req, sites(req), policy, host);
+    (decided.response, decided.verdicts)
+}
+
+/// [`validate`], plus one [`ImageReport`] per image: what the module answers
+/// when asked `imagegate_explain`. Images a namespace exemption or
+/// break-glass admitted unchecked are reported `exempt`, with the reason.
+pub fn report(
+    req: &AdmissionRequest,
+    policy: &Policy,
+    host: &dyn Host,
+) -> (ValidationResponse, Vec<ImageReport>) {
+    reports(decide(req, sites(req), policy, host), policy)
+}
+
+/// The response and the [`ImageReport`]s of what [`decide`] found under `policy`.
+pub(crate) fn reports(decided: Decided, policy: &Policy) -> (ValidationResponse, Vec<ImageReport>) {
+    let policy = decided.sourced.as_ref().unwrap_or(policy);
+    let mut reports: Vec<ImageReport> = decided.verdicts.iter().map(|v| v.report(policy)).collect();
+    if let Some(sites) = decided.unchecked {
+        let reason = decided
+            .response
+            .audit_annotations
+            .iter()
+            .flatten()
+            .map(|(key, text)| format!("{key}: {text}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        reports = sites
+            .into_iter()
+            .map(|site| ImageReport {
+                container: site.describe(),
+                pointer: site.pointer,
+                image: site.image,
+                decision: Decision::Exempt.as_str().to_string(),
+                reason: Some(reason.clone()),
+                ..Default::default()
+            })
+            .collect();
+    }
+    (decided.response, reports)
 }
 
 /// An image of a request: where it is and its normalized reference (or
@@ -69,47 +109,68 @@ pub(crate) fn sites(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, V
     })
 }
 
+/// What [`decide`] found.
+pub(crate) struct Decided {
+    pub(crate) response: ValidationResponse,
+    verdicts: Vec<Verdict>,
+    /// The policy completed by `sources`, when the settings have them: the
+    /// one the verdicts were decided under.
+    sourced: Option<Policy>,
+    /// The images a namespace exemption or break-glass admitted unchecked.
+    unchecked: Option<Vec<ImageSite>>,
+}
+
 /// Decides `req`, whose [`sites`] are `sites`, under `policy`.
 pub(crate) fn decide(
     req: &AdmissionRequest,
     sites: ControlFlow<ValidationResponse, Vec<Image>>,
     policy: &Policy,
     host: &dyn Host,
-) -> (ValidationResponse, Vec<Verdict>) {
+) -> Decided {
+    let decided = |response, sourced, unchecked| Decided {
+        response,
+        verdicts: Vec::new(),
+        sourced,
+        unchecked,
+    };
     let sites = match sites {
         ControlFlow::Continue(sites) => sites,
-        ControlFlow::Break(decided) => return (decided, Vec::new()),
+        ControlFlow::Break(response) => return decided(response, None, None),
     };
-    let sourced;
-    let policy = match &policy.sources {
-        None => policy,
+    let sourced = match &policy.sources {
+        None => None,
         Some(sources) => {
             let namespace = req.namespace.as_deref().unwrap_or("");
             match crate::sources::context::policy(sources, namespace, host) {
-                Ok(p) => {
-                    sourced = p;
-                    &sourced
-                }
+                Ok(p) => Some(p),
                 Err(e) => {
-                    return (
-                        ValidationResponse::reject(format!("imagegate: {e}")),
-                        Vec::new(),
-                    )
+                    let response = ValidationResponse::reject(format!("imagegate: {e}"));
+                    return decided(response, None, None);
                 }
             }
         }
     };
-    let notes = match gates::exemptions(req, policy) {
+    let effective = sourced.as_ref().unwrap_or(policy);
+    let notes = match gates::exemptions(req, effective) {
         ControlFlow::Continue(notes) => notes,
-        ControlFlow::Break(decided) => return (decided, Vec::new()),
+        ControlFlow::Break(response) => {
+            let sites = sites.into_iter().map(|(site, _)| site).collect();
+            return decided(response, sourced, Some(sites));
+        }
     };
     let calls = checks::Calls::new(host);
+    let pod = workload::is_pod(req);
     let mut ids = Vec::new();
     let verdicts: Vec<Verdict> = sites
         .into_iter()
-        .map(|site| verdict::decide(site, policy, &calls, &mut ids))
+        .map(|site| verdict::decide(site, effective, pod, &calls, &mut ids))
         .collect();
-    (response::build(req, policy, &verdicts, notes), verdicts)
+    Decided {
+        response: response::build(req, effective, &verdicts, notes),
+        verdicts,
+        sourced,
+        unchecked: None,
+    }
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ fn warning(v: &Verdict, policy: &Policy) -> String {
         // A custom unmatched text is the whole warning, worded as the tool
         // it comes from words it (Tanzu's AllowUnmatchedImages warning).
         None if policy.unmatched_message.is_some() => reason.to_string(),
-        None => format!("{}: {reason} (unmatched: warn)", label(v)),
+        None => format!("{}: {reason}", label(v)),
     }
 }
 

@@ -101,8 +101,9 @@ fn every_denied_image_is_listed_once() {
     assert!(!r.accepted);
     assert_eq!(
         msg(&r),
-        "imagegate denied 2 of 3 images: container \"c0\": image \"nginx\" (docker.io/library/nginx:latest): matches no rule; \
-         container \"c2\": image \"ghcr.io/x/y:2\": matches no rule"
+        "imagegate denied 2 of 3 images: container \"c0\": image \"nginx\" (docker.io/library/nginx:latest): \
+         matches no rule; unmatched: deny (the default because rule \"corp\" allows); \
+         container \"c2\": image \"ghcr.io/x/y:2\": matches no rule; unmatched: deny (the default because rule \"corp\" allows)"
     );
 }
 
@@ -212,7 +213,7 @@ fn warn_mode_and_unmatched_warn_become_warnings() {
     );
     assert!(w[0].ends_with("(pin a version)"));
     assert!(
-        w[1].ends_with("matches no rule (unmatched: warn)"),
+        w[1].ends_with("matches no rule; unmatched: warn"),
         "{}",
         w[1]
     );
@@ -231,7 +232,7 @@ fn cosign_settings(extra: Value) -> Value {
 fn cosign_any_key_suffices_and_the_digest_is_pinned() {
     // Key "old" has no signature, key "release" (same key material written
     // without the final newline, so a different request) has one.
-    let host = ScriptedHost::new(|ns, op, p| {
+    let host = ScriptedHost::policy_server(|ns, op, p| {
         assert_eq!((ns, op), ("oci", "v2/verify"));
         assert_eq!(p["type"], "SigstorePubKeyVerify");
         assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
@@ -249,8 +250,8 @@ fn cosign_any_key_suffices_and_the_digest_is_pinned() {
     assert!(r.accepted, "{:?}", r.message);
     assert_eq!(
         host.calls().len(),
-        2,
-        "identical calls are made once per request"
+        3,
+        "identical calls are made once per request (one asks for imagegate's capability)"
     );
     let obj = r.mutated_object.unwrap();
     assert_eq!(
@@ -267,7 +268,7 @@ fn cosign_any_key_suffices_and_the_digest_is_pinned() {
 
 #[test]
 fn failed_verification_is_a_denial_naming_each_key_and_the_host_error() {
-    let host = ScriptedHost::new(|_, _, _| {
+    let host = ScriptedHost::policy_server(|_, _, _| {
         Err("no signatures found for image: ghcr.io/corp/app:1.0".into())
     });
     let r = run(
@@ -279,7 +280,8 @@ fn failed_verification_is_a_denial_naming_each_key_and_the_host_error() {
     assert_eq!(
         msg(&r),
         "imagegate denied 1 of 1 images: container \"c0\": image \"ghcr.io/corp/app:1.0\": rule \"signed\": no signature check passed: \
-         cosign key \"old\": no signatures found for image: ghcr.io/corp/app:1.0; cosign key \"release\": no signatures found for image: ghcr.io/corp/app:1.0"
+         cosign key \"old\": no signatures found for image: ghcr.io/corp/app:1.0; cosign key \"release\": no signatures found for image: ghcr.io/corp/app:1.0 \
+         (this host only checks legacy .sig signatures; cosign v3 bundles need the imagegate host)"
     );
 }
 
@@ -291,7 +293,7 @@ fn malformed_or_untrusted_host_answers_fail_closed() {
         json!({"unexpected": 1}),
     ] {
         let shown = answer.to_string();
-        let host = ScriptedHost::new(move |_, _, _| Ok(answer.clone()));
+        let host = ScriptedHost::policy_server(move |_, _, _| Ok(answer.clone()));
         let r = run(
             cosign_settings(json!({})),
             &pod(&["ghcr.io/corp/app:1.0"]),
@@ -303,7 +305,8 @@ fn malformed_or_untrusted_host_answers_fail_closed() {
 
 #[test]
 fn digest_mismatch_deny_or_rewrite() {
-    let host = || ScriptedHost::new(|_, _, _| Ok(json!({"is_trusted": true, "digest": D1})));
+    let host =
+        || ScriptedHost::policy_server(|_, _, _| Ok(json!({"is_trusted": true, "digest": D1})));
     let image = format!("ghcr.io/corp/app:1.0@{D2}");
     // The host verifies what it is given; a host answering another digest is a mismatch.
     let r = run(cosign_settings(json!({})), &pod(&[&image]), &host());
@@ -335,7 +338,7 @@ fn notary_settings(mismatch: &str) -> Value {
 fn notary_tag_moved_after_signing() {
     let host = || {
         ScriptedHost::new(|ns, op, p| match (ns, op) {
-            ("notary", "v1/verify") => {
+            ("notary", "v1/signed_digest") => {
                 assert_eq!(
                     p["signers"],
                     json!([{"role":"targets/jenkins","public_key":null}])
@@ -388,10 +391,34 @@ fn notary_on_policy_server_says_it_needs_the_imagegate_host() {
         &host,
     );
     assert!(
-        msg(&r).contains("Notary checks need the imagegate host"),
+        msg(&r).contains(
+            r#"notary https://127.0.0.1:4443 (targets/jenkins): this host does not have the capability notary/v1/signed_digest (it answered "unknown namespace: notary"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"#
+        ),
         "{}",
         msg(&r)
     );
+}
+
+#[test]
+fn any_capability_policy_server_lacks_points_to_imagegate_serve() {
+    let host = ScriptedHost::new(|_, _, _| {
+        Err("Callback evaluation failure: unknown operation: v1/oci_manifest_config".into())
+    });
+    let s = json!({"rules":[{"name":"labelled","images":["*"],
+        "imageLabels":[{"key":"io.openshift.build.source-location"}]}]});
+    let r = run(s, &pod(&["nginx:1"]), &host);
+    assert!(
+        msg(&r).contains("this host does not have the capability oci/v1/oci_manifest_config (it answered \"Callback evaluation failure: unknown operation: v1/oci_manifest_config\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        "{}",
+        msg(&r)
+    );
+    let host = ScriptedHost::new(|_, _, _| Err("connection refused".into()));
+    let r = run(
+        notary_settings("deny"),
+        &pod(&["127.0.0.1:5000/demo/alpine:1.0"]),
+        &host,
+    );
+    assert!(msg(&r).ends_with("connection refused"), "{}", msg(&r));
 }
 
 #[test]
@@ -441,7 +468,7 @@ fn registry_down_denies_saying_why() {
 fn all_of_requires_every_check_and_one_digest() {
     let s = json!({"keys":{"k":{"cosign":KEY}},"rules":[{"name":"both","images":["*"],
         "verify":{"allOf":[{"cosign":{"keys":["k"]}},{"keyless":{"issuer":"https://i","subject":"s"}}]}}]});
-    let host = ScriptedHost::new(|_, _, p| {
+    let host = ScriptedHost::policy_server(|_, _, p| {
         let digest = if p["type"] == "SigstorePubKeyVerify" {
             D1
         } else {
@@ -566,6 +593,361 @@ fn sources_are_read_at_request_time_through_kubernetes_capabilities() {
     );
 }
 
+/// An `imagegate/v1/check_*` answer: `verified` subjects, one trace per
+/// `traced` subject.
+fn image_answer(digest: &str, verified: &[(&str, Value)], traced: &[&str]) -> Value {
+    let verified: Vec<Value> = verified
+        .iter()
+        .map(|(subject, extra)| {
+            let mut v = json!({"subject": subject, "identity": 1, "format": "sigstore-bundle-v0.3",
+                               "path": "referrers-tag", "manifest": "sha256:aa", "signer": "key sha256:0123"});
+            v.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
+            v
+        })
+        .collect();
+    let trace: Vec<Value> = traced
+        .iter()
+        .map(|s| json!({"subject": s, "paths": [
+            "referrers-api: no referrers API (404)",
+            "referrers-tag: 1 entries [sha256:bb sigstore bundle (application/vnd.dev.sigstore.bundle.v0.3+json): rejected: signed with a key, and no configured key verifies the signature]",
+            "cosign-sig-tag: no tag sha256-x.sig"]}))
+        .collect();
+    json!({"digest": digest, "verified": verified, "trace": trace})
+}
+
+#[test]
+fn the_imagegate_host_verifies_every_format_in_one_call_and_the_digest_is_pinned() {
+    let host = ScriptedHost::new(|ns, op, p| {
+        assert_eq!((ns, op), ("imagegate", "v1/check_signature"));
+        assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
+        assert_eq!(p["platforms"], "index");
+        assert_eq!(p["annotations"], json!({"env": "prod"}));
+        assert_eq!(
+            p["identities"][1],
+            json!({"kind": "key", "pem": KEY.trim_end()})
+        );
+        Ok(image_answer(D1, &[(D1, json!({}))], &[D1]))
+    });
+    let req = Request::pod(&["ghcr.io/corp/app:1.0"]).admission_request();
+    let policy =
+        Policy::from_json(&cosign_settings(json!({"pinDigest": true})).to_string()).unwrap();
+    let (r, verdicts) = explain(&req, &policy, &host);
+    assert!(r.accepted, "{:?}", r.message);
+    assert_eq!(host.calls().len(), 1);
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("ghcr.io/corp/app:1.0@{D1}")
+    );
+    let run = &verdicts[0].checks()[0];
+    assert_eq!(
+        (run.check(), run.result()),
+        (r#"cosign key "old" or "release""#, Ok(D1))
+    );
+}
+
+#[test]
+fn nothing_verified_is_a_denial_naming_every_path_tried() {
+    let host = ScriptedHost::new(|_, _, _| Ok(image_answer(D1, &[], &[D1])));
+    let r = run(
+        cosign_settings(json!({})),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert_eq!(
+        msg(&r),
+        format!(
+            "imagegate denied 1 of 1 images: container \"c0\": image \"ghcr.io/corp/app:1.0\": rule \"signed\": no signature check passed: \
+             cosign key \"old\" or \"release\": no verified signature for {D1}: referrers-api: no referrers API (404), \
+             referrers-tag: 1 entries [sha256:bb sigstore bundle (application/vnd.dev.sigstore.bundle.v0.3+json): rejected: signed with a key, \
+             and no configured key verifies the signature], cosign-sig-tag: no tag sha256-x.sig"
+        )
+    );
+    // Verified for another digest than the one the reference resolved to: not this image.
+    let host = ScriptedHost::new(|_, _, _| Ok(image_answer(D1, &[(D2, json!({}))], &[D1])));
+    assert!(msg(&run(
+        cosign_settings(json!({})),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host
+    ))
+    .contains(&format!("no verified signature for {D1}")));
+    let host = ScriptedHost::new(|_, _, _| {
+        Ok(image_answer(
+            "sha256:short",
+            &[("sha256:short", json!({}))],
+            &[],
+        ))
+    });
+    assert!(msg(&run(
+        cosign_settings(json!({})),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host
+    ))
+    .contains("the host returned an invalid digest \"sha256:short\""));
+}
+
+#[test]
+fn platforms_all_needs_every_platform_manifest_signed() {
+    const INDEX: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+    let settings = || {
+        json!({"rules":[{"name":"all","images":["**"],"pinDigest":true,
+            "verify":{"anyOf":[{"githubActions":{"owner":"corp","platforms":"all"}}]}}]})
+    };
+    let one = ScriptedHost::new(|_, _, p| {
+        assert_eq!(p["platforms"], "all");
+        Ok(image_answer(INDEX, &[(D1, json!({}))], &[D1, D2]))
+    });
+    let r = run(settings(), &pod(&["ghcr.io/corp/app:1.0"]), &one);
+    assert!(
+        msg(&r).contains(&format!(
+            "GitHub Actions corp: no verified signature for {D2}"
+        )),
+        "{}",
+        msg(&r)
+    );
+    let both = ScriptedHost::new(|_, _, _| {
+        Ok(image_answer(
+            INDEX,
+            &[(D1, json!({})), (D2, json!({}))],
+            &[D1, D2],
+        ))
+    });
+    let r = run(settings(), &pod(&["ghcr.io/corp/app:1.0"]), &both);
+    assert!(r.accepted, "{:?}", r.message);
+    // The multi-arch reference is what is pinned, not a platform manifest.
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("ghcr.io/corp/app:1.0@{INDEX}")
+    );
+    let r = run(
+        settings(),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &ScriptedHost::policy_server(|_, _, _| Err("unexpected".into())),
+    );
+    assert!(
+        msg(&r).contains("GitHub Actions corp: platforms: all needs the imagegate host"),
+        "{}",
+        msg(&r)
+    );
+}
+
+fn attestation_settings(conditions: Value) -> Value {
+    json!({"rules":[{"name":"slsa","images":["**"],"verify":{"anyOf":[{"attestation":{
+        "predicateType": "https://slsa.dev/provenance/v1",
+        "githubActions": {"owner": "corp", "repo": "app"},
+        "conditions": conditions}}]}}]})
+}
+
+fn provenance(builder: &str, git_ref: &str) -> Value {
+    json!({
+        "statement": {"_type": "https://in-toto.io/Statement/v1", "predicateType": "https://slsa.dev/provenance/v1",
+                      "subject": [{"name": "app", "digest": {"sha256": &D1[7..]}}],
+                      "predicate": {"runDetails": {"builder": {"id": builder}}}},
+        "certificate": {"sourceRepositoryRef": git_ref, "runnerEnvironment": "github-hosted"}
+    })
+}
+
+#[test]
+fn attestation_conditions_choose_among_verified_statements() {
+    let conditions = json!([
+        {"path": "certificate.sourceRepositoryRef", "op": "glob", "value": "refs/tags/v*"},
+        {"path": "predicate.runDetails.builder.id", "op": "equals", "value": "https://github.com/actions/runner/github-hosted"},
+        {"path": "subject.name", "op": "equals", "value": "app"}
+    ]);
+    let host = ScriptedHost::new(|ns, op, p| {
+        assert_eq!((ns, op), ("imagegate", "v1/check_attestation"));
+        assert_eq!(p["predicate_type"], "https://slsa.dev/provenance/v1");
+        assert_eq!(
+            p["identities"],
+            json!([{"kind": "githubActions", "owner": "corp", "repo": "app"}])
+        );
+        Ok(image_answer(
+            D1,
+            &[
+                (
+                    D1,
+                    provenance(
+                        "https://github.com/actions/runner/github-hosted",
+                        "refs/heads/main",
+                    ),
+                ),
+                (
+                    D1,
+                    provenance(
+                        "https://github.com/actions/runner/github-hosted",
+                        "refs/tags/v1.2",
+                    ),
+                ),
+            ],
+            &[D1],
+        ))
+    });
+    let r = run(
+        attestation_settings(conditions.clone()),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(r.accepted, "{:?}", r.message);
+    let host = ScriptedHost::new(|_, _, _| {
+        Ok(image_answer(
+            D1,
+            &[(D1, provenance("https://self-hosted", "refs/tags/v1"))],
+            &[D1],
+        ))
+    });
+    let r = run(
+        attestation_settings(conditions),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).ends_with(&format!(
+            "attestation https://slsa.dev/provenance/v1 by GitHub Actions corp/app: {D1}: verified, but no attestation satisfies the conditions: \
+             sha256:aa (sigstore-bundle-v0.3): predicate.runDetails.builder.id equals \"https://github.com/actions/runner/github-hosted\": \"https://self-hosted\""
+        )),
+        "{}",
+        msg(&r)
+    );
+}
+
+#[test]
+fn attestations_on_policy_server_fail_closed_naming_the_capability() {
+    let host = ScriptedHost::policy_server(|_, _, _| Err("unexpected".into()));
+    let r = run(
+        attestation_settings(json!([{"path": "predicate", "op": "exists"}])),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("this host does not have the capability imagegate/v1/check_attestation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        "{}",
+        msg(&r)
+    );
+}
+
+#[test]
+fn unmatched_reason_names_the_default_and_what_made_it() {
+    let defaulted = json!({"rules":[{"name":"corp","images":["corp.io/**"]}]});
+    let r = run(defaulted, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(
+        msg(&r).ends_with(
+            r#"matches no rule; unmatched: deny (the default because rule "corp" allows)"#
+        ),
+        "{}",
+        msg(&r)
+    );
+    let written = json!({"unmatched":"deny","rules":[{"name":"corp","images":["corp.io/**"]}]});
+    let r = run(written, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(
+        msg(&r).ends_with("matches no rule; unmatched: deny"),
+        "{}",
+        msg(&r)
+    );
+    let warn = json!({"unmatched":"warn"});
+    let r = run(warn, &pod(&["nginx:1"]), &ScriptedHost::none());
+    assert!(r.accepted);
+    assert_eq!(
+        r.warnings.unwrap(),
+        [
+            r#"container "c0": image "nginx:1" (docker.io/library/nginx:1): matches no rule; unmatched: warn"#
+        ]
+    );
+}
+
+#[test]
+fn pin_digest_pods_pins_pods_and_only_verifies_templates() {
+    let s = json!({"keys":{"k":{"cosign":KEY}},"rules":[{"name":"signed","images":["*"],
+        "verify":{"anyOf":[{"cosign":{"keys":["k"]}}]},"pinDigest":"pods"}]});
+    let host = ScriptedHost::policy_server(|_, op, _| {
+        assert_eq!(op, "v2/verify");
+        Ok(json!({"is_trusted": true, "digest": D1}))
+    });
+    let r = run(s.clone(), &pod(&["nginx:1"]), &host);
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("nginx:1@{D1}")
+    );
+    let deployment = request(
+        "apps",
+        "Deployment",
+        json!({"spec":{"template":{"spec":{"containers":[{"name":"c","image":"nginx:1"}]}}}}),
+    );
+    let r = run(s, &deployment, &host);
+    assert!(r.accepted && r.mutated_object.is_none(), "{r:?}");
+    let verified = host.calls().iter().filter(|c| c.namespace == "oci").count();
+    assert_eq!(verified, 2, "the template was verified");
+
+    // Without verify, a template needs no digest lookup at all.
+    let s = json!({"rules":[{"name":"pin","images":["*"],"pinDigest":"pods"}]});
+    let r = run(s, &deployment, &ScriptedHost::none());
+    assert!(r.accepted && r.mutated_object.is_none(), "{r:?}");
+    let e =
+        Policy::from_json(r#"{"rules":[{"name":"p","images":["*"],"pinDigest":"deployments"}]}"#)
+            .unwrap_err();
+    assert!(
+        e.starts_with(r#"rules[0].pinDigest: invalid value: string "deployments", expected true, false or "pods""#),
+        "{e}"
+    );
+}
+
+#[test]
+fn reports_say_why_the_winning_rule_won() {
+    let s = json!({"rules":[
+        {"name":"any","images":["**"],"tags":{"deny":["latest"]}},
+        {"name":"labelled","images":["corp.io/**"],"priority":20,
+         "imageLabels":[{"key":"tier","value":"prod"}],"skipOnResolutionFailure":true},
+        {"name":"corp","images":["corp.io/**"],"priority":10},
+        {"name":"corp-too","images":["corp.io/app"],"priority":10}]});
+    let policy = Policy::from_json(&s.to_string()).unwrap();
+    let host = ScriptedHost::failing("registry down");
+    let (response, reports) = report(&pod(&["corp.io/app:1", "nginx"]), &policy, &host);
+    assert!(!response.accepted);
+    let precedence: Vec<_> = reports[0]
+        .precedence
+        .iter()
+        .map(|m| (m.rule.as_str(), m.priority, m.index, m.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        precedence,
+        [
+            ("labelled", 20, 1, "skipped"),
+            ("corp", 10, 2, "decided"),
+            ("corp-too", 10, 3, "outranked"),
+            ("any", 0, 0, "outranked"),
+        ]
+    );
+    assert_eq!(reports[0].decision, "allowed");
+    assert_eq!(reports[1].rule.as_deref(), Some("any"));
+    assert_eq!(
+        reports[1].reason.as_deref(),
+        Some(r#"tag "latest" is denied (tags.deny "latest")"#)
+    );
+    assert_eq!(reports[1].pointer, "/spec/containers/1/image");
+    // The report is the verdict's, and the response the one validate writes.
+    assert_eq!(
+        response,
+        validate(&pod(&["corp.io/app:1", "nginx"]), &policy, &host)
+    );
+}
+
+#[test]
+fn reports_name_images_an_exemption_admitted_unchecked() {
+    let s = json!({"exemptNamespaces":["kube-*"],"rules":[{"name":"none","images":["*"],"action":"deny"}]});
+    let policy = Policy::from_json(&s.to_string()).unwrap();
+    let req = Request::pod(&["nginx"])
+        .namespace("kube-system")
+        .admission_request();
+    let (response, reports) = report(&req, &policy, &ScriptedHost::none());
+    assert!(response.accepted);
+    assert_eq!(reports.len(), 1);
+    assert_eq!(
+        (reports[0].decision.as_str(), reports[0].reason.as_deref()),
+        (
+            "exempt",
+            Some(r#"exempt-namespace: namespace "kube-system" matches exemptNamespaces "kube-*""#)
+        )
+    );
+}
+
 #[test]
 fn image_ids_are_denied_whatever_the_rules_say() {
     let full = format!("sha256:{}", "a".repeat(64));
@@ -631,7 +1013,7 @@ fn image_volumes_are_matched_pinned_and_named() {
     );
     assert_eq!(
         msg(&r),
-        "imagegate denied 1 of 2 images: image volume \"models\": image \"ghcr.io/evil/payload:latest\": matches no rule"
+        "imagegate denied 1 of 2 images: image volume \"models\": image \"ghcr.io/evil/payload:latest\": matches no rule; unmatched: deny (the default because rule \"hub\" allows)"
     );
     let r = run(allow, &req("sha256:4a2b"), &ScriptedHost::none());
     assert!(msg(&r).contains("image volume \"models\": image \"sha256:4a2b\" is an image ID"));
@@ -786,4 +1168,138 @@ fn tag_plus_digest_tags_are_read_as_written_checks_and_pins_are_on_the_digest() 
     assert!(r.accepted && r.mutated_object.is_none());
     // verify: the signed digest must be the written one, and rewrite keeps
     // the tag: digest_mismatch_deny_or_rewrite.
+}
+
+const NOTATION_CA: &str =
+    include_str!("../../../host-runner/tests/data/notation/notation-e2e/config/e2e.crt");
+
+/// One rule for `**` with a `notation` check: the inline statement, or
+/// `extra` fields (e.g. a `trustPolicy` document) instead.
+fn notation_settings(extra: Value) -> Value {
+    let mut notation = json!({"trustStores": {"ca:e2e": NOTATION_CA}});
+    let fields = match extra {
+        Value::Null => json!({"trustedIdentities": ["x509.subject: C=US, ST=WA, O=Notary"]}),
+        other => other,
+    };
+    notation
+        .as_object_mut()
+        .unwrap()
+        .extend(fields.as_object().cloned().unwrap());
+    json!({"rules":[{"name":"notation","images":["**"],"pinDigest":true,"verify":{"anyOf":[{"notation": notation}]}}]})
+}
+
+#[test]
+fn notation_checks_send_the_statement_for_the_image_and_pin_what_verified() {
+    let host = ScriptedHost::new(|ns, op, p| {
+        assert_eq!((ns, op), ("imagegate", "v1/check_notation"));
+        assert_eq!(p["image"], "ghcr.io/corp/app:1.0");
+        assert_eq!(p["platforms"], "index");
+        assert_eq!(p["policy"]["name"], "inline");
+        assert_eq!(p["policy"]["level"], "strict");
+        assert_eq!(
+            p["policy"]["trusted_identities"],
+            json!(["x509.subject: C=US, ST=WA, O=Notary"])
+        );
+        assert_eq!(p["policy"]["trust_stores"][0]["certificates"], NOTATION_CA);
+        let mut answer = image_answer(
+            D1,
+            &[(
+                D1,
+                json!({"identity": null, "format": "notation-jws", "signer": "CN=e2e,O=Notary,L=Seattle,ST=WA,C=US"}),
+            )],
+            &[D1],
+        );
+        answer["verified"][0]["path"] = "referrers-api".into();
+        Ok(answer)
+    });
+    let req = Request::pod(&["ghcr.io/corp/app:1.0"]).admission_request();
+    let policy = Policy::from_json(&notation_settings(Value::Null).to_string()).unwrap();
+    let (r, verdicts) = explain(&req, &policy, &host);
+    assert!(r.accepted, "{:?}", r.message);
+    assert_eq!(
+        r.mutated_object.unwrap()["spec"]["containers"][0]["image"],
+        format!("ghcr.io/corp/app:1.0@{D1}")
+    );
+    let run = &verdicts[0].checks()[0];
+    assert_eq!(
+        (run.check(), run.result()),
+        ("notation trust policy \"inline\"", Ok(D1))
+    );
+}
+
+#[test]
+fn notation_checks_fail_when_nothing_verified_or_no_statement_verifies() {
+    let host = ScriptedHost::new(|_, _, _| Ok(image_answer(D1, &[], &[D1])));
+    let r = run(
+        notation_settings(Value::Null),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains(&format!("notation trust policy \"inline\": no verified signature for {D1}: referrers-api: no referrers API (404)")),
+        "{}",
+        msg(&r)
+    );
+    // scoped statements: none for this repository, one that skips
+    let document = json!({"trustPolicy": {"version": "1.0", "trustPolicies": [
+        {"name": "corp", "registryScopes": ["ghcr.io/corp/app"], "signatureVerification": {"level": "skip"}},
+        {"name": "other", "registryScopes": ["ghcr.io/corp/other"], "signatureVerification": {"level": "strict"},
+         "trustStores": ["ca:e2e"], "trustedIdentities": ["*"]}]}});
+    let host = ScriptedHost::new(|_, _, _| Err("must not be asked".into()));
+    let r = run(
+        notation_settings(document.clone()),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("notation: Notation trust policy statement \"corp\" skips verification for ghcr.io/corp/app: a verify check never admits an image without verifying its signature"),
+        "{}",
+        msg(&r)
+    );
+    let r = run(
+        notation_settings(document),
+        &pod(&["ghcr.io/corp/third:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("notation: no Notation trust policy statement applies to ghcr.io/corp/third (registryScopes)"),
+        "{}",
+        msg(&r)
+    );
+    assert!(host.calls().is_empty());
+}
+
+#[test]
+fn notation_on_policy_server_fails_closed_naming_the_capability() {
+    let host = ScriptedHost::policy_server(|_, _, _| Err("unexpected".into()));
+    let r = run(
+        notation_settings(Value::Null),
+        &pod(&["ghcr.io/corp/app:1.0"]),
+        &host,
+    );
+    assert!(
+        msg(&r).contains("this host does not have the capability imagegate/v1/check_notation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
+        "{}",
+        msg(&r)
+    );
+}
+
+#[test]
+fn notation_settings_mistakes_have_their_path() {
+    let e = Policy::from_json(
+        &notation_settings(json!({"trustedIdentities": ["x509.subject: CN=x"]})).to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "rules[0].verify.anyOf[0].notation.trustedIdentities[0]: \"x509.subject: CN=x\": the name must have C, ST (or S) and O attributes; C is missing"
+    );
+    let e = Policy::from_json(
+        &notation_settings(json!({"trustedIdentities": ["*"], "signatureVerification": {"level": "strict", "verifyTimestamps": "always"}})).to_string(),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e,
+        "rules[0].verify.anyOf[0].notation.signatureVerification: unknown field `verifyTimestamps`, expected one of `level`, `override`, `verifyTimestamp`"
+    );
 }

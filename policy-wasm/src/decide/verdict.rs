@@ -9,8 +9,9 @@
 use super::checks::{self, Calls, CheckRun};
 use crate::reference::{self, ParseError, Reference};
 use crate::settings::{Action, LabelCondition, Mode, OnDigestMismatch, Policy, Rule, Unmatched};
+use crate::wire::{ImageReport, RuleMatch};
 use crate::workload::ImageSite;
-use serde::ser::{Serialize, SerializeStruct, Serializer};
+use serde::ser::{Serialize, Serializer};
 use std::sync::Arc;
 
 /// What the engine decided for one image of the request.
@@ -146,27 +147,74 @@ impl Verdict {
     }
 }
 
-/// The playground's report of one image: `container`, `image`, `normalized`,
-/// `decision`, `rule`, `reason`, `pinned`, `checks`.
+/// The report of one image ([`ImageReport`]) without `precedence`, which
+/// needs the policy ([`Verdict::report`]).
 impl Serialize for Verdict {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut out = s.serialize_struct("Verdict", 8)?;
-        out.serialize_field("container", &self.container())?;
-        out.serialize_field("image", self.image())?;
-        out.serialize_field("normalized", &self.normalized().map(ToString::to_string))?;
-        out.serialize_field("decision", self.decision.as_str())?;
-        out.serialize_field("rule", &self.rule())?;
-        out.serialize_field("reason", &self.reason())?;
-        out.serialize_field("pinned", &self.pinned())?;
-        out.serialize_field("checks", &self.checks)?;
-        out.end()
+        self.report_with(Vec::new()).serialize(s)
     }
 }
 
-/// The verdict on one image. `ids` is scratch space reused across images.
+impl Verdict {
+    /// The report of this verdict, decided under `policy`: with every rule
+    /// that matched the image in the order they were tried, so a reader sees
+    /// why the winner won (priority, then order). Matching is re-run here,
+    /// only when asked, so the admission path pays nothing for it.
+    pub fn report(&self, policy: &Policy) -> ImageReport {
+        let mut precedence = Vec::new();
+        if let (Ok(image), Decision::Allowed | Decision::Warned | Decision::Denied) =
+            (&self.reference, self.decision)
+        {
+            let mut ids = Vec::new();
+            candidates_into(image, policy, &mut ids);
+            let winner = self
+                .rule
+                .as_deref()
+                .and_then(|name| ids.iter().position(|&i| &*policy.rules[i].name == name));
+            precedence = ids
+                .iter()
+                .enumerate()
+                .map(|(at, &i)| RuleMatch {
+                    rule: policy.rules[i].name.to_string(),
+                    priority: policy.rules[i].priority,
+                    index: i,
+                    outcome: match winner {
+                        Some(w) if at == w => "decided",
+                        Some(w) if at > w => "outranked",
+                        // Tried before the winner (or with no winner): only
+                        // unmet imageLabels make a matching rule step aside.
+                        _ => "skipped",
+                    }
+                    .to_string(),
+                })
+                .collect();
+        }
+        self.report_with(precedence)
+    }
+
+    fn report_with(&self, precedence: Vec<RuleMatch>) -> ImageReport {
+        ImageReport {
+            container: self.container(),
+            pointer: self.site.pointer.clone(),
+            image: self.site.image.clone(),
+            normalized: self.normalized().map(ToString::to_string),
+            decision: self.decision.as_str().to_string(),
+            rule: self.rule.as_deref().map(str::to_string),
+            reason: self.reason.clone(),
+            pin: self.pin.clone(),
+            pinned: self.pinned(),
+            checks: self.checks.iter().map(CheckRun::report).collect(),
+            precedence,
+        }
+    }
+}
+
+/// The verdict on one image of an object that is a Pod when `pod` (what
+/// `pinDigest: pods` pins). `ids` is scratch space reused across images.
 pub(super) fn decide(
     (site, reference): super::Image,
     policy: &Policy,
+    pod: bool,
     calls: &Calls,
     ids: &mut Vec<usize>,
 ) -> Verdict {
@@ -196,6 +244,7 @@ pub(super) fn decide(
         image,
         &verdict.site.image,
         policy,
+        pod,
         calls,
         ids,
         &mut verdict.checks,
@@ -264,6 +313,7 @@ fn evaluate(
     image: &Reference,
     written: &str,
     policy: &Policy,
+    pod: bool,
     calls: &Calls,
     ids: &mut Vec<usize>,
     runs: &mut Vec<CheckRun>,
@@ -282,21 +332,7 @@ fn evaluate(
             ),
         };
     }
-    policy.patterns.matches_into(image, ids);
-    if !policy.regexes.is_empty() {
-        let name = repository(image);
-        ids.extend(
-            policy
-                .regexes
-                .iter()
-                .filter(|(re, _)| re.is_match(&name))
-                .map(|(_, i)| *i),
-        );
-    }
-    // Highest priority wins; on a tie the rule listed first. A rule with
-    // image label conditions matches only when the image carries them.
-    ids.sort_by_key(|&i| (std::cmp::Reverse(policy.rules[i].priority), i));
-    ids.dedup();
+    candidates_into(image, policy, ids);
     for &index in ids.iter() {
         let rule = &policy.rules[index];
         if !rule.labels.is_empty() {
@@ -312,7 +348,7 @@ fn evaluate(
                 }
             }
         }
-        return match apply(image, rule, calls, runs) {
+        return match apply(image, rule, rule.pin_digest.pins(pod), calls, runs) {
             Ok(pin) => Outcome::Allowed {
                 rule: Some(index),
                 pin,
@@ -330,9 +366,34 @@ fn evaluate(
         },
         Unmatched::Warn | Unmatched::Deny => Outcome::Denied {
             rule: None,
-            reason: "matches no rule".to_string(),
+            reason: match &policy.unmatched_because {
+                Some(rule) => format!(
+                    "matches no rule; unmatched: {} (the default because rule {rule:?} allows)",
+                    policy.unmatched.as_str()
+                ),
+                None => format!("matches no rule; unmatched: {}", policy.unmatched.as_str()),
+            },
         },
     }
+}
+
+/// The rules whose patterns or `imageRegex` match `image`, in the order they
+/// are tried: highest priority first, on a tie the rule listed first.
+fn candidates_into(image: &Reference, policy: &Policy, ids: &mut Vec<usize>) {
+    ids.clear();
+    policy.patterns.matches_into(image, ids);
+    if !policy.regexes.is_empty() {
+        let name = repository(image);
+        ids.extend(
+            policy
+                .regexes
+                .iter()
+                .filter(|(re, _)| re.is_match(&name))
+                .map(|(_, i)| *i),
+        );
+    }
+    ids.sort_by_key(|&i| (std::cmp::Reverse(policy.rules[i].priority), i));
+    ids.dedup();
 }
 
 /// `host[:port]/path`: what `imageRegex` is matched against.
@@ -352,10 +413,12 @@ fn has_label(labels: &serde_json::Map<String, serde_json::Value>, c: &LabelCondi
 }
 
 /// Applies one rule: action, tag constraints, verification, digest handling.
-/// `Ok` carries the digest to pin, if any.
+/// `Ok` carries the digest to pin, if any; `pin` is whether `pinDigest` pins
+/// this object.
 fn apply(
     image: &Reference,
     rule: &Rule,
+    pin: bool,
     calls: &Calls,
     runs: &mut Vec<CheckRun>,
 ) -> Result<Option<String>, String> {
@@ -380,7 +443,7 @@ fn apply(
         );
     }
     let Some(verify) = &rule.verify else {
-        return match (rule.pin_digest, image.digest()) {
+        return match (pin, image.digest()) {
             (true, None) => checks::resolve_digest(&image.to_string(), calls, runs).map(Some),
             _ => Ok(None),
         };
@@ -404,8 +467,8 @@ fn apply(
             if actual != signed.digest {
                 return Err(mismatch(&actual));
             }
-            Ok(rule.pin_digest.then_some(signed.digest))
+            Ok(pin.then_some(signed.digest))
         }
-        (None, _) => Ok(rule.pin_digest.then_some(signed.digest)),
+        (None, _) => Ok(pin.then_some(signed.digest)),
     }
 }

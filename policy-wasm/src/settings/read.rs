@@ -49,6 +49,9 @@ struct Error {
     field: Option<&'static str>,
     /// Where it sorts, when not at `at` (an unknown field: at its key).
     order: Option<usize>,
+    /// `text` starts with the rest of the path (`.keys[0]: ...`, `: ...`):
+    /// an error of a value read by hand (see [`Errors::below`]).
+    below: bool,
     text: String,
 }
 
@@ -74,8 +77,15 @@ impl Errors {
         self.push(at, Some(field), text.into());
     }
 
+    /// An error of the value at offset `at` that was read by hand
+    /// ([`Raw`]), written `REST: TEXT` with REST the path below that value
+    /// (`.keys[0]`, or nothing: `: TEXT`).
+    pub(crate) fn below(&mut self, at: usize, text: String) {
+        self.push_ordered(at, None, None, true, text);
+    }
+
     fn push(&mut self, at: usize, field: Option<&'static str>, text: String) {
-        self.push_ordered(at, field, None, text);
+        self.push_ordered(at, field, None, false, text);
     }
 
     fn push_ordered(
@@ -83,6 +93,7 @@ impl Errors {
         at: usize,
         field: Option<&'static str>,
         order: Option<usize>,
+        below: bool,
         text: String,
     ) {
         if self.kept.len() < KEPT_ERRORS {
@@ -90,6 +101,7 @@ impl Errors {
                 at,
                 field,
                 order,
+                below,
                 text,
             });
         } else {
@@ -115,23 +127,24 @@ impl Errors {
     /// at most [`REPORTED_ERRORS`] then `and N more`. PATH is `settings` for
     /// the top level.
     pub(crate) fn report(self, text: &str) -> String {
-        let mut located: Vec<(usize, String, String)> = self
+        let mut located: Vec<(usize, String, Error)> = self
             .kept
             .into_iter()
             .map(|e| {
                 let (order, path) = locate(text, e.at, e.field);
-                (e.order.unwrap_or(order), path, e.text)
+                (e.order.unwrap_or(order), path, e)
             })
             .collect();
         located.sort_by_key(|(order, _, _)| *order);
         let total = located.len() + self.dropped;
         let mut out = String::new();
-        for (_, path, text) in located.iter().take(REPORTED_ERRORS) {
+        for (_, path, e) in located.iter().take(REPORTED_ERRORS) {
             if !out.is_empty() {
                 out.push('\n');
             }
             let path = if path.is_empty() { "settings" } else { path };
-            let _ = write!(out, "{path}: {text}");
+            let colon = if e.below { "" } else { ": " };
+            let _ = write!(out, "{path}{colon}{}", e.text);
         }
         if total > REPORTED_ERRORS {
             let _ = write!(out, "\nand {} more", total - REPORTED_ERRORS);
@@ -300,6 +313,54 @@ impl<'a> FromJson<'a> for Text<'a> {
             _ => errors.invalid_type(r, "a string"),
         }
     }
+}
+
+/// A value read by hand from a `serde_json::Value` (`attestation`,
+/// `notation`), with its offset: its errors go to [`Errors::below`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Raw {
+    pub(crate) value: serde_json::Value,
+    pub(crate) at: usize,
+}
+
+impl<'a> FromJson<'a> for Raw {
+    fn read(r: &mut Reader<'a>, errors: &mut Errors) -> Read<Self> {
+        r.peek().map_err(|e| errors.syntax(e))?;
+        let at = r.pos();
+        let text = r.raw(Skip::Value).map_err(|e| errors.syntax(e))?;
+        match serde_json::from_str(text) {
+            Ok(value) => Ok(Got::Value(Raw { value, at })),
+            Err(e) => {
+                errors.at(at, format!("invalid JSON: {e}"));
+                Ok(Got::Invalid)
+            }
+        }
+    }
+}
+
+/// Reads one of `words` (`(ident, value)`, the ident written lower-case
+/// first: `GithubActions` is `"githubActions"`), with serde's errors.
+pub(crate) fn read_word<'a, T: Copy>(
+    r: &mut Reader<'a>,
+    errors: &mut Errors,
+    words: &[(&str, T)],
+) -> Read<T> {
+    let expected = || one_of(words.iter().map(|(w, _)| variant_name(w)));
+    if !r.peek().is_ok_and(|k| k == Kind::String) {
+        return errors.invalid_type(r, &expected());
+    }
+    let word = match Text::read(r, errors)? {
+        Got::Value(word) => word,
+        _ => return Ok(Got::Invalid),
+    };
+    if let Some((_, value)) = words.iter().find(|(w, _)| is_variant(&word, w)) {
+        return Ok(Got::Value(*value));
+    }
+    errors.at(
+        word.at,
+        format!("unknown variant `{}`, expected {}", &*word, expected()),
+    );
+    Ok(Got::Invalid)
 }
 
 impl<'a> FromJson<'a> for bool {
@@ -484,6 +545,7 @@ pub(crate) fn one_of(names: impl Iterator<Item = String>) -> String {
     match names.len() {
         0 => "nothing".to_string(),
         1 => names[0].clone(),
+        2 => format!("{} or {}", names[0], names[1]),
         _ => format!("one of {}", names.join(", ")),
     }
 }
@@ -522,7 +584,7 @@ pub(crate) fn read_fields<'a>(
                     ),
                 };
                 // Reported at its object, ordered by the field.
-                errors.push_ordered(at, None, Some(r.pos()), text);
+                errors.push_ordered(at, None, Some(r.pos()), false, text);
                 r.skip(Skip::Value).map_err(|e| errors.syntax(e))?;
                 complete = false;
             }
@@ -661,25 +723,11 @@ macro_rules! schema {
                 r: &mut $crate::json::Reader<'a>,
                 errors: &mut $crate::settings::read::Errors,
             ) -> $crate::settings::read::Read<Self> {
-                use $crate::settings::read::{is_variant, one_of, variant_name, FromJson, Got, Text};
-                let expected = || one_of([$(stringify!($variant)),*].iter().map(|v| variant_name(v)));
-                if !r.peek().is_ok_and(|k| k == $crate::json::Kind::String) {
-                    return errors.invalid_type(r, &expected());
-                }
-                let word = match <Text as FromJson>::read(r, errors)? {
-                    Got::Value(word) => word,
-                    _ => return Ok(Got::Invalid),
-                };
-                $(
-                    if is_variant(&word, stringify!($variant)) {
-                        return Ok(Got::Value($name::$variant));
-                    }
-                )*
-                errors.at(
-                    word.at,
-                    format!("unknown variant `{}`, expected {}", &*word, expected()),
-                );
-                Ok(Got::Invalid)
+                $crate::settings::read::read_word(
+                    r,
+                    errors,
+                    &[$((stringify!($variant), $name::$variant)),*],
+                )
             }
         }
         schema!($($rest)*);

@@ -6,8 +6,10 @@
 //! Strings are [`Text`]: borrowed from the settings JSON, with their offset
 //! so that an error about them names their path.
 
-use super::read::{schema, Map, Text};
-use super::DEFAULT_BREAK_GLASS_ANNOTATION;
+use super::read::{read_word, schema, Errors, FromJson, Got, Map, Raw, Read, Text};
+use super::{PinDigest, DEFAULT_BREAK_GLASS_ANNOTATION};
+use crate::json::{Kind, Reader};
+use crate::wire::Platforms;
 use std::borrow::Cow;
 
 schema! {
@@ -70,7 +72,7 @@ schema! {
         message: Option<Text<'a>>,
         tags: Option<TagSettings<'a>>,
         verify: Option<VerifySettings<'a>>,
-        pin_digest: bool,
+        pin_digest: PinDigest,
         on_digest_mismatch: OnDigestMismatch,
     }
 
@@ -92,11 +94,17 @@ schema! {
         Keyless(KeylessSettings<'a>),
         GithubActions(GithubActionsSettings<'a>),
         Certificate(CertificateSettings<'a>),
+        /// Read by hand (`settings::attestation_check`): its signer is
+        /// written like the signature checks' (keys, keyless, ...).
+        Attestation(Raw),
+        /// Read by hand (`crate::notation::NotationCheck::read`).
+        Notation(Raw),
     }
 
     pub(crate) struct CosignSettings<'a> {
         keys: Vec<Text<'a>> = required,
         annotations: Option<Map<'a, Text<'a>>>,
+        platforms: Platforms,
     }
 
     pub(crate) struct NotarySettings<'a> {
@@ -111,12 +119,14 @@ schema! {
         subject: Option<Text<'a>>,
         subject_prefix: Option<Text<'a>>,
         annotations: Option<Map<'a, Text<'a>>>,
+        platforms: Platforms,
     }
 
     pub(crate) struct GithubActionsSettings<'a> {
         owner: Text<'a> = required,
         repo: Option<Text<'a>>,
         annotations: Option<Map<'a, Text<'a>>>,
+        platforms: Platforms,
     }
 
     pub(crate) struct CertificateSettings<'a> {
@@ -124,6 +134,7 @@ schema! {
         chain: Vec<Text<'a>>,
         require_rekor_bundle: bool,
         annotations: Option<Map<'a, Text<'a>>>,
+        platforms: Platforms,
     }
 
     pub(crate) struct NotarySignerSettings<'a> {
@@ -159,5 +170,53 @@ schema! {
         #[default]
         Deny,
         Rewrite,
+    }
+}
+
+impl Unmatched {
+    /// As written in the settings.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Unmatched::Allow => "allow",
+            Unmatched::Warn => "warn",
+            Unmatched::Deny => "deny",
+        }
+    }
+}
+
+/// `platforms`: `index` (the default) or `all`.
+impl<'a> FromJson<'a> for Platforms {
+    fn read(r: &mut Reader<'a>, errors: &mut Errors) -> Read<Self> {
+        read_word(
+            r,
+            errors,
+            &[("Index", Platforms::Index), ("All", Platforms::All)],
+        )
+    }
+}
+
+/// `pinDigest`: `true`, `false` or `"pods"` (serde's errors).
+impl<'a> FromJson<'a> for PinDigest {
+    fn read(r: &mut Reader<'a>, errors: &mut Errors) -> Read<Self> {
+        const EXPECTED: &str = r#"true, false or "pods""#;
+        match r.peek() {
+            Ok(Kind::Bool) => Ok(match bool::read(r, errors)? {
+                Got::Value(true) => Got::Value(PinDigest::All),
+                Got::Value(false) => Got::Value(PinDigest::Off),
+                _ => Got::Invalid,
+            }),
+            Ok(Kind::String) => match Text::read(r, errors)? {
+                Got::Value(word) if &*word == "pods" => Ok(Got::Value(PinDigest::Pods)),
+                Got::Value(word) => {
+                    errors.at(
+                        word.at,
+                        format!("invalid value: string {:?}, expected {EXPECTED}", &*word),
+                    );
+                    Ok(Got::Invalid)
+                }
+                _ => Ok(Got::Invalid),
+            },
+            _ => errors.invalid_type(r, EXPECTED),
+        }
     }
 }

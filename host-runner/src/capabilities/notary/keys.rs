@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sha2::{Digest as _, Sha256};
 use x509_cert::der::{Decode as _, Encode as _};
 
-use super::canonical;
+use crate::capabilities::canonical;
 
 /// A public key, independent of how it was written down.
 #[derive(Debug, Clone, PartialEq)]

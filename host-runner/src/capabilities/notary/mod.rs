@@ -1,4 +1,4 @@
-//! The `notary/v1/verify` host capability: Notary v1 (Docker Content Trust)
+//! The `notary/v1/signed_digest` host capability: Notary v1 (Docker Content Trust)
 //! verification of an image's tag against a notary server.
 //!
 //! Kubewarden has no Notary capability; imagegate's host provides one so
@@ -35,13 +35,13 @@
 //! notary). Root rotations are followed through `<version>.root.json` (each
 //! root signed by its predecessor), at most 64 per call.
 
-mod canonical;
 mod client;
 mod keys;
 mod store;
 mod tuf;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -49,6 +49,8 @@ use imagegate_policy::wire::{NotaryVerifyRequest, NotaryVerifyResponse};
 
 use self::keys::KeyMaterial;
 use self::tuf::{Anchor, SignerSpec, Wanted};
+use super::shared::Shared;
+use super::Failure;
 
 /// How [`Notary`] verifies.
 #[derive(Debug, Clone)]
@@ -81,7 +83,8 @@ pub struct Notary {
 }
 
 impl Notary {
-    pub fn new(config: NotaryConfig) -> anyhow::Result<Notary> {
+    /// `shared`: the replicas' store, where trust state is shared ([`store`]).
+    pub fn new(config: NotaryConfig, shared: Option<Arc<Shared>>) -> anyhow::Result<Notary> {
         if let Some(dir) = &config.cache_dir {
             std::fs::create_dir_all(dir)
                 .map_err(|e| anyhow::anyhow!("notary cache directory {}: {e}", dir.display()))?;
@@ -89,32 +92,36 @@ impl Notary {
         Ok(Notary {
             clock: config.clock,
             fetcher: client::Fetcher::new(config.timeout),
-            store: store::TrustStore::new(config.cache_dir),
+            store: store::TrustStore::new(config.cache_dir, shared),
         })
     }
 
     /// Verifies `req.image` against `req.server`. `Ok` always has
-    /// `is_trusted: true`; every failure is an `Err` naming the file and the
-    /// check that failed, prefixed with `notary: `.
-    pub async fn verify(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, String> {
-        self.verify_request(req)
-            .await
-            .map_err(|e| format!("notary: {e}"))
+    /// `is_trusted: true`; every failure names the file and the check that
+    /// failed, prefixed with `notary: `. Trust data that does not verify, or
+    /// does not sign the tag, is a [`Failure::definite`]; a server that
+    /// cannot be reached is not.
+    pub async fn verify(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, Failure> {
+        self.verify_request(req).await.map_err(|e| Failure {
+            message: format!("notary: {}", e.message),
+            ..e
+        })
     }
 
     async fn verify_request(
         &self,
         req: &NotaryVerifyRequest,
-    ) -> Result<NotaryVerifyResponse, String> {
-        let (gun, wanted) = split_image(&req.image)?;
-        let signers = parse_signers(req)?;
+    ) -> Result<NotaryVerifyResponse, Failure> {
+        let (gun, wanted) = split_image(&req.image).map_err(Failure::definite)?;
+        let signers = parse_signers(req).map_err(Failure::definite)?;
         let pinned_roots = req
             .root_keys
             .iter()
             .flatten()
             .enumerate()
             .map(|(i, pem)| keys::parse_pinned(pem).map_err(|e| format!("root_keys[{i}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::definite)?;
         let mut roles: Vec<String> = signers
             .iter()
             .map(|s| s.role.clone())
@@ -124,7 +131,7 @@ impl Notary {
             roles.push("targets/releases".to_string());
         }
 
-        let state = self.store.load(gun)?;
+        let state = self.store.load(gun).await?;
         let files = self
             .fetcher
             .fetch(
@@ -141,9 +148,13 @@ impl Notary {
             (pins, _) => Anchor::Pinned(pins),
         };
         let now: DateTime<Utc> = self.clock.unwrap_or_else(SystemTime::now).into();
-        let verified = tuf::verify_repo(gun, &files, anchor, &state.versions, now)?;
-        self.store.save(gun, &files.root, &verified.versions)?;
-        let (digest, signer) = tuf::select(&verified, &wanted, &signers)?;
+        let verified = tuf::verify_repo(gun, &files, anchor, &state.versions, now)
+            .map_err(Failure::definite)?;
+        self.store
+            .save(gun, &state, &files.root, &verified.versions)
+            .await?;
+        let (digest, signer) =
+            tuf::select(&verified, &wanted, &signers).map_err(Failure::definite)?;
         Ok(NotaryVerifyResponse {
             is_trusted: true,
             digest,

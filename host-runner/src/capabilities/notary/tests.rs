@@ -14,7 +14,8 @@ use sha2::{Digest as _, Sha256, Sha512};
 
 use super::keys::{parse_pinned, KeyMaterial};
 use super::tuf::{select, verify_repo, Anchor, RepoFiles, SignerSpec, Verified, Versions, Wanted};
-use super::{canonical, parse_signers, split_image};
+use super::{parse_signers, split_image};
+use crate::capabilities::canonical;
 use imagegate_policy::wire::{NotarySigner, NotaryVerifyRequest};
 
 const GUN: &str = "127.0.0.1:5000/demo/alpine";
@@ -807,7 +808,7 @@ fn root_rotations_are_walked_version_by_version() {
 fn verify_future_is_send() {
     // The dispatcher runs verifications on a multi-threaded runtime.
     fn is_send<T: Send>(_: &T) {}
-    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let notary = super::Notary::new(super::NotaryConfig::default(), None).unwrap();
     let req = NotaryVerifyRequest {
         image: format!("{GUN}:1.0"),
         server: "https://127.0.0.1:1".to_string(),
@@ -835,14 +836,15 @@ async fn server_down_is_reported_as_unreachable() {
         .local_addr()
         .unwrap()
         .port();
-    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let notary = super::Notary::new(super::NotaryConfig::default(), None).unwrap();
     let server = format!("https://127.0.0.1:{port}");
     let err = notary
         .verify(&request_to(server.clone()))
         .await
         .unwrap_err();
+    assert!(!err.definite, "an unreachable server is not a refusal");
     assert!(
-        err.starts_with(&format!(
+        err.message.starts_with(&format!(
             "notary: notary server {server} unreachable (timestamp.json): "
         )),
         "{err}"
@@ -858,28 +860,30 @@ async fn unresponsive_server_times_out() {
         timeout: std::time::Duration::from_millis(300),
         ..super::NotaryConfig::default()
     };
-    let notary = super::Notary::new(config).unwrap();
+    let notary = super::Notary::new(config, None).unwrap();
     let err = notary
         .verify(&request_to(server.clone()))
         .await
         .unwrap_err();
     assert_eq!(
         err,
-        format!(
+        super::Failure::from(format!(
             "notary: notary server {server} unreachable (timestamp.json): timed out after 300ms"
-        )
+        ))
     );
     drop(listener);
 }
 
 #[tokio::test]
 async fn bad_request_fields_are_named() {
-    let notary = super::Notary::new(super::NotaryConfig::default()).unwrap();
+    let notary = super::Notary::new(super::NotaryConfig::default(), None).unwrap();
     let mut req = request_to("https://127.0.0.1:1".to_string());
     req.root_keys = Some(vec!["not pem".to_string()]);
     assert_eq!(
         notary.verify(&req).await.unwrap_err(),
-        "notary: root_keys[0]: expected \"-----BEGIN ...-----\", found \"not pem\""
+        super::Failure::definite(
+            "notary: root_keys[0]: expected \"-----BEGIN ...-----\", found \"not pem\""
+        )
     );
     let mut req = request_to("https://127.0.0.1:1".to_string());
     req.ca_cert = Some("not pem".to_string());
@@ -887,5 +891,6 @@ async fn bad_request_fields_are_named() {
         .verify(&req)
         .await
         .unwrap_err()
+        .message
         .starts_with("notary: ca_cert: "));
 }

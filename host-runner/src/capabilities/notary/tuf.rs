@@ -19,8 +19,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256, Sha512};
 
-use super::canonical;
 use super::keys::{verify_signature, KeyMaterial, TufKey};
+use crate::capabilities::canonical;
 
 /// The raw files of one repository, as fetched (or recorded).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -13,19 +13,23 @@
 //!
 //! No caching here: the dispatcher caches successful answers.
 
-mod image;
-mod trust_root;
-mod verify;
+pub(crate) mod discovery;
+pub(crate) mod distribution;
+pub(crate) mod image;
+pub(crate) mod verify;
 
+use super::{lock, Failure};
 use crate::registry::{registry_auth, Credential, RegistryAccess, RegistryConfig};
 use anyhow::Context;
 use image::{auth_hint, error_chain, Image};
 use imagegate_policy::wire::{
     ManifestConfigResponse, ManifestDigestResponse, SigstoreVerifyRequest, VerifyResponse,
 };
-use sigstore::cosign::{ClientBuilder, CosignCapabilities};
+use sigstore::cosign::{ClientBuilder, CosignCapabilities, SignatureLayer};
 use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
+
+use super::sigstore::TrustRoot;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -35,25 +39,32 @@ use std::sync::{Arc, Mutex};
 pub struct OciConfig {
     pub registry: RegistryConfig,
     /// Sigstore `ClientTrustConfig` / `trusted_root.json` with the Fulcio CAs
-    /// and Rekor keys; needed for keyless verification and Rekor bundles.
+    /// and Rekor keys; `None`: the embedded public-good root.
     pub sigstore_trust_config: Option<PathBuf>,
 }
 
 /// The answering side of the `oci/*` capabilities.
+///
+/// Concurrency: no lock is held across a registry round trip. The client
+/// map and the cosign pool are locked only to look up or hand out a client.
 pub struct Oci {
     access: RegistryAccess,
-    trust_root: Option<ManualTrustRoot<'static>>,
-    /// One client pair per credential: oci-client stores the first credential
+    trust_root: ManualTrustRoot<'static>,
+    /// One client set per credential: oci-client stores the first credential
     /// it sees for a registry and keeps it, so images of one registry with
     /// different credentials need different clients.
     clients: Mutex<HashMap<Option<Credential>, Arc<Clients>>>,
 }
 
 struct Clients {
+    /// Shared by every call with this credential: one connection pool
+    /// (keep-alive, HTTP/2 where the registry offers it) and one token cache.
     oci: oci_client::Client,
-    /// sigstore's client needs `&mut`; verifications with one credential run
-    /// one at a time (as in policy-server, which shares one client).
-    cosign: tokio::sync::Mutex<sigstore::cosign::Client>,
+    /// Idle cosign clients. sigstore's client needs `&mut` for every fetch,
+    /// so a verification takes one (or builds one when all are busy) and
+    /// puts it back: the pool grows to the number of concurrent
+    /// verifications, each client keeping its own connections alive.
+    cosign: Mutex<Vec<sigstore::cosign::Client>>,
 }
 
 const MANIFEST_MEDIA_TYPES: &[&str] = &[
@@ -67,11 +78,7 @@ impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
         let access = RegistryAccess::new(&config.registry)?;
-        let trust_root = config
-            .sigstore_trust_config
-            .as_deref()
-            .map(trust_root::load)
-            .transpose()?;
+        let trust_root = TrustRoot::load(config.sigstore_trust_config.as_deref())?.manual();
         let oci = Oci {
             access,
             trust_root,
@@ -84,28 +91,63 @@ impl Oci {
 
     fn clients_for(&self, credential: Option<&Credential>) -> anyhow::Result<Arc<Clients>> {
         let key = credential.cloned();
-        let mut clients = self
-            .clients
-            .lock()
-            .map_err(|_| anyhow::anyhow!("registry client cache poisoned"))?;
-        if let Some(c) = clients.get(&key) {
+        if let Some(c) = lock(&self.clients).get(&key) {
             return Ok(c.clone());
         }
-        let config = self.access.client_config().clone();
-        let mut builder = ClientBuilder::default().with_oci_client_config(config);
-        if let Some(root) = &self.trust_root {
-            builder = builder
-                .with_trust_repository(root)
-                .context("loading the Sigstore trust root into the cosign client")?;
-        }
-        let cosign = builder.build().context("building the cosign client")?;
-        let oci = self.access.oci_client()?;
+        // Built outside the lock (it loads the TLS roots); a concurrent
+        // first call may build a second set, the first one inserted wins.
         let entry = Arc::new(Clients {
-            oci,
-            cosign: tokio::sync::Mutex::new(cosign),
+            oci: self.access.oci_client()?,
+            cosign: Mutex::new(vec![self.cosign_client()?]),
         });
-        clients.insert(key, entry.clone());
-        Ok(entry)
+        Ok(lock(&self.clients).entry(key).or_insert(entry).clone())
+    }
+
+    fn cosign_client(&self) -> anyhow::Result<sigstore::cosign::Client> {
+        let config = self.access.client_config().clone();
+        ClientBuilder::default()
+            .with_oci_client_config(config)
+            .with_trust_repository(&self.trust_root)
+            .context("loading the Sigstore trust root into the cosign client")?
+            .build()
+            .context("building the cosign client")
+    }
+
+    /// The trusted signature layers of `image` at `digest`, with a pooled
+    /// cosign client.
+    async fn signature_layers(
+        &self,
+        clients: &Clients,
+        auth: &Auth,
+        image: &Image,
+        digest: &str,
+    ) -> Result<Vec<SignatureLayer>, String> {
+        let idle = lock(&clients.cosign).pop();
+        let mut cosign = match idle {
+            Some(c) => c,
+            None => self
+                .cosign_client()
+                .map_err(|e| format!("Cannot verify {}: {e:#}", image.name))?,
+        };
+        let reference = OciReference::with_digest(
+            image.reference.registry().to_string(),
+            image.reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let layers = cosign.trusted_signature_layers(auth, &reference).await;
+        lock(&clients.cosign).push(cosign);
+        layers.map_err(|e| {
+            format!(
+                "Cannot fetch signatures of {} ({digest}): {}",
+                image.name,
+                error_chain(&e)
+            )
+        })
+    }
+
+    /// How registries are reached (shared with the other registry readers).
+    pub(crate) fn access(&self) -> &RegistryAccess {
+        &self.access
     }
 
     /// Parses `image` and picks its credential and clients.
@@ -177,46 +219,32 @@ impl Oci {
     }
 
     /// `oci/v2/verify` (and `oci/v1/verify`, whose two variants map onto it).
-    pub async fn verify(&self, req: &SigstoreVerifyRequest) -> Result<VerifyResponse, String> {
-        let requirements = verify::requirements(req)?;
+    ///
+    /// A missing or unsatisfied signature is a [`Failure::definite`]; a
+    /// registry that cannot be reached is not.
+    pub async fn verify(&self, req: &SigstoreVerifyRequest) -> Result<VerifyResponse, Failure> {
+        let requirements = verify::requirements(req).map_err(Failure::definite)?;
         let (image, credential, clients) = self.prepare(req.image())?;
-        if verify::is_keyless(req) && self.trust_root.is_none() {
-            return Err(format!(
-                "Cannot verify keyless signatures of {}: no Sigstore trust root \
-                 (Fulcio CA and Rekor key) configured; start imagegate with --sigstore-trust-config",
-                image.name
-            ));
-        }
         let auth = registry_auth(credential.as_ref());
-        let digest = clients
-            .oci
-            .fetch_manifest_digest(&image.reference, &auth)
-            .await
-            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
-        // Look signatures up for the digest just resolved, not the tag again.
-        let pinned = OciReference::with_digest(
-            image.reference.registry().to_string(),
-            image.reference.repository().to_string(),
-            digest.clone(),
-        );
-        let layers = clients
-            .cosign
-            .lock()
-            .await
-            .trusted_signature_layers(&Auth::from(&auth), &pinned)
-            .await
-            .map_err(|e| {
-                format!(
-                    "Cannot fetch signatures of {} ({digest}): {}",
-                    image.name,
-                    error_chain(&e)
-                )
-            })?;
+        // A pinned reference (the cache pins tags to the digest it resolved)
+        // needs no second lookup.
+        let digest = match image.reference.digest() {
+            Some(digest) => digest.to_string(),
+            None => clients
+                .oci
+                .fetch_manifest_digest(&image.reference, &auth)
+                .await
+                .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?,
+        };
+        // Look signatures up for that digest, not the tag again.
+        let layers = self
+            .signature_layers(&clients, &Auth::from(&auth), &image, &digest)
+            .await?;
         if layers.is_empty() {
-            return Err(format!(
+            return Err(Failure::definite(format!(
                 "no signatures found for image: {} (no cosign signature for {digest})",
                 image.name
-            ));
+            )));
         }
         let unsatisfied: Vec<&verify::Requirement> = requirements
             .iter()
@@ -240,13 +268,10 @@ impl Oci {
         if unsatisfied.iter().any(|r| r.needs_rekor_bundle())
             && layers.iter().all(|l| l.bundle.is_none())
         {
-            message.push_str(if self.trust_root.is_some() {
-                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n"
-            } else {
-                "(no signature carries a verified Rekor bundle: Rekor bundles are only verified \
-                 with --sigstore-trust-config)\n"
-            });
+            message.push_str(
+                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
+            );
         }
-        Err(message.trim_end().to_string())
+        Err(Failure::definite(message.trim_end().to_string()))
     }
 }

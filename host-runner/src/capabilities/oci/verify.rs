@@ -73,16 +73,6 @@ fn yaml(value: impl Serialize) -> YamlValue {
     serde_yaml_ng::to_value(value).unwrap_or(YamlValue::Null)
 }
 
-/// Whether a request needs the Fulcio/Rekor trust root.
-pub(crate) fn is_keyless(req: &SigstoreVerifyRequest) -> bool {
-    matches!(
-        req,
-        SigstoreVerifyRequest::SigstoreKeylessVerify { .. }
-            | SigstoreVerifyRequest::SigstoreKeylessPrefixVerify { .. }
-            | SigstoreVerifyRequest::SigstoreGithubActionsVerify { .. }
-    )
-}
-
 /// The requirements of a request; errors are policy-server's for bad input.
 pub(crate) fn requirements(req: &SigstoreVerifyRequest) -> Result<Vec<Requirement>, String> {
     // Empty annotation maps constrain nothing; keep them out of messages.
@@ -239,7 +229,7 @@ fn keyless_requirement(
 
 /// Parses a keyless `url_prefix` like policy-server (a URL, normalized, with a
 /// trailing `/`), but reports a malformed one instead of crashing.
-fn url_prefix(prefix: &str) -> Result<String, String> {
+pub(crate) fn url_prefix(prefix: &str) -> Result<String, String> {
     let url = url::Url::parse(prefix)
         .map_err(|e| format!("Invalid keyless url_prefix {prefix:?}: {e}"))?;
     let mut text = url.to_string();
@@ -337,7 +327,7 @@ fn github_matches(certificate: &CertificateSignature, owner: &str, repo: Option<
 }
 
 /// `https://github.com/<owner>/<repo>/...` -> `(owner, repo)`.
-fn github_repository(uri: &str) -> Option<(&str, &str)> {
+pub(crate) fn github_repository(uri: &str) -> Option<(&str, &str)> {
     let path = uri.strip_prefix("https://github.com/")?;
     let mut parts = path.split('/');
     let owner = parts.next().filter(|s| !s.is_empty())?;

@@ -1,0 +1,738 @@
+//! imagegate's own capabilities `imagegate/v1/check_signature` and
+//! `imagegate/v1/check_attestation`: is the image signed (or attested) by
+//! one of the given identities, in whatever format the signer used?
+//!
+//! For each manifest to check (the digest the reference resolves to, or with
+//! `platforms: all` every platform manifest of the index, BuildKit
+//! attestation manifests skipped), the paths are tried in order
+//! ([`oci::discovery`]):
+//! 1. the referrers API;
+//! 2. the referrers tag `sha256-<hex>`, when the API is absent (404) or
+//!    answered without a candidate that verified;
+//! 3. the legacy tag (`.sig` for signatures, `.att` for attestations), when
+//!    nothing verified yet.
+//!
+//! Candidates are verified by [`sigstore::bundle`] (bundles),
+//! [`sigstore::legacy`] (cosign attestation layers) and, for `.sig`, by the
+//! existing `oci/v2/verify` path ([`Oci::verify`]), once per identity, so the
+//! legacy semantics (identity and annotations on one layer) stay in one place.
+//!
+//! "Nothing verified" is an answer: `verified` is empty and the trace says
+//! what each path found. Errors are for what the host cannot work on: a bad
+//! request, or a registry that answered no path at all (down, refusing the
+//! credentials).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use imagegate_policy::wire::{
+    AttestationVerifyRequest, ImageVerifyResponse, NotationVerifyRequest, Platforms,
+    SignatureVerifyRequest, SubjectTrace, Verified,
+};
+
+use super::notation::{self, Trust};
+use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
+use super::oci::distribution::{Distribution, Repo};
+use super::oci::image::Image;
+use super::oci::Oci;
+use super::sigstore::bundle::{self, Outcome};
+use super::sigstore::signer::Signer;
+use super::sigstore::statement::{Expect, COSIGN_SIGN_PREDICATE};
+use super::sigstore::{legacy, TrustRoot};
+use super::x509;
+use crate::registry::RegistryAccess;
+
+/// One path tried for a manifest and what it found (one trace line).
+struct TraceStep {
+    path: Path,
+    result: String,
+    candidates: Vec<CandidateTrace>,
+}
+
+/// One candidate opened and its verdict.
+struct CandidateTrace {
+    manifest: String,
+    kind: String,
+    verdict: String,
+}
+
+impl TraceStep {
+    /// `referrers-tag: 1 entries [sha256:... sigstore bundle (...): rejected: ...]`.
+    fn line(&self) -> String {
+        let mut line = format!("{}: {}", self.path.as_str(), self.result);
+        if !self.candidates.is_empty() {
+            let candidates: Vec<String> = self
+                .candidates
+                .iter()
+                .map(|c| format!("{} {}: {}", c.manifest, c.kind, c.verdict))
+                .collect();
+            line.push_str(&format!(" [{}]", candidates.join("; ")));
+        }
+        line
+    }
+}
+
+/// Which predicate a cosign v3 bundle's manifest announces (only to try it first).
+const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
+
+/// The answering side of both capabilities.
+pub struct Signatures {
+    dist: Distribution,
+    access: RegistryAccess,
+    root: TrustRoot,
+}
+
+/// What is asked, with what it needs.
+enum Ask<'a> {
+    Signature {
+        request: &'a SignatureVerifyRequest,
+        oci: &'a Oci,
+    },
+    Attestation {
+        predicate_type: &'a str,
+    },
+    /// A Notation signature the trust policy statement accepts.
+    Notation {
+        trust: &'a Trust,
+        request: &'a NotationVerifyRequest,
+    },
+}
+
+impl Ask<'_> {
+    /// What sigstore bundles and DSSE layers must be; `None`: they are not
+    /// what is asked (Notation).
+    fn expect(&self) -> Option<Expect<'_>> {
+        match self {
+            Ask::Signature { request, .. } => Some(Expect::Signature {
+                annotations: request.annotations.as_ref().filter(|a| !a.is_empty()),
+            }),
+            Ask::Attestation { predicate_type } => Some(Expect::Attestation { predicate_type }),
+            Ask::Notation { .. } => None,
+        }
+    }
+
+    /// Whether an index entry claims to be what is asked (to try it first).
+    fn likely(&self, entry: &Descriptor) -> bool {
+        let predicate = match self {
+            Ask::Signature { .. } => COSIGN_SIGN_PREDICATE,
+            Ask::Attestation { predicate_type } => predicate_type,
+            Ask::Notation { .. } => {
+                return entry.artifact_type.as_deref() == Some(notation::ARTIFACT_TYPE)
+            }
+        };
+        entry
+            .annotations
+            .get(PREDICATE_ANNOTATION)
+            .map(String::as_str)
+            == Some(predicate)
+    }
+
+    /// A signature needs one (Notation's rule too); attestations are all
+    /// returned (the guest's conditions choose among them).
+    fn stop_at_first(&self) -> bool {
+        !matches!(self, Ask::Attestation { .. })
+    }
+
+    /// cosign's legacy tag, for what cosign stores there.
+    fn legacy(&self) -> Option<(&'static str, Path)> {
+        match self {
+            Ask::Signature { .. } => Some(("sig", Path::SigTag)),
+            Ask::Attestation { .. } => Some(("att", Path::AttTag)),
+            Ask::Notation { .. } => None,
+        }
+    }
+
+    /// The manifest's own descriptor (media type, size) is needed, not only
+    /// its digest: Notation signs all three.
+    fn needs_descriptor(&self) -> bool {
+        matches!(self, Ask::Notation { .. })
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+impl Signatures {
+    /// With the registry access of every other registry call and the trust root
+    /// (`--sigstore-trust-config`, else the embedded public-good one).
+    pub fn new(access: RegistryAccess, trust_root: TrustRoot) -> anyhow::Result<Signatures> {
+        Ok(Signatures {
+            dist: Distribution::new(&access)?,
+            access,
+            root: trust_root,
+        })
+    }
+
+    /// `imagegate/v1/check_signature`.
+    pub async fn verify_signature(
+        &self,
+        oci: &Oci,
+        request: &SignatureVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        let signers = Signer::compile(&request.identities)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &signers,
+            &Ask::Signature { request, oci },
+        )
+        .await
+    }
+
+    /// `imagegate/v1/check_notation`.
+    pub async fn verify_notation(
+        &self,
+        request: &NotationVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        let trust = Trust::new(&request.policy)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &[],
+            &Ask::Notation {
+                trust: &trust,
+                request,
+            },
+        )
+        .await
+    }
+
+    /// `imagegate/v1/check_attestation`.
+    pub async fn verify_attestation(
+        &self,
+        request: &AttestationVerifyRequest,
+    ) -> Result<ImageVerifyResponse, String> {
+        if request.predicate_type.is_empty() {
+            return Err("predicate_type: must not be empty".to_string());
+        }
+        let signers = Signer::compile(&request.identities)?;
+        self.run(
+            &request.image,
+            request.platforms,
+            &signers,
+            &Ask::Attestation {
+                predicate_type: &request.predicate_type,
+            },
+        )
+        .await
+    }
+
+    async fn run(
+        &self,
+        image: &str,
+        platforms: Platforms,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+    ) -> Result<ImageVerifyResponse, String> {
+        let image = Image::parse(image)?;
+        let repo = Distribution::repo(&image, &self.access)?;
+        let disc = Discovery {
+            dist: &self.dist,
+            repo: &repo,
+        };
+        let (digest, subjects) = match (image.reference.digest(), platforms) {
+            // A digest needs no lookup to be checked as it is.
+            (Some(digest), Platforms::Index) if !ask.needs_descriptor() => (
+                digest.to_string(),
+                vec![Descriptor {
+                    digest: digest.to_string(),
+                    ..Descriptor::default()
+                }],
+            ),
+            (pinned, _) => {
+                let reference = pinned
+                    .or(image.reference.tag())
+                    .unwrap_or("latest")
+                    .to_string();
+                let top = disc
+                    .resolve(&reference)
+                    .await
+                    .map_err(|e| format!("Cannot fetch manifest of {}: {e}", image.name))?;
+                let subjects = match (platforms, discovery::index_children(&top)?) {
+                    (Platforms::All, Some(children)) => children
+                        .iter()
+                        .filter(|c| !discovery::is_attestation_manifest(c))
+                        .cloned()
+                        .collect(),
+                    _ => vec![discovery::descriptor_of(&top)?],
+                };
+                (top.digest, subjects)
+            }
+        };
+        let now = now();
+        let mut response = ImageVerifyResponse {
+            digest,
+            ..ImageVerifyResponse::default()
+        };
+        for subject in subjects {
+            let (trace, verified, answered) = self
+                .subject(&disc, &repo, &subject, signers, ask, now)
+                .await;
+            if !answered && verified.is_empty() {
+                return Err(format!(
+                    "Cannot look up signatures of {} ({}): {}",
+                    image.name,
+                    subject.digest,
+                    trace.paths.join("; ")
+                ));
+            }
+            response.trace.push(trace);
+            response.verified.extend(verified);
+        }
+        Ok(response)
+    }
+
+    /// Every path for one manifest digest. `answered`: some path got an
+    /// answer from the registry (not only errors).
+    async fn subject(
+        &self,
+        disc: &Discovery<'_>,
+        repo: &Repo,
+        described: &Descriptor,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> (SubjectTrace, Vec<Verified>, bool) {
+        let subject = described.digest.as_str();
+        let mut steps = Vec::new();
+        let mut verified = Vec::new();
+        let mut answered = false;
+        // What the API offered is not opened again from the tag.
+        let mut tried = Vec::new();
+
+        let api_found_none = match disc.referrers_api(subject).await {
+            Ok(Api::Entries(entries, pages)) => {
+                answered = true;
+                tried = entries.iter().map(|e| e.digest.clone()).collect();
+                let mut step = step(
+                    Path::ReferrersApi,
+                    format!(
+                        "{} entries ({pages} page{})",
+                        entries.len(),
+                        if pages == 1 { "" } else { "s" }
+                    ),
+                );
+                self.candidates(
+                    disc,
+                    described,
+                    entries,
+                    Path::ReferrersApi,
+                    signers,
+                    ask,
+                    now,
+                    &mut step,
+                    &mut verified,
+                )
+                .await;
+                steps.push(step);
+                verified.is_empty()
+            }
+            Ok(Api::Absent(text)) => {
+                answered = true;
+                steps.push(step(
+                    Path::ReferrersApi,
+                    format!("no referrers API ({text})"),
+                ));
+                true
+            }
+            Err(e) => {
+                steps.push(step(Path::ReferrersApi, format!("error: {e}")));
+                true
+            }
+        };
+        if api_found_none {
+            match disc.referrers_tag(subject).await {
+                Ok(Ok(mut entries)) => {
+                    answered = true;
+                    let total = entries.len();
+                    entries.retain(|e| !tried.contains(&e.digest));
+                    let mut found = format!("{total} entries");
+                    if entries.len() < total {
+                        found.push_str(&format!(
+                            ", {} already tried through the referrers API",
+                            total - entries.len()
+                        ));
+                    }
+                    let mut step = step(Path::ReferrersTag, found);
+                    self.candidates(
+                        disc,
+                        described,
+                        entries,
+                        Path::ReferrersTag,
+                        signers,
+                        ask,
+                        now,
+                        &mut step,
+                        &mut verified,
+                    )
+                    .await;
+                    steps.push(step);
+                }
+                Ok(Err(none)) => {
+                    answered = true;
+                    steps.push(step(Path::ReferrersTag, none));
+                }
+                Err(e) => steps.push(step(Path::ReferrersTag, format!("error: {e}"))),
+            }
+        } else {
+            steps.push(step(
+                Path::ReferrersTag,
+                "not needed (a candidate verified)".to_string(),
+            ));
+        }
+        if let Some((suffix, path)) = ask.legacy() {
+            if !verified.is_empty() {
+                steps.push(step(path, "not needed (a candidate verified)".to_string()));
+            } else {
+                match disc.legacy(subject, suffix).await {
+                    Ok(None) => {
+                        answered = true;
+                        steps.push(step(
+                            path,
+                            format!("no tag {}.{suffix}", discovery::tag_of(subject)),
+                        ));
+                    }
+                    Ok(Some(manifest)) => {
+                        answered = true;
+                        let mut step = step(
+                            path,
+                            format!(
+                                "tag {}.{suffix}: manifest {}",
+                                discovery::tag_of(subject),
+                                manifest.digest
+                            ),
+                        );
+                        match ask {
+                            Ask::Signature { request, oci } => {
+                                let (candidate, ok) =
+                                    legacy_sig(oci, repo, subject, request, &manifest.digest).await;
+                                step.candidates.push(candidate);
+                                verified.extend(ok);
+                            }
+                            Ask::Notation { .. } => {}
+                            Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
+                                Ok(layers) => self.layers(
+                                    &manifest.digest,
+                                    layers,
+                                    path,
+                                    subject,
+                                    signers,
+                                    ask,
+                                    now,
+                                    &mut step,
+                                    &mut verified,
+                                ),
+                                Err(e) => step.result.push_str(&format!(": {e}")),
+                            },
+                        }
+                        steps.push(step);
+                    }
+                    Err(e) => steps.push(step(path, format!("error: {e}"))),
+                }
+            }
+        }
+        (
+            SubjectTrace {
+                subject: subject.to_string(),
+                paths: steps.iter().map(TraceStep::line).collect(),
+            },
+            verified,
+            answered,
+        )
+    }
+
+    /// Opens and verifies the referrers of one path, likely ones first.
+    #[allow(clippy::too_many_arguments)]
+    async fn candidates(
+        &self,
+        disc: &Discovery<'_>,
+        described: &Descriptor,
+        mut entries: Vec<Descriptor>,
+        path: Path,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+        step: &mut TraceStep,
+        verified: &mut Vec<Verified>,
+    ) {
+        let subject = described.digest.as_str();
+        // Only the order depends on what the index claims, never the outcome.
+        entries.sort_by_key(|e| !ask.likely(e));
+        let total = entries.len();
+        for (n, entry) in entries.into_iter().enumerate() {
+            if ask.stop_at_first() && !verified.is_empty() {
+                break;
+            }
+            if n == MAX_REFERRERS {
+                step.result.push_str(&format!(
+                    "; {} not opened (limit {MAX_REFERRERS})",
+                    total - n
+                ));
+                break;
+            }
+            let claimed = entry
+                .artifact_type
+                .clone()
+                .unwrap_or_else(|| entry.media_type.clone());
+            let mut trace = CandidateTrace {
+                manifest: entry.digest.clone(),
+                kind: claimed,
+                verdict: String::new(),
+            };
+            match disc.open(subject, &entry).await {
+                Err(e) => trace.verdict = format!("rejected: {e}"),
+                Ok(found) => {
+                    trace.kind = found.kind();
+                    match (found, ask.expect()) {
+                        (Found::Notation { layer }, None) => {
+                            trace.verdict = match self
+                                .notation(disc, described, &layer, &entry.digest, path, ask, now)
+                                .await
+                            {
+                                Ok((line, entry)) => {
+                                    verified.push(entry);
+                                    line
+                                }
+                                Err(e) => format!("rejected: {e}"),
+                            };
+                        }
+                        (_, None) => {
+                            trace.verdict = "skipped: not a Notation signature".to_string()
+                        }
+                        (Found::Bundle { json, .. }, Some(expect)) => {
+                            trace.verdict = match bundle::verify(
+                                &json, subject, expect, signers, &self.root, now,
+                            ) {
+                                Ok(outcome) => {
+                                    let line = verified_line(&outcome);
+                                    verified.push(entry_of(
+                                        outcome,
+                                        subject,
+                                        path,
+                                        &entry.digest,
+                                        ask,
+                                    ));
+                                    line
+                                }
+                                Err(e) => format!("rejected: {e}"),
+                            };
+                        }
+                        (Found::Dsse(layers), Some(_)) => {
+                            step.candidates.push(trace);
+                            self.layers(
+                                &entry.digest,
+                                layers,
+                                path,
+                                subject,
+                                signers,
+                                ask,
+                                now,
+                                step,
+                                verified,
+                            );
+                            continue;
+                        }
+                        (Found::Notation { .. }, Some(_)) => {
+                            trace.verdict =
+                                "skipped: a Notation signature (notation checks verify these)"
+                                    .to_string()
+                        }
+                        (Found::Other(_), Some(_)) => trace.verdict = "skipped".to_string(),
+                    }
+                }
+            }
+            step.candidates.push(trace);
+        }
+    }
+
+    /// One Notation signature: its envelope fetched and verified over the
+    /// subject's descriptor (fetched when the request named only a digest).
+    #[allow(clippy::too_many_arguments)]
+    async fn notation(
+        &self,
+        disc: &Discovery<'_>,
+        subject: &Descriptor,
+        layer: &Descriptor,
+        manifest: &str,
+        path: Path,
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> Result<(String, Verified), String> {
+        let Ask::Notation { trust, request } = ask else {
+            return Err("not a Notation check".to_string());
+        };
+        let envelope = disc.layer(layer).await?;
+        let at = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default();
+        let v = notation::verify(
+            &layer.media_type,
+            &envelope,
+            subject,
+            trust,
+            &request.user_metadata,
+            at,
+        )?;
+        let mut evidence = vec![format!("signed at {}", x509::rfc3339(v.signing_time))];
+        if let Some(time) = v.timestamp {
+            evidence.push(format!("timestamp {}", x509::rfc3339(time)));
+        }
+        evidence.extend(v.notes.iter().cloned());
+        let line = format!(
+            "verified: {}, {} ({})",
+            v.format.name(),
+            v.signer,
+            evidence.join("; ")
+        );
+        Ok((
+            line,
+            Verified {
+                subject: subject.digest.clone(),
+                identity: None,
+                format: v.format.name().to_string(),
+                path: path.as_str().to_string(),
+                manifest: manifest.to_string(),
+                signer: v.signer,
+                valid_until: v.valid_until.map(|t| t.timestamp()),
+                statement: None,
+                certificate: None,
+            },
+        ))
+    }
+
+    /// cosign attestation layers (`.att`, in-toto referrers): one trace line each.
+    #[allow(clippy::too_many_arguments)]
+    fn layers(
+        &self,
+        manifest: &str,
+        layers: Vec<Result<discovery::Layer, String>>,
+        path: Path,
+        subject: &str,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+        step: &mut TraceStep,
+        verified: &mut Vec<Verified>,
+    ) {
+        // Only signature and attestation asks open DSSE layers.
+        let Some(expect) = ask.expect() else {
+            return;
+        };
+        for (i, layer) in layers.into_iter().enumerate() {
+            let verdict = layer.and_then(|l| {
+                legacy::verify(
+                    &l.bytes,
+                    &l.annotations,
+                    subject,
+                    expect,
+                    signers,
+                    &self.root,
+                    now,
+                )
+            });
+            step.candidates.push(CandidateTrace {
+                manifest: manifest.to_string(),
+                kind: format!("cosign attestation layer {i}"),
+                verdict: match verdict {
+                    Ok(outcome) => {
+                        let line = verified_line(&outcome);
+                        verified.push(entry_of(outcome, subject, path, manifest, ask));
+                        line
+                    }
+                    Err(e) => format!("rejected: {e}"),
+                },
+            });
+        }
+    }
+}
+
+fn step(path: Path, result: String) -> TraceStep {
+    TraceStep {
+        path,
+        result,
+        candidates: Vec::new(),
+    }
+}
+
+fn verified_line(outcome: &Outcome) -> String {
+    let mut line = format!("verified: {}, {}", outcome.format, outcome.signer);
+    if !outcome.evidence.is_empty() {
+        line.push_str(&format!(" ({})", outcome.evidence.join(", ")));
+    }
+    line
+}
+
+fn entry_of(
+    outcome: Outcome,
+    subject: &str,
+    path: Path,
+    manifest: &str,
+    ask: &Ask<'_>,
+) -> Verified {
+    let attestation = matches!(ask, Ask::Attestation { .. });
+    Verified {
+        subject: subject.to_string(),
+        identity: Some(outcome.identity),
+        format: outcome.format,
+        path: path.as_str().to_string(),
+        manifest: manifest.to_string(),
+        signer: outcome.signer,
+        valid_until: outcome.valid_until,
+        statement: attestation.then_some(outcome.statement),
+        certificate: if attestation { outcome.claims } else { None },
+    }
+}
+
+/// A `.sig` tag exists: the existing sigstore-crate path verifies it, once
+/// per identity until one passes.
+async fn legacy_sig(
+    oci: &Oci,
+    repo: &Repo,
+    subject: &str,
+    request: &SignatureVerifyRequest,
+    manifest: &str,
+) -> (CandidateTrace, Option<Verified>) {
+    let image = format!("{}@{subject}", repo.name());
+    let mut reasons = Vec::new();
+    for (i, identity) in request.identities.iter().enumerate() {
+        match oci
+            .verify(&identity.legacy_request(image.clone(), request.annotations.clone()))
+            .await
+        {
+            Ok(answer) if answer.is_trusted && answer.digest == subject => {
+                let signer = Signer::compile(std::slice::from_ref(identity))
+                    .map(|s| s[0].describe())
+                    .unwrap_or_default();
+                return (
+                    CandidateTrace {
+                        manifest: manifest.to_string(),
+                        kind: "cosign signature (.sig)".to_string(),
+                        verdict: format!("verified: cosign-sig, {signer}"),
+                    },
+                    Some(Verified {
+                        subject: subject.to_string(),
+                        identity: Some(i),
+                        format: "cosign-sig".to_string(),
+                        path: Path::SigTag.as_str().to_string(),
+                        manifest: manifest.to_string(),
+                        signer,
+                        ..Verified::default()
+                    }),
+                );
+            }
+            Ok(answer) => reasons.push(format!(
+                "identities[{i}]: the .sig path answered {answer:?}"
+            )),
+            Err(e) => reasons.push(format!("identities[{i}]: {e}")),
+        }
+    }
+    (
+        CandidateTrace {
+            manifest: manifest.to_string(),
+            kind: "cosign signature (.sig)".to_string(),
+            verdict: format!("rejected: {}", reasons.join("; ")),
+        },
+        None,
+    )
+}
