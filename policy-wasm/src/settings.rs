@@ -1270,6 +1270,26 @@ mod tests {
     }
 
     #[test]
+    fn errors_of_the_checks_read_by_hand_are_reported_with_the_others() {
+        let json = r#"{"rules":[
+            {"name":"a","images":["a/b"],"pinDigest":5},
+            {"name":"b","images":["c/d"],"verify":{"anyOf":[{"keyless":{"issuer":"https://i","subject":"s","platforms":"any"}}]}},
+            {"name":"c","images":["e/f"],"verify":{"anyOf":[{"notation":{"trustStores":{}}}]}},
+            {"name":"d","images":["g/h"],"verify":{"anyOf":[{"attestation":{"predicateType":"p","keys":["nope"]}}]}},
+            {"name":"e","images":["i/j"],"pinDigest":"pods","verify":{"allOf":[{"cosign":{"keys":["x"]}}]}}
+        ],"requireFullyQualified":"yes"}"#;
+        assert_eq!(
+            err(json),
+            "rules[0].pinDigest: invalid type: integer `5`, expected true, false or \"pods\"\n\
+             rules[1].verify.anyOf[0].keyless.platforms: unknown variant `any`, expected `index` or `all`\n\
+             rules[2].verify.anyOf[0].notation.trustStores: at least one trust store is required\n\
+             rules[3].verify.anyOf[0].attestation.keys[0]: unknown key \"nope\"\n\
+             rules[4].verify.allOf[0].cosign.keys[0]: unknown key \"x\"\n\
+             requireFullyQualified: invalid type: string \"yes\", expected a boolean"
+        );
+    }
+
+    #[test]
     fn url_looking_patterns_say_what_to_write() {
         assert_eq!(
             err(r#"{"rules":[{"name":"a","images":["https://ghcr.io/corp/**"]}]}"#),
