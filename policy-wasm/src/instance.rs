@@ -15,7 +15,9 @@ use crate::host::Host;
 use crate::json;
 use crate::reference::Reference;
 use crate::settings::{Policy, Scope};
-use crate::wire::{self, ImageReport, SettingsValidationResponse, ValidationResponse};
+use crate::wire::{
+    self, ImageReport, SettingsText, SettingsValidationResponse, ValidationResponse,
+};
 use std::ops::ControlFlow;
 
 /// One instance's memory of earlier calls.
@@ -40,15 +42,37 @@ impl Instance {
         payload: &[u8],
         host: &dyn Host,
     ) -> (ValidationResponse, Option<Vec<ImageReport>>) {
-        let known = self.compiled.as_ref().map(|(text, _)| text.as_str());
-        let (vr, known) = match wire::read(payload, known) {
-            Ok(read) => read,
-            Err(e) => {
-                let e = format!("imagegate: malformed ValidationRequest: {e}");
-                return (ValidationResponse::reject(e), None);
-            }
-        };
         let first = !std::mem::replace(&mut self.validated, true);
+        // Settings that end the payload are read once, by the settings
+        // reader; only when they do not read is the payload read strictly
+        // (to tell a malformed payload from invalid settings).
+        let mut lazy = true;
+        loop {
+            let known = self.compiled.as_ref().map(|(text, _)| text.as_str());
+            let (vr, state) = match wire::read(payload, known, lazy) {
+                Ok(read) => read,
+                Err(e) => {
+                    let e = format!("imagegate: malformed ValidationRequest: {e}");
+                    return (ValidationResponse::reject(e), None);
+                }
+            };
+            match self.decide(vr, state, first, host) {
+                Err(_) if state == SettingsText::Unchecked => lazy = false,
+                Err(e) => return (invalid(e), None),
+                Ok(answer) => return answer,
+            }
+        }
+    }
+
+    /// Decides `vr` (`Err`: the settings are invalid).
+    fn decide(
+        &mut self,
+        vr: wire::ValidationRequest<'_>,
+        state: SettingsText,
+        first: bool,
+        host: &dyn Host,
+    ) -> Result<(ValidationResponse, Option<Vec<ImageReport>>), String> {
+        let known = state == SettingsText::Known;
         let settings = vr.settings.unwrap_or("{}");
         let sites = decide::sites(&vr.request);
         let scoped;
@@ -62,27 +86,22 @@ impl Instance {
                         .collect(),
                     ControlFlow::Break(_) => Vec::new(),
                 };
-                match Policy::compile(settings, Scope::Images(&images)) {
-                    Ok(policy) => {
-                        scoped = policy;
-                        &scoped
-                    }
-                    Err(e) => return (invalid(e), None),
-                }
+                scoped = Policy::compile(settings, Scope::Images(&images))?;
+                &scoped
             }
-            compiled => match Policy::from_json(settings) {
-                Ok(policy) => &compiled.insert((settings.to_string(), policy)).1,
-                Err(e) => return (invalid(e), None),
-            },
+            compiled => {
+                let policy = Policy::from_json(settings)?;
+                &compiled.insert((settings.to_string(), policy)).1
+            }
         };
         let decided = decide::decide(&vr.request, sites, policy, host);
-        match vr.imagegate_explain {
+        Ok(match vr.imagegate_explain {
             true => {
                 let (response, reports) = decide::reports(decided, policy);
                 (response, Some(reports))
             }
             false => (decided.response, None),
-        }
+        })
     }
 
     /// Answers `validate_settings`: the payload is the settings.

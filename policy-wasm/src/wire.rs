@@ -43,20 +43,36 @@ impl<'a> ValidationRequest<'a> {
     /// else, invalid payloads included, goes through serde_json, whose error
     /// is returned.
     pub fn from_slice(payload: &'a [u8]) -> Result<ValidationRequest<'a>, String> {
-        read(payload, None).map(|(vr, _)| vr)
+        read(payload, None, false).map(|(vr, _)| vr)
     }
+}
+
+/// What [`read`] knows of the settings text it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettingsText {
+    /// The `known` text (compared, not scanned).
+    Known,
+    /// Scanned: one JSON value.
+    Checked,
+    /// Taken unscanned as the payload's last value (`lazy`): the settings
+    /// reader checks it; if it does not read, read the payload again
+    /// without `lazy` (then it is [`SettingsText::Checked`]).
+    Unchecked,
 }
 
 /// [`ValidationRequest::from_slice`], knowing the settings `known` (read by
 /// an earlier call, so valid JSON): when the payload's settings are that
-/// text, they are compared, not scanned again, and the flag says so.
+/// text, they are compared, not scanned again. With `lazy`, settings that
+/// end the payload (as policy-evaluator writes it) are not scanned either:
+/// whoever reads them checks them ([`SettingsText::Unchecked`]).
 pub(crate) fn read<'a>(
     payload: &'a [u8],
     known: Option<&str>,
-) -> Result<(ValidationRequest<'a>, bool), String> {
+    lazy: bool,
+) -> Result<(ValidationRequest<'a>, SettingsText), String> {
     let fast = std::str::from_utf8(payload)
         .ok()
-        .and_then(|text| read_validation_request(text, known));
+        .and_then(|text| read_validation_request(text, known, lazy));
     match fast {
         Some(read) => Ok(read),
         None => {
@@ -66,7 +82,10 @@ pub(crate) fn read<'a>(
                 vr.settings
                     .is_some_and(|s| json::same(s.as_bytes(), k.as_bytes()))
             });
-            Ok((vr, same))
+            Ok((
+                vr,
+                [SettingsText::Checked, SettingsText::Known][same as usize],
+            ))
         }
     }
 }
@@ -799,12 +818,13 @@ pub enum NotationStoreKind {
 fn read_validation_request<'a>(
     text: &'a str,
     known: Option<&str>,
-) -> Option<(ValidationRequest<'a>, bool)> {
+    lazy: bool,
+) -> Option<(ValidationRequest<'a>, SettingsText)> {
     let mut r = Reader::new(text);
     let mut request = None;
     let mut settings = None;
     let mut explain = None;
-    let mut same = false;
+    let mut state = SettingsText::Checked;
     let mut entries = r.object().ok()?;
     while let Some(key) = r.key(&mut entries).ok()? {
         match &*key {
@@ -813,8 +833,8 @@ fn read_validation_request<'a>(
                 settings = Some(match r.peek().ok()? {
                     Kind::Null => r.null().ok().map(|()| None)?,
                     _ => {
-                        let (text, known) = settings_text(&mut r, known)?;
-                        same = known;
+                        let (text, read) = settings_text(&mut r, known, lazy)?;
+                        state = read;
                         Some(text)
                     }
                 })
@@ -830,12 +850,20 @@ fn read_validation_request<'a>(
         settings: settings.flatten(),
         imagegate_explain: explain.unwrap_or(false),
     };
-    Some((vr, same))
+    Some((vr, state))
 }
 
-/// The settings' text, and whether it is `known`: then it is compared, not
-/// scanned (a whole JSON value followed by what a value may be followed by).
-fn settings_text<'a>(r: &mut Reader<'a>, known: Option<&str>) -> Option<(&'a str, bool)> {
+/// The settings' text: `known` is compared, not scanned (a whole JSON value
+/// followed by what a value may be followed by); with `lazy`, the rest of
+/// the payload before its closing `}` is taken unscanned. That is the
+/// settings value exactly when it is one JSON value: a value the settings
+/// were not (another key after them) does not read as one.
+fn settings_text<'a>(
+    r: &mut Reader<'a>,
+    known: Option<&str>,
+    lazy: bool,
+) -> Option<(&'a str, SettingsText)> {
+    r.peek().ok()?;
     let start = r.pos();
     let rest = &r.text().as_bytes()[start..];
     if let Some(known) = known.filter(|k| {
@@ -843,9 +871,20 @@ fn settings_text<'a>(r: &mut Reader<'a>, known: Option<&str>) -> Option<(&'a str
             .is_some_and(|r| json::same(r, k.as_bytes()))
     }) {
         r.advance(known.len());
-        return Some((&r.text()[start..r.pos()], true));
+        return Some((&r.text()[start..r.pos()], SettingsText::Known));
     }
-    r.raw(Skip::Raw).ok().map(|text| (text, false))
+    if lazy {
+        let rest = r.text()[start..].trim_end();
+        if let Some(value) = rest.strip_suffix('}').map(str::trim_end) {
+            if !value.is_empty() {
+                r.advance(value.len());
+                return Some((value, SettingsText::Unchecked));
+            }
+        }
+    }
+    r.raw(Skip::Raw)
+        .ok()
+        .map(|text| (text, SettingsText::Checked))
 }
 
 /// Reads an object's fields with `field`, which returns the field's number
@@ -1049,15 +1088,57 @@ mod tests {
         // A lone surrogate where no string is decoded passes, as in serde_json.
         let lone = pod.replacen("\"object\":{", "\"object\":{\"l\":\"\\ud800\",", 1);
         for text in [pod, payload(&full.into_json(), &settings), lone] {
-            let fast = read_validation_request(&text, None).expect("read in place");
+            let fast = read_validation_request(&text, None, false).expect("read in place");
             let slow: ValidationRequest = serde_json::from_str(&text).unwrap();
             assert_eq!(fast.0, slow);
-            assert!(!fast.1);
+            assert_eq!(fast.1, SettingsText::Checked);
+            // Settings that end the payload are taken, not scanned.
+            let lazy = read_validation_request(&text, None, true).unwrap();
+            assert_eq!((&lazy.0, lazy.1), (&slow, SettingsText::Unchecked));
             // Settings seen before are compared, not scanned.
             let known = settings.to_string();
-            let again = read_validation_request(&text, Some(&known)).unwrap();
-            assert_eq!((again.0, again.1), (slow, true));
+            let again = read_validation_request(&text, Some(&known), true).unwrap();
+            assert_eq!((again.0, again.1), (slow, SettingsText::Known));
         }
+    }
+
+    #[test]
+    fn lazy_settings_are_the_rest_of_the_payload_and_checked_by_their_reader() {
+        let request = Request::pod(&["nginx"]).into_json();
+        let last = payload(&request, &json!({"rules": []}));
+        let (vr, state) = read(last.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Unchecked)
+        );
+        // Not last: the candidate swallows what follows (here the request,
+        // so serde reads the payload); after an object key, the settings
+        // reader refuses it and the strict read finds the settings.
+        let first = format!(
+            r#"{{"settings":{{"rules":[]}},"request":{}}}"#,
+            serde_json::to_string(&request).unwrap()
+        );
+        let (vr, state) = read(first.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Checked)
+        );
+        let middle = last.replacen(
+            r#""settings":{"rules":[]}"#,
+            r#""settings":{"rules":[]},"x":1"#,
+            1,
+        );
+        let (vr, state) = read(middle.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]},"x":1"#), SettingsText::Unchecked)
+        );
+        assert!(crate::settings::Policy::from_json(vr.settings.unwrap()).is_err());
+        let (vr, state) = read(middle.as_bytes(), None, false).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Checked)
+        );
     }
 
     #[test]
@@ -1075,7 +1156,10 @@ mod tests {
             ),
             (ok[..ok.len() - 1].to_string(), false),
         ] {
-            assert!(read_validation_request(&text, None).is_none(), "{text}");
+            assert!(
+                read_validation_request(&text, None, false).is_none(),
+                "{text}"
+            );
             let serde = serde_json::from_str::<ValidationRequest>(&text);
             assert_eq!(serde.is_ok(), serde_ok, "{text}");
             assert_eq!(
