@@ -13,11 +13,13 @@
 use crate::decide;
 use crate::host::Host;
 use crate::json;
-use crate::reference::Reference;
+use crate::pattern::FastHash;
+use crate::reference::{ParseError, Reference};
 use crate::settings::{Policy, Scope};
 use crate::wire::{
     self, ImageReport, SettingsText, SettingsValidationResponse, ValidationResponse,
 };
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 /// One instance's memory of earlier calls.
@@ -27,7 +29,12 @@ pub struct Instance {
     validated: bool,
     /// The whole policy, with the settings text it was compiled from.
     compiled: Option<(String, Policy)>,
+    /// A reused instance's images, parsed (at most [`PARSED`]).
+    parsed: HashMap<String, Result<Reference, ParseError>, FastHash>,
 }
+
+/// The most images a reused instance keeps parsed (then it starts over).
+const PARSED: usize = 4096;
 
 impl Instance {
     /// Answers `validate`: the payload is `{"request": ..., "settings": ...}`.
@@ -74,7 +81,23 @@ impl Instance {
     ) -> Result<(ValidationResponse, Option<Vec<ImageReport>>), String> {
         let known = state == SettingsText::Known;
         let settings = vr.settings.unwrap_or("{}");
-        let sites = decide::sites(&vr.request);
+        let sites = match first {
+            true => decide::sites(&vr.request),
+            false => {
+                let parsed = &mut self.parsed;
+                if parsed.len() >= PARSED {
+                    parsed.clear();
+                }
+                decide::sites_with(&vr.request, &mut |image| {
+                    if let Some(known) = parsed.get(image) {
+                        return known.clone();
+                    }
+                    let reference = Reference::parse(image);
+                    parsed.insert(image.to_string(), reference.clone());
+                    reference
+                })
+            }
+        };
         let scoped;
         let policy = match &mut self.compiled {
             Some((_, policy)) if known => &*policy,

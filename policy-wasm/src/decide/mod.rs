@@ -98,11 +98,19 @@ pub(crate) type Image = (ImageSite, Result<Reference, ParseError>);
 /// first gate): found before the policy is compiled, which may then keep
 /// only what these images need.
 pub(crate) fn sites(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, Vec<Image>> {
+    sites_with(req, &mut |image| Reference::parse(image))
+}
+
+/// [`sites`], with references from `parse`.
+pub(crate) fn sites_with(
+    req: &AdmissionRequest,
+    parse: &mut dyn FnMut(&str) -> Result<Reference, ParseError>,
+) -> ControlFlow<ValidationResponse, Vec<Image>> {
     gates::images(req).map_continue(|sites| {
         sites
             .into_iter()
             .map(|site| {
-                let reference = Reference::parse(&site.image);
+                let reference = parse(&site.image);
                 (site, reference)
             })
             .collect()
