@@ -9,6 +9,11 @@
 //! serve --reuse`) compiles the whole policy on its next call and keeps it
 //! with the settings text, which later calls compare (not parse) against
 //! theirs: byte for byte, so a policy is reused for exactly its settings.
+//! It also keeps its images parsed, since the same images come again.
+//!
+//! Settings that end the payload, as policy-evaluator writes it, are read
+//! only by the settings reader (`wire::read` with `lazy`): the payload is
+//! read strictly, settings scanned, only when they do not read.
 
 use crate::decide;
 use crate::host::Host;
