@@ -36,6 +36,8 @@ pub struct Instance {
     compiled: Option<(String, Policy)>,
     /// A reused instance's images, parsed (at most [`PARSED`]).
     parsed: HashMap<String, Result<Reference, ParseError>, FastHash>,
+    /// What matching them against `compiled` found (at most [`PARSED`]).
+    matched: decide::Matches,
 }
 
 /// The most images a reused instance keeps parsed (then it starts over).
@@ -93,6 +95,9 @@ impl Instance {
                 if parsed.len() >= PARSED {
                     parsed.clear();
                 }
+                if self.matched.len() >= PARSED {
+                    self.matched.clear();
+                }
                 decide::sites_with(&vr.request, &mut |image| {
                     if let Some(known) = parsed.get(image) {
                         return known.clone();
@@ -104,8 +109,12 @@ impl Instance {
             }
         };
         let scoped;
+        let mut memo = None;
         let policy = match &mut self.compiled {
-            Some((_, policy)) if known => &*policy,
+            Some((_, policy)) if known => {
+                memo = Some(&mut self.matched);
+                &*policy
+            }
             _ if first => {
                 let images: Vec<&Reference> = match &sites {
                     ControlFlow::Continue(images) => images
@@ -119,10 +128,12 @@ impl Instance {
             }
             compiled => {
                 let policy = Policy::from_json(settings)?;
+                self.matched.clear();
+                memo = Some(&mut self.matched);
                 &compiled.insert((settings.to_string(), policy)).1
             }
         };
-        let decided = decide::decide(&vr.request, sites, policy, host);
+        let decided = decide::decide_with(&vr.request, sites, policy, host, memo);
         Ok(match vr.imagegate_explain {
             true => {
                 let (response, reports) = decide::reports(decided, policy);

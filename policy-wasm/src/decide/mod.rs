@@ -24,6 +24,7 @@ mod response;
 mod verdict;
 
 pub use checks::CheckRun;
+pub(crate) use verdict::Matches;
 pub use verdict::{Decision, Verdict};
 
 use crate::host::Host;
@@ -135,6 +136,18 @@ pub(crate) fn decide(
     policy: &Policy,
     host: &dyn Host,
 ) -> Decided {
+    decide_with(req, sites, policy, host, None)
+}
+
+/// [`decide`], with what matching found kept in `memo` (for `policy`
+/// only: not used when `sources` complete it).
+pub(crate) fn decide_with(
+    req: &AdmissionRequest,
+    sites: ControlFlow<ValidationResponse, Vec<Image>>,
+    policy: &Policy,
+    host: &dyn Host,
+    mut memo: Option<&mut verdict::Matches>,
+) -> Decided {
     let decided = |response, sourced, unchecked| Decided {
         response,
         verdicts: Vec::new(),
@@ -168,10 +181,16 @@ pub(crate) fn decide(
     };
     let calls = checks::Calls::new(host);
     let pod = workload::is_pod(req);
-    let mut ids = Vec::new();
+    if sourced.is_some() {
+        memo = None;
+    }
+    let mut matcher = verdict::Matcher {
+        ids: Vec::new(),
+        memo,
+    };
     let verdicts: Vec<Verdict> = sites
         .into_iter()
-        .map(|site| verdict::decide(site, effective, pod, &calls, &mut ids))
+        .map(|site| verdict::decide(site, effective, pod, &calls, &mut matcher))
         .collect();
     Decided {
         response: response::build(req, effective, &verdicts, notes),
