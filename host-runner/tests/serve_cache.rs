@@ -481,3 +481,77 @@ async fn notary_trust_on_first_use_is_shared_through_redis_and_survives_restarts
     let restarted = serve(&forged, &["--notary-cache-dir", &state]);
     assert!(!lab.decide(&restarted, &image).await.0);
 }
+
+/// A verification valid for less than the TTL (a certificate that expires
+/// within it) is kept in Redis no longer than its `valid_until`, as in
+/// memory: Redis' own expiry (PTTL) says so. A plain answer keeps the TTL.
+#[test]
+fn a_shared_entry_expires_no_later_than_the_answers_valid_until() {
+    use imagegate::capabilities::cache::{CacheConfig, CapabilityCache};
+    use imagegate::capabilities::Request;
+    use imagegate_policy::wire::{ImageVerifyResponse, SignatureVerifyRequest, Verified};
+    if !redis::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = CacheConfig {
+        shared: Some(SharedConfig {
+            redis: RedisConfig::parse(&redis.url()).unwrap(),
+            hmac_key: vec![7; 32],
+            timeout: Duration::from_secs(5),
+        }),
+        ..CacheConfig::default()
+    };
+    let cache = CapabilityCache::new(config, rt.handle().clone()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The Redis expiry in ms of the entry made for `image` answered with `verified`.
+    let pttl = |image: &str, verified: Verified| -> i64 {
+        let request = Request::VerifySignature(SignatureVerifyRequest {
+            image: format!("127.0.0.1:5000/{image}@sha256:{}", "a".repeat(64)),
+            platforms: Default::default(),
+            identities: vec![],
+            annotations: None,
+        });
+        let answer = serde_json::to_vec(&ImageVerifyResponse {
+            digest: format!("sha256:{}", "a".repeat(64)),
+            verified: vec![verified],
+            trace: vec![],
+        })
+        .unwrap();
+        let before = redis.keys("*");
+        cache.answer(&request, &|_| Ok(answer.clone())).unwrap();
+        // Written in the background: wait for the new key.
+        let key = wait_until(|| redis.keys("*").into_iter().find(|k| !before.contains(k)));
+        let reply = redis.command(&["PTTL", &key]).unwrap();
+        reply.trim_start_matches(':').parse().unwrap()
+    };
+    let soon = pttl(
+        "demo/soon",
+        Verified {
+            valid_until: Some(now + 10),
+            ..Verified::default()
+        },
+    );
+    assert!(soon > 0 && soon <= 10_000, "PTTL {soon} ms, valid for 10 s");
+    let plain = pttl("demo/plain", Verified::default());
+    assert!(
+        plain > 10_000 && plain <= 60_000,
+        "PTTL {plain} ms, TTL 60 s"
+    );
+}
+
+/// `probe` until it answers (at most 10 s, then the test fails).
+fn wait_until<T>(probe: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "nothing within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
