@@ -10,7 +10,7 @@ TARGET_DIR   := $(shell $(CARGO) metadata --format-version 1 --no-deps 2>/dev/nu
 WASM_OUT     := $(TARGET_DIR)/$(WASM_TARGET)/wasm/imagegate_policy.wasm
 IMAGEGATE    := $(TARGET_DIR)/debug/imagegate
 
-.PHONY: all demo install test deps deps-build fmt lint unit wasm fixtures e2e bench size clean policy.wasm host-runner host-runner-demo host-runner-for-tests
+.PHONY: all demo install test deps deps-build fmt lint unit wasm fixtures e2e size clean policy.wasm host-runner host-runner-demo host-runner-for-tests
 all: policy.wasm
 
 deps:
@@ -68,11 +68,6 @@ e2e: deps policy.wasm
 		$(CARGO) test --locked --workspace --test '*'
 
 test: deps fmt lint unit policy.wasm size fixtures e2e
-
-bench: policy.wasm
-	$(CARGO) bench -p imagegate-policy --bench engine
-	$(CARGO) bench -p imagegate --bench bundle
-	$(CARGO) run --release -p imagegate -- bench --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 size: policy.wasm
 	@ls -l $(WASM_OUT) | awk '{print "rustc (profile wasm): " $$5 " bytes"}'

@@ -24,7 +24,7 @@ fuzz_target!(|payload: &[u8]| {
     let Ok(vr) = serde_json::from_slice::<ValidationRequest>(payload) else {
         return;
     };
-    let settings = vr.settings.map_or("{}", |s| s.get());
+    let settings = vr.settings.unwrap_or("{}");
     let hosts = [
         ScriptedHost::failing("registry down"),
         fixed(br#"{"is_trusted":true,"digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111"}"#),

@@ -119,25 +119,32 @@ pub fn pointer_steps(pointer: &str) -> Vec<String> {
 }
 
 /// The steps of a settings path as the module writes it
-/// (`rules[2].verify.anyOf[0].cosign.keys[1]`).
+/// (`rules[2].verify.anyOf[0].cosign.keys[1]`; a key that is not a plain
+/// name is a JSON string in brackets: `keys["my.key"]`).
 pub fn settings_path_steps(path: &str) -> Vec<String> {
     let mut steps = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let mut rest = part;
-        if let Some(open) = rest.find('[') {
-            if open > 0 {
-                steps.push(rest[..open].to_string());
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(inner) = rest.strip_prefix('[') {
+            if inner.starts_with('"') {
+                let mut keys = serde_json::Deserializer::from_str(inner).into_iter::<String>();
+                if let Some(Ok(key)) = keys.next() {
+                    let after = &inner[keys.byte_offset()..];
+                    steps.push(key);
+                    rest = after.strip_prefix(']').unwrap_or(after);
+                    continue;
+                }
             }
-            rest = &rest[open..];
-            while let Some(index) = rest.strip_prefix('[').and_then(|r| r.split_once(']')) {
-                steps.push(index.0.to_string());
-                rest = index.1;
-            }
-            if !rest.is_empty() {
-                steps.push(rest.to_string());
-            }
+            let (index, after) = inner.split_once(']').unwrap_or((inner, ""));
+            steps.push(index.to_string());
+            rest = after;
         } else {
-            steps.push(rest.to_string());
+            let name = rest.strip_prefix('.').unwrap_or(rest);
+            let end = name.find(['.', '[']).unwrap_or(name.len());
+            if end > 0 {
+                steps.push(name[..end].to_string());
+            }
+            rest = &name[end..];
         }
     }
     steps
@@ -277,6 +284,14 @@ spec:
             ["keys", "release", "cosign"]
         );
         assert_eq!(settings_path_steps("m[0][1]"), ["m", "0", "1"]);
+        assert_eq!(
+            settings_path_steps(r#"keys["my key"].cosign"#),
+            ["keys", "my key", "cosign"]
+        );
+        assert_eq!(
+            settings_path_steps(r#"a["x.y[\"]"][0]"#),
+            ["a", "x.y[\"]", "0"]
+        );
         let docs = index("keys:\n  my.key: {cosign: x}\n").unwrap();
         assert_eq!(
             docs[0].locate(&settings_path_steps("keys.my.key.cosign")),

@@ -234,6 +234,29 @@ fn settings_and_input_errors_exit_2_and_say_where() {
             settings.display()
         )
     );
+    // Every error at once, in document order, each where it is (a rule
+    // with a value of the wrong kind is not compiled: rules[0]'s unknown key
+    // "nope" waits for the next run).
+    std::fs::write(
+        &settings,
+        "rules:\n- name: corp\n  images: [ghcr.io/corp/**]\n  pinDigest: deployments\n  verify:\n    anyOf:\n    \
+         - cosign: {keys: [nope], platforms: some}\n- name: slsa\n  images: [x/y]\n  verify:\n    allOf:\n    \
+         - attestation: {predicateType: p}\nunmatched: no\n",
+    )
+    .unwrap();
+    let out = check(&["manifests", "-s", settings.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let f = settings.display();
+    assert_eq!(
+        text(&out.stderr),
+        format!(
+            "imagegate check: the settings are not valid:\n\
+             {f}:4:14: rules[0].pinDigest: invalid value: string \"deployments\", expected true, false or \"pods\"\n\
+             {f}:7:41: rules[0].verify.anyOf[0].cosign.platforms: unknown variant `some`, expected `index` or `all`\n\
+             {f}:12:20: rules[1].verify.allOf[0].attestation: exactly one of keys, keyless, githubActions or certificate is required\n\
+             {f}:13:12: unmatched: unknown variant `no`, expected one of `allow`, `warn`, `deny`\n"
+        )
+    );
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, "kind: Pod\n  spec: [\n").unwrap();
     let out = check(&[bad.to_str().unwrap()]);

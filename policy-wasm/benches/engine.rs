@@ -12,8 +12,14 @@
 //! - `globset`: the same rules as one `globset::GlobSet` over `host/path`, build
 //!   and match, to justify not using globset in the guest.
 //!
-//! One function per group, so more groups (e.g. validating a 5-container pod)
-//! can be added beside them. Every match / normalize iteration handles all
+//! - `validate`: settings read and compiled (`compile`), a 5-container pod
+//!   decided by the compiled policy (`pod-5`).
+//! - `instance`: what the module does per call, from the payload bytes: a
+//!   fresh instance's first `validate` (payload read in place, only the
+//!   patterns the pod's images match compiled), and a reused instance's
+//!   (settings compared with the kept policy's text).
+//!
+//! One function per group, so more groups can be added beside them. Every match / normalize iteration handles all
 //! [`images`] (14), so divide by 14 for one image.
 //! Run: `cargo bench -p imagegate-policy --bench engine -- --quick`.
 
@@ -263,5 +269,44 @@ fn validate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, normalize, matching, globset_comparison, validate);
+/// [`imagegate_policy::instance::Instance`] on the payload policy-server
+/// sends: fresh (a new instance per request) and reused.
+fn instance(c: &mut Criterion) {
+    use imagegate_policy::instance::Instance;
+    use imagegate_policy::testing::ScriptedHost;
+    let request = r#"{"uid":"b","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},
+        "namespace":"default","operation":"CREATE","userInfo":{},
+        "object":{"metadata":{"name":"b"},"spec":{"containers":[
+          {"name":"a","image":"registry.corp.example/team-5/app:1.2.3"},{"name":"b","image":"nginx:1.27"},
+          {"name":"c","image":"ghcr.io/org-6/tool:v2"},{"name":"d","image":"quay.io/prometheus/node-exporter:v1.8.0"},
+          {"name":"e","image":"a.corp.io/x/y:3"}]}}}"#;
+    let host = ScriptedHost::none();
+    let mut group = c.benchmark_group("instance");
+    for n in [10, 1000] {
+        let payload = format!(r#"{{"request":{request},"settings":{}}}"#, settings_json(n));
+        group.bench_with_input(BenchmarkId::new("fresh", n), &payload, |b, payload| {
+            b.iter(|| {
+                let r = Instance::default().validate(black_box(payload.as_bytes()), &host);
+                assert!(r.accepted, "{:?}", r.message);
+            })
+        });
+        let mut reused = Instance::default();
+        group.bench_with_input(BenchmarkId::new("reused", n), &payload, |b, payload| {
+            b.iter(|| {
+                let r = reused.validate(black_box(payload.as_bytes()), &host);
+                assert!(r.accepted, "{:?}", r.message);
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    normalize,
+    matching,
+    globset_comparison,
+    validate,
+    instance
+);
 criterion_main!(benches);

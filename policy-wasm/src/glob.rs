@@ -2,38 +2,24 @@
 //!
 //! Only `*` is special: it matches any run of characters (including none and
 //! including `/`; callers that need component boundaries split first). There is
-//! no escaping, no `?`, no character classes, so `[::1]` is just text. The glob
-//! is split into its literal segments once, at construction, and matched by
-//! searching the segments left to right, which is linear-time and needs no
-//! regex engine (keeping the wasm module small and cheap to instantiate).
+//! no escaping, no `?`, no character classes, so `[::1]` is just text. Matching
+//! works on the glob's text ([`is_match`]): the literal prefix and suffix are
+//! stripped, then the literal runs between stars are searched left to right,
+//! which is linear-time, needs no regex engine (keeping the wasm module small
+//! and cheap to instantiate) and nothing built in advance (patterns match
+//! globs straight from the settings text).
 
 /// A glob where `*` matches any run of characters and everything else is literal.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Glob {
     /// The glob as written (shown in messages).
     text: String,
-    /// Non-empty literal runs between stars, in order.
-    segments: Vec<String>,
-    /// The text has no `*`: matching is string equality.
-    literal: bool,
-    /// The first segment must be at the start of the subject (no leading `*`).
-    anchored_start: bool,
-    /// The last segment must be at the end of the subject (no trailing `*`).
-    anchored_end: bool,
 }
 
 impl Glob {
     pub fn new(text: &str) -> Glob {
         Glob {
             text: text.to_string(),
-            segments: text
-                .split('*')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect(),
-            literal: !text.contains('*'),
-            anchored_start: !text.starts_with('*'),
-            anchored_end: !text.ends_with('*'),
         }
     }
 
@@ -41,48 +27,40 @@ impl Glob {
         &self.text
     }
 
-    /// True when the glob matches every string (it is made of stars only).
-    pub fn matches_everything(&self) -> bool {
-        !self.literal && self.segments.is_empty()
-    }
-
     pub fn is_match(&self, s: &str) -> bool {
-        if self.literal {
-            return s == self.text;
-        }
-        let mut rest = s;
-        let mut segments = self.segments.as_slice();
-        if self.anchored_start {
-            let Some((first, tail)) = segments.split_first() else {
-                return false;
-            };
-            let Some(after) = rest.strip_prefix(first.as_str()) else {
-                return false;
-            };
-            rest = after;
-            segments = tail;
-        }
-        if self.anchored_end {
-            // Checked after the prefix was removed so prefix and suffix never overlap.
-            let Some((last, init)) = segments.split_last() else {
-                return false;
-            };
-            let Some(before) = rest.strip_suffix(last.as_str()) else {
-                return false;
-            };
-            rest = before;
-            segments = init;
-        }
-        // Leftmost placement of each middle segment is optimal for `*`-only globs:
-        // it leaves the longest possible remainder for the segments after it.
-        for segment in segments {
-            match rest.find(segment.as_str()) {
-                Some(at) => rest = &rest[at + segment.len()..],
-                None => return false,
-            }
-        }
-        true
+        is_match(&self.text, s)
     }
+}
+
+/// True when `glob` is made of stars only (and not empty).
+pub(crate) fn matches_everything(glob: &str) -> bool {
+    !glob.is_empty() && glob.bytes().all(|b| b == b'*')
+}
+
+/// Whether the glob text `glob` matches `s`.
+pub(crate) fn is_match(glob: &str, s: &str) -> bool {
+    let Some(first) = glob.find('*') else {
+        return glob == s;
+    };
+    let last = glob.rfind('*').unwrap_or(first);
+    let (prefix, suffix) = (&glob[..first], &glob[last + 1..]);
+    // The suffix is stripped after the prefix so that they never overlap.
+    let Some(rest) = s
+        .strip_prefix(prefix)
+        .and_then(|rest| rest.strip_suffix(suffix))
+    else {
+        return false;
+    };
+    // Leftmost placement of each middle run is optimal for `*`-only globs:
+    // it leaves the longest possible remainder for the runs after it.
+    let mut rest = rest;
+    for run in glob[first..=last].split('*').filter(|r| !r.is_empty()) {
+        match rest.find(run) {
+            Some(at) => rest = &rest[at + run.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -106,12 +84,12 @@ mod tests {
     #[test]
     fn star_alone_matches_everything_including_empty() {
         for g in ["*", "**", "***"] {
-            assert!(Glob::new(g).matches_everything());
+            assert!(matches_everything(g));
             assert!(m(g, ""));
             assert!(m(g, "anything/with:chars"));
         }
-        assert!(!Glob::new("a*").matches_everything());
-        assert!(!Glob::new("a").matches_everything());
+        assert!(!matches_everything("a*"));
+        assert!(!matches_everything("a"));
     }
 
     #[test]

@@ -95,6 +95,8 @@ pub mod decide;
 pub mod dn;
 mod glob;
 pub mod host;
+pub mod instance;
+pub(crate) mod json;
 pub mod notation;
 pub mod pattern;
 pub mod pem;

@@ -10,18 +10,24 @@
 //! validated, so a typo never silently turns into "matches nothing" or
 //! "matches too much".
 //!
+//! Parsing a pattern ([`Parts::parse`]) builds nothing: its parts are ranges
+//! of its text plus its normalized host, borrowed unless normalizing changed
+//! it, and matching ([`Parts::is_match`]) reads them in place. So a fresh
+//! instance checks every pattern of the settings without allocating, and
+//! indexes only the patterns its request's images can match.
+//!
 //! [`PatternSet`] indexes many patterns so that matching does not scan every
 //! rule: by literal registry, by `*.suffix`, plus an any-host bucket, each with a
-//! trie over path components. Building it is a few hash-map inserts per pattern,
-//! because policy-server instantiates the module afresh for every request and
-//! the set is rebuilt each time. No regex and no globset: both would make the
+//! trie over path components. No regex and no globset: both would make the
 //! per-request build cost and the wasm module larger (see `benches/engine.rs`).
 
-use crate::glob::Glob;
+use crate::glob::{self, Glob};
 use crate::reference::{self, Reference, DOCKER_HUB, OFFICIAL_NAMESPACE};
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::ops::Range;
 
 /// One image pattern, e.g. `registry.corp.example/**`, `nginx:1.*`, `*.corp.io:*/team/*`.
 ///
@@ -48,23 +54,37 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pattern {
-    /// As written, for messages.
+    /// As written, for messages; `parts` are ranges of it.
     text: String,
-    host: HostPattern,
-    /// Never empty; `[AnyDepth]` for `*` / `**` alone.
-    path: Vec<Segment>,
-    constraint: Constraint,
+    parts: Parts<'static>,
+}
+
+/// A parsed pattern: its normalized host, and the rest as ranges of its text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Parts<'t> {
+    host: HostPattern<'t>,
+    path: PathPattern,
+    /// `:glob`; `None` = any tag, or none.
+    tag: Option<Range<usize>>,
+    /// `@sha256:...`; `None` = any digest, or none.
+    digest: Option<Range<usize>>,
 }
 
 /// Which registries a pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum HostPattern {
+enum HostPattern<'t> {
     /// `*`: every host, with or without any port.
     Any,
     /// A literal (normalized) host.
-    Exact { host: String, port: PortPattern },
+    Exact {
+        host: Cow<'t, str>,
+        port: PortPattern,
+    },
     /// `*.suffix`: every strict subdomain of `suffix` (never `suffix` itself).
-    Subdomain { suffix: String, port: PortPattern },
+    Subdomain {
+        suffix: Cow<'t, str>,
+        port: PortPattern,
+    },
 }
 
 /// The port part of a host pattern.
@@ -88,49 +108,65 @@ impl PortPattern {
     }
 }
 
-/// One `/`-separated path component of a pattern.
+/// The repository path a pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Segment {
+enum PathPattern {
+    /// `*` or `**` alone: every path.
+    Any,
+    /// `/`-separated components (validated) at `range` of the text; with
+    /// `official`, `library/` goes first (a Docker Hub name without namespace).
+    Written { range: Range<usize>, official: bool },
+}
+
+/// One `/`-separated path component of a pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Segment<'t> {
     /// No wildcard.
-    Literal(String),
+    Literal(&'t str),
     /// `*` inside one component.
-    Glob(Glob),
+    Glob(&'t str),
     /// `**`: zero or more components.
     AnyDepth,
 }
 
-impl Segment {
-    fn matches(&self, component: &str) -> bool {
+impl Segment<'_> {
+    fn of(component: &str) -> Segment<'_> {
+        if component == "**" {
+            Segment::AnyDepth
+        } else if reference::has_byte(component, b'*') {
+            Segment::Glob(component)
+        } else {
+            Segment::Literal(component)
+        }
+    }
+
+    fn matches(self, component: &str) -> bool {
         match self {
             Segment::Literal(s) => s == component,
-            Segment::Glob(g) => g.is_match(component),
+            Segment::Glob(g) => glob::is_match(g, component),
             Segment::AnyDepth => true,
         }
     }
 }
 
-/// The tag / digest part of a pattern.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Constraint {
+/// The tag / digest part of a pattern, read from its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Constraint<'t> {
     /// `:glob`; `None` = any tag, or none.
-    tag: Option<Glob>,
+    tag: Option<&'t str>,
     /// `@sha256:...`; `None` = any digest, or none.
-    digest: Option<String>,
+    digest: Option<&'t str>,
 }
 
-impl Constraint {
+impl Constraint<'_> {
     fn matches(&self, image: &Reference) -> bool {
-        let tag_ok = match (&self.tag, image.tag()) {
+        let tag_ok = match (self.tag, image.tag()) {
             (None, _) => true,
-            (Some(glob), Some(tag)) => glob.is_match(tag),
+            (Some(glob), Some(tag)) => glob::is_match(glob, tag),
             // A digest-only image has no tag: only `:*` covers it.
-            (Some(glob), None) => glob.matches_everything(),
+            (Some(glob), None) => glob::matches_everything(glob),
         };
-        tag_ok
-            && self
-                .digest
-                .as_deref()
-                .is_none_or(|d| image.digest() == Some(d))
+        tag_ok && self.digest.is_none_or(|d| image.digest() == Some(d))
     }
 }
 
@@ -162,6 +198,73 @@ impl Pattern {
     /// Parses and normalizes a pattern; what could match more than it says,
     /// or nothing at all, is an error.
     pub fn parse(text: &str) -> Result<Pattern, PatternError> {
+        let parts = Parts::parse(text)?.into_owned();
+        Ok(Pattern {
+            text: text.to_string(),
+            parts,
+        })
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// Whether the normalized `image` matches.
+    pub fn is_match(&self, image: &Reference) -> bool {
+        self.parts.is_match(&self.text, image)
+    }
+}
+
+/// The text as written.
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Where `part` (a slice of `text`) is in `text`.
+fn range_in(text: &str, part: &str) -> Range<usize> {
+    let start = part.as_ptr() as usize - text.as_ptr() as usize;
+    start..start + part.len()
+}
+
+/// The registries of the patterns parsed so far: the patterns of a
+/// settings document share a few (`registry.corp.example/...`), and checking
+/// one again would be a good part of the cost of each pattern.
+#[derive(Default)]
+pub(crate) struct Hosts<'t> {
+    /// First component -> the registry it names (`None`: a path component).
+    seen: HashMap<&'t str, Option<HostPattern<'t>>, FastHash>,
+}
+
+impl<'t> Hosts<'t> {
+    /// The registry `first` names, `None` when it is a path component.
+    fn host(&mut self, first: &'t str) -> Result<Option<HostPattern<'t>>, PatternError> {
+        if let Some(host) = self.seen.get(first) {
+            return Ok(host.clone());
+        }
+        let host = match is_host_pattern(first) {
+            true => Some(parse_host_pattern(first).map_err(PatternError::new)?),
+            false => None,
+        };
+        self.seen.insert(first, host.clone());
+        Ok(host)
+    }
+}
+
+impl<'t> Parts<'t> {
+    /// Parses and normalizes the pattern `text`, building nothing unless
+    /// its host needs normalizing (upper case, an IPv6 literal).
+    pub(crate) fn parse(text: &'t str) -> Result<Parts<'t>, PatternError> {
+        Parts::parse_with(text, &mut Hosts::default())
+    }
+
+    /// [`Parts::parse`], remembering the registry in `hosts` for the next pattern.
+    pub(crate) fn parse_with(
+        text: &'t str,
+        hosts: &mut Hosts<'t>,
+    ) -> Result<Parts<'t>, PatternError> {
         reference::check_characters(text).map_err(PatternError::new)?;
         if let Some(rest) = reference::without_scheme(text) {
             let rest = rest.trim_end_matches('/');
@@ -171,37 +274,37 @@ impl Pattern {
                 if registry_only { "/**" } else { "" }
             )));
         }
-        let (rest, digest) = match text.split_once('@') {
+        let (rest, digest) = match reference::split_byte(text, b'@') {
             Some((rest, digest)) => {
                 reference::check_digest(digest).map_err(PatternError::new)?;
-                (rest, Some(digest.to_string()))
+                (rest, Some(range_in(text, digest)))
             }
             None => (text, None),
         };
-        let (name, tag) = reference::split_tag(rest);
-        let constraint = Constraint {
-            tag: tag.map(tag_glob).transpose().map_err(PatternError::new)?,
-            digest,
-        };
+        let (name, tag_text) = reference::split_tag(rest);
+        if let Some(tag) = tag_text {
+            check_tag_glob(tag).map_err(PatternError::new)?;
+        }
+        let tag = tag_text.map(|t| range_in(text, t));
         if name.is_empty() {
             return Err(PatternError::new(
                 "missing image name (use `*` for every image)",
             ));
         }
         if name == "*" || name == "**" {
-            return Ok(Pattern {
-                text: text.to_string(),
+            return Ok(Parts {
                 host: HostPattern::Any,
-                path: vec![Segment::AnyDepth],
-                constraint,
+                path: PathPattern::Any,
+                tag,
+                digest,
             });
         }
-        let (host, path) = match name.split_once('/') {
+        let (host, path) = match reference::split_byte(name, b'/') {
             // A single component is a Docker Hub path; one that looks like a
             // host is most likely a registry written without its path.
             None if reference::looks_like_host(name) => {
                 // `registry.corp.example` alone would mean docker.io/library/registry.corp.example.
-                let registry = match tag {
+                let registry = match tag_text {
                     Some(port) if port == "*" || port.bytes().all(|b| b.is_ascii_digit()) => rest,
                     _ => name,
                 };
@@ -210,12 +313,19 @@ impl Pattern {
                      write \"{registry}/**\" for every image in that registry"
                 )));
             }
-            Some((first, path)) if is_host_pattern(first) => {
-                (parse_host_pattern(first).map_err(PatternError::new)?, path)
-            }
-            _ => (
+            Some((first, path)) => match hosts.host(first)? {
+                Some(host) => (host, path),
+                None => (
+                    HostPattern::Exact {
+                        host: Cow::Borrowed(DOCKER_HUB),
+                        port: PortPattern::Absent,
+                    },
+                    name,
+                ),
+            },
+            None => (
                 HostPattern::Exact {
-                    host: DOCKER_HUB.to_string(),
+                    host: Cow::Borrowed(DOCKER_HUB),
                     port: PortPattern::Absent,
                 },
                 name,
@@ -231,33 +341,66 @@ impl Pattern {
                 reference::PATH_LENGTH_MAX
             )));
         }
-        let mut segments = Vec::new();
-        for component in path.split('/') {
-            let segment = parse_segment(component).map_err(PatternError::new)?;
-            // `**/**` is `**`: collapsing keeps matching linear.
-            if !(segment == Segment::AnyDepth && segments.last() == Some(&Segment::AnyDepth)) {
-                segments.push(segment);
-            }
+        for component in reference::components(path) {
+            check_segment(component).map_err(PatternError::new)?;
         }
         let docker_hub = matches!(&host, HostPattern::Exact { host, port: PortPattern::Absent } if host == DOCKER_HUB);
-        if docker_hub && segments.len() == 1 && segments[0] != Segment::AnyDepth {
-            segments.insert(0, Segment::Literal(OFFICIAL_NAMESPACE.to_string()));
-        }
-        Ok(Pattern {
-            text: text.to_string(),
+        Ok(Parts {
             host,
-            path: segments,
-            constraint,
+            path: PathPattern::Written {
+                range: range_in(text, path),
+                official: docker_hub && !reference::has_byte(path, b'/') && path != "**",
+            },
+            tag,
+            digest,
         })
     }
 
-    /// The pattern as written.
-    pub fn as_str(&self) -> &str {
-        &self.text
+    fn into_owned(self) -> Parts<'static> {
+        let owned = |s: Cow<'_, str>| Cow::Owned(s.into_owned());
+        Parts {
+            host: match self.host {
+                HostPattern::Any => HostPattern::Any,
+                HostPattern::Exact { host, port } => HostPattern::Exact {
+                    host: owned(host),
+                    port,
+                },
+                HostPattern::Subdomain { suffix, port } => HostPattern::Subdomain {
+                    suffix: owned(suffix),
+                    port,
+                },
+            },
+            path: self.path,
+            tag: self.tag,
+            digest: self.digest,
+        }
     }
 
-    /// Whether the normalized `image` matches.
-    pub fn is_match(&self, image: &Reference) -> bool {
+    /// The path components, `library` first when implied.
+    fn segments<'s>(&self, text: &'s str) -> Segments<'s> {
+        match &self.path {
+            PathPattern::Any => Segments {
+                official: false,
+                any: true,
+                written: None,
+            },
+            PathPattern::Written { range, official } => Segments {
+                official: *official,
+                any: false,
+                written: Some(reference::components(&text[range.clone()])),
+            },
+        }
+    }
+
+    fn constraint<'s>(&self, text: &'s str) -> Constraint<'s> {
+        Constraint {
+            tag: self.tag.clone().map(|t| &text[t]),
+            digest: self.digest.clone().map(|d| &text[d]),
+        }
+    }
+
+    /// Whether the normalized `image` matches the pattern, whose text is `text`.
+    pub(crate) fn is_match(&self, text: &str, image: &Reference) -> bool {
         let host_ok = match &self.host {
             HostPattern::Any => true,
             HostPattern::Exact { host, port } => host == image.host() && port.matches(image.port()),
@@ -265,19 +408,38 @@ impl Pattern {
                 subdomain_suffixes(image.host()).any(|s| s == suffix) && port.matches(image.port())
             }
         };
-        host_ok && path_matches(&self.path, image.path()) && self.constraint.matches(image)
+        host_ok
+            && path_matches(self.segments(text), image.path())
+            && self.constraint(text).matches(image)
     }
 }
 
-/// The text as written.
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+/// A pattern's path segments (see [`Parts::segments`]).
+#[derive(Clone)]
+struct Segments<'s> {
+    /// `library` comes first.
+    official: bool,
+    /// `**` alone.
+    any: bool,
+    written: Option<reference::Split<'s>>,
+}
+
+impl<'s> Iterator for Segments<'s> {
+    type Item = Segment<'s>;
+
+    fn next(&mut self) -> Option<Segment<'s>> {
+        if std::mem::take(&mut self.official) {
+            return Some(Segment::Literal(OFFICIAL_NAMESPACE));
+        }
+        if std::mem::take(&mut self.any) {
+            return Some(Segment::AnyDepth);
+        }
+        self.written.as_mut()?.next().map(Segment::of)
     }
 }
 
 /// The registry part of a pattern (first component, known to be a host).
-fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
+fn parse_host_pattern(first: &str) -> Result<HostPattern<'_>, String> {
     if first == "*" {
         return Ok(HostPattern::Any);
     }
@@ -307,7 +469,7 @@ fn parse_host_pattern(first: &str) -> Result<HostPattern, String> {
         let suffix = reference::parse_host(suffix).map_err(|e| e.reason)?;
         return Ok(HostPattern::Subdomain { suffix, port });
     }
-    if host.contains('*') {
+    if reference::has_byte(host, b'*') {
         return Err(host_wildcard_error(host));
     }
     // Case and the canonical IPv6 form fold like in references; Docker Hub's
@@ -344,19 +506,18 @@ fn host_wildcard_error(host: &str) -> String {
     )
 }
 
-/// One path component of a pattern.
-fn parse_segment(component: &str) -> Result<Segment, String> {
+/// Checks one path component of a pattern.
+fn check_segment(component: &str) -> Result<(), String> {
     if component == "**" {
-        return Ok(Segment::AnyDepth);
+        return Ok(());
     }
-    if component.contains("**") {
+    if component.as_bytes().windows(2).any(|w| w == b"**") {
         return Err(format!(
             "`**` must be a whole path component (`a/**/b`), not part of {component:?}"
         ));
     }
-    if !component.contains('*') {
-        reference::check_path_component(component).map_err(|e| e.reason)?;
-        return Ok(Segment::Literal(component.to_string()));
+    if !reference::has_byte(component, b'*') {
+        return reference::check_path_component(component).map_err(|e| e.reason);
     }
     if component.bytes().any(|b| b.is_ascii_uppercase()) {
         return Err(format!(
@@ -372,7 +533,7 @@ fn parse_segment(component: &str) -> Result<Segment, String> {
              and image paths contain only a-z, 0-9, '.', '_' and '-'"
         ));
     }
-    Ok(Segment::Glob(Glob::new(component)))
+    Ok(())
 }
 
 /// The length of the shortest path a pattern path can match: every
@@ -389,7 +550,7 @@ fn shortest_match(path: &str) -> usize {
 /// Whether a pattern's first `/`-component is its registry: the host rule of
 /// references ([`reference::is_registry`]), or a `*` host wildcard.
 pub(crate) fn is_host_pattern(first: &str) -> bool {
-    first.contains('*') || reference::is_registry(first)
+    reference::has_byte(first, b'*') || reference::is_registry(first)
 }
 
 /// A tag or a `*` glob over tags: the one tag-glob rule, for the `:tag` of
@@ -397,7 +558,7 @@ pub(crate) fn is_host_pattern(first: &str) -> bool {
 /// can match a tag of the distribution grammar (`[\w][\w.-]{0,127}`): tag
 /// characters and `*`, no leading `.` or `-`, at most 128 characters besides
 /// the stars. Anything else would silently match nothing.
-pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
+pub(crate) fn check_tag_glob(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("empty tag or tag glob".to_string());
     }
@@ -415,7 +576,7 @@ pub(crate) fn tag_glob(text: &str) -> Result<Glob, String> {
             reference::TAG_LENGTH_MAX
         ));
     }
-    Ok(Glob::new(text))
+    Ok(())
 }
 
 /// Every strict parent domain of `host`: `a.b.example.com` -> `b.example.com`,
@@ -424,29 +585,45 @@ fn subdomain_suffixes(host: &str) -> impl Iterator<Item = &str> {
     host.match_indices('.').map(move |(i, _)| &host[i + 1..])
 }
 
+/// Most components a repository path can have (255 characters).
+const PATH_COMPONENTS_MAX: usize = 128;
+
 /// Whether `segments` match the `/`-separated `path` (dynamic programming over
-/// components, O(segments x components), no backtracking).
-fn path_matches(segments: &[Segment], path: &str) -> bool {
-    let components: Vec<&str> = path.split('/').collect();
+/// components, O(segments x components), no backtracking, nothing allocated).
+fn path_matches<'s>(segments: impl Iterator<Item = Segment<'s>>, path: &str) -> bool {
+    let count = 1 + path.bytes().filter(|&b| b == b'/').count();
+    if count > PATH_COMPONENTS_MAX {
+        return false;
+    }
     // matched[j]: the segments so far match the first j components.
-    let mut matched = vec![false; components.len() + 1];
+    let mut matched = [false; PATH_COMPONENTS_MAX + 1];
     matched[0] = true;
     for segment in segments {
-        if *segment == Segment::AnyDepth {
+        if segment == Segment::AnyDepth {
             // Zero or more components: reachable from any earlier prefix.
             let mut any = false;
-            for m in matched.iter_mut() {
+            for m in matched[..=count].iter_mut() {
                 any |= *m;
                 *m = any;
             }
         } else {
-            for j in (1..=components.len()).rev() {
-                matched[j] = matched[j - 1] && segment.matches(components[j - 1]);
+            // Right to left, so that matched[j - 1] is still the previous row.
+            let mut next = false;
+            for (j, component) in reference::components(path).enumerate() {
+                let here = matched[j] && segment.matches(component);
+                matched[j] = next;
+                next = here;
+                if j + 1 == count {
+                    matched[j + 1] = here;
+                }
             }
             matched[0] = false;
         }
+        if !matched[..=count].contains(&true) {
+            return false;
+        }
     }
-    matched[components.len()]
+    matched[count]
 }
 
 type NodeId = usize;
@@ -455,7 +632,7 @@ type NodeId = usize;
 /// strings, so a seeded hash buys nothing here, while std's `RandomState` would
 /// draw WASI randomness in every fresh instance and SipHash is slow on short keys.
 #[derive(Clone, Copy)]
-struct Fnv(u64);
+pub(crate) struct Fnv(u64);
 
 impl Default for Fnv {
     fn default() -> Fnv {
@@ -474,7 +651,7 @@ impl Hasher for Fnv {
     }
 }
 
-type FastHash = BuildHasherDefault<Fnv>;
+pub(crate) type FastHash = BuildHasherDefault<Fnv>;
 
 /// Many patterns, each with a caller-chosen id, matched in one pass.
 /// Matching cost does not grow linearly with the number of patterns.
@@ -521,7 +698,8 @@ struct Node {
     literal: HashMap<String, NodeId, FastHash>,
     globs: Vec<(Glob, NodeId)>,
     any_depth: Option<NodeId>,
-    terminals: Vec<(Constraint, usize)>,
+    /// Tag glob and digest of each pattern ending here, with its id.
+    terminals: Vec<(Option<String>, Option<String>, usize)>,
 }
 
 fn new_node(nodes: &mut Vec<Node>) -> NodeId {
@@ -534,40 +712,45 @@ impl PatternSet {
     pub fn new(patterns: impl IntoIterator<Item = (Pattern, usize)>) -> PatternSet {
         let mut set = PatternSet::default();
         for (pattern, id) in patterns {
-            set.insert(pattern, id);
+            set.insert(&pattern.parts, &pattern.text, id);
         }
         set
     }
 
-    fn insert(&mut self, pattern: Pattern, id: usize) {
+    /// Adds the pattern `parts` of `text` with `id`.
+    pub(crate) fn insert(&mut self, parts: &Parts<'_>, text: &str, id: usize) {
         let nodes = &mut self.nodes;
-        let (roots, port) = match pattern.host {
+        let (roots, port) = match &parts.host {
             HostPattern::Any => {
                 let root = *self.any_host.get_or_insert_with(|| new_node(nodes));
-                return self.insert_path(root, pattern.path, pattern.constraint, id);
+                return self.insert_path(root, parts, text, id);
             }
-            HostPattern::Exact { host, port } => (self.exact.entry(host).or_default(), port),
-            HostPattern::Subdomain { suffix, port } => {
-                (self.subdomain.entry(suffix).or_default(), port)
-            }
+            HostPattern::Exact { host, port } => (entry(&mut self.exact, host), *port),
+            HostPattern::Subdomain { suffix, port } => (entry(&mut self.subdomain, suffix), *port),
         };
         let root = match port {
             PortPattern::Absent => *roots.absent.get_or_insert_with(|| new_node(nodes)),
             PortPattern::Any => *roots.any.get_or_insert_with(|| new_node(nodes)),
             PortPattern::Exact(p) => *roots.exact.entry(p).or_insert_with(|| new_node(nodes)),
         };
-        self.insert_path(root, pattern.path, pattern.constraint, id);
+        self.insert_path(root, parts, text, id);
     }
 
-    fn insert_path(&mut self, root: NodeId, path: Vec<Segment>, constraint: Constraint, id: usize) {
+    fn insert_path(&mut self, root: NodeId, parts: &Parts<'_>, text: &str, id: usize) {
         let mut node = root;
-        for segment in path {
-            let existing = match &segment {
+        let mut previous = None;
+        for segment in parts.segments(text) {
+            // `**/**` is `**`: collapsing keeps matching linear.
+            if segment == Segment::AnyDepth && previous == Some(Segment::AnyDepth) {
+                continue;
+            }
+            previous = Some(segment);
+            let existing = match segment {
                 Segment::Literal(s) => self.nodes[node].literal.get(s).copied(),
                 Segment::Glob(g) => self.nodes[node]
                     .globs
                     .iter()
-                    .find(|(e, _)| e == g)
+                    .find(|(e, _)| e.as_str() == g)
                     .map(|(_, n)| *n),
                 Segment::AnyDepth => self.nodes[node].any_depth,
             };
@@ -578,26 +761,34 @@ impl PatternSet {
                     let parent = &mut self.nodes[node];
                     match segment {
                         Segment::Literal(s) => {
-                            parent.literal.insert(s, child);
+                            parent.literal.insert(s.to_string(), child);
                         }
-                        Segment::Glob(g) => parent.globs.push((g, child)),
+                        Segment::Glob(g) => parent.globs.push((Glob::new(g), child)),
                         Segment::AnyDepth => parent.any_depth = Some(child),
                     }
                     child
                 }
             };
         }
-        self.nodes[node].terminals.push((constraint, id));
+        let constraint = parts.constraint(text);
+        self.nodes[node].terminals.push((
+            constraint.tag.map(str::to_string),
+            constraint.digest.map(str::to_string),
+            id,
+        ));
         self.len += 1;
     }
 
     /// Appends the ids of every pattern matching `image` to `out` (order unspecified,
     /// an id may appear more than once).
     pub fn matches_into(&self, image: &Reference, out: &mut Vec<usize>) {
+        if self.len == 0 {
+            return;
+        }
         let mut walk = Walk {
             nodes: &self.nodes,
             image,
-            components: image.path().split('/').collect(),
+            components: reference::components(image.path()).collect(),
             seen: HashSet::default(),
             out,
         };
@@ -605,9 +796,11 @@ impl PatternSet {
         if let Some(roots) = self.exact.get(host) {
             walk.roots(roots);
         }
-        for suffix in subdomain_suffixes(host) {
-            if let Some(roots) = self.subdomain.get(suffix) {
-                walk.roots(roots);
+        if !self.subdomain.is_empty() {
+            for suffix in subdomain_suffixes(host) {
+                if let Some(roots) = self.subdomain.get(suffix) {
+                    walk.roots(roots);
+                }
             }
         }
         if let Some(root) = self.any_host {
@@ -624,6 +817,11 @@ impl PatternSet {
     pub fn len(&self) -> usize {
         self.len
     }
+}
+
+/// The roots of `host`, created if needed.
+fn entry<'m>(map: &'m mut HashMap<String, PortRoots, FastHash>, host: &str) -> &'m mut PortRoots {
+    map.entry(host.to_string()).or_default()
 }
 
 /// One image's walk through the tries.
@@ -653,7 +851,11 @@ impl Walk<'_> {
         let node = &nodes[id];
         match self.components.get(at) {
             None => {
-                for (constraint, pattern) in &node.terminals {
+                for (tag, digest, pattern) in &node.terminals {
+                    let constraint = Constraint {
+                        tag: tag.as_deref(),
+                        digest: digest.as_deref(),
+                    };
                     if constraint.matches(self.image) {
                         self.out.push(*pattern);
                     }

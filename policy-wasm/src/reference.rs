@@ -12,8 +12,10 @@
 //! trimmed, host lower-casing is ASCII-only, and a name the container runtime
 //! would reject is rejected here too.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::Ipv6Addr;
+use std::ops::Range;
 
 /// The registry of images without a host.
 pub(crate) const DOCKER_HUB: &str = "docker.io";
@@ -59,11 +61,14 @@ const DEFAULT_TAG: &str = "latest";
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Reference {
-    host: String,
+    /// The normalized form, `host[:port]/path[:tag][@digest]`; the parts are
+    /// ranges of it (one allocation per image).
+    text: String,
+    host_end: usize,
     port: Option<u16>,
-    path: String,
-    tag: Option<String>,
-    digest: Option<String>,
+    path: Range<usize>,
+    tag: Option<Range<usize>>,
+    digest: Option<Range<usize>>,
 }
 
 /// Why an image string is not a valid reference. The reason does not repeat the
@@ -125,19 +130,21 @@ impl Reference {
                 image_id: true,
             });
         }
-        let (rest, digest) = match image.split_once('@') {
+        let (rest, digest) = match split_byte(image, b'@') {
             Some((rest, digest)) => {
                 check_digest(digest)?;
-                (rest, Some(digest.to_string()))
+                (rest, Some(digest))
             }
             None => (image, None),
         };
         let (name, tag) = split_tag(rest);
-        let tag = tag.map(parse_tag).transpose()?;
+        if let Some(tag) = tag {
+            check_tag(tag)?;
+        }
         if name.is_empty() {
             return Err(ParseError::new("missing repository name"));
         }
-        let (host, port, path) = match name.split_once('/') {
+        let (host, port, path) = match split_byte(name, b'/') {
             Some((first, remainder)) if is_registry(first) => {
                 let (host, port) = parse_registry(first)?;
                 // `Registry/app` and `registry:443/app` name the host
@@ -151,28 +158,62 @@ impl Reference {
                 }
                 (host, port, remainder)
             }
-            _ => (DOCKER_HUB.to_string(), None, name),
+            _ => (Cow::Borrowed(DOCKER_HUB), None, name),
         };
-        for component in path.split('/') {
+        for component in components(path) {
             check_path_component(component)?;
         }
-        let path = if is_docker_hub(&host, port) && !path.contains('/') {
-            format!("{OFFICIAL_NAMESPACE}/{path}")
-        } else {
-            path.to_string()
-        };
-        if path.len() > PATH_LENGTH_MAX {
+        let official = is_docker_hub(&host, port) && !has_byte(path, b'/');
+        let path_len = path.len()
+            + if official {
+                OFFICIAL_NAMESPACE.len() + 1
+            } else {
+                0
+            };
+        if path_len > PATH_LENGTH_MAX {
             return Err(ParseError::new(format!(
-                "repository path is {} characters long once normalized (the registry not counted), the limit is {PATH_LENGTH_MAX}",
-                path.len()
+                "repository path is {path_len} characters long once normalized (the registry not counted), the limit is {PATH_LENGTH_MAX}"
             )));
         }
-        let tag = match (tag, &digest) {
-            (None, None) => Some(DEFAULT_TAG.to_string()),
+        let tag = match (tag, digest) {
+            (None, None) => Some(DEFAULT_TAG),
             (tag, _) => tag,
         };
+        let mut text = String::with_capacity(
+            host.len()
+                + port.map_or(0, |p| 1 + decimal_len(p))
+                + 1
+                + path_len
+                + tag.map_or(0, |t| 1 + t.len())
+                + digest.map_or(0, |d| 1 + d.len()),
+        );
+        text.push_str(&host);
+        let host_end = text.len();
+        if let Some(p) = port {
+            text.push(':');
+            push_decimal(&mut text, p);
+        }
+        text.push('/');
+        let path_start = text.len();
+        if official {
+            text.push_str(OFFICIAL_NAMESPACE);
+            text.push('/');
+        }
+        text.push_str(path);
+        let path = path_start..text.len();
+        let part = |text: &mut String, separator: char, part: Option<&str>| {
+            part.map(|part| {
+                text.push(separator);
+                let start = text.len();
+                text.push_str(part);
+                start..text.len()
+            })
+        };
+        let tag = part(&mut text, ':', tag);
+        let digest = part(&mut text, '@', digest);
         Ok(Reference {
-            host,
+            text,
+            host_end,
             port,
             path,
             tag,
@@ -181,7 +222,7 @@ impl Reference {
     }
     /// Lower-case host without port: `docker.io`, `127.0.0.1`, `[::1]`.
     pub fn host(&self) -> &str {
-        &self.host
+        &self.text[..self.host_end]
     }
     /// Port, `None` when absent (`:443` is dropped by normalization).
     pub fn port(&self) -> Option<u16> {
@@ -189,34 +230,23 @@ impl Reference {
     }
     /// Repository path: `library/nginx`.
     pub fn path(&self) -> &str {
-        &self.path
+        &self.text[self.path.clone()]
     }
     /// The tag: explicit, or `latest` when the image has neither tag nor digest;
     /// `None` for a digest-only image.
     pub fn tag(&self) -> Option<&str> {
-        self.tag.as_deref()
+        self.tag.clone().map(|t| &self.text[t])
     }
     /// `sha256:<hex>` when present.
     pub fn digest(&self) -> Option<&str> {
-        self.digest.as_deref()
+        self.digest.clone().map(|d| &self.text[d])
     }
 }
 
 /// The normalized form: `docker.io/library/nginx:latest`, `host:5000/a/b@sha256:...`.
 impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.host)?;
-        if let Some(p) = self.port {
-            write!(f, ":{p}")?;
-        }
-        write!(f, "/{}", self.path)?;
-        if let Some(t) = &self.tag {
-            write!(f, ":{t}")?;
-        }
-        if let Some(d) = &self.digest {
-            write!(f, "@{d}")?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 
@@ -233,6 +263,10 @@ pub(crate) fn pin(image: &str, digest: &str) -> String {
 pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
     if text.is_empty() {
         return Err(ParseError::new("empty"));
+    }
+    // What every valid reference is made of; the rest says what is wrong.
+    if text.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
     }
     if let Some(c) = text.chars().find(|c| c.is_whitespace() || c.is_control()) {
         let what = if c.is_whitespace() {
@@ -270,12 +304,55 @@ pub(crate) fn without_scheme(text: &str) -> Option<&str> {
 /// Splits `name[:tag]`: the tag follows the last `:` after the last `/`
 /// (a `:` before a `/` is a port).
 pub(crate) fn split_tag(s: &str) -> (&str, Option<&str>) {
-    let slash = s.rfind('/');
-    match s.rfind(':') {
-        Some(colon) if slash.is_none_or(|slash| colon > slash) => {
-            (&s[..colon], Some(&s[colon + 1..]))
-        }
+    match s.bytes().rposition(|b| b == b':' || b == b'/') {
+        Some(colon) if s.as_bytes()[colon] == b':' => (&s[..colon], Some(&s[colon + 1..])),
         _ => (s, None),
+    }
+}
+
+/// Whether `s` has the ASCII byte `b` (a byte loop, see [`split_byte`]).
+pub(crate) fn has_byte(s: &str, b: u8) -> bool {
+    s.bytes().any(|x| x == b)
+}
+
+/// `s.split_once(b)` for an ASCII `b`: these splits run for every pattern
+/// of the settings on every request, and a byte loop beats the char
+/// searcher on such short strings.
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|x| x == b)?;
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The `/`-separated components of `s` (`s.split('/')`, a byte at a time).
+pub(crate) fn components(s: &str) -> Split<'_> {
+    Split {
+        rest: Some(s),
+        separator: b'/',
+    }
+}
+
+/// `s.split(separator)` for an ASCII separator, a byte at a time.
+#[derive(Clone)]
+pub(crate) struct Split<'s> {
+    rest: Option<&'s str>,
+    separator: u8,
+}
+
+impl<'s> Iterator for Split<'s> {
+    type Item = &'s str;
+
+    fn next(&mut self) -> Option<&'s str> {
+        let rest = self.rest?;
+        Some(match split_byte(rest, self.separator) {
+            Some((component, after)) => {
+                self.rest = Some(after);
+                component
+            }
+            None => {
+                self.rest = None;
+                rest
+            }
+        })
     }
 }
 
@@ -291,7 +368,7 @@ pub(crate) fn is_registry(first: &str) -> bool {
 /// or `localhost` in any case. A pattern without `/` that looks like a host
 /// is a registry written without its path.
 pub(crate) fn looks_like_host(first: &str) -> bool {
-    first.contains(['.', ':']) || first.eq_ignore_ascii_case("localhost")
+    first.bytes().any(|b| b == b'.' || b == b':') || first.eq_ignore_ascii_case("localhost")
 }
 
 /// Whether the image *as written* names its registry, by CRI-O's rule
@@ -313,12 +390,12 @@ pub(crate) fn is_docker_hub(host: &str, port: Option<u16>) -> bool {
 
 /// `host[:port]` -> normalized (host, port): lower-case host, `:443` dropped,
 /// Docker Hub aliases folded, IPv6 literal in canonical form.
-pub(crate) fn parse_registry(registry: &str) -> Result<(String, Option<u16>), ParseError> {
+pub(crate) fn parse_registry(registry: &str) -> Result<(Cow<'_, str>, Option<u16>), ParseError> {
     let (host, port) = split_port(registry)?;
     let port = port.map(parse_port).transpose()?.flatten();
     let mut host = parse_host(host)?;
-    if port.is_none() && DOCKER_HUB_ALIASES.contains(&host.as_str()) {
-        host = DOCKER_HUB.to_string();
+    if port.is_none() && DOCKER_HUB_ALIASES.contains(&&*host) {
+        host = Cow::Borrowed(DOCKER_HUB);
     }
     Ok((host, port))
 }
@@ -326,7 +403,7 @@ pub(crate) fn parse_registry(registry: &str) -> Result<(String, Option<u16>), Pa
 /// Splits `host[:port]`, where host may be a bracketed IPv6 literal.
 pub(crate) fn split_port(registry: &str) -> Result<(&str, Option<&str>), ParseError> {
     let host_end = if registry.starts_with('[') {
-        match registry.find(']') {
+        match registry.bytes().position(|b| b == b']') {
             Some(close) => close + 1,
             None => {
                 return Err(ParseError::new(format!(
@@ -335,7 +412,10 @@ pub(crate) fn split_port(registry: &str) -> Result<(&str, Option<&str>), ParseEr
             }
         }
     } else {
-        registry.find(':').unwrap_or(registry.len())
+        registry
+            .bytes()
+            .position(|b| b == b':')
+            .unwrap_or(registry.len())
     };
     let (host, after) = registry.split_at(host_end);
     if after.is_empty() {
@@ -364,8 +444,9 @@ pub(crate) fn parse_port(port: &str) -> Result<Option<u16>, ParseError> {
 }
 
 /// A host name (DNS labels of letters, digits and inner `-`, or an IPv4
-/// address) or a bracketed IPv6 literal; returned lower-case and canonical.
-pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
+/// address) or a bracketed IPv6 literal; returned lower-case and canonical
+/// (borrowed when it already is).
+pub(crate) fn parse_host(host: &str) -> Result<Cow<'_, str>, ParseError> {
     if host.starts_with('[') {
         let inner = host
             .strip_prefix('[')
@@ -379,7 +460,7 @@ pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
         // Canonical text (RFC 5952) so `[0:0::1]` and `[::1]` are one host;
         // IPv4-mapped addresses print with dots and are excluded by the grammar.
         return match address.map(|a| a.to_string()) {
-            Some(text) if !text.contains('.') => Ok(format!("[{text}]")),
+            Some(text) if !text.contains('.') => Ok(Cow::Owned(format!("[{text}]"))),
             _ => Err(ParseError::new(format!(
                 "{host:?} is not a valid IPv6 host"
             ))),
@@ -388,20 +469,38 @@ pub(crate) fn parse_host(host: &str) -> Result<String, ParseError> {
     if host.is_empty() {
         return Err(ParseError::new("empty registry host"));
     }
-    for label in host.split('.') {
-        let valid = !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !valid {
-            return Err(ParseError::new(format!(
-                "registry host {host:?} is not a valid host name (label {label:?})"
-            )));
+    // Labels of letters, digits and inner dashes, in one pass.
+    let bytes = host.as_bytes();
+    let mut label = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let bad = match b {
+            b'.' => i == label || bytes[i - 1] == b'-',
+            b'-' => i == label,
+            _ => !b.is_ascii_alphanumeric(),
+        };
+        if bad {
+            return Err(bad_label(host, label));
+        }
+        if b == b'.' {
+            label = i + 1;
         }
     }
-    Ok(host.to_ascii_lowercase())
+    if label == bytes.len() || bytes[bytes.len() - 1] == b'-' {
+        return Err(bad_label(host, label));
+    }
+    Ok(match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(host.to_ascii_lowercase()),
+        false => Cow::Borrowed(host),
+    })
+}
+
+/// `registry host "a..b" is not a valid host name (label "")`, for the
+/// label of `host` starting at `start`.
+fn bad_label(host: &str, start: usize) -> ParseError {
+    let label = host[start..].split('.').next().unwrap_or_default();
+    ParseError::new(format!(
+        "registry host {host:?} is not a valid host name (label {label:?})"
+    ))
 }
 
 /// One path component: `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
@@ -416,7 +515,8 @@ pub(crate) fn check_path_component(component: &str) -> Result<(), ParseError> {
             "path component {component:?} has upper-case letters"
         )));
     }
-    if let Some(c) = component.chars().find(|c| !is_path_char(*c)) {
+    if let Some(at) = component.bytes().position(|b| !is_path_char(char::from(b))) {
+        let c = component[at..].chars().next().unwrap_or_default();
         return Err(ParseError::new(format!(
             "path component {component:?} contains the invalid character {c:?}"
         )));
@@ -473,7 +573,7 @@ pub(crate) fn is_tag_char(c: char) -> bool {
 }
 
 /// `[\w][\w.-]{0,127}`.
-pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
+pub(crate) fn check_tag(tag: &str) -> Result<(), ParseError> {
     if tag.is_empty() {
         return Err(ParseError::new("empty tag after ':'"));
     }
@@ -483,7 +583,8 @@ pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
             tag.len()
         )));
     }
-    if let Some(c) = tag.chars().find(|c| !is_tag_char(*c)) {
+    if let Some(at) = tag.bytes().position(|b| !is_tag_char(char::from(b))) {
+        let c = tag[at..].chars().next().unwrap_or_default();
         return Err(ParseError::new(format!(
             "tag {tag:?} contains the invalid character {c:?}"
         )));
@@ -493,7 +594,7 @@ pub(crate) fn parse_tag(tag: &str) -> Result<String, ParseError> {
             "tag {tag:?} must start with a letter, digit or '_'"
         )));
     }
-    Ok(tag.to_string())
+    Ok(())
 }
 
 /// `sha256:` + 64 or `sha512:` + 128 lower-case hex digits: the one digest
@@ -511,6 +612,25 @@ pub(crate) fn check_digest(digest: &str) -> Result<(), ParseError> {
         Err(ParseError::new(format!(
             "digest {digest:?} must be sha256:<64 hex> or sha512:<128 hex> (lower-case)"
         )))
+    }
+}
+
+fn decimal_len(n: u16) -> usize {
+    match n {
+        0..10 => 1,
+        10..100 => 2,
+        100..1000 => 3,
+        1000..10000 => 4,
+        _ => 5,
+    }
+}
+
+/// Appends `n` in decimal (no formatting machinery on the way of every image).
+fn push_decimal(text: &mut String, n: u16) {
+    let mut power = 10u16.pow(decimal_len(n) as u32 - 1);
+    while power > 0 {
+        text.push(char::from(b'0' + (n / power % 10) as u8));
+        power /= 10;
     }
 }
 

@@ -1,18 +1,61 @@
 //! Settings: the schema users write, its validation, and its compilation into
 //! a [`Policy`] the engine runs.
 //!
-//! Every mistake is reported with the path of the bad field
-//! (`rules[2].verify.anyOf[0].cosign.keys[1]: unknown key "relase"`); unknown
-//! fields are errors, never ignored. Parsing and compiling happen in one pass
-//! ([`Policy::from_json`]) because a fresh policy-server instance pays for
-//! both on every request.
+//! # Reading
+//!
+//! policy-server makes a fresh instance for every request and hands it the
+//! settings with the request, so the settings are read, checked and compiled
+//! on every admission. They are read in place (`read.rs`, over the
+//! [`crate::json`] reader): strings are borrowed from the JSON text, nothing
+//! is allocated for what is only checked, and paths are never built while
+//! reading. The schema is plain Rust types declared once in `schema.rs`
+//! (`schema!` writes their reader from the declaration), so a new field is
+//! one line there plus what it means in [`compile`].
+//!
+//! # Errors
+//!
+//! Every mistake is recorded, reading goes on, and the report lists them all
+//! (up to 20, then `and N more`), one per line, in document order, each as
+//! `PATH: TEXT`:
+//!
+//! ```text
+//! rules[0].tags: unknown field `requiredigest`, expected one of `allow`, `deny`, `requireDigest`
+//! rules[2].verify.anyOf[0].cosign.keys[1]: unknown key "relase"
+//! settings: unknown field `rule`, expected one of `exemptNamespaces`, ...
+//! ```
+//!
+//! PATH is `settings` for the top level; fields are joined with `.`, list
+//! indices are `[i]`, and a map key that is not a plain name (letters,
+//! digits, `_`, `-`) is written as a quoted JSON string, `keys["my key"]`,
+//! so PATH never contains `: ` and a line splits at its first `: `. An error
+//! is recorded with the byte offset of the value it is about (or of the
+//! object missing a field), and the path is worked out from the offsets
+//! only for the report, so valid settings never pay for paths. A value with
+//! errors is left out (a list item, a map entry, a struct with a bad field);
+//! at the top level the bad field takes its default, so the rest of the
+//! settings is still checked. Unknown fields are errors, never ignored.
+//!
+//! # Compiling
+//!
+//! [`Policy::from_json`] compiles everything. A fresh instance, which
+//! answers one request and dies, compiles [`Scope::Images`]: every rule is
+//! still checked, but only the patterns that match one of the request's
+//! images are indexed, so that the policy decides those images exactly as
+//! the whole one would (a property test pins this).
+
+mod read;
+mod schema;
 
 use crate::conditions::Condition;
 use crate::glob::Glob;
-use crate::pattern::{self, Pattern, PatternSet};
+use crate::json::{Kind, Reader};
+use crate::pattern::{self, FastHash, Parts, PatternSet};
 use crate::pem;
+use crate::reference::Reference;
 use crate::wire::Platforms;
-use serde::Deserialize;
+use read::{Errors, FromJson, Got, Map, Text};
+pub(crate) use schema::{Action, Mode, OnDigestMismatch, Unmatched};
+use schema::{CheckSettings, RuleSettings, Settings, VerifySettings};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -20,240 +63,11 @@ use std::sync::Arc;
 pub const DEFAULT_BREAK_GLASS_ANNOTATION: &str = "image-policy.k8s.io/break-glass";
 
 // ---------------------------------------------------------------------------
-// Schema (what users write)
-// ---------------------------------------------------------------------------
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct Settings {
-    #[serde(default)]
-    exempt_namespaces: Vec<String>,
-    #[serde(default)]
-    exempt_images: Vec<String>,
-    #[serde(default)]
-    unmatched: Option<Unmatched>,
-    #[serde(default)]
-    break_glass: Option<BreakGlassSettings>,
-    #[serde(default)]
-    keys: BTreeMap<String, KeySettings>,
-    #[serde(default)]
-    rules: Vec<RuleSettings>,
-    /// Text for images no rule matches; `{image}` is the image as written.
-    #[serde(default)]
-    unmatched_message: Option<String>,
-    #[serde(default)]
-    sources: Option<SourcesSettings>,
-    /// Deny images whose first component is not a registry host.
-    #[serde(default)]
-    require_fully_qualified: bool,
-}
-
-/// Other tools' objects read at request time (see `sources::context`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct SourcesSettings {
-    #[serde(default)]
-    tmax: bool,
-    #[serde(default)]
-    tanzu: bool,
-}
-
-/// An image label the rule requires (OpenShift `matchImageLabels`);
-/// no `value` = the label must be present with any value.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct LabelSettings {
-    key: String,
-    #[serde(default)]
-    value: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct BreakGlassSettings {
-    #[serde(default = "default_break_glass_annotation")]
-    annotation: String,
-    #[serde(default)]
-    groups: Vec<String>,
-}
-
-fn default_break_glass_annotation() -> String {
-    DEFAULT_BREAK_GLASS_ANNOTATION.to_string()
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct KeySettings {
-    cosign: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct RuleSettings {
-    name: String,
-    #[serde(default)]
-    images: Vec<String>,
-    /// Regular expressions matched (whole) against the normalized repository
-    /// name `host[:port]/path`, so `alpine` and `docker.io/library/alpine`
-    /// cannot be told apart.
-    #[serde(default)]
-    image_regex: Vec<String>,
-    /// The rule matches only images whose config carries these labels.
-    #[serde(default)]
-    image_labels: Vec<LabelSettings>,
-    /// With `imageLabels`: an image whose labels cannot be read does not
-    /// match the rule (instead of being denied).
-    #[serde(default)]
-    skip_on_resolution_failure: bool,
-    #[serde(default)]
-    priority: i64,
-    #[serde(default)]
-    action: Action,
-    #[serde(default)]
-    mode: Mode,
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    tags: Option<TagSettings>,
-    #[serde(default)]
-    verify: Option<VerifySettings>,
-    #[serde(default)]
-    pin_digest: PinDigest,
-    #[serde(default)]
-    on_digest_mismatch: OnDigestMismatch,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct TagSettings {
-    #[serde(default)]
-    allow: Vec<String>,
-    #[serde(default)]
-    deny: Vec<String>,
-    #[serde(default)]
-    require_digest: bool,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct VerifySettings {
-    #[serde(default)]
-    any_of: Option<Vec<CheckSettings>>,
-    #[serde(default)]
-    all_of: Option<Vec<CheckSettings>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-enum CheckSettings {
-    Cosign {
-        keys: Vec<String>,
-        #[serde(default)]
-        annotations: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        platforms: Platforms,
-    },
-    #[serde(rename_all = "camelCase")]
-    Notary {
-        server: String,
-        #[serde(default)]
-        signers: Vec<NotarySignerSettings>,
-        #[serde(default)]
-        ca_cert: Option<String>,
-        #[serde(default)]
-        root_keys: Option<Vec<String>>,
-    },
-    #[serde(rename_all = "camelCase")]
-    Keyless {
-        issuer: String,
-        #[serde(default)]
-        subject: Option<String>,
-        #[serde(default)]
-        subject_prefix: Option<String>,
-        #[serde(default)]
-        annotations: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        platforms: Platforms,
-    },
-    GithubActions {
-        owner: String,
-        #[serde(default)]
-        repo: Option<String>,
-        #[serde(default)]
-        annotations: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        platforms: Platforms,
-    },
-    #[serde(rename_all = "camelCase")]
-    Certificate {
-        certificate: String,
-        #[serde(default)]
-        chain: Vec<String>,
-        #[serde(default)]
-        require_rekor_bundle: bool,
-        #[serde(default)]
-        annotations: Option<BTreeMap<String, String>>,
-        #[serde(default)]
-        platforms: Platforms,
-    },
-    /// Read by [`attestation_check`] (its signer is written like the
-    /// signature checks': keys, keyless, githubActions, certificate).
-    Attestation(serde_json::Value),
-    /// Read by [`crate::notation::NotationCheck::read`].
-    Notation(serde_json::Value),
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-struct NotarySignerSettings {
-    role: String,
-    #[serde(default)]
-    public_key: Option<String>,
-}
-
-// ---------------------------------------------------------------------------
 // Compiled policy (what the engine runs)
 // ---------------------------------------------------------------------------
 
-/// What happens to an image no rule matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Unmatched {
-    Allow,
-    Warn,
-    Deny,
-}
-
-impl Unmatched {
-    /// As written in the settings.
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Unmatched::Allow => "allow",
-            Unmatched::Warn => "warn",
-            Unmatched::Deny => "deny",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Action {
-    #[default]
-    Allow,
-    Deny,
-}
-
-/// `warn` turns every denial of the rule into a warning (rolling a rule out).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum Mode {
-    #[default]
-    Enforce,
-    Warn,
-}
-
 /// `pinDigest`: which objects get the verified (or resolved) digest written
-/// into their images.
+/// into their images (`true`, `false` or `"pods"`, read in `schema.rs`).
 ///
 /// `pods` is for GitOps: Argo CD and Flux compare the Deployments (and other
 /// templates) they manage with Git, so a rewritten template is drift they
@@ -282,38 +96,6 @@ impl PinDigest {
             PinDigest::Pods => pod,
         }
     }
-}
-
-/// `true`, `false` or `"pods"`.
-impl<'de> Deserialize<'de> for PinDigest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = PinDigest;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str(r#"true, false or "pods""#)
-            }
-            fn visit_bool<E>(self, pin: bool) -> Result<PinDigest, E> {
-                Ok(if pin { PinDigest::All } else { PinDigest::Off })
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<PinDigest, E> {
-                match text {
-                    "pods" => Ok(PinDigest::Pods),
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(text), &self)),
-                }
-            }
-        }
-        d.deserialize_any(Visitor)
-    }
-}
-
-/// What to do when the image's digest differs from the signed one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum OnDigestMismatch {
-    #[default]
-    Deny,
-    Rewrite,
 }
 
 /// Validated, compiled settings: what [`crate::decide::validate`] runs.
@@ -455,12 +237,32 @@ pub(crate) struct NamedKey {
     pub(crate) pem: String,
 }
 
+/// Which patterns a compiled policy indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'i> {
+    /// All of them: the policy decides any image.
+    All,
+    /// Those matching one of these images: the policy decides these images
+    /// (and only these) exactly as the whole policy would.
+    Images(&'i [&'i Reference]),
+}
+
+impl Scope<'_> {
+    fn keeps(self, parts: &Parts<'_>, text: &str) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Images(images) => images.iter().any(|i| parts.is_match(text, i)),
+        }
+    }
+}
+
 impl Policy {
     /// Parses, validates and compiles settings JSON (`{}` for none).
     ///
-    /// Every mistake is an error naming the path of the bad field; unknown
-    /// fields are errors, never ignored. Keys and certificates must be
-    /// well-formed PEM, patterns must match what they say.
+    /// Every mistake is reported, one per line, with the path of the bad
+    /// field (see the [module docs](self)); unknown fields are errors, never
+    /// ignored. Keys and certificates must be well-formed PEM, patterns must
+    /// match what they say.
     ///
     /// ```
     /// use imagegate_policy::settings::Policy;
@@ -477,151 +279,121 @@ impl Policy {
     /// .unwrap_err();
     /// assert!(e.starts_with(r#"rules[1].images[0]: invalid pattern "ghcr.*/**": host wildcard"#), "{e}");
     /// assert_eq!(
-    ///     Policy::from_json(r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"requiredigest":true}}]}"#).unwrap_err(),
-    ///     "rules[0].tags: unknown field `requiredigest`, expected one of `allow`, `deny`, `requireDigest`"
+    ///     Policy::from_json(r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"requiredigest":true}}],"unmatched":"no"}"#).unwrap_err(),
+    ///     "rules[0].tags: unknown field `requiredigest`, expected one of `allow`, `deny`, `requireDigest`\n\
+    ///      unmatched: unknown variant `no`, expected one of `allow`, `warn`, `deny`"
     /// );
     /// ```
     pub fn from_json(json: &str) -> Result<Policy, String> {
-        // serde reads a struct from a JSON array too; settings are an object.
-        if !json.trim_start().starts_with('{') {
-            return Err("settings must be a JSON object".to_string());
+        Policy::compile(json, Scope::All)
+    }
+
+    /// [`Policy::from_json`], indexing only the patterns `scope` keeps.
+    pub(crate) fn compile(json: &str, scope: Scope<'_>) -> Result<Policy, String> {
+        let mut errors = Errors::default();
+        let mut r = Reader::new(json);
+        // A struct reads from a JSON object only; say so for anything else.
+        let settings = match r.peek() {
+            Ok(Kind::Object) => match Settings::read(&mut r, &mut errors) {
+                Ok(Got::Value(s) | Got::Partial(s)) => {
+                    if let Err(e) = r.end() {
+                        errors.at(e.at, format!("invalid JSON: {}", e.what));
+                    }
+                    Some(s)
+                }
+                Ok(Got::Invalid) | Err(read::Syntax) => None,
+            },
+            _ => {
+                errors.at(r.pos(), "settings must be a JSON object");
+                None
+            }
+        };
+        let policy = settings.map(|s| compile(&s, json, &mut errors, scope));
+        match policy {
+            Some(policy) if errors.is_empty() => Ok(policy),
+            _ => Err(errors.report(json)),
         }
-        // Path tracking doubles the parse time, and a fresh policy-server
-        // instance parses the settings on every request: parse plainly, and
-        // only when that fails parse again to say where.
-        let settings = match serde_json::from_str::<Settings>(json) {
-            Ok(settings) => settings,
-            Err(plain) => {
-                let mut de = serde_json::Deserializer::from_str(json);
-                let tracked: Result<Settings, _> = serde_path_to_error::deserialize(&mut de);
-                return Err(match tracked {
-                    Err(e) => schema_error(e.path().to_string(), e.into_inner()),
-                    Ok(_) => plain.to_string(),
-                });
-            }
-        };
-        // With `sources`, the settings as written are completed per request
-        // (sources::context); keep them, without `sources`, for that.
-        let sources = match &settings.sources {
-            Some(s) if s.tmax || s.tanzu => {
-                let mut base: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(json).map_err(|e| e.to_string())?;
-                base.remove("sources");
-                Some(SourcedSettings {
-                    sources: crate::sources::context::Sources {
-                        tmax: s.tmax,
-                        tanzu: s.tanzu,
-                    },
-                    base,
-                })
-            }
-            _ => None,
-        };
-        let mut policy = compile(settings)?;
-        policy.sources = sources;
-        Ok(policy)
     }
 }
 
-/// `rules[0].tags: unknown field `requiredigest`, expected ...`: the path of
-/// the object that has the bad field, without serde_json's line and column
-/// (settings arrive re-serialized by the host, so positions mean nothing).
-fn schema_error(path: String, inner: serde_json::Error) -> String {
-    let mut message = inner.to_string();
-    if let Some(at) = message.rfind(" at line ") {
-        message.truncate(at);
-    }
-    let path = if message.starts_with("unknown field") {
-        // serde_path_to_error's path ends with the unknown field itself.
-        match path.rfind('.') {
-            Some(dot) => path[..dot].to_string(),
-            None => ".".to_string(),
-        }
-    } else {
-        path
-    };
-    if path == "." {
-        message
-    } else {
-        format!("{path}: {message}")
-    }
-}
-
-fn compile(s: Settings) -> Result<Policy, String> {
+/// Compiles checked settings; every mistake goes to `errors` (the policy
+/// is then not used).
+fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) -> Policy {
     let exempt_namespaces = s
         .exempt_namespaces
         .iter()
-        .enumerate()
-        .map(|(i, ns)| namespace_glob(ns).map_err(|e| format!("exemptNamespaces[{i}]: {e}")))
-        .collect::<Result<Vec<_>, _>>()?;
+        .filter_map(|ns| namespace_glob(ns).map_err(|e| errors.at(ns.at, e)).ok())
+        .collect();
 
-    let exempt_images = PatternSet::new(
-        s.exempt_images
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                parse_pattern(p)
-                    .map(|p| (p, i))
-                    .map_err(|e| format!("exemptImages[{i}]: {e}"))
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    );
-
-    let break_glass = match s.break_glass {
-        None => None,
-        Some(b) => {
-            if !is_annotation_key(&b.annotation) {
-                return Err(format!(
-                    "breakGlass.annotation: {:?} is not a valid annotation key",
-                    b.annotation
-                ));
+    let mut hosts = pattern::Hosts::default();
+    let mut exempt_images = PatternSet::default();
+    for (i, text) in s.exempt_images.iter().enumerate() {
+        if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
+            if scope.keeps(&parts, text) {
+                exempt_images.insert(&parts, text, i);
             }
-            Some(BreakGlass {
-                annotation: b.annotation,
-                groups: b.groups,
-            })
         }
-    };
+    }
 
-    let mut keys = HashMap::new();
-    for (name, key) in &s.keys {
-        pem::expect_one(&key.cosign, &["PUBLIC KEY"])
-            .map_err(|e| format!("keys.{name}.cosign: not a PEM public key: {e}"))?;
-        keys.insert(name.as_str(), key.cosign.as_str());
+    let break_glass = s.break_glass.as_ref().map(|b| {
+        if !is_annotation_key(&b.annotation) {
+            errors.at(
+                b.annotation.at,
+                format!("{:?} is not a valid annotation key", &*b.annotation),
+            );
+        }
+        BreakGlass {
+            annotation: b.annotation.to_string(),
+            groups: b.groups.iter().map(|g| g.to_string()).collect(),
+        }
+    });
+
+    // Key name -> PEM; `None` for an entry with errors (already reported).
+    let mut keys: HashMap<&str, Option<&str>, FastHash> = HashMap::default();
+    for (name, entry) in &s.keys.entries {
+        let pem = entry.as_ref().map(|key| {
+            if let Err(e) = pem::expect_one(&key.cosign, &["PUBLIC KEY"]) {
+                errors.at(key.cosign.at, format!("not a PEM public key: {e}"));
+            }
+            &*key.cosign
+        });
+        keys.insert(name, pem);
     }
 
     let mut rules = Vec::with_capacity(s.rules.len());
-    let mut patterns = Vec::new();
+    let mut patterns = PatternSet::default();
     let mut regexes = Vec::new();
-    let mut names: HashMap<&str, usize> = HashMap::new();
+    let mut names: HashMap<&str, usize, FastHash> = HashMap::default();
     for (i, r) in s.rules.iter().enumerate() {
-        let at = format!("rules[{i}]");
         if r.name.trim().is_empty() {
-            return Err(format!("{at}.name: must not be empty"));
-        }
-        if let Some(first) = names.insert(&r.name, i) {
-            return Err(format!(
-                "{at}.name: duplicate rule name {:?} (also rules[{first}])",
-                r.name
-            ));
+            errors.at(r.name.at, "must not be empty");
+        } else if let Some(first) = names.insert(&r.name, i) {
+            errors.at(
+                r.name.at,
+                format!("duplicate rule name {:?} (also rules[{first}])", &*r.name),
+            );
         }
         if r.images.is_empty() && r.image_regex.is_empty() {
-            return Err(format!(
-                "{at}.images: at least one pattern is required (in images or imageRegex)"
-            ));
+            errors.field(
+                r.at,
+                "images",
+                "at least one pattern is required (in images or imageRegex)",
+            );
         }
-        for (j, re) in r.image_regex.iter().enumerate() {
-            let anchored = regex_lite::Regex::new(&format!("^(?:{re})$"))
-                .map_err(|e| format!("{at}.imageRegex[{j}]: invalid regular expression: {e}"))?;
-            regexes.push((anchored, i));
+        for re in &r.image_regex {
+            match regex_lite::Regex::new(&format!("^(?:{})$", &**re)) {
+                Ok(anchored) => regexes.push((anchored, i)),
+                Err(e) => errors.at(re.at, format!("invalid regular expression: {e}")),
+            }
         }
-        for (j, p) in r.images.iter().enumerate() {
-            patterns.push((
-                parse_pattern(p).map_err(|e| format!("{at}.images[{j}]: {e}"))?,
-                i,
-            ));
+        for text in &r.images {
+            if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
+                if scope.keeps(&parts, text) {
+                    patterns.insert(&parts, text, i);
+                }
+            }
         }
-        rules.push(compile_rule(r, &at, &keys)?);
+        rules.push(compile_rule(r, &keys, errors));
     }
 
     // Any allow rule (in either mode) means the user listed what is allowed:
@@ -633,22 +405,49 @@ fn compile(s: Settings) -> Result<Policy, String> {
         (None, None) => (Unmatched::Allow, None),
     };
 
-    Ok(Policy {
+    // With `sources`, the settings as written are completed per request
+    // (sources::context); keep them, without `sources`, for that.
+    let sources = match &s.sources {
+        Some(src) if src.tmax || src.tanzu => {
+            match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json) {
+                Ok(mut base) => {
+                    base.remove("sources");
+                    Some(SourcedSettings {
+                        sources: crate::sources::context::Sources {
+                            tmax: src.tmax,
+                            tanzu: src.tanzu,
+                        },
+                        base,
+                    })
+                }
+                Err(e) => {
+                    errors.at(src.at, format!("cannot keep the settings for sources: {e}"));
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+
+    Policy {
         exempt_namespaces,
         exempt_images,
         unmatched,
         unmatched_because,
         break_glass,
         rules,
-        patterns: PatternSet::new(patterns),
+        patterns,
         regexes,
-        unmatched_message: s.unmatched_message,
-        sources: None,
+        unmatched_message: s.unmatched_message.as_ref().map(|m| m.to_string()),
+        sources,
         require_fully_qualified: s.require_fully_qualified,
-    })
+    }
 }
 
-fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Result<Rule, String> {
+/// Key name -> PEM text (`None`: the entry had errors).
+type Keys<'k> = HashMap<&'k str, Option<&'k str>, FastHash>;
+
+fn compile_rule(r: &RuleSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Rule {
     let tags = r.tags.as_ref();
     if r.action == Action::Deny {
         let extra = [
@@ -657,178 +456,188 @@ fn compile_rule(r: &RuleSettings, at: &str, keys: &HashMap<&str, &str>) -> Resul
             (r.pin_digest != PinDigest::Off, "pinDigest"),
         ];
         if let Some((_, field)) = extra.iter().find(|(set, _)| *set) {
-            return Err(format!(
-                "{at}.{field}: only rules with action allow can have {field}"
-            ));
+            errors.field(
+                r.at,
+                field,
+                format!("only rules with action allow can have {field}"),
+            );
         }
     }
-    let tag_globs = |list: &[String], field: &str| {
+    let mut tag_globs = |list: &[Text<'_>]| {
         list.iter()
-            .enumerate()
-            .map(|(k, t)| pattern::tag_glob(t).map_err(|e| format!("{at}.tags.{field}[{k}]: {e}")))
-            .collect::<Result<Vec<_>, _>>()
+            .filter_map(|t| match pattern::check_tag_glob(t) {
+                Ok(()) => Some(Glob::new(t)),
+                Err(e) => {
+                    errors.at(t.at, e);
+                    None
+                }
+            })
+            .collect::<Vec<_>>()
     };
+    let tags_allow = tag_globs(tags.map_or(&[][..], |t| &t.allow));
+    let tags_deny = tag_globs(tags.map_or(&[][..], |t| &t.deny));
     if r.skip_on_resolution_failure && r.image_labels.is_empty() {
-        return Err(format!(
-            "{at}.skipOnResolutionFailure: only rules with imageLabels resolve images"
-        ));
+        errors.field(
+            r.at,
+            "skipOnResolutionFailure",
+            "only rules with imageLabels resolve images",
+        );
     }
     let mut labels = Vec::with_capacity(r.image_labels.len());
-    for (k, l) in r.image_labels.iter().enumerate() {
+    for l in &r.image_labels {
         if l.key.is_empty() {
-            return Err(format!("{at}.imageLabels[{k}].key: must not be empty"));
+            errors.at(l.key.at, "must not be empty");
         }
         labels.push(LabelCondition {
-            key: l.key.clone(),
-            value: l.value.clone(),
+            key: l.key.to_string(),
+            value: l.value.as_ref().map(|v| v.to_string()),
         });
     }
-    let verify = match &r.verify {
-        None => None,
-        Some(v) => Some(compile_verify(v, &format!("{at}.verify"), keys)?),
-    };
-    Ok(Rule {
-        name: Arc::from(r.name.as_str()),
+    Rule {
+        name: Arc::from(&*r.name),
         priority: r.priority,
         action: r.action,
         mode: r.mode,
-        message: r.message.clone(),
-        tags_allow: tag_globs(tags.map_or(&[][..], |t| &t.allow), "allow")?,
-        tags_deny: tag_globs(tags.map_or(&[][..], |t| &t.deny), "deny")?,
+        message: r.message.as_ref().map(|m| m.to_string()),
+        tags_allow,
+        tags_deny,
         require_digest: tags.is_some_and(|t| t.require_digest),
-        verify,
+        verify: r
+            .verify
+            .as_ref()
+            .and_then(|v| compile_verify(v, keys, errors)),
         pin_digest: r.pin_digest,
         on_digest_mismatch: r.on_digest_mismatch,
         labels,
         skip_on_resolution_failure: r.skip_on_resolution_failure,
-    })
+    }
 }
 
-fn compile_verify(
-    v: &VerifySettings,
-    at: &str,
-    keys: &HashMap<&str, &str>,
-) -> Result<Verify, String> {
+fn compile_verify(v: &VerifySettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Option<Verify> {
     let (list, field, make): (_, _, fn(Vec<Check>) -> Verify) = match (&v.any_of, &v.all_of) {
         (Some(l), None) => (l, "anyOf", Verify::AnyOf),
         (None, Some(l)) => (l, "allOf", Verify::AllOf),
-        _ => return Err(format!("{at}: exactly one of anyOf or allOf is required")),
+        _ => {
+            errors.at(v.at, "exactly one of anyOf or allOf is required");
+            return None;
+        }
     };
     if list.is_empty() {
-        return Err(format!("{at}.{field}: at least one check is required"));
+        errors.field(v.at, field, "at least one check is required");
     }
     let checks = list
         .iter()
-        .enumerate()
-        .map(|(i, c)| compile_check(c, &format!("{at}.{field}[{i}]"), keys))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(make(checks))
+        .filter_map(|c| compile_check(c, keys, errors))
+        .collect();
+    Some(make(checks))
 }
 
-fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Result<Check, String> {
+/// A map of strings, owned.
+fn owned_map(map: &Option<Map<'_, Text<'_>>>) -> Option<BTreeMap<String, String>> {
+    map.as_ref().map(|m| {
+        m.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    })
+}
+
+/// Checks a PEM text, reporting a mistake at the text.
+fn check_pem(text: &Text<'_>, labels: &[&str], one: bool, errors: &mut Errors) {
+    let checked = match one {
+        true => pem::expect_one(text, labels).map(drop),
+        false => pem::expect_all(text, labels).map(drop),
+    };
+    if let Err(e) = checked {
+        errors.at(text.at, e);
+    }
+}
+
+fn compile_check(c: &CheckSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> Option<Check> {
     let signature =
-        |signers, annotations: &Option<BTreeMap<String, String>>, platforms: &Platforms| {
-            Ok(Check::Signature {
-                signers,
-                annotations: annotations.clone(),
-                platforms: *platforms,
-            })
-        };
-    match c {
-        CheckSettings::Cosign {
-            keys: names,
-            annotations,
-            platforms,
-        } => signature(
-            key_signers(names, &format!("{at}.cosign"), keys)?,
-            annotations,
-            platforms,
-        ),
-        CheckSettings::Notary {
-            server,
+        |signers, annotations: &Option<Map<'_, Text<'_>>>, platforms| Check::Signature {
             signers,
-            ca_cert,
-            root_keys,
-        } => {
-            let at = format!("{at}.notary");
-            if !is_url(server, &["https://"]) {
-                return Err(format!("{at}.server: {server:?} must be an https:// URL"));
-            }
-            let mut out = Vec::with_capacity(signers.len());
-            for (k, s) in signers.iter().enumerate() {
-                let role = s.role.strip_prefix("targets/").unwrap_or(&s.role);
-                if role.is_empty() || role.contains(char::is_whitespace) {
-                    return Err(format!(
-                        "{at}.signers[{k}].role: {:?} is not a delegation role",
-                        s.role
-                    ));
-                }
-                if let Some(key) = &s.public_key {
-                    pem::expect_one(key, &["PUBLIC KEY", "CERTIFICATE"])
-                        .map_err(|e| format!("{at}.signers[{k}].publicKey: {e}"))?;
-                }
-                out.push(crate::wire::NotarySigner {
-                    role: format!("targets/{role}"),
-                    public_key: s.public_key.clone(),
-                });
-            }
-            if let Some(ca) = ca_cert {
-                pem::expect_all(ca, &["CERTIFICATE"]).map_err(|e| format!("{at}.caCert: {e}"))?;
-            }
-            for (k, key) in root_keys.iter().flatten().enumerate() {
-                pem::expect_one(key, &["PUBLIC KEY", "CERTIFICATE"])
-                    .map_err(|e| format!("{at}.rootKeys[{k}]: {e}"))?;
-            }
-            Ok(Check::Notary {
-                server: server.trim_end_matches('/').to_string(),
-                signers: out,
-                ca_cert: ca_cert.clone(),
-                root_keys: root_keys.clone(),
-            })
+            annotations: owned_map(annotations),
+            platforms,
+        };
+    // The signers (and attestations, Notation) are checked by the readers
+    // they share with the hand-read checks: their errors are written from
+    // the check's object down (`.keys[0]: ...`).
+    let (at, checked) = match c {
+        CheckSettings::Cosign(c) => (
+            c.at,
+            key_signers(&c.keys, "", keys).map(|s| signature(s, &c.annotations, c.platforms)),
+        ),
+        CheckSettings::Notary(n) => return Some(compile_notary(n, errors)),
+        CheckSettings::Keyless(k) => (
+            k.at,
+            keyless_signers(
+                &k.issuer,
+                &k.subject.as_ref().map(|s| s.to_string()),
+                &k.subject_prefix.as_ref().map(|s| s.to_string()),
+                "",
+            )
+            .map(|s| signature(s, &k.annotations, k.platforms)),
+        ),
+        CheckSettings::GithubActions(g) => (
+            g.at,
+            github_signers(&g.owner, &g.repo.as_ref().map(|r| r.to_string()), "")
+                .map(|s| signature(s, &g.annotations, g.platforms)),
+        ),
+        CheckSettings::Certificate(c) => {
+            let chain: Vec<String> = c.chain.iter().map(|c| c.to_string()).collect();
+            (
+                c.at,
+                certificate_signers(&c.certificate, &chain, c.require_rekor_bundle, "")
+                    .map(|s| signature(s, &c.annotations, c.platforms)),
+            )
         }
-        CheckSettings::Keyless {
-            issuer,
-            subject,
-            subject_prefix,
-            annotations,
-            platforms,
-        } => signature(
-            keyless_signers(issuer, subject, subject_prefix, &format!("{at}.keyless"))?,
-            annotations,
-            platforms,
+        CheckSettings::Attestation(raw) => (raw.at, attestation_check(&raw.value, "", keys)),
+        CheckSettings::Notation(raw) => (
+            raw.at,
+            crate::notation::NotationCheck::read(&raw.value, "").map(Check::Notation),
         ),
-        CheckSettings::GithubActions {
-            owner,
-            repo,
-            annotations,
-            platforms,
-        } => signature(
-            github_signers(owner, repo, &format!("{at}.githubActions"))?,
-            annotations,
-            platforms,
-        ),
-        CheckSettings::Certificate {
-            certificate,
-            chain,
-            require_rekor_bundle,
-            annotations,
-            platforms,
-        } => signature(
-            certificate_signers(
-                certificate,
-                chain,
-                *require_rekor_bundle,
-                &format!("{at}.certificate"),
-            )?,
-            annotations,
-            platforms,
-        ),
-        CheckSettings::Attestation(value) => {
-            attestation_check(value, &format!("{at}.attestation"), keys)
+    };
+    checked.map_err(|e| errors.below(at, e)).ok()
+}
+
+fn compile_notary(n: &schema::NotarySettings<'_>, errors: &mut Errors) -> Check {
+    if !is_url(&n.server, &["https://"]) {
+        errors.at(
+            n.server.at,
+            format!("{:?} must be an https:// URL", &*n.server),
+        );
+    }
+    let mut signers = Vec::with_capacity(n.signers.len());
+    for s in &n.signers {
+        let role = s.role.strip_prefix("targets/").unwrap_or(&s.role);
+        if role.is_empty() || role.contains(char::is_whitespace) {
+            errors.at(
+                s.role.at,
+                format!("{:?} is not a delegation role", &*s.role),
+            );
         }
-        CheckSettings::Notation(value) => Ok(Check::Notation(
-            crate::notation::NotationCheck::read(value, &format!("{at}.notation"))?,
-        )),
+        if let Some(key) = &s.public_key {
+            check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
+        }
+        signers.push(crate::wire::NotarySigner {
+            role: format!("targets/{role}"),
+            public_key: s.public_key.as_ref().map(|k| k.to_string()),
+        });
+    }
+    if let Some(ca) = &n.ca_cert {
+        check_pem(ca, &["CERTIFICATE"], false, errors);
+    }
+    for key in n.root_keys.iter().flatten() {
+        check_pem(key, &["PUBLIC KEY", "CERTIFICATE"], true, errors);
+    }
+    Check::Notary {
+        server: n.server.trim_end_matches('/').to_string(),
+        signers,
+        ca_cert: n.ca_cert.as_ref().map(|c| c.to_string()),
+        root_keys: n
+            .root_keys
+            .as_ref()
+            .map(|keys| keys.iter().map(|k| k.to_string()).collect()),
     }
 }
 
@@ -837,7 +646,7 @@ fn compile_check(c: &CheckSettings, at: &str, keys: &HashMap<&str, &str>) -> Res
 fn attestation_check(
     value: &serde_json::Value,
     at: &str,
-    keys: &HashMap<&str, &str>,
+    keys: &Keys<'_>,
 ) -> Result<Check, String> {
     let map = fields(
         value,
@@ -1028,16 +837,20 @@ pub(crate) fn string(
 }
 
 /// `keys` (at `{at}.keys`): names from the settings' `keys`, or inline PEM.
-fn key_signers(names: &[String], at: &str, keys: &HashMap<&str, &str>) -> Result<Signers, String> {
+fn key_signers<N: std::ops::Deref<Target = str>>(
+    names: &[N],
+    at: &str,
+    keys: &Keys<'_>,
+) -> Result<Signers, String> {
     if names.is_empty() {
         return Err(format!("{at}.keys: at least one key is required"));
     }
-    names
-        .iter()
-        .enumerate()
-        .map(|(k, name)| resolve_key(name, keys).map_err(|e| format!("{at}.keys[{k}]: {e}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map(Signers::Keys)
+    let mut found = Vec::with_capacity(names.len());
+    for (k, name) in names.iter().enumerate() {
+        let key = resolve_key(name, keys).map_err(|e| format!("{at}.keys[{k}]: {e}"))?;
+        found.extend(key);
+    }
+    Ok(Signers::Keys(found))
 }
 
 fn keyless_signers(
@@ -1099,26 +912,34 @@ fn certificate_signers(
     })
 }
 
-/// A key reference is the name of an entry in `keys`, or an inline PEM key.
-fn resolve_key(name: &str, keys: &HashMap<&str, &str>) -> Result<NamedKey, String> {
+/// A key reference is the name of an entry in `keys`, or an inline PEM key
+/// (`Ok(None)`: the entry has errors, reported there).
+fn resolve_key(name: &str, keys: &Keys<'_>) -> Result<Option<NamedKey>, String> {
     if name.trim_start().starts_with("-----BEGIN") {
         pem::expect_one(name, &["PUBLIC KEY"]).map_err(|e| format!("not a PEM public key: {e}"))?;
-        return Ok(NamedKey {
+        return Ok(Some(NamedKey {
             name: "inline".to_string(),
             pem: name.to_string(),
-        });
+        }));
     }
     match keys.get(name) {
-        Some(pem) => Ok(NamedKey {
+        Some(pem) => Ok(pem.map(|pem| NamedKey {
             name: name.to_string(),
             pem: pem.to_string(),
-        }),
+        })),
         None => Err(format!("unknown key {name:?}")),
     }
 }
 
-fn parse_pattern(text: &str) -> Result<Pattern, String> {
-    Pattern::parse(text).map_err(|e| format!("invalid pattern {text:?}: {e}"))
+/// A pattern of the settings, checked (a mistake is reported at its text).
+fn parse_pattern<'t>(
+    text: &'t Text<'_>,
+    hosts: &mut pattern::Hosts<'t>,
+    errors: &mut Errors,
+) -> Option<Parts<'t>> {
+    Parts::parse_with(text, hosts)
+        .map_err(|e| errors.at(text.at, format!("invalid pattern {:?}: {e}", &**text)))
+        .ok()
 }
 
 /// Namespace names are DNS labels; `*` is the only wildcard.
@@ -1164,6 +985,7 @@ fn is_annotation_key(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use read::REPORTED_ERRORS as REPORTED;
 
     const KEY: &str = "-----BEGIN PUBLIC KEY-----\\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEQTW9sqsjDyllhoVJlqBrZv/VtgKl\\n9fpjLZZGCTcsG+r4h2SI/d0w/nIO0LXHbMr5eNLOw2Nd3LP7zP8ijpZqqg==\\n-----END PUBLIC KEY-----\\n";
 
@@ -1194,7 +1016,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_errors_with_their_path() {
         let e = err(r#"{"rule":[]}"#);
-        assert!(e.starts_with("unknown field `rule`"), "{e}");
+        assert!(e.starts_with("settings: unknown field `rule`"), "{e}");
         let e = err(
             r#"{"rules":[{"name":"a","images":["x/y"],"tags":{"deny":["latest"],"requiredigest":true}}]}"#,
         );
@@ -1448,6 +1270,26 @@ mod tests {
     }
 
     #[test]
+    fn errors_of_the_checks_read_by_hand_are_reported_with_the_others() {
+        let json = r#"{"rules":[
+            {"name":"a","images":["a/b"],"pinDigest":5},
+            {"name":"b","images":["c/d"],"verify":{"anyOf":[{"keyless":{"issuer":"https://i","subject":"s","platforms":"any"}}]}},
+            {"name":"c","images":["e/f"],"verify":{"anyOf":[{"notation":{"trustStores":{}}}]}},
+            {"name":"d","images":["g/h"],"verify":{"anyOf":[{"attestation":{"predicateType":"p","keys":["nope"]}}]}},
+            {"name":"e","images":["i/j"],"pinDigest":"pods","verify":{"allOf":[{"cosign":{"keys":["x"]}}]}}
+        ],"requireFullyQualified":"yes"}"#;
+        assert_eq!(
+            err(json),
+            "rules[0].pinDigest: invalid type: integer `5`, expected true, false or \"pods\"\n\
+             rules[1].verify.anyOf[0].keyless.platforms: unknown variant `any`, expected `index` or `all`\n\
+             rules[2].verify.anyOf[0].notation.trustStores: at least one trust store is required\n\
+             rules[3].verify.anyOf[0].attestation.keys[0]: unknown key \"nope\"\n\
+             rules[4].verify.allOf[0].cosign.keys[0]: unknown key \"x\"\n\
+             requireFullyQualified: invalid type: string \"yes\", expected a boolean"
+        );
+    }
+
+    #[test]
     fn url_looking_patterns_say_what_to_write() {
         assert_eq!(
             err(r#"{"rules":[{"name":"a","images":["https://ghcr.io/corp/**"]}]}"#),
@@ -1464,5 +1306,74 @@ mod tests {
         assert!(Policy::from_json("{} {}").is_err());
         assert!(Policy::from_json("[]").is_err());
         assert!(Policy::from_json("null").is_err());
+    }
+
+    #[test]
+    fn every_error_is_reported_with_its_path_in_document_order() {
+        // Schema and semantic mistakes mixed, the top level last. A rule with
+        // a schema error is left out of the checks that follow (rules[0] is not
+        // there to be the duplicate of rules[2], rules[1]'s tags are not checked).
+        let json = format!(
+            r#"{{"exemptNamespaces":["Kube-System"],
+                "keys":{{"k":{{"cosign":"nope"}},"my key":{{"cosgn":"x"}}}},
+                "rules":[
+                  {{"name":"a","images":["ghcr.*/**","nginx"],"priority":"high"}},
+                  {{"name":"b","images":["x/y",5],"tags":{{"deny":["lat est"]}}}},
+                  {{"name":"a","images":["x/z"],"tags":{{"deny":["-x"]}},"verify":{{"anyOf":[{{"cosign":{{"keys":["my key","nokey","{KEY}"]}}}}]}}}},
+                  {{"name":"d","images":["Registry.Example"],"action":"deny","pinDigest":true}}
+                ],
+                "unmatched":"maybe","rule":[]}}"#
+        );
+        let report = err(&json);
+        let lines: Vec<&str> = report.lines().collect();
+        let want = [
+            "exemptNamespaces[0]: \"Kube-System\" is not a namespace name or glob",
+            "keys.k.cosign: not a PEM public key",
+            "keys[\"my key\"]: missing field `cosign`",
+            "keys[\"my key\"]: unknown field `cosgn`, expected `cosign`",
+            "rules[0].priority: invalid type: string \"high\", expected an integer (i64)",
+            "rules[1].images[1]: invalid type: integer `5`, expected a string",
+            "rules[2].tags.deny[0]: \"-x\" is not a tag or tag glob",
+            "rules[2].verify.anyOf[0].cosign.keys[1]: unknown key \"nokey\"",
+            "rules[3].images[0]: invalid pattern \"Registry.Example\"",
+            "rules[3].pinDigest: only rules with action allow can have pinDigest",
+            "unmatched: unknown variant `maybe`, expected one of `allow`, `warn`, `deny`",
+            "settings: unknown field `rule`, expected one of",
+        ];
+        assert_eq!(lines.len(), want.len(), "{report}");
+        for (line, want) in lines.iter().zip(want) {
+            assert!(
+                line.starts_with(want),
+                "{line:?} should start with {want:?}\n{report}"
+            );
+        }
+        // Every line splits into PATH and TEXT at its first ": ".
+        for line in lines {
+            let (path, _) = line.split_once(": ").unwrap();
+            assert!(!path.contains(' ') || path.contains('"'), "{path}");
+        }
+    }
+
+    #[test]
+    fn the_report_is_bounded() {
+        let rules: Vec<String> = (0..25)
+            .map(|i| format!(r#"{{"name":"r{i}","images":["bad host/{i}"]}}"#))
+            .collect();
+        let report = err(&format!(r#"{{"rules":[{}]}}"#, rules.join(",")));
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), REPORTED + 1, "{report}");
+        assert!(lines[0].starts_with("rules[0].images[0]: invalid pattern"));
+        assert!(lines[REPORTED - 1].starts_with(&format!("rules[{}].images[0]:", REPORTED - 1)));
+        assert_eq!(lines[REPORTED], format!("and {} more", 25 - REPORTED));
+    }
+
+    #[test]
+    fn syntax_errors_say_where() {
+        assert_eq!(
+            err(r#"{"rules":[{"name":"a",}]}"#),
+            "rules[0]: invalid JSON: expected a string"
+        );
+        assert_eq!(err("{} {}"), "settings: invalid JSON: trailing characters");
+        assert_eq!(err("[]"), "settings: settings must be a JSON object");
     }
 }

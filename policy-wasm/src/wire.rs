@@ -6,22 +6,23 @@
 //! engine sends through [`crate::host::Host`]. The host-runner reuses the same
 //! types to answer those calls, so guest and host cannot drift apart.
 
-use serde::{Deserialize, Serialize};
+use crate::json::{self, Kind, Reader, Skip};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// The `validate` input: `{"request": ..., "settings": {...}}`.
 ///
-/// `settings` stays raw so the guest can compare it byte for byte with the
+/// `settings` stays text so the guest can compare it byte for byte with the
 /// settings of the policy it compiled last and skip recompiling.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, PartialEq)]
 pub struct ValidationRequest<'a> {
     /// The admission request to decide.
     pub request: AdmissionRequest,
-    /// The policy's settings as the host sends them (`{}` when absent).
-    #[serde(borrow, default)]
-    pub settings: Option<&'a RawValue>,
+    /// The policy's settings as the host sends them (`None` when absent).
+    #[serde(borrow, default, deserialize_with = "raw_text")]
+    pub settings: Option<&'a str>,
     /// imagegate hosts only (`imagegate check`, `run --output text`): answer
     /// an [`ExplainedResponse`], the response plus one [`ImageReport`] per
     /// image. A top-level key of the payload, not a setting: policy-server
@@ -29,6 +30,94 @@ pub struct ValidationRequest<'a> {
     /// in a cluster can ask for it and its answers never change.
     #[serde(default)]
     pub imagegate_explain: bool,
+}
+
+fn raw_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    Option::<&'de RawValue>::deserialize(d).map(|raw| raw.map(RawValue::get))
+}
+
+impl<'a> ValidationRequest<'a> {
+    /// Reads a `validate` payload. What the host writes is read in place:
+    /// the raw parts (the objects) are copied as text, nothing else is built
+    /// for what the engine does not read, `settings` is borrowed. Anything
+    /// else, invalid payloads included, goes through serde_json, whose error
+    /// is returned.
+    pub fn from_slice(payload: &'a [u8]) -> Result<ValidationRequest<'a>, String> {
+        read(payload, None, false).map(|(vr, _)| vr)
+    }
+}
+
+/// What [`read`] knows of the settings text it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SettingsText {
+    /// The `known` text (compared, not scanned).
+    Known,
+    /// Scanned: one JSON value.
+    Checked,
+    /// Taken unscanned as the payload's last value (`lazy`): the settings
+    /// reader checks it; if it does not read, read the payload again
+    /// without `lazy` (then it is [`SettingsText::Checked`]).
+    Unchecked,
+}
+
+/// [`ValidationRequest::from_slice`], knowing the settings `known` (read by
+/// an earlier call, so valid JSON): when the payload's settings are that
+/// text, they are compared, not scanned again. With `lazy`, settings that
+/// end the payload (as policy-evaluator writes it) are not scanned either:
+/// whoever reads them checks them ([`SettingsText::Unchecked`]).
+pub(crate) fn read<'a>(
+    payload: &'a [u8],
+    known: Option<&str>,
+    lazy: bool,
+) -> Result<(ValidationRequest<'a>, SettingsText), String> {
+    let fast = std::str::from_utf8(payload)
+        .ok()
+        .and_then(|text| read_validation_request(text, known, lazy));
+    match fast {
+        Some(read) => Ok(read),
+        None => {
+            let vr: ValidationRequest =
+                serde_json::from_slice(payload).map_err(|e| e.to_string())?;
+            let same = known.is_some_and(|k| {
+                vr.settings
+                    .is_some_and(|s| json::same(s.as_bytes(), k.as_bytes()))
+            });
+            Ok((
+                vr,
+                [SettingsText::Checked, SettingsText::Known][same as usize],
+            ))
+        }
+    }
+}
+
+/// A JSON value kept as its text: the parts of a request the engine reads
+/// only in part (the objects, `workload`) or never (passed on as they came).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawJson(pub(crate) Box<str>);
+
+impl RawJson {
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON of `value`.
+    pub fn to_raw(value: &impl Serialize) -> Result<RawJson, serde_json::Error> {
+        serde_json::to_string(value).map(|text| RawJson(text.into()))
+    }
+}
+
+impl Serialize for RawJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw: &RawValue = serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawJson {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<RawJson, D::Error> {
+        Box::<RawValue>::deserialize(d).map(|raw| RawJson(raw.into()))
+    }
 }
 
 /// `admission.k8s.io/v1` AdmissionRequest as policy-evaluator re-serializes it.
@@ -41,7 +130,7 @@ pub struct ValidationRequest<'a> {
 /// The host reads requests into this type too (after checking the fields
 /// policy-evaluator requires); `request_resource`, `options` and
 /// `user_info.extra` are never read by the engine, only passed on raw.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct AdmissionRequest {
     /// Identifies the request; the host copies it into the response.
@@ -60,7 +149,7 @@ pub struct AdmissionRequest {
     /// The resource originally requested; passed on raw (the engine never
     /// reads it, the host forwards it as policy-evaluator does).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub request_resource: Option<Box<RawValue>>,
+    pub request_resource: Option<RawJson>,
     /// The subresource originally requested.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_sub_resource: Option<String>,
@@ -77,17 +166,17 @@ pub struct AdmissionRequest {
     pub user_info: UserInfo,
     /// The object as it would be stored.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object: Option<Box<RawValue>>,
+    pub object: Option<RawJson>,
     /// The stored object, on UPDATE and DELETE (never trusted for images:
     /// every image of `object` is checked).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub old_object: Option<Box<RawValue>>,
+    pub old_object: Option<RawJson>,
     /// The request will not be persisted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dry_run: Option<bool>,
     /// The operation's options (`CreateOptions`, ...); passed on raw.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub options: Option<Box<RawValue>>,
+    pub options: Option<RawJson>,
 }
 
 /// An API group, version and kind (`apps`, `v1`, `Deployment`; core is `""`).
@@ -115,7 +204,7 @@ pub struct GroupVersionResource {
 }
 
 /// Who sent the request, as the API server authenticated them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct UserInfo {
     /// The user name (named in break-glass warnings and audit annotations).
@@ -129,7 +218,7 @@ pub struct UserInfo {
     pub groups: Vec<String>,
     /// Extra attributes of the requester; passed on raw.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub extra: Option<Box<RawValue>>,
+    pub extra: Option<RawJson>,
 }
 
 /// The `validate` output. All six keys are always written (as the SDK does);
@@ -715,4 +804,369 @@ pub enum NotationStoreKind {
     SigningAuthority,
     /// Roots of timestamp authorities.
     Tsa,
+}
+
+// ---------------------------------------------------------------------------
+// The `validate` payload, read in place
+// ---------------------------------------------------------------------------
+
+/// Reads what serde_json would read into [`ValidationRequest`], or `None`
+/// (then serde_json decides, and says why if it is invalid). Stricter than
+/// serde_json where that is simpler (a repeated field, a struct written as a
+/// list, a lone surrogate anywhere), never laxer; a property test holds both
+/// to the same result.
+fn read_validation_request<'a>(
+    text: &'a str,
+    known: Option<&str>,
+    lazy: bool,
+) -> Option<(ValidationRequest<'a>, SettingsText)> {
+    let mut r = Reader::new(text);
+    let mut request = None;
+    let mut settings = None;
+    let mut explain = None;
+    let mut state = SettingsText::Checked;
+    let mut entries = r.object().ok()?;
+    while let Some(key) = r.key(&mut entries).ok()? {
+        match &*key {
+            "request" if request.is_none() => request = Some(admission_request(&mut r)?),
+            "settings" if settings.is_none() => {
+                settings = Some(match r.peek().ok()? {
+                    Kind::Null => r.null().ok().map(|()| None)?,
+                    _ => {
+                        let (text, read) = settings_text(&mut r, known, lazy)?;
+                        state = read;
+                        Some(text)
+                    }
+                })
+            }
+            "imagegate_explain" if explain.is_none() => explain = Some(r.bool().ok()?),
+            "request" | "settings" | "imagegate_explain" => return None,
+            _ => r.skip(Skip::Raw).ok()?,
+        }
+    }
+    r.end().ok()?;
+    let vr = ValidationRequest {
+        request: request?,
+        settings: settings.flatten(),
+        imagegate_explain: explain.unwrap_or(false),
+    };
+    Some((vr, state))
+}
+
+/// The settings' text: `known` is compared, not scanned (a whole JSON value
+/// followed by what a value may be followed by); with `lazy`, the rest of
+/// the payload before its closing `}` is taken unscanned. That is the
+/// settings value exactly when it is one JSON value: a value the settings
+/// were not (another key after them) does not read as one.
+fn settings_text<'a>(
+    r: &mut Reader<'a>,
+    known: Option<&str>,
+    lazy: bool,
+) -> Option<(&'a str, SettingsText)> {
+    r.peek().ok()?;
+    let start = r.pos();
+    let rest = &r.text().as_bytes()[start..];
+    if let Some(known) = known.filter(|k| {
+        rest.get(..k.len())
+            .is_some_and(|r| json::same(r, k.as_bytes()))
+    }) {
+        r.advance(known.len());
+        return Some((&r.text()[start..r.pos()], SettingsText::Known));
+    }
+    if lazy {
+        let rest = r.text()[start..].trim_end();
+        if let Some(value) = rest.strip_suffix('}').map(str::trim_end) {
+            if !value.is_empty() {
+                r.advance(value.len());
+                return Some((value, SettingsText::Unchecked));
+            }
+        }
+    }
+    r.raw(Skip::Raw)
+        .ok()
+        .map(|text| (text, SettingsText::Checked))
+}
+
+/// Reads an object's fields with `field`, which returns the field's number
+/// (`None`: a field it does not know, then skipped); a repeated field is refused.
+fn fields<'a>(
+    r: &mut Reader<'a>,
+    mut field: impl FnMut(&str, &mut Reader<'a>) -> Option<Option<u32>>,
+) -> Option<()> {
+    let mut seen = 0u32;
+    let mut entries = r.object().ok()?;
+    while let Some(key) = r.key(&mut entries).ok()? {
+        match field(&key, r)? {
+            None => r.skip(Skip::Raw).ok()?,
+            Some(n) if seen & (1 << n) != 0 => return None,
+            Some(n) => seen |= 1 << n,
+        }
+    }
+    Some(())
+}
+
+fn string(r: &mut Reader<'_>) -> Option<String> {
+    r.string().ok().map(|s| s.into_owned())
+}
+
+/// `null` is `None`, as serde reads an `Option`.
+fn optional<'a, T>(
+    r: &mut Reader<'a>,
+    read: impl FnOnce(&mut Reader<'a>) -> Option<T>,
+) -> Option<Option<T>> {
+    if r.peek().ok()? == Kind::Null {
+        return r.null().ok().map(|()| None);
+    }
+    read(r).map(Some)
+}
+
+fn raw(r: &mut Reader<'_>) -> Option<RawJson> {
+    r.raw(Skip::Raw).ok().map(|text| RawJson(text.into()))
+}
+
+fn group_version_kind(r: &mut Reader<'_>) -> Option<GroupVersionKind> {
+    let mut gvk = GroupVersionKind::default();
+    fields(r, |key, r| {
+        let (n, slot) = match key {
+            "group" => (0, &mut gvk.group),
+            "version" => (1, &mut gvk.version),
+            "kind" => (2, &mut gvk.kind),
+            _ => return Some(None),
+        };
+        *slot = string(r)?;
+        Some(Some(n))
+    })?;
+    Some(gvk)
+}
+
+fn group_version_resource(r: &mut Reader<'_>) -> Option<GroupVersionResource> {
+    let mut gvr = GroupVersionResource::default();
+    fields(r, |key, r| {
+        let (n, slot) = match key {
+            "group" => (0, &mut gvr.group),
+            "version" => (1, &mut gvr.version),
+            "resource" => (2, &mut gvr.resource),
+            _ => return Some(None),
+        };
+        *slot = string(r)?;
+        Some(Some(n))
+    })?;
+    Some(gvr)
+}
+
+fn user_info(r: &mut Reader<'_>) -> Option<UserInfo> {
+    let mut user = UserInfo::default();
+    fields(r, |key, r| {
+        Some(Some(match key {
+            "username" => {
+                user.username = optional(r, string)?;
+                0
+            }
+            "uid" => {
+                user.uid = optional(r, string)?;
+                1
+            }
+            "groups" => {
+                let mut entries = r.array().ok()?;
+                while r.item(&mut entries).ok()? {
+                    user.groups.push(string(r)?);
+                }
+                2
+            }
+            "extra" => {
+                user.extra = optional(r, raw)?;
+                3
+            }
+            _ => return Some(None),
+        }))
+    })?;
+    Some(user)
+}
+
+fn admission_request(r: &mut Reader<'_>) -> Option<AdmissionRequest> {
+    let mut req = AdmissionRequest::default();
+    fields(r, |key, r| {
+        Some(Some(match key {
+            "uid" => {
+                req.uid = string(r)?;
+                0
+            }
+            "kind" => {
+                req.kind = group_version_kind(r)?;
+                1
+            }
+            "resource" => {
+                req.resource = group_version_resource(r)?;
+                2
+            }
+            "subResource" => {
+                req.sub_resource = optional(r, string)?;
+                3
+            }
+            "requestKind" => {
+                req.request_kind = optional(r, group_version_kind)?;
+                4
+            }
+            "requestResource" => {
+                req.request_resource = optional(r, raw)?;
+                5
+            }
+            "requestSubResource" => {
+                req.request_sub_resource = optional(r, string)?;
+                6
+            }
+            "name" => {
+                req.name = optional(r, string)?;
+                7
+            }
+            "namespace" => {
+                req.namespace = optional(r, string)?;
+                8
+            }
+            "operation" => {
+                req.operation = string(r)?;
+                9
+            }
+            "userInfo" => {
+                req.user_info = user_info(r)?;
+                10
+            }
+            "object" => {
+                req.object = optional(r, raw)?;
+                11
+            }
+            "oldObject" => {
+                req.old_object = optional(r, raw)?;
+                12
+            }
+            "dryRun" => {
+                req.dry_run = optional(r, |r| r.bool().ok())?;
+                13
+            }
+            "options" => {
+                req.options = optional(r, raw)?;
+                14
+            }
+            _ => return Some(None),
+        }))
+    })?;
+    Some(req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::Request;
+    use serde_json::json;
+
+    /// The payload of `request` as policy-evaluator writes it (and the host-runner).
+    fn payload(request: &Value, settings: &Value) -> String {
+        serde_json::to_string(&json!({"request": request, "settings": settings})).unwrap()
+    }
+
+    #[test]
+    fn what_hosts_write_is_read_in_place_as_serde_reads_it() {
+        let settings = json!({"rules":[{"name":"a","images":["x/y"]}]});
+        let full = Request::pod(&["nginx", "ghcr.io/a/b:1"])
+            .set("subResource", json!(null))
+            .set(
+                "requestKind",
+                json!({"group":"","version":"v1","kind":"Pod"}),
+            )
+            .set(
+                "requestResource",
+                json!({"group":"","version":"v1","resource":"pods"}),
+            )
+            .set("oldObject", json!({"spec":{}}))
+            .set("dryRun", json!(false))
+            .set(
+                "options",
+                json!({"kind":"CreateOptions","apiVersion":"meta.k8s.io/v1"}),
+            )
+            .set("unknownField", json!([1, {"x": null}]));
+        let pod = payload(&Request::pod(&["nginx"]).into_json(), &settings);
+        // A lone surrogate where no string is decoded passes, as in serde_json.
+        let lone = pod.replacen("\"object\":{", "\"object\":{\"l\":\"\\ud800\",", 1);
+        for text in [pod, payload(&full.into_json(), &settings), lone] {
+            let fast = read_validation_request(&text, None, false).expect("read in place");
+            let slow: ValidationRequest = serde_json::from_str(&text).unwrap();
+            assert_eq!(fast.0, slow);
+            assert_eq!(fast.1, SettingsText::Checked);
+            // Settings that end the payload are taken, not scanned.
+            let lazy = read_validation_request(&text, None, true).unwrap();
+            assert_eq!((&lazy.0, lazy.1), (&slow, SettingsText::Unchecked));
+            // Settings seen before are compared, not scanned.
+            let known = settings.to_string();
+            let again = read_validation_request(&text, Some(&known), true).unwrap();
+            assert_eq!((again.0, again.1), (slow, SettingsText::Known));
+        }
+    }
+
+    #[test]
+    fn lazy_settings_are_the_rest_of_the_payload_and_checked_by_their_reader() {
+        let request = Request::pod(&["nginx"]).into_json();
+        let last = payload(&request, &json!({"rules": []}));
+        let (vr, state) = read(last.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Unchecked)
+        );
+        // Not last: the candidate swallows what follows (here the request,
+        // so serde reads the payload); after an object key, the settings
+        // reader refuses it and the strict read finds the settings.
+        let first = format!(
+            r#"{{"settings":{{"rules":[]}},"request":{}}}"#,
+            serde_json::to_string(&request).unwrap()
+        );
+        let (vr, state) = read(first.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Checked)
+        );
+        let middle = last.replacen(
+            r#""settings":{"rules":[]}"#,
+            r#""settings":{"rules":[]},"x":1"#,
+            1,
+        );
+        let (vr, state) = read(middle.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]},"x":1"#), SettingsText::Unchecked)
+        );
+        assert!(crate::settings::Policy::from_json(vr.settings.unwrap()).is_err());
+        let (vr, state) = read(middle.as_bytes(), None, false).unwrap();
+        assert_eq!(
+            (vr.settings, state),
+            (Some(r#"{"rules":[]}"#), SettingsText::Checked)
+        );
+    }
+
+    #[test]
+    fn what_the_reader_refuses_goes_to_serde() {
+        let ok = payload(&Request::pod(&["nginx"]).into_json(), &json!({}));
+        for (text, serde_ok) in [
+            (ok.replacen("\"uid\"", "\"uid\":\"x\",\"uid\"", 1), false),
+            (
+                ok.replacen("\"kind\":{", "\"kind\":[\"\",\"v1\",\"Pod\"],\"x\":{", 1),
+                true,
+            ),
+            (
+                ok.replacen("{\"request\"", "{\"settings\":null,\"settings\"", 1),
+                false,
+            ),
+            (ok[..ok.len() - 1].to_string(), false),
+        ] {
+            assert!(
+                read_validation_request(&text, None, false).is_none(),
+                "{text}"
+            );
+            let serde = serde_json::from_str::<ValidationRequest>(&text);
+            assert_eq!(serde.is_ok(), serde_ok, "{text}");
+            assert_eq!(
+                ValidationRequest::from_slice(text.as_bytes()).ok(),
+                serde.ok(),
+                "{text}"
+            );
+        }
+    }
 }

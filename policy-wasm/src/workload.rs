@@ -5,12 +5,9 @@
 //! JSON pointer of its string, so pinning a digest edits exactly that string
 //! in the original JSON (no typed round-trip that could drop fields).
 
-use crate::wire::AdmissionRequest;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use crate::json::{self, Kind, Reader, Skip};
+use crate::wire::{AdmissionRequest, RawJson};
 use serde_json::Value;
-use std::fmt;
 
 /// One image found in the object: a container's, or an image volume's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +70,11 @@ fn pod_spec_pointer(group: &str, kind: &str) -> Option<&'static str> {
 /// `Ok(None)`: the request carries no pod spec (other kinds, other
 /// subresources): nothing to check. `Err`: a supported kind whose object
 /// cannot be read; the caller denies (fail closed).
+///
+/// The object is read in place: the pod spec is found, its container lists
+/// read for `name` and `image`, everything else passed over. Like a full
+/// parse of the spec, a repeated key counts with its last value, and the
+/// spec must be valid as a whole.
 pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, String> {
     let Some(spec_ptr) = pod_spec_pointer(&req.kind.group, &req.kind.kind) else {
         return Ok(None);
@@ -83,70 +85,172 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
         // status, scale, binding, ...: cannot change images.
         Some(_) => return Ok(None),
     };
-    let what = describe_object(req);
+    let cannot = |why: String| format!("cannot read {}: {why}", describe_object(req));
     let object = req
         .object
-        .as_deref()
-        .ok_or_else(|| format!("cannot read {what}: the request has no object"))?;
-    let path: Vec<&str> = spec_ptr.split('/').skip(1).collect();
-    let spec = extract(object, &path)
-        .map_err(|e| format!("cannot read {what}: {e}"))?
-        .ok_or_else(|| format!("cannot read {what}: {} is missing", dotted(spec_ptr)))?;
-    if !spec.is_object() {
-        return Err(format!(
-            "cannot read {what}: {} is not an object",
-            dotted(spec_ptr)
-        ));
-    }
-    let unreadable = |at: &str, why: &str| format!("cannot read {what}: {} {why}", dotted(at));
+        .as_ref()
+        .ok_or_else(|| cannot("the request has no object".to_string()))?;
+    let mut path = [""; 5];
+    let depth = spec_ptr
+        .split('/')
+        .skip(1)
+        .zip(&mut path)
+        .map(|(p, slot)| *slot = p)
+        .count();
+    let lists = json::lookup(object.get(), &path[..depth], Skip::Raw, &mut read_lists)
+        .map_err(|e| cannot(format!("malformed object: {e}")))?
+        .ok_or_else(|| cannot(format!("{} is missing", dotted(spec_ptr))))?
+        .ok_or_else(|| cannot(format!("{} is not an object", dotted(spec_ptr))))?;
     let mut sites = Vec::new();
-    for list in LISTS.into_iter().chain([VOLUMES]) {
-        let list_ptr = format!("{spec_ptr}/{list}");
-        let items = match spec.get(list) {
-            None | Some(Value::Null) => continue,
-            Some(Value::Array(items)) => items,
-            Some(_) => return Err(unreadable(&list_ptr, "is not a list")),
+    for (list, found) in LISTS.into_iter().chain([VOLUMES]).zip(lists) {
+        let list_ptr = [spec_ptr, "/", list].concat();
+        let items = match found {
+            None => continue,
+            Some(List::NotAList) => {
+                return Err(cannot(format!("{} is not a list", dotted(&list_ptr))));
+            }
+            Some(List::Items(items)) => items,
         };
-        for (i, item) in items.iter().enumerate() {
-            let at = format!("{list_ptr}/{i}");
+        for (i, item) in items.into_iter().enumerate() {
+            let at = [&list_ptr, "/", &decimal(i)].concat();
+            let unreadable = |why: &str| cannot(format!("{} {why}", dotted(&at)));
             let (pointer, image) = if list == VOLUMES {
                 // A volume of another type has no `image`; an image volume
                 // must name its image like a container.
-                match item.get("image") {
-                    _ if !item.is_object() => return Err(unreadable(&at, "is not an object")),
-                    None | Some(Value::Null) => continue,
-                    Some(source) => (
-                        format!("{at}/image/reference"),
-                        source
-                            .get("reference")
-                            .and_then(Value::as_str)
-                            .ok_or_else(|| {
-                                unreadable(&at, "is an image volume without a reference string")
-                            })?,
+                match item {
+                    Item { object: false, .. } => return Err(unreadable("is not an object")),
+                    Item { image: None, .. } => continue,
+                    Item {
+                        image: Some(image), ..
+                    } => (
+                        [&at, "/image/reference"].concat(),
+                        image.ok_or_else(|| {
+                            unreadable("is an image volume without a reference string")
+                        })?,
                     ),
                 }
             } else {
                 (
-                    format!("{at}/image"),
-                    item.get("image")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| unreadable(&at, "has no image string"))?,
+                    [&at, "/image"].concat(),
+                    item.image
+                        .flatten()
+                        .ok_or_else(|| unreadable("has no image string"))?,
                 )
             };
-            let container = item
-                .get("name")
-                .and_then(Value::as_str)
-                .map_or_else(|| format!("#{i}"), str::to_string);
             sites.push(ImageSite {
                 pointer,
                 list,
-                container,
-                image: image.to_string(),
+                container: item.name.unwrap_or_else(|| ["#", &decimal(i)].concat()),
+                image,
                 mutable: !ephemeral_only || list == "ephemeralContainers",
             });
         }
     }
     Ok(Some(sites))
+}
+
+/// `i` in decimal (without the formatting machinery: once per container
+/// of every request).
+fn decimal(mut i: usize) -> String {
+    let mut digits = Vec::new();
+    loop {
+        digits.push(b'0' + (i % 10) as u8);
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    digits.reverse();
+    String::from_utf8(digits).unwrap_or_default()
+}
+
+/// What a pod spec holds under one of [`LISTS`] or [`VOLUMES`].
+enum List {
+    NotAList,
+    Items(Vec<Item>),
+}
+
+/// What the engine reads of a container or a volume.
+struct Item {
+    /// Whether the item is an object (nothing else is read when not).
+    object: bool,
+    /// `name`, when a string.
+    name: Option<String>,
+    /// `None`: no `image`, or a null one. A container's `image`, a volume's
+    /// `image.reference`, each `Some(None)` when not a string.
+    image: Option<Option<String>>,
+}
+
+/// The container lists and the volumes of the pod spec `r` is at (`None`
+/// per list when absent or null), or `None` when the spec is not an object
+/// (passed over as into a `Value`, as the whole spec is read).
+fn read_lists(r: &mut Reader<'_>) -> Result<Option<[Option<List>; 4]>, json::Error> {
+    if r.peek()? != Kind::Object {
+        r.skip(Skip::Value)?;
+        return Ok(None);
+    }
+    let mut lists = [None, None, None, None];
+    let mut entries = r.object()?;
+    while let Some(key) = r.key(&mut entries)? {
+        let Some(slot) = LISTS.into_iter().chain([VOLUMES]).position(|l| l == key) else {
+            r.skip(Skip::Value)?;
+            continue;
+        };
+        lists[slot] = match r.peek()? {
+            Kind::Null => r.null().map(|()| None)?,
+            Kind::Array => Some(List::Items(read_items(r, slot == LISTS.len())?)),
+            _ => r.skip(Skip::Value).map(|()| Some(List::NotAList))?,
+        };
+    }
+    Ok(Some(lists))
+}
+
+/// The items of a container list, or of the volumes (`volumes`).
+fn read_items(r: &mut Reader<'_>, volumes: bool) -> Result<Vec<Item>, json::Error> {
+    let mut found = Vec::new();
+    let mut items = r.array()?;
+    while r.item(&mut items)? {
+        let mut item = Item {
+            object: r.peek()? == Kind::Object,
+            name: None,
+            image: None,
+        };
+        if !item.object {
+            r.skip(Skip::Value)?;
+            found.push(item);
+            continue;
+        }
+        let mut entries = r.object()?;
+        while let Some(key) = r.key(&mut entries)? {
+            match (&*key, r.peek()?) {
+                ("name", Kind::String) => item.name = Some(r.string()?.into_owned()),
+                ("name", _) => r.skip(Skip::Value).map(|()| item.name = None)?,
+                ("image", Kind::Null) if volumes => r.null().map(|()| item.image = None)?,
+                ("image", Kind::Object) if volumes => item.image = Some(read_reference(r)?),
+                ("image", Kind::String) if !volumes => {
+                    item.image = Some(Some(r.string()?.into_owned()))
+                }
+                ("image", _) => r.skip(Skip::Value).map(|()| item.image = Some(None))?,
+                _ => r.skip(Skip::Value)?,
+            }
+        }
+        found.push(item);
+    }
+    Ok(found)
+}
+
+/// An image volume source's `reference`, when a string.
+fn read_reference(r: &mut Reader<'_>) -> Result<Option<String>, json::Error> {
+    let mut reference = None;
+    let mut entries = r.object()?;
+    while let Some(key) = r.key(&mut entries)? {
+        reference = match (&*key, r.peek()?) {
+            ("reference", Kind::String) => Some(r.string()?.into_owned()),
+            ("reference", _) => r.skip(Skip::Value).map(|()| None)?,
+            _ => r.skip(Skip::Value).map(|()| reference)?,
+        };
+    }
+    Ok(reference)
 }
 
 /// Whether the request's object is a Pod (or its pre-1.23 ephemeral-containers
@@ -158,11 +262,8 @@ pub fn is_pod(req: &AdmissionRequest) -> bool {
 /// `Deployment "web"` for messages.
 fn describe_object(req: &AdmissionRequest) -> String {
     let from_object = |key: &str| {
-        let object = req.object.as_deref()?;
-        match extract(object, &["metadata", key]) {
-            Ok(Some(Value::String(name))) if !name.is_empty() => Some(name),
-            _ => None,
-        }
+        let object = req.object.as_ref()?;
+        string_at(object, &["metadata", key]).filter(|name| !name.is_empty())
     };
     let name = req
         .name
@@ -194,107 +295,17 @@ fn dotted(pointer: &str) -> String {
 }
 
 /// The object's own annotation `key`, if it is a string.
-pub fn annotation(object: &RawValue, key: &str) -> Option<String> {
-    match extract(object, &["metadata", "annotations", key]) {
-        Ok(Some(Value::String(value))) => Some(value),
-        _ => None,
-    }
+pub fn annotation(object: &RawJson, key: &str) -> Option<String> {
+    string_at(object, &["metadata", "annotations", key])
 }
 
-/// Reads the value at `path` (object keys) from raw JSON, skipping everything
-/// else without building it: a request carries the whole object, the engine
-/// needs its pod spec. `Ok(None)` when a key is missing or a level is not an
-/// object. Like a full parse, a repeated key counts with its last value.
-pub fn extract(raw: &RawValue, path: &[&str]) -> Result<Option<Value>, String> {
-    let mut de = serde_json::Deserializer::from_str(raw.get());
-    PathSeed(path)
-        .deserialize(&mut de)
-        .map_err(|e| format!("malformed object: {e}"))
-}
-
-struct PathSeed<'p>(&'p [&'p str]);
-
-impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        match self.0.split_first() {
-            None => Value::deserialize(d).map(Some),
-            Some((key, rest)) => d.deserialize_any(PathVisitor { key, rest }),
-        }
-    }
-}
-
-struct PathVisitor<'p> {
-    key: &'p str,
-    rest: &'p [&'p str],
-}
-
-impl<'de> Visitor<'de> for PathVisitor<'_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "an object with {:?}", self.key)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(is_key) = map.next_key_seed(KeyIs(self.key))? {
-            if is_key {
-                found = map.next_value_seed(PathSeed(self.rest))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-}
-
-/// Compares a map key with `self.0` without allocating it.
-struct KeyIs<'k>(&'k str);
-
-impl<'de> DeserializeSeed<'de> for KeyIs<'_> {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeyIs<'_> {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
-        Ok(key == self.0)
-    }
+/// The string at `path` (object keys) of `object`, if there is one.
+fn string_at(object: &RawJson, path: &[&str]) -> Option<String> {
+    let mut string = |r: &mut Reader<'_>| match r.peek()? {
+        Kind::String => r.string().map(|s| Some(s.into_owned())),
+        _ => r.skip(Skip::Value).map(|()| None),
+    };
+    json::lookup(object.get(), path, Skip::Raw, &mut string).ok()??
 }
 
 /// Sets the string at `pointer` (which `find_images` produced) to `value`.
@@ -314,8 +325,8 @@ mod tests {
     use crate::wire::GroupVersionKind;
     use serde_json::json;
 
-    fn raw(v: Value) -> Box<RawValue> {
-        RawValue::from_string(v.to_string()).unwrap()
+    fn raw(v: Value) -> RawJson {
+        RawJson::to_raw(&v).unwrap()
     }
 
     fn req(group: &str, kind: &str, object: Value) -> AdmissionRequest {
@@ -537,24 +548,69 @@ mod tests {
     }
 
     #[test]
-    fn extract_reads_one_path_and_skips_the_rest() {
+    fn annotations_are_strings_of_the_object_itself() {
         let o = raw(
-            json!({"a":[1,{"b":2}],"metadata":{"name":"x","annotations":{"k":"v","n":1}},"s":"t"}),
-        );
-        assert_eq!(
-            extract(&o, &["metadata", "name"]).unwrap(),
-            Some(json!("x"))
+            json!({"metadata":{"name":"x","annotations":{"k":"v","n":1}},"spec":{"metadata":{"annotations":{"s":"t"}}}}),
         );
         assert_eq!(annotation(&o, "k").as_deref(), Some("v"));
         assert_eq!(annotation(&o, "n"), None);
-        assert_eq!(extract(&o, &["a", "b"]).unwrap(), None);
-        assert_eq!(extract(&o, &["s", "x"]).unwrap(), None);
-        assert_eq!(extract(&o, &["missing"]).unwrap(), None);
-        // A repeated key counts with its last value, as in a full parse.
-        let dup = RawValue::from_string(r#"{"k":1,"k":{"x":2}}"#.into()).unwrap();
-        assert_eq!(extract(&dup, &["k", "x"]).unwrap(), Some(json!(2)));
-        let escaped = RawValue::from_string(r#"{"sp\u0065c":{"a":1}}"#.into()).unwrap();
-        assert_eq!(extract(&escaped, &["spec", "a"]).unwrap(), Some(json!(1)));
+        assert_eq!(annotation(&o, "s"), None);
+        assert_eq!(annotation(&o, "missing"), None);
+    }
+
+    #[test]
+    fn the_spec_is_read_like_a_full_parse() {
+        let pod = |spec: &str| {
+            let mut r = req("", "Pod", json!({}));
+            r.object = Some(RawJson(
+                format!(r#"{{"metadata":{{"name":"p"}},"spec":{spec}}}"#).into(),
+            ));
+            find_images(&r)
+        };
+        // A repeated key counts with its last value, at every level.
+        let sites = pod(r#"{"containers":[{"name":"a","image":"x"}],"containers":[{"image":"y","name":"b","image":"z"}]}"#)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (
+                sites.len(),
+                sites[0].container.as_str(),
+                sites[0].image.as_str()
+            ),
+            (1, "b", "z")
+        );
+        // Lists come in their fixed order, whatever the order of the keys.
+        let sites = pod(r#"{"initContainers":[{"image":"i"}],"containers":[{"name":7,"image":"c"}],"ephemeralContainers":null}"#)
+            .unwrap()
+            .unwrap();
+        let found: Vec<_> = sites
+            .iter()
+            .map(|s| (s.list, s.container.as_str(), s.pointer.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("containers", "#0", "/spec/containers/0/image"),
+                ("initContainers", "#0", "/spec/initContainers/0/image")
+            ]
+        );
+        // The first error in that order is the one reported.
+        assert_eq!(
+            pod(r#"{"initContainers":5,"containers":[{"image":"c"},"x"]}"#).unwrap_err(),
+            r#"cannot read Pod "p": spec.containers[1] has no image string"#
+        );
+        // Anything a Value could not hold makes the spec unreadable; elsewhere it is passed over.
+        assert!(pod(r#"{"containers":[],"x":"\ud800"}"#)
+            .unwrap_err()
+            .contains("malformed object"));
+        assert!(pod(r#"{"containers":[],"x":1e999}"#)
+            .unwrap_err()
+            .contains("malformed object"));
+        let mut r = req("", "Pod", json!({}));
+        r.object = Some(RawJson(
+            r#"{"metadata":{"x":"\ud800","y":1e999},"spec":{"containers":[{"image":"a"}]}}"#.into(),
+        ));
+        assert_eq!(find_images(&r).unwrap().unwrap().len(), 1);
     }
 
     #[test]

@@ -2,14 +2,18 @@
 //! admission requests, image strings and host answers.
 //!
 //! Properties: nothing panics, every input is answered (a rejection always
-//! says why), a normalized image re-parses to itself, and whatever the host
+//! says why), a normalized image re-parses to itself, whatever the host
 //! answers, an image is never admitted by a `verify` rule unless a
-//! verification of that very image succeeded with a well-formed digest.
+//! verification of that very image succeeded with a well-formed digest, and
+//! the module's fast paths (the payload read in place, a fresh instance
+//! compiling only what its images need, a reused instance's kept policy)
+//! answer exactly as the plain path (serde, the whole policy) does.
 //!
 //! Case counts follow proptest's default (256), overridable with
 //! `PROPTEST_CASES`: CI runs the default, `make fuzz` runs 100 000+.
 
 use imagegate_policy::decide;
+use imagegate_policy::instance::Instance;
 use imagegate_policy::pattern::Pattern;
 use imagegate_policy::reference::Reference;
 use imagegate_policy::settings::Policy;
@@ -159,6 +163,78 @@ fn settings_doc() -> impl Strategy<Value = Value> {
                 doc
             },
         )
+}
+
+/// Settings whose patterns the images of [`pooled_request`] meet: rules
+/// and exemptions from one pool of patterns (hosts shared, overlapping,
+/// wildcards), so that compiling only what a request's images match is
+/// exercised on rules that do and do not match them.
+fn pooled_settings() -> impl Strategy<Value = Value> {
+    let pattern = prop::sample::select(vec![
+        "ghcr.io/corp/*",
+        "ghcr.io/**",
+        "*.corp.io/**",
+        "a.corp.io/x/*:3",
+        "docker.io/*",
+        "nginx",
+        "nginx:1.*",
+        "quay.io/a/**",
+        "registry.corp.example:5000/x/**",
+        "registry.corp.example:*/**",
+        "*",
+        "**/y",
+        "docker.io/**",
+    ]);
+    let rule = (
+        prop::collection::vec(pattern.clone(), 0..4),
+        prop::sample::select(vec!["allow", "deny"]),
+        -2i64..3,
+        any::<bool>(),
+    )
+        .prop_map(|(images, action, priority, latest)| {
+            let mut r =
+                json!({"name": "r", "images": images, "action": action, "priority": priority});
+            if latest && action == "allow" {
+                r["tags"] = json!({"deny": ["latest"]});
+            }
+            r
+        });
+    (
+        prop::collection::vec(rule, 0..6),
+        prop::collection::vec(pattern, 0..2),
+        prop::sample::select(vec!["allow", "warn", "deny"]),
+    )
+        .prop_map(|(mut rules, exempt, unmatched)| {
+            for (i, r) in rules.iter_mut().enumerate() {
+                r["name"] = json!(format!("r{i}"));
+            }
+            json!({"rules": rules, "exemptImages": exempt, "unmatched": unmatched})
+        })
+}
+
+/// A pod of the images [`pooled_settings`] is about.
+fn pooled_request() -> impl Strategy<Value = Value> {
+    let image = prop::sample::select(vec![
+        "nginx",
+        "nginx:latest",
+        "nginx:1.27",
+        "library/nginx:1.2",
+        "ghcr.io/corp/app:1",
+        "ghcr.io/other/app",
+        "GHCR.io/corp/app",
+        "a.corp.io/x/y:3",
+        "b.a.corp.io/x/y",
+        "quay.io/a/b:v1",
+        "registry.corp.example:5000/x/y",
+        "registry.corp.example/x/y",
+        "sha256:abcd",
+        "ghcr.io/Corp/app",
+    ]);
+    prop::collection::vec(image, 0..5).prop_map(|images| {
+        let images: Vec<String> = images.into_iter().map(String::from).collect();
+        let refs: Vec<&str> = images.iter().map(String::as_str).collect();
+        Request::pod(&refs).into_json()
+    })
 }
 
 /// Image-like strings: valid pieces of every kind mixed with the spellings
@@ -648,7 +724,7 @@ proptest! {
         let Ok(vr) = serde_json::from_slice::<ValidationRequest>(&payload) else {
             return Ok(());
         };
-        let settings = vr.settings.map_or("{}", |s| s.get());
+        let settings = vr.settings.unwrap_or("{}");
         let (host, _) = adversarial_host(script);
         match Policy::from_json(settings) {
             Ok(policy) => {
@@ -670,6 +746,34 @@ proptest! {
             let (host, _) = adversarial_host(script.clone());
             let r = decide::validate(&req, &policy, &host);
             prop_assert!(answered(&r), "{:?}", r);
+        }
+    }
+
+    /// The module's way (payload read in place, a fresh instance compiling
+    /// only the patterns its images match, then the whole policy kept and
+    /// compared by text on a reused instance) answers every call exactly as
+    /// serde and the whole policy do, invalid settings included.
+    #[test]
+    fn fast_paths_answer_as_the_plain_path(
+        (request, settings) in prop_oneof![
+            (request_doc(), prop_oneof![settings_doc(), arb_json()]),
+            (pooled_request(), pooled_settings()),
+        ],
+        script in prop::collection::vec(answer(), 0..4),
+    ) {
+        let payload = serde_json::to_vec(&json!({"request": request, "settings": settings})).unwrap();
+        let Ok(vr) = serde_json::from_slice::<ValidationRequest>(&payload) else {
+            return Ok(());
+        };
+        let plain = match Policy::from_json(vr.settings.unwrap_or("{}")) {
+            Ok(policy) => decide::validate(&vr.request, &policy, &adversarial_host(script.clone()).0),
+            Err(e) => ValidationResponse::reject(format!("imagegate: invalid settings: {e}")),
+        };
+        // First call (scoped), second (the whole policy built), third (kept).
+        let mut instance = Instance::default();
+        for call in 0..3 {
+            let fast = instance.validate(&payload, &adversarial_host(script.clone()).0);
+            prop_assert_eq!(&fast, &plain, "call {}", call);
         }
     }
 

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use imagegate_policy::wire::{
-    ExplainedResponse, GroupVersionKind, GroupVersionResource, ImageReport,
+    ExplainedResponse, GroupVersionKind, GroupVersionResource, ImageReport, RawJson,
     SettingsValidationResponse, UserInfo, ValidationResponse,
 };
 use serde::{Deserialize, Serialize};
@@ -237,21 +237,19 @@ pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<Ad
         name: text("/metadata/name").map(str::to_string),
         namespace: Some(namespace.to_string()),
         request_kind: Some(gvk.clone()),
-        request_resource: Some(
-            serde_json::value::to_raw_value(&resource).context("cannot encode the resource")?,
-        ),
+        request_resource: Some(RawJson::to_raw(&resource).context("cannot encode the resource")?),
         kind: gvk,
         resource,
         operation: "CREATE".to_string(),
         user_info: requester.user.clone(),
         dry_run: Some(false),
         options: Some(
-            serde_json::value::to_raw_value(
+            RawJson::to_raw(
                 &serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
             )
             .context("cannot encode the options")?,
         ),
-        object: Some(serde_json::value::to_raw_value(&object).context("cannot encode the object")?),
+        object: Some(RawJson::to_raw(&object).context("cannot encode the object")?),
         ..Default::default()
     })
 }
@@ -325,12 +323,20 @@ pub fn locate_settings_errors(path: &Path, message: &str) -> String {
     message
         .lines()
         .map(|line| {
-            // `PATH: TEXT`, PATH without spaces; no path: a top-level error.
+            // `PATH: TEXT`, PATH without spaces but in a quoted key
+            // (`keys["my key"]`); `settings` or no path: the top level;
+            // `and N more` as it is.
             let (settings_path, text) = match line.split_once(": ") {
-                Some((p, t)) if !p.is_empty() && !p.contains([' ', '`']) => (p, t),
+                Some((p, t)) if is_settings_path(p) => (p, t),
+                _ if line.starts_with("and ") && line.ends_with(" more") => {
+                    return line.to_string()
+                }
                 _ => ("", line),
             };
-            let mut steps = crate::positions::settings_path_steps(settings_path);
+            let mut steps = match settings_path {
+                "settings" => Vec::new(),
+                path => crate::positions::settings_path_steps(path),
+            };
             if let Some(field) = text
                 .strip_prefix("unknown field `")
                 .and_then(|t| t.split_once('`'))
@@ -342,6 +348,12 @@ pub fn locate_settings_errors(path: &Path, message: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Whether `p` is a settings path (`rules[1].images[0]`, `keys["my key"]`).
+fn is_settings_path(p: &str) -> bool {
+    let outside_quotes = p.split("[\"").next().unwrap_or(p);
+    !p.is_empty() && !p.contains('`') && !outside_quotes.contains(' ')
 }
 
 /// `validate_settings`, with policy-evaluator's error handling.
@@ -630,7 +642,7 @@ mod tests {
         let file = dir.path().join("settings.yaml");
         std::fs::write(
             &file,
-            "# comment\nrules:\n- name: a\n  images: [x/y]\n- name: b\n  images:\n  - ok/x\n  - https://ghcr.io/corp/**\n  tagz: {}\n",
+            "# comment\nrules:\n- name: a\n  images: [x/y]\n- name: b\n  images:\n  - ok/x\n  - https://ghcr.io/corp/**\n  tagz: {}\nrulez: 1\n",
         )
         .unwrap();
         let f = file.display();
@@ -639,7 +651,9 @@ mod tests {
             "rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
              rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
              rules[0].verify: missing\n\
-             settings must be a JSON object",
+             settings: unknown field `rulez`, expected one of `rules`\n\
+             settings must be a JSON object\n\
+             and 3 more",
         );
         assert_eq!(
             located,
@@ -647,7 +661,9 @@ mod tests {
                 "{f}:8:5: rules[1].images[1]: invalid pattern \"https://ghcr.io/corp/**\": patterns are image references\n\
                  {f}:9:9: rules[1]: unknown field `tagz`, expected one of `name`, `images`\n\
                  {f}:3:3: rules[0].verify: missing\n\
-                 {f}:2:1: settings must be a JSON object"
+                 {f}:10:8: settings: unknown field `rulez`, expected one of `rules`\n\
+                 {f}:2:1: settings must be a JSON object\n\
+                 and 3 more"
             )
         );
         std::fs::write(&file, "a: [\n").unwrap();

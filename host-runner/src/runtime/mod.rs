@@ -76,6 +76,9 @@ pub struct RuntimeConfig {
     pub memory_limit: usize,
     /// Use wasmtime's on-disk compilation cache.
     pub compilation_cache: bool,
+    /// Count the wasm instructions the guest executes (wasmtime fuel):
+    /// `imagegate bench --instructions`. Slows the guest down; off elsewhere.
+    pub count_instructions: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -84,6 +87,7 @@ impl Default for RuntimeConfig {
             timeout: Some(DEFAULT_TIMEOUT),
             memory_limit: DEFAULT_MEMORY_LIMIT,
             compilation_cache: false,
+            count_instructions: false,
         }
     }
 }
@@ -256,6 +260,7 @@ impl Policy {
     ) -> anyhow::Result<Policy> {
         let mut wconfig = Config::new();
         wconfig.epoch_interruption(true);
+        wconfig.consume_fuel(config.count_instructions);
         if config.compilation_cache {
             match wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
                 Ok(cache) => {
@@ -377,6 +382,10 @@ impl Policy {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
+        if self.config.count_instructions {
+            // Counting, not limiting: the epoch deadline bounds the guest.
+            let _ = store.set_fuel(u64::MAX);
+        }
         store
     }
 
@@ -468,6 +477,16 @@ impl ReusedInstance<'_> {
             self.rebuild();
         }
         out
+    }
+
+    /// Wasm instructions executed in this instance so far (instantiation,
+    /// `wapc_init` and every call), or `None` unless the policy was loaded
+    /// with [`RuntimeConfig::count_instructions`]. Deterministic, unlike time.
+    pub fn instructions(&self) -> Option<u64> {
+        self.policy
+            .config
+            .count_instructions
+            .then(|| u64::MAX - self.store.get_fuel().unwrap_or(u64::MAX))
     }
 
     /// The largest linear memory this instance has had, in bytes.

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use imagegate_policy::wire::{AdmissionRequest, GroupVersionKind, GroupVersionResource};
+use imagegate_policy::wire::{AdmissionRequest, GroupVersionKind, GroupVersionResource, RawJson};
 
 use crate::runtime::admission::AdmissionResponse;
 
@@ -131,7 +131,7 @@ impl ImageReview {
             namespace,
             operation: "CREATE".into(),
             // Writing a Value cannot fail (and a request without object is denied).
-            object: serde_json::value::to_raw_value(&json!({
+            object: RawJson::to_raw(&json!({
                 "apiVersion": "v1",
                 "kind": "Pod",
                 "metadata": metadata,

@@ -6,6 +6,7 @@
 
 use crate::conditions::{Condition, Facts};
 use crate::host::Host;
+use crate::pattern::FastHash;
 use crate::reference;
 use crate::settings::{Check, Signers, Verify};
 use crate::wire::{
@@ -477,7 +478,7 @@ impl Signers {
 /// the same image cost one verification.
 pub(super) struct Calls<'a> {
     host: &'a dyn Host,
-    memo: RefCell<HashMap<CallKey, Result<Vec<u8>, String>>>,
+    memo: RefCell<HashMap<CallKey, Result<Vec<u8>, String>, FastHash>>,
     /// The host said it does not know imagegate's namespace: asked once
     /// per request, the later calls get the same answer.
     imagegate_unknown: RefCell<Option<String>>,
@@ -490,7 +491,7 @@ impl<'a> Calls<'a> {
     pub(super) fn new(host: &'a dyn Host) -> Self {
         Calls {
             host,
-            memo: RefCell::new(HashMap::new()),
+            memo: RefCell::new(HashMap::default()),
             imagegate_unknown: RefCell::new(None),
         }
     }

@@ -54,7 +54,7 @@ pub(super) fn exemptions(
     };
     let used = req
         .object
-        .as_deref()
+        .as_ref()
         .and_then(|o| workload::annotation(o, &bg.annotation));
     if used.as_deref() != Some("true") {
         return ControlFlow::Continue(notes);

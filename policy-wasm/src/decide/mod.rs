@@ -24,9 +24,11 @@ mod response;
 mod verdict;
 
 pub use checks::CheckRun;
+pub(crate) use verdict::Matches;
 pub use verdict::{Decision, Verdict};
 
 use crate::host::Host;
+use crate::reference::{ParseError, Reference};
 use crate::settings::Policy;
 use crate::wire::{AdmissionRequest, ImageReport, ValidationResponse};
 use crate::workload::{self, ImageSite};
@@ -34,7 +36,7 @@ use std::ops::ControlFlow;
 
 /// Decides one admission request.
 pub fn validate(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> ValidationResponse {
-    decide(req, policy, host).response
+    decide(req, sites(req), policy, host).response
 }
 
 /// [`validate`], plus the verdict on every image (none when the request was
@@ -46,7 +48,7 @@ pub fn explain(
     policy: &Policy,
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<Verdict>) {
-    let decided = decide(req, policy, host);
+    let decided = decide(req, sites(req), policy, host);
     (decided.response, decided.verdicts)
 }
 
@@ -58,7 +60,11 @@ pub fn report(
     policy: &Policy,
     host: &dyn Host,
 ) -> (ValidationResponse, Vec<ImageReport>) {
-    let decided = decide(req, policy, host);
+    reports(decide(req, sites(req), policy, host), policy)
+}
+
+/// The response and the [`ImageReport`]s of what [`decide`] found under `policy`.
+pub(crate) fn reports(decided: Decided, policy: &Policy) -> (ValidationResponse, Vec<ImageReport>) {
     let policy = decided.sourced.as_ref().unwrap_or(policy);
     let mut reports: Vec<ImageReport> = decided.verdicts.iter().map(|v| v.report(policy)).collect();
     if let Some(sites) = decided.unchecked {
@@ -85,9 +91,36 @@ pub fn report(
     (decided.response, reports)
 }
 
+/// An image of a request: where it is and its normalized reference (or
+/// why it has none).
+pub(crate) type Image = (ImageSite, Result<Reference, ParseError>);
+
+/// The images `req` asks to run, or its decision when it runs none (the
+/// first gate): found before the policy is compiled, which may then keep
+/// only what these images need.
+pub(crate) fn sites(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, Vec<Image>> {
+    sites_with(req, &mut |image| Reference::parse(image))
+}
+
+/// [`sites`], with references from `parse`.
+pub(crate) fn sites_with(
+    req: &AdmissionRequest,
+    parse: &mut dyn FnMut(&str) -> Result<Reference, ParseError>,
+) -> ControlFlow<ValidationResponse, Vec<Image>> {
+    gates::images(req).map_continue(|sites| {
+        sites
+            .into_iter()
+            .map(|site| {
+                let reference = parse(&site.image);
+                (site, reference)
+            })
+            .collect()
+    })
+}
+
 /// What [`decide`] found.
-struct Decided {
-    response: ValidationResponse,
+pub(crate) struct Decided {
+    pub(crate) response: ValidationResponse,
     verdicts: Vec<Verdict>,
     /// The policy completed by `sources`, when the settings have them: the
     /// one the verdicts were decided under.
@@ -96,14 +129,32 @@ struct Decided {
     unchecked: Option<Vec<ImageSite>>,
 }
 
-fn decide(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Decided {
+/// Decides `req`, whose [`sites`] are `sites`, under `policy`.
+pub(crate) fn decide(
+    req: &AdmissionRequest,
+    sites: ControlFlow<ValidationResponse, Vec<Image>>,
+    policy: &Policy,
+    host: &dyn Host,
+) -> Decided {
+    decide_with(req, sites, policy, host, None)
+}
+
+/// [`decide`], with what matching found kept in `memo` (for `policy`
+/// only: not used when `sources` complete it).
+pub(crate) fn decide_with(
+    req: &AdmissionRequest,
+    sites: ControlFlow<ValidationResponse, Vec<Image>>,
+    policy: &Policy,
+    host: &dyn Host,
+    mut memo: Option<&mut verdict::Matches>,
+) -> Decided {
     let decided = |response, sourced, unchecked| Decided {
         response,
         verdicts: Vec::new(),
         sourced,
         unchecked,
     };
-    let sites = match gates::images(req) {
+    let sites = match sites {
         ControlFlow::Continue(sites) => sites,
         ControlFlow::Break(response) => return decided(response, None, None),
     };
@@ -123,14 +174,23 @@ fn decide(req: &AdmissionRequest, policy: &Policy, host: &dyn Host) -> Decided {
     let effective = sourced.as_ref().unwrap_or(policy);
     let notes = match gates::exemptions(req, effective) {
         ControlFlow::Continue(notes) => notes,
-        ControlFlow::Break(response) => return decided(response, sourced, Some(sites)),
+        ControlFlow::Break(response) => {
+            let sites = sites.into_iter().map(|(site, _)| site).collect();
+            return decided(response, sourced, Some(sites));
+        }
     };
     let calls = checks::Calls::new(host);
     let pod = workload::is_pod(req);
-    let mut ids = Vec::new();
+    if sourced.is_some() {
+        memo = None;
+    }
+    let mut matcher = verdict::Matcher {
+        ids: Vec::new(),
+        memo,
+    };
     let verdicts: Vec<Verdict> = sites
         .into_iter()
-        .map(|site| verdict::decide(site, effective, pod, &calls, &mut ids))
+        .map(|site| verdict::decide(site, effective, pod, &calls, &mut matcher))
         .collect();
     Decided {
         response: response::build(req, effective, &verdicts, notes),

@@ -6,6 +6,7 @@
 //! costs no text.
 
 use super::verdict::{Decision, Verdict};
+use crate::pattern::FastHash;
 use crate::settings::Policy;
 use crate::wire::{AdmissionRequest, ValidationResponse};
 use crate::workload;
@@ -52,8 +53,10 @@ pub(super) fn build(
             .insert("exempt-images".to_string(), exempt.join(", "));
     }
     // One warning per distinct text (two containers, one unmatched message).
-    let mut seen = HashSet::new();
-    notes.warnings.retain(|w| seen.insert(w.clone()));
+    if notes.warnings.len() > 1 {
+        let mut seen = HashSet::<String, FastHash>::default();
+        notes.warnings.retain(|w| seen.insert(w.clone()));
+    }
 
     if !denials.is_empty() {
         let mut response = ValidationResponse::reject(format!(
@@ -71,7 +74,7 @@ pub(super) fn build(
     }
     let mut object = match req
         .object
-        .as_deref()
+        .as_ref()
         .map(|o| serde_json::from_str::<serde_json::Value>(o.get()))
     {
         Some(Ok(object)) => object,

@@ -12,7 +12,20 @@ use crate::settings::{Action, LabelCondition, Mode, OnDigestMismatch, Policy, Ru
 use crate::wire::{ImageReport, RuleMatch};
 use crate::workload::ImageSite;
 use serde::ser::{Serialize, Serializer};
+use std::collections::HashMap;
 use std::sync::Arc;
+
+/// What matching an image against a policy found, kept per image by a
+/// reused instance for the policy it keeps: whether an `exemptImages`
+/// pattern matched, and the candidate rules in order.
+pub(crate) type Matches = HashMap<Reference, (bool, Vec<usize>), crate::pattern::FastHash>;
+
+/// Matching's scratch list (the candidate rules of the image at hand) and
+/// the [`Matches`] a reused instance keeps, if any.
+pub(super) struct Matcher<'m> {
+    pub(super) ids: Vec<usize>,
+    pub(super) memo: Option<&'m mut Matches>,
+}
 
 /// What the engine decided for one image of the request.
 ///
@@ -212,14 +225,14 @@ impl Verdict {
 /// The verdict on one image of an object that is a Pod when `pod` (what
 /// `pinDigest: pods` pins). `ids` is scratch space reused across images.
 pub(super) fn decide(
-    site: ImageSite,
+    (site, reference): super::Image,
     policy: &Policy,
     pod: bool,
     calls: &Calls,
-    ids: &mut Vec<usize>,
+    matcher: &mut Matcher<'_>,
 ) -> Verdict {
     let mut verdict = Verdict {
-        reference: Reference::parse(&site.image),
+        reference,
         site,
         decision: Decision::Allowed,
         rule: None,
@@ -246,7 +259,7 @@ pub(super) fn decide(
         policy,
         pod,
         calls,
-        ids,
+        matcher,
         &mut verdict.checks,
     ) {
         Outcome::Exempt => verdict.decision = Decision::Exempt,
@@ -315,12 +328,29 @@ fn evaluate(
     policy: &Policy,
     pod: bool,
     calls: &Calls,
-    ids: &mut Vec<usize>,
+    matcher: &mut Matcher<'_>,
     runs: &mut Vec<CheckRun>,
 ) -> Outcome {
-    ids.clear();
-    policy.exempt_images.matches_into(image, ids);
-    if !ids.is_empty() {
+    let Matcher { ids, memo } = matcher;
+    let exempt = match memo.as_deref().and_then(|m| m.get(image)) {
+        Some((exempt, candidates)) => {
+            ids.clone_from(candidates);
+            *exempt
+        }
+        None => {
+            ids.clear();
+            policy.exempt_images.matches_into(image, ids);
+            let exempt = !ids.is_empty();
+            if !exempt {
+                candidates_into(image, policy, ids);
+            }
+            if let Some(memo) = memo {
+                memo.insert(image.clone(), (exempt, ids.clone()));
+            }
+            exempt
+        }
+    };
+    if exempt {
         return Outcome::Exempt;
     }
     if policy.require_fully_qualified && !reference::is_fully_qualified(written) {
@@ -332,7 +362,6 @@ fn evaluate(
             ),
         };
     }
-    candidates_into(image, policy, ids);
     for &index in ids.iter() {
         let rule = &policy.rules[index];
         if !rule.labels.is_empty() {

@@ -73,6 +73,7 @@ impl PolicyArgs {
             timeout: self.timeout.0,
             memory_limit: self.memory_limit,
             compilation_cache: !self.disable_wasmtime_cache,
+            count_instructions: false,
         }
     }
 
