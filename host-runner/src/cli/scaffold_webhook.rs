@@ -22,7 +22,7 @@ use crate::packaging::metadata::Metadata;
 pub enum Command {
     /// Namespace, Deployment, Service, certificates and webhook configurations
     /// that run `imagegate serve` as an admission webhook (kubectl apply -f).
-    Webhook(WebhookArgs),
+    Webhook(Box<WebhookArgs>),
     /// kube-apiserver's AdmissionConfiguration and kubeconfig for its
     /// ImagePolicyWebhook plugin (alpha) pointed at `imagegate serve`.
     Imagepolicywebhook(ImagePolicyWebhookArgs),
