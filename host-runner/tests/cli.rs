@@ -16,6 +16,18 @@ fn imagegate(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `imagegate run` with only the host capabilities `allowed`.
+fn run_allowing(wasm: &str, req: &str, allowed: &str) -> Output {
+    imagegate(&[
+        "run",
+        wasm,
+        "-r",
+        req,
+        "--allowed-host-capabilities",
+        allowed,
+    ])
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -57,14 +69,7 @@ fn run_reads_stdin_and_the_policy_flag() {
 fn invalid_settings_exit_1() {
     let (_d, wasm, req) = setup(Behavior::Accept, Behavior::dns("localhost"));
     // the settings host call is denied
-    let out = imagegate(&[
-        "run",
-        &wasm,
-        "-r",
-        &req,
-        "--allowed-host-capabilities",
-        "oci/*",
-    ]);
+    let out = run_allowing(&wasm, &req, "oci/*");
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     assert!(
@@ -83,14 +88,7 @@ fn invalid_settings_exit_1() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     // allowed
-    let out = imagegate(&[
-        "run",
-        &wasm,
-        "-r",
-        &req,
-        "--allowed-host-capabilities",
-        "net/v1/*",
-    ]);
+    let out = run_allowing(&wasm, &req, "net/v1/*");
     assert!(out.status.success(), "{}", text(&out.stderr));
     // settings that are not a map
     let out = imagegate(&["run", &wasm, "-r", &req, "--settings-json", "[1]"]);
@@ -101,14 +99,7 @@ fn invalid_settings_exit_1() {
 #[test]
 fn rejection_still_exits_0() {
     let (_d, wasm, req) = setup(Behavior::dns("localhost"), Behavior::Accept);
-    let out = imagegate(&[
-        "run",
-        &wasm,
-        "-r",
-        &req,
-        "--allowed-host-capabilities",
-        "oci/*",
-    ]);
+    let out = run_allowing(&wasm, &req, "oci/*");
     assert!(out.status.success());
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["allowed"], false);

@@ -132,6 +132,22 @@ struct Run {
 }
 
 impl Run {
+    /// `image` under `settings` against `registry` (its CA or plain HTTP),
+    /// inputs written to `dir`.
+    fn against(registry: &Registry, dir: &Path, image: &str, settings: Value) -> Run {
+        Run {
+            dir: dir.to_path_buf(),
+            settings,
+            image: image.to_string(),
+            flags: registry_flags(registry),
+        }
+    }
+
+    /// [`Run::against`] with [`cosign_settings`] for `key`.
+    fn cosign(registry: &Registry, dir: &Path, image: &str, key: &CosignKey) -> Run {
+        Run::against(registry, dir, image, cosign_settings(registry, key, None))
+    }
+
     fn write_inputs(&self) {
         let yaml = |v: &Value| serde_yaml_ng::to_string(v).expect("yaml");
         std::fs::create_dir_all(&self.dir).expect("create dir");
@@ -238,6 +254,19 @@ async fn push(registry: &Registry, repo: &str, content: &str) -> String {
         .await
 }
 
+/// Pushes `repo:1.0` and signs (or attests) it like cosign v3, a bundle as a
+/// referrer: (image, digest).
+async fn bundle_signed(
+    registry: &Registry,
+    repo: &str,
+    signer: &Signer<'_>,
+    statement: &Statement,
+) -> (String, String) {
+    let digest = push(registry, repo, repo).await;
+    bundles::sign(registry, repo, &digest, signer, statement).await;
+    (registry.image(repo, "1.0"), digest)
+}
+
 /// Pushes `repo:1.0` and signs it with `key`: (image, digest).
 async fn signed(
     registry: &Registry,
@@ -259,12 +288,7 @@ async fn cosign_signed_is_allowed_and_pinned_then_benched() {
     let key = CosignKey::generate();
     let (image, digest) = signed(&registry, "demo/app", &key, &SignOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let run = Run {
-        dir: dir.path().to_path_buf(),
-        settings: cosign_settings(&registry, &key, None),
-        image: image.clone(),
-        flags: registry_flags(&registry),
-    };
+    let run = Run::cosign(&registry, dir.path(), &image, &key);
     let started = Instant::now();
     let decision = run.run();
     eprintln!(
@@ -320,15 +344,8 @@ async fn cosign_failures_are_denied_saying_why() {
     let registry = registry_or_skip!(Variant::Plain);
     let (key, other) = (CosignKey::generate(), CosignKey::generate());
     let dir = tempfile::tempdir().unwrap();
-    let run = |image: &str, settings: Value| {
-        Run {
-            dir: dir.path().to_path_buf(),
-            settings,
-            image: image.to_string(),
-            flags: registry_flags(&registry),
-        }
-        .run()
-    };
+    let run =
+        |image: &str, settings: Value| Run::against(&registry, dir.path(), image, settings).run();
 
     // unsigned
     let unsigned_digest = push(&registry, "demo/unsigned", "unsigned").await;
@@ -480,14 +497,9 @@ async fn cosign_multi_arch_index_is_pinned_to_the_index_digest() {
     sign(&registry, repo, &digest, &key, &SignOptions::default()).await;
     let image = registry.image(repo, "1.0");
     let dir = tempfile::tempdir().unwrap();
-    Run {
-        dir: dir.path().to_path_buf(),
-        settings: cosign_settings(&registry, &key, None),
-        image: image.clone(),
-        flags: registry_flags(&registry),
-    }
-    .run()
-    .assert_pinned(&format!("{image}@{digest}"));
+    Run::cosign(&registry, dir.path(), &image, &key)
+        .run()
+        .assert_pinned(&format!("{image}@{digest}"));
 }
 
 #[tokio::test]
@@ -500,12 +512,7 @@ async fn cosign_auth_registry_with_and_without_credentials() {
     let key = CosignKey::generate();
     let (image, digest) = signed(&registry, "team-a/app", &key, &SignOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut run = Run {
-        dir: dir.path().to_path_buf(),
-        settings: cosign_settings(&registry, &key, None),
-        image: image.clone(),
-        flags: registry_flags(&registry),
-    };
+    let mut run = Run::cosign(&registry, dir.path(), &image, &key);
     run.run().assert_denied(&[
         COSIGN_FAILED,
         "Cannot fetch manifest of",
@@ -532,12 +539,7 @@ async fn cosign_tls_registry_with_and_without_the_ca() {
     let key = CosignKey::generate();
     let (image, digest) = signed(&registry, "demo/tls", &key, &SignOptions::default()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut run = Run {
-        dir: dir.path().to_path_buf(),
-        settings: cosign_settings(&registry, &key, None),
-        image: image.clone(),
-        flags: registry_flags(&registry),
-    };
+    let mut run = Run::cosign(&registry, dir.path(), &image, &key);
     run.run().assert_pinned(&format!("{image}@{digest}"));
     run.flags.clear();
     run.run()
@@ -551,18 +553,13 @@ async fn registry_down_is_denied_saying_why() {
     let (image, _) = signed(&registry, "demo/down", &key, &SignOptions::default()).await;
     registry.stop();
     let dir = tempfile::tempdir().unwrap();
-    Run {
-        dir: dir.path().to_path_buf(),
-        settings: cosign_settings(&registry, &key, None),
-        image,
-        flags: registry_flags(&registry),
-    }
-    .run()
-    .assert_denied(&[
-        COSIGN_FAILED,
-        "Cannot fetch manifest of",
-        "Connection refused",
-    ]);
+    Run::cosign(&registry, dir.path(), &image, &key)
+        .run()
+        .assert_denied(&[
+            COSIGN_FAILED,
+            "Cannot fetch manifest of",
+            "Connection refused",
+        ]);
 }
 
 /// One rule for everything in `registry` with these checks, pinDigest.
@@ -593,32 +590,19 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
     let sigstore = FakeSigstore::new();
     let trust = sigstore.write_trust_config(dir.path());
     let run = |image: &str, settings: Value| {
-        let mut flags = registry_flags(&registry);
-        flags.extend([
+        let mut run = Run::against(&registry, dir.path(), image, settings);
+        run.flags.extend([
             "--sigstore-trust-config".to_string(),
             trust.display().to_string(),
         ]);
-        Run {
-            dir: dir.path().to_path_buf(),
-            settings,
-            image: image.to_string(),
-            flags,
-        }
-        .run()
+        run.run()
     };
     let cosign = |k: &CosignKey| json!([{"cosign": {"keys": [k.public_pem()]}}]);
+    let by_key = Signer::Key(&key);
 
     // cosign v3 with a key: a bundle found through the referrers tag
-    let digest = push(&registry, "demo/v3", "v3").await;
-    bundles::sign(
-        &registry,
-        "demo/v3",
-        &digest,
-        &Signer::Key(&key),
-        &Statement::signature(),
-    )
-    .await;
-    let image = registry.image("demo/v3", "1.0");
+    let (image, digest) =
+        bundle_signed(&registry, "demo/v3", &by_key, &Statement::signature()).await;
     run(&image, rule_settings(&registry, cosign(&key))).assert_pinned(&format!("{image}@{digest}"));
     run(&image, rule_settings(&registry, cosign(&other))).assert_denied(&[
         r#"rule "signed": no signature check passed: cosign key "inline": no verified signature for"#,
@@ -667,16 +651,13 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
     ]);
 
     // an attestation with conditions: the one built on GitHub's runners passes
-    let digest = push(&registry, "demo/slsa", "slsa").await;
-    bundles::sign(
+    let (image, digest) = bundle_signed(
         &registry,
         "demo/slsa",
-        &digest,
-        &Signer::Key(&key),
+        &by_key,
         &provenance("https://self-hosted.corp"),
     )
     .await;
-    let image = registry.image("demo/slsa", "1.0");
     run(&image, rule_settings(&registry, json!([slsa_check(&key)]))).assert_denied(&[
         "attestation https://slsa.dev/provenance/v1 by cosign key \"inline\": ",
         "verified, but no attestation satisfies the conditions",
@@ -686,7 +667,7 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
         &registry,
         "demo/slsa",
         &digest,
-        &Signer::Key(&key),
+        &by_key,
         &provenance("https://github.com/actions/runner/github-hosted"),
     )
     .await;
@@ -701,7 +682,7 @@ async fn cosign_v3_bundles_and_attestations_through_the_module() {
         &registry,
         "demo/multi",
         &index,
-        &Signer::Key(&key),
+        &by_key,
         &Statement::signature(),
     )
     .await;
@@ -731,15 +712,8 @@ async fn notation_jws_and_cose_through_the_module() {
     let registry = registry_or_skip!(Variant::Plain);
     let (release, other) = (NotationSigner::new("release"), NotationSigner::new("other"));
     let dir = tempfile::tempdir().unwrap();
-    let run = |image: &str, settings: Value| {
-        Run {
-            dir: dir.path().to_path_buf(),
-            settings,
-            image: image.to_string(),
-            flags: registry_flags(&registry),
-        }
-        .run()
-    };
+    let run =
+        |image: &str, settings: Value| Run::against(&registry, dir.path(), image, settings).run();
     let trusted =
         |fields: Value| rule_settings(&registry, notation_check(&release, "release", fields));
     const FAILED: &str = "rule \"signed\": no signature check passed: notation trust policy \"inline\": no verified signature for";
@@ -993,14 +967,10 @@ impl NotaryWorld {
     }
 
     fn run(&self, dir: &Path, cache: &Path, image: &str, settings: Value) -> Run {
-        let mut flags = registry_flags(&self.registry);
-        flags.extend(["--notary-cache-dir".into(), cache.display().to_string()]);
-        Run {
-            dir: dir.to_path_buf(),
-            settings,
-            image: image.to_string(),
-            flags,
-        }
+        let mut run = Run::against(&self.registry, dir, image, settings);
+        run.flags
+            .extend(["--notary-cache-dir".into(), cache.display().to_string()]);
+        run
     }
 }
 
@@ -1015,18 +985,19 @@ async fn notary_through_the_module() {
     let (dir, cache) = (dir.path(), cache.path());
     let settings =
         |extra: Value| notary_settings(&world.registry, &world.lab, world.jenkins(), extra);
+    let decide = |tag: &str, extra: Value| {
+        world
+            .run(dir, cache, &world.image(tag), settings(extra))
+            .run()
+    };
 
     // signed by an allowed (pinned) signer -> allowed, pinned to its digest
     let started = Instant::now();
-    world
-        .run(
-            dir,
-            cache,
-            &world.image("1.0"),
-            settings(json!({"pinDigest": true})),
-        )
-        .run()
-        .assert_pinned(&format!("{}@{}", world.image("1.0"), world.signed));
+    decide("1.0", json!({"pinDigest": true})).assert_pinned(&format!(
+        "{}@{}",
+        world.image("1.0"),
+        world.signed
+    ));
     eprintln!(
         "imagegate run with a notary check (TOFU, process): {:?}",
         started.elapsed()
@@ -1038,62 +1009,40 @@ async fn notary_through_the_module() {
     );
 
     // signed only by another signer -> denied, naming the signer asked for
-    world
-        .run(dir, cache, &world.image("3.0"), settings(json!({})))
-        .run()
-        .assert_denied(&[NOTARY_FAILED, "targets/jenkins"]);
+    decide("3.0", json!({})).assert_denied(&[NOTARY_FAILED, "targets/jenkins"]);
     // ... or handed to cosign when the rule's anyOf says so
     let with_cosign = json!({
         "anyOf": [{"cosign": {"keys": [world.cosign.public_pem()]}}],
         "pinDigest": true
     });
-    world
-        .run(
-            dir,
-            cache,
-            &world.image("3.0"),
-            settings(with_cosign.clone()),
-        )
-        .run()
-        .assert_pinned(&format!("{}@{}", world.image("3.0"), world.alice_only));
+    decide("3.0", with_cosign.clone()).assert_pinned(&format!(
+        "{}@{}",
+        world.image("3.0"),
+        world.alice_only
+    ));
 
     // unsigned (no trust data for the tag) -> denied; with cosign in the
     // anyOf, both checks are named
-    let unsigned = world.image("5.0");
     Image::single("notary unsigned", Format::Oci)
         .push(&world.registry, "demo/app", "5.0")
         .await;
-    world
-        .run(dir, cache, &unsigned, settings(json!({})))
-        .run()
-        .assert_denied(&[NOTARY_FAILED, "5.0"]);
-    world
-        .run(dir, cache, &unsigned, settings(with_cosign))
-        .run()
-        .assert_denied(&[NOTARY_FAILED, "cosign", "no verified signature for"]);
+    decide("5.0", json!({})).assert_denied(&[NOTARY_FAILED, "5.0"]);
+    decide("5.0", with_cosign).assert_denied(&[
+        NOTARY_FAILED,
+        "cosign",
+        "no verified signature for",
+    ]);
 
     // digest mismatch: 4.0 is signed for `signed` but the registry has `moved`
-    world
-        .run(
-            dir,
-            cache,
-            &world.image("4.0"),
-            settings(json!({"onDigestMismatch": "deny"})),
-        )
-        .run()
-        .assert_denied(&[&format!(
-            "image digest {} differs from the signed digest {} (notary signer targets/jenkins)",
-            world.moved, world.signed
-        )]);
-    world
-        .run(
-            dir,
-            cache,
-            &world.image("4.0"),
-            settings(json!({"onDigestMismatch": "rewrite"})),
-        )
-        .run()
-        .assert_pinned(&format!("{}@{}", world.image("4.0"), world.signed));
+    decide("4.0", json!({"onDigestMismatch": "deny"})).assert_denied(&[&format!(
+        "image digest {} differs from the signed digest {} (notary signer targets/jenkins)",
+        world.moved, world.signed
+    )]);
+    decide("4.0", json!({"onDigestMismatch": "rewrite"})).assert_pinned(&format!(
+        "{}@{}",
+        world.image("4.0"),
+        world.signed
+    ));
 
     // server down -> denied, saying why
     let down = settings(json!({"pinDigest": true}));
@@ -1146,12 +1095,10 @@ async fn record_set(out: &Path) -> Option<()> {
     let world = NotaryWorld::start().await?;
     let registry = Registry::start(Variant::Plain);
     let (key, other) = (CosignKey::generate(), CosignKey::generate());
-    let cosign = |name: &str, image: &str, registry: &Registry| Run {
-        dir: out.join(name),
-        settings: cosign_settings(registry, &key, None),
-        image: image.to_string(),
-        flags: registry_flags(registry),
+    let cosign = |name: &str, image: &str, registry: &Registry| {
+        Run::cosign(registry, &out.join(name), image, &key)
     };
+    let by_key = Signer::Key(&key);
 
     let (image, digest) = signed(&registry, "demo/signed", &key, &SignOptions::default()).await;
     record(
@@ -1178,38 +1125,28 @@ async fn record_set(out: &Path) -> Option<()> {
         ],
     );
 
-    let digest = push(&registry, "demo/v3", "v3").await;
-    bundles::sign(
-        &registry,
-        "demo/v3",
-        &digest,
-        &Signer::Key(&key),
-        &Statement::signature(),
-    )
-    .await;
-    let image = registry.image("demo/v3", "1.0");
+    let (image, digest) =
+        bundle_signed(&registry, "demo/v3", &by_key, &Statement::signature()).await;
     record(
         &cosign(RECORDED[1], &image, &registry),
         "Recorded from a live run: an image signed like cosign v3 does (a sigstore bundle as an OCI referrer, found through the referrers tag) is allowed and pinned.",
         Some(&format!("{image}@{digest}")),
         &[],
     );
-    let digest = push(&registry, "demo/slsa", "slsa").await;
-    bundles::sign(
+    let (image, _) = bundle_signed(
         &registry,
         "demo/slsa",
-        &digest,
-        &Signer::Key(&key),
+        &by_key,
         &provenance("https://self-hosted.corp"),
     )
     .await;
     record(
-        &Run {
-            dir: out.join(RECORDED[7]),
-            settings: rule_settings(&registry, json!([slsa_check(&key)])),
-            image: registry.image("demo/slsa", "1.0"),
-            flags: registry_flags(&registry),
-        },
+        &Run::against(
+            &registry,
+            &out.join(RECORDED[7]),
+            &image,
+            rule_settings(&registry, json!([slsa_check(&key)])),
+        ),
         "Recorded from a live run: the image carries a verified SLSA provenance attestation, but it was not built on GitHub's runners as the condition requires: denied, naming the condition and what was found.",
         None,
         &["verified, but no attestation satisfies the conditions", "predicate.runDetails.builder.id equals"],

@@ -1,6 +1,7 @@
 //! End to end against a real docker-registry on 127.0.0.1: annotate, push,
 //! check the manifest the registry stores, pull, compare bytes and digests.
 
+mod guest;
 mod serve_lab;
 #[allow(dead_code)] // each test file uses part of the shared lab
 mod support;
@@ -10,41 +11,21 @@ use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use guest::Behavior;
 use support::registry::{Registry, Variant};
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 
-/// A waPC guest that answers by operation name length: `protocol_version`
-/// (16) -> "v1", `validate_settings` (17) -> valid, `validate` (8) -> a
-/// rejection. Enough to annotate, push, pull and run it.
-fn guest() -> Vec<u8> {
+/// A test guest whose `validate` rejects: enough to annotate, push, pull and
+/// run it.
+fn write_guest(dir: &Path) {
     let reject = r#"{"accepted":false,"message":"rejected by the test guest","code":null,"mutated_object":null,"audit_annotations":null,"warnings":null}"#;
-    let valid = r#"{"valid":true,"message":null}"#;
-    let hex = |s: &str| s.bytes().map(|b| format!("\\{b:02x}")).collect::<String>();
-    wat::parse_str(format!(
-        r#"(module
-          (import "wapc" "__guest_request" (func $req (param i32 i32)))
-          (import "wapc" "__guest_response" (func $resp (param i32 i32)))
-          (memory (export "memory") 1)
-          (data (i32.const 1024) "\22v1\22")
-          (data (i32.const 2048) "{valid}")
-          (data (i32.const 4096) "{reject}")
-          (func (export "wapc_init"))
-          (func (export "__guest_call") (param $op i32) (param $msg i32) (result i32)
-            (call $req (i32.const 0) (i32.const 8192))
-            (if (i32.eq (local.get $op) (i32.const 16))
-              (then (call $resp (i32.const 1024) (i32.const 4))))
-            (if (i32.eq (local.get $op) (i32.const 17))
-              (then (call $resp (i32.const 2048) (i32.const {valid_len}))))
-            (if (i32.eq (local.get $op) (i32.const 8))
-              (then (call $resp (i32.const 4096) (i32.const {reject_len}))))
-            (i32.const 1)))"#,
-        valid = hex(valid),
-        reject = hex(reject),
-        valid_len = valid.len(),
-        reject_len = reject.len(),
-    ))
-    .unwrap()
+    guest::write(
+        dir,
+        "policy.wasm",
+        &Behavior::Respond(reject.into()),
+        &Behavior::Accept,
+    );
 }
 
 fn imagegate(dir: &Path, args: &[&str]) -> Output {
@@ -97,7 +78,7 @@ fn push_then_pull_round_trips_the_policy() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = |n: &str| d.join(n).to_str().unwrap().to_string();
-    std::fs::write(d.join("policy.wasm"), guest()).unwrap();
+    write_guest(d);
     std::fs::write(d.join("usage.md"), "# imagegate\n\nmulti-line usage\n").unwrap();
     let metadata = repo_file("metadata.yml");
 
@@ -273,7 +254,7 @@ fn push_refuses_an_unannotated_module() {
     let registry = Registry::start(Variant::Plain);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    std::fs::write(d.join("policy.wasm"), guest()).unwrap();
+    write_guest(d);
     let out = imagegate(
         d,
         &[
@@ -310,7 +291,7 @@ fn push_and_pull_use_docker_config_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let path = |n: &str| d.join(n).to_str().unwrap().to_string();
-    std::fs::write(d.join("policy.wasm"), guest()).unwrap();
+    write_guest(d);
     let metadata = repo_file("metadata.yml");
     ok(imagegate(
         d,

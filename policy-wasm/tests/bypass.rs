@@ -39,19 +39,43 @@ enum Expect {
 use Expect::{Allow, Deny};
 
 /// One kind of rule: settings, an image every place can hold next to the
-/// image under test (allowed by this rule), and the images to try.
+/// image under test (allowed by this rule), and the images to try. `{D1}`,
+/// `{D2}` and `{SHA512}` in an image stand for those digests.
+#[derive(Default)]
 struct RuleKind {
     name: &'static str,
     settings: Value,
     benign: &'static str,
     /// Canonical images, each tried in every spelling of [`spellings`].
-    canonical: Vec<(String, Expect)>,
+    allow: &'static [&'static str],
+    deny: &'static [&'static str],
     /// Images tried exactly as written.
-    literal: Vec<(String, Expect)>,
+    allow_as_written: &'static [&'static str],
+    deny_as_written: &'static [&'static str],
 }
 
-fn s(x: &str) -> String {
-    x.to_string()
+impl RuleKind {
+    /// The canonical images with their expected decision.
+    fn canonical(&self) -> Vec<(String, Expect)> {
+        expected(self.allow, self.deny)
+    }
+
+    /// The images tried as written with their expected decision.
+    fn literal(&self) -> Vec<(String, Expect)> {
+        expected(self.allow_as_written, self.deny_as_written)
+    }
+}
+
+fn expected(allow: &[&str], deny: &[&str]) -> Vec<(String, Expect)> {
+    let image = |i: &&str| {
+        i.replace("{D1}", D1)
+            .replace("{D2}", D2)
+            .replace("{SHA512}", SHA512)
+    };
+    let allowed = allow.iter().map(|i| (image(i), Allow));
+    allowed
+        .chain(deny.iter().map(|i| (image(i), Deny)))
+        .collect()
 }
 
 fn rule_kinds() -> Vec<RuleKind> {
@@ -60,208 +84,213 @@ fn rule_kinds() -> Vec<RuleKind> {
             name: "empty settings (admit every parsable image)",
             settings: json!({}),
             benign: "busybox:1",
-            canonical: vec![(s("docker.io/library/nginx:1.25"), Allow)],
-            literal: vec![],
+            allow: &["docker.io/library/nginx:1.25"],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "allow-list, unmatched deny",
             settings: json!({"rules":[{"name":"corp","images":["registry.corp.io/team/**"]}]}),
             benign: "registry.corp.io/team/app:1",
-            canonical: vec![
-                (s("registry.corp.io/team/app:1"), Allow),
-                (s("registry.corp.io/team/sub/app:1"), Allow),
-                (s("docker.io/library/nginx:1.25"), Deny),
-                (s("docker.io/team/app:1"), Deny),
+            allow: &[
+                "registry.corp.io/team/app:1",
+                "registry.corp.io/team/sub/app:1",
             ],
-            literal: vec![
-                (s("registry.corp.io:5000/team/app:1"), Deny),
-                (s("registry.corp.io:80/team/app:1"), Deny),
-                (s("registry.corp.io:8443/team/app:1"), Deny),
-                (s("registry.corp.io.evil.com/team/app:1"), Deny),
-                (s("evil.com/registry.corp.io/team/app:1"), Deny),
-                (s("registry.corp.io/team-evil/app:1"), Deny),
-                (s("registry.corp.io/teamx/app:1"), Deny),
-                (s("registry.corp.io/other/team/app:1"), Deny),
-                (s("corp.io/team/app:1"), Deny),
-                (s("team/app:1"), Deny),
-                (s("registry/team/app:1"), Deny),
+            deny: &["docker.io/library/nginx:1.25", "docker.io/team/app:1"],
+            deny_as_written: &[
+                "registry.corp.io:5000/team/app:1",
+                "registry.corp.io:80/team/app:1",
+                "registry.corp.io:8443/team/app:1",
+                "registry.corp.io.evil.com/team/app:1",
+                "evil.com/registry.corp.io/team/app:1",
+                "registry.corp.io/team-evil/app:1",
+                "registry.corp.io/teamx/app:1",
+                "registry.corp.io/other/team/app:1",
+                "corp.io/team/app:1",
+                "team/app:1",
+                "registry/team/app:1",
             ],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "deny rule, unmatched allow",
             settings: json!({"unmatched":"allow","rules":[
                 {"name":"no-nginx","images":["nginx","evil.io:*/**"],"action":"deny"}]}),
             benign: "busybox:1",
-            canonical: vec![
-                (s("docker.io/library/nginx:1.25"), Deny),
-                (s("docker.io/library/nginx:latest"), Deny),
-                (s("evil.io/x/y:1"), Deny),
-                (s("evil.io:5000/x:1"), Deny),
-                (s("docker.io/library/nginx-unprivileged:1"), Allow),
-                (s("docker.io/nginxinc/nginx:1"), Allow),
+            allow: &[
+                "docker.io/library/nginx-unprivileged:1",
+                "docker.io/nginxinc/nginx:1",
             ],
-            literal: vec![
-                (s("evil.io:80/x:1"), Deny),
-                (s("evil.io:443/x:1"), Deny),
-                (s("EVIL.IO:8080/x:1"), Deny),
-                (s("evil.io.other.net/x:1"), Allow),
+            deny: &[
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:latest",
+                "evil.io/x/y:1",
+                "evil.io:5000/x:1",
             ],
+            allow_as_written: &["evil.io.other.net/x:1"],
+            deny_as_written: &["evil.io:80/x:1", "evil.io:443/x:1", "EVIL.IO:8080/x:1"],
         },
         RuleKind {
             name: "tags.deny latest",
             settings: json!({"rules":[{"name":"no-latest","images":["**"],"tags":{"deny":["latest"]}}]}),
             benign: "busybox:1",
-            canonical: vec![
-                (s("docker.io/library/nginx:latest"), Deny),
-                (format!("docker.io/library/nginx:latest@{D1}"), Deny),
-                (format!("docker.io/library/nginx@{D1}"), Allow),
-                (s("docker.io/library/nginx:1.25"), Allow),
-                (s("ghcr.io/a/b:latest"), Deny),
-                (s("localhost:5000/a:latest"), Deny),
+            allow: &[
+                "docker.io/library/nginx@{D1}",
+                "docker.io/library/nginx:1.25",
             ],
-            literal: vec![
-                (s("nginx"), Deny),
-                (s("ghcr.io/a/b"), Deny),
-                (s("[::1]:5000/a"), Deny),
+            deny: &[
+                "docker.io/library/nginx:latest",
+                "docker.io/library/nginx:latest@{D1}",
+                "ghcr.io/a/b:latest",
+                "localhost:5000/a:latest",
+            ],
+            allow_as_written: &[
                 // Tags are case-sensitive: `LATEST` is another tag, not a spelling of `latest`.
-                (s("nginx:LATEST"), Allow),
-                (s("nginx:latest-1"), Allow),
+                "nginx:LATEST",
+                "nginx:latest-1",
             ],
+            deny_as_written: &["nginx", "ghcr.io/a/b", "[::1]:5000/a"],
         },
         RuleKind {
             name: "tags.requireDigest",
             settings: json!({"rules":[{"name":"pinned","images":["*"],"tags":{"requireDigest":true}}]}),
             benign:
                 "busybox@sha256:1111111111111111111111111111111111111111111111111111111111111111",
-            canonical: vec![
-                (format!("docker.io/library/nginx@{D1}"), Allow),
-                (format!("docker.io/library/nginx:1.25@{D1}"), Allow),
-                (format!("docker.io/library/nginx@{SHA512}"), Allow),
-                (s("docker.io/library/nginx:1.25"), Deny),
-                (s("docker.io/library/nginx:latest"), Deny),
+            allow: &[
+                "docker.io/library/nginx@{D1}",
+                "docker.io/library/nginx:1.25@{D1}",
+                "docker.io/library/nginx@{SHA512}",
             ],
-            literal: vec![(s("nginx"), Deny), (s("nginx:sha256"), Deny)],
+            deny: &[
+                "docker.io/library/nginx:1.25",
+                "docker.io/library/nginx:latest",
+            ],
+            deny_as_written: &["nginx", "nginx:sha256"],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "exemptImages must not over-exempt",
             settings: json!({"exemptImages":["registry.k8s.io/pause"],
                 "rules":[{"name":"none","images":["*"],"action":"deny"}]}),
             benign: "registry.k8s.io/pause:3.9",
-            canonical: vec![
-                (s("registry.k8s.io/pause:3.9"), Allow),
-                (format!("registry.k8s.io/pause@{D1}"), Allow),
-                (s("registry.k8s.io/pause-evil:3.9"), Deny),
-                (s("registry.k8s.io.evil.com/pause:3.9"), Deny),
-                (s("registry.k8s.io/pause/evil:1"), Deny),
-                (s("registry.k8s.io/evil/pause:1"), Deny),
-                (s("evil.com/registry.k8s.io/pause:1"), Deny),
-                (s("docker.io/library/pause:3.9"), Deny),
-                (s("k8s.io/pause:3.9"), Deny),
+            allow: &["registry.k8s.io/pause:3.9", "registry.k8s.io/pause@{D1}"],
+            deny: &[
+                "registry.k8s.io/pause-evil:3.9",
+                "registry.k8s.io.evil.com/pause:3.9",
+                "registry.k8s.io/pause/evil:1",
+                "registry.k8s.io/evil/pause:1",
+                "evil.com/registry.k8s.io/pause:1",
+                "docker.io/library/pause:3.9",
+                "k8s.io/pause:3.9",
             ],
-            literal: vec![
-                (s("registry.k8s.io:5000/pause:3.9"), Deny),
-                (s("registry.k8s.io:80/pause:3.9"), Deny),
-                (s("pause"), Deny),
+            deny_as_written: &[
+                "registry.k8s.io:5000/pause:3.9",
+                "registry.k8s.io:80/pause:3.9",
+                "pause",
             ],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "verify: cosign signature required",
             settings: json!({"keys":{"release":{"cosign":KEY}},"rules":[{"name":"signed",
                 "images":["ghcr.io/corp/**"],"verify":{"anyOf":[{"cosign":{"keys":["release"]}}]}}]}),
             benign: "ghcr.io/corp/app:1.0",
-            canonical: vec![
-                (s("ghcr.io/corp/app:1.0"), Allow),
-                (format!("ghcr.io/corp/app@{D1}"), Allow),
-                (format!("ghcr.io/corp/app:1.0@{D1}"), Allow),
-                (s("ghcr.io/corp/app:2.0"), Deny),
-                (s("ghcr.io/corp/app:latest"), Deny),
-                (format!("ghcr.io/corp/app:1.0@{D2}"), Deny),
-                (format!("ghcr.io/corp/app@{D2}"), Deny),
-                (s("ghcr.io/corp/app2:1.0"), Deny),
-                (s("ghcr.io/corp/other/app:1.0"), Deny),
-                (s("docker.io/corp/app:1.0"), Deny),
+            allow: &[
+                "ghcr.io/corp/app:1.0",
+                "ghcr.io/corp/app@{D1}",
+                "ghcr.io/corp/app:1.0@{D1}",
             ],
-            literal: vec![
-                (s("ghcr.io:5000/corp/app:1.0"), Deny),
-                (s("ghcr.io:80/corp/app:1.0"), Deny),
-                (s("corp/app:1.0"), Deny),
+            deny: &[
+                "ghcr.io/corp/app:2.0",
+                "ghcr.io/corp/app:latest",
+                "ghcr.io/corp/app:1.0@{D2}",
+                "ghcr.io/corp/app@{D2}",
+                "ghcr.io/corp/app2:1.0",
+                "ghcr.io/corp/other/app:1.0",
+                "docker.io/corp/app:1.0",
             ],
+            deny_as_written: &[
+                "ghcr.io:5000/corp/app:1.0",
+                "ghcr.io:80/corp/app:1.0",
+                "corp/app:1.0",
+            ],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "host wildcard *.corp.io",
             settings: json!({"rules":[{"name":"corp","images":["*.corp.io/**"]}]}),
             benign: "a.corp.io/x:1",
-            canonical: vec![
-                (s("a.corp.io/x:1"), Allow),
-                (s("a.b.corp.io/x/y:1"), Allow),
-                (s("corp.io/x:1"), Deny),
-                (s("evilcorp.io/x:1"), Deny),
-                (s("a.corp.io.evil.com/x:1"), Deny),
-                (s("corp.io.a/x:1"), Deny),
-                (s("a-corp.io/x:1"), Deny),
-                (s("docker.io/library/nginx:1"), Deny),
+            allow: &["a.corp.io/x:1", "a.b.corp.io/x/y:1"],
+            deny: &[
+                "corp.io/x:1",
+                "evilcorp.io/x:1",
+                "a.corp.io.evil.com/x:1",
+                "corp.io.a/x:1",
+                "a-corp.io/x:1",
+                "docker.io/library/nginx:1",
             ],
-            literal: vec![
-                (s("a.corp.io:5000/x:1"), Deny),
-                (s("a.corp.io:80/x:1"), Deny),
-                (s("evil.io/a.corp.io/x:1"), Deny),
+            deny_as_written: &[
+                "a.corp.io:5000/x:1",
+                "a.corp.io:80/x:1",
+                "evil.io/a.corp.io/x:1",
             ],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "requireFullyQualified, everything else allowed",
             settings: json!({"requireFullyQualified": true, "rules":[{"name":"all","images":["**"]}]}),
             benign: "docker.io/library/busybox:1",
             // Every spelling of these names its registry.
-            canonical: vec![
-                (s("ghcr.io/corp/app:1.0"), Allow),
-                (s("localhost:5000/app:1"), Allow),
-                (s("[::1]:5000/app:1"), Allow),
+            allow: &[
+                "ghcr.io/corp/app:1.0",
+                "localhost:5000/app:1",
+                "[::1]:5000/app:1",
             ],
-            literal: vec![
-                (s("docker.io/library/nginx:1"), Allow),
-                (s("index.docker.io/nginx:1"), Allow),
-                (s("Docker.IO/nginx"), Allow),
-                (s("localhost/app:1"), Allow),
-                (s("LocalHost:5000/app:1"), Allow),
-                (s("127.0.0.1/app:1"), Allow),
-                (s("nginx"), Deny),
-                (s("nginx:1"), Deny),
-                (format!("nginx@{D1}"), Deny),
-                (s("library/nginx:1"), Deny),
-                (s("bitnami/redis:7"), Deny),
-                (s("LOCALHOST/app:1"), Deny),
-                (s("registry:5000"), Deny),
-                (s("localhost:5000"), Deny),
+            allow_as_written: &[
+                "docker.io/library/nginx:1",
+                "index.docker.io/nginx:1",
+                "Docker.IO/nginx",
+                "localhost/app:1",
+                "LocalHost:5000/app:1",
+                "127.0.0.1/app:1",
             ],
+            deny_as_written: &[
+                "nginx",
+                "nginx:1",
+                "nginx@{D1}",
+                "library/nginx:1",
+                "bitnami/redis:7",
+                "LOCALHOST/app:1",
+                "registry:5000",
+                "localhost:5000",
+            ],
+            ..RuleKind::default()
         },
         RuleKind {
             name: "ports: localhost, IPv6 and a named port",
             settings: json!({"rules":[{"name":"local","images":[
                 "localhost:5000/**","[::1]:5000/**","registry.corp.io:8443/**"]}]}),
             benign: "localhost:5000/app:1",
-            canonical: vec![
-                (s("localhost:5000/app:1"), Allow),
-                (s("[::1]:5000/app:1"), Allow),
-                (s("registry.corp.io:8443/app:1"), Allow),
-                (s("localhost/app:1"), Deny),
-                (s("localhost:5001/app:1"), Deny),
-                (s("127.0.0.1:5000/app:1"), Deny),
-                (s("[::1]/app:1"), Deny),
-                (s("[::1]:5001/app:1"), Deny),
-                (s("[::2]:5000/app:1"), Deny),
-                (s("registry.corp.io/app:1"), Deny),
-                (s("registry.corp.io:80/app:1"), Deny),
+            allow: &[
+                "localhost:5000/app:1",
+                "[::1]:5000/app:1",
+                "registry.corp.io:8443/app:1",
             ],
-            literal: vec![
-                (s("[0:0::1]:5000/app:1"), Allow),
-                (
-                    s("[0000:0000:0000:0000:0000:0000:0000:0001]:5000/app:1"),
-                    Allow,
-                ),
-                (s("localhost:05000/app:1"), Allow),
-                (s("registry.corp.io:443/app:1"), Deny),
-                (s("[::1]:443/app:1"), Deny),
+            deny: &[
+                "localhost/app:1",
+                "localhost:5001/app:1",
+                "127.0.0.1:5000/app:1",
+                "[::1]/app:1",
+                "[::1]:5001/app:1",
+                "[::2]:5000/app:1",
+                "registry.corp.io/app:1",
+                "registry.corp.io:80/app:1",
             ],
+            allow_as_written: &[
+                "[0:0::1]:5000/app:1",
+                "[0000:0000:0000:0000:0000:0000:0000:0001]:5000/app:1",
+                "localhost:05000/app:1",
+            ],
+            deny_as_written: &["registry.corp.io:443/app:1", "[::1]:443/app:1"],
         },
     ]
 }
@@ -521,6 +550,18 @@ macro_rules! workload {
     };
 }
 
+/// A Pod UPDATE from `old` to `new` (specs), on `subresource` if given.
+fn pod_update(new: Value, old: Value, subresource: Option<&str>) -> Value {
+    let pod = |spec| json!({"metadata":{"name":"w"},"spec": spec});
+    let mut r = request("", "Pod", "UPDATE", pod(new));
+    r["oldObject"] = pod(old);
+    if let Some(sub) = subresource {
+        r["subResource"] = json!(sub);
+        r["requestSubResource"] = json!(sub);
+    }
+    r
+}
+
 fn tmpl(spec: Value) -> Value {
     json!({"metadata":{"name":"w"},"spec":{"template":{"spec": spec}}})
 }
@@ -657,47 +698,28 @@ fn places() -> Vec<Place> {
         Place {
             name: "Pod UPDATE adding an image volume",
             build: |image, benign| {
-                let mut r = request(
-                    "",
-                    "Pod",
-                    "UPDATE",
-                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("volumes", image)])}),
-                );
-                r["oldObject"] =
-                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign)])});
-                r
+                pod_update(
+                    pod_spec(&[("containers", benign), ("volumes", image)]),
+                    pod_spec(&[("containers", benign)]),
+                    None,
+                )
             },
         },
         Place {
             name: "pods/ephemeralcontainers subresource, image volume",
             build: |image, benign| {
                 let spec = pod_spec(&[("containers", benign), ("volumes", image)]);
-                let mut r = request(
-                    "",
-                    "Pod",
-                    "UPDATE",
-                    json!({"metadata":{"name":"w"},"spec": spec.clone()}),
-                );
-                r["subResource"] = json!("ephemeralcontainers");
-                r["requestSubResource"] = json!("ephemeralcontainers");
-                r["oldObject"] = json!({"metadata":{"name":"w"},"spec": spec});
-                r
+                pod_update(spec.clone(), spec, Some("ephemeralcontainers"))
             },
         },
         Place {
             name: "pods/ephemeralcontainers subresource",
             build: |image, benign| {
-                let mut r = request(
-                    "",
-                    "Pod",
-                    "UPDATE",
-                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", image)])}),
-                );
-                r["subResource"] = json!("ephemeralcontainers");
-                r["requestSubResource"] = json!("ephemeralcontainers");
-                r["oldObject"] =
-                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign)])});
-                r
+                pod_update(
+                    pod_spec(&[("containers", benign), ("ephemeralContainers", image)]),
+                    pod_spec(&[("containers", benign)]),
+                    Some("ephemeralcontainers"),
+                )
             },
         },
         Place {
@@ -716,14 +738,11 @@ fn places() -> Vec<Place> {
         Place {
             name: "Pod UPDATE changing only an ephemeral container",
             build: |image, benign| {
-                let mut r = request(
-                    "",
-                    "Pod",
-                    "UPDATE",
-                    json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", image)])}),
-                );
-                r["oldObject"] = json!({"metadata":{"name":"w"},"spec": pod_spec(&[("containers", benign), ("ephemeralContainers", benign)])});
-                r
+                pod_update(
+                    pod_spec(&[("containers", benign), ("ephemeralContainers", image)]),
+                    pod_spec(&[("containers", benign), ("ephemeralContainers", benign)]),
+                    None,
+                )
             },
         },
         Place {
@@ -841,10 +860,10 @@ fn corpus_has_no_bypass() {
         let policy = Policy::from_json(&kind.settings.to_string())
             .unwrap_or_else(|e| panic!("[{}] settings: {e}", kind.name));
         let mut images: Vec<(String, Expect)> = Vec::new();
-        for (canonical, expect) in &kind.canonical {
-            images.extend(spellings(canonical).into_iter().map(|s| (s, *expect)));
+        for (canonical, expect) in kind.canonical() {
+            images.extend(spellings(&canonical).into_iter().map(|s| (s, expect)));
         }
-        images.extend(kind.literal.iter().cloned());
+        images.extend(kind.literal());
         images.extend(unparsable.iter().map(|u| (u.clone(), Deny)));
         for (image, expect) in images {
             let case = Case {
@@ -881,12 +900,12 @@ fn corpus_has_no_bypass() {
 #[test]
 fn corpus_spellings_are_what_they_claim() {
     for kind in rule_kinds() {
-        for (canonical, _) in &kind.canonical {
-            let spelled = spellings(canonical);
+        for (canonical, _) in kind.canonical() {
+            let spelled = spellings(&canonical);
             assert!(spelled.len() >= 2, "{canonical}: {spelled:?}");
             for s in spelled {
                 let r = Reference::parse(&s).unwrap_or_else(|e| panic!("{s}: {e}"));
-                assert_eq!(&r.to_string(), canonical, "{s}");
+                assert_eq!(r.to_string(), canonical, "{s}");
             }
         }
     }

@@ -327,14 +327,10 @@ mod tests {
         assert_eq!(config["created"], "2023-11-14T22:13:20Z");
         assert_eq!(config["config"]["User"], "65532:65532");
         assert_eq!(config["config"]["Entrypoint"], json!(["/imagegate"]));
-        assert_eq!(
-            config["config"]["Labels"]["org.opencontainers.image.revision"],
-            "abc123"
-        );
-        assert_eq!(
-            config["config"]["Labels"]["org.opencontainers.image.licenses"],
-            "Apache-2.0"
-        );
+        let label =
+            |name: &str| &config["config"]["Labels"][format!("org.opencontainers.image.{name}")];
+        assert_eq!(label("revision"), "abc123");
+        assert_eq!(label("licenses"), "Apache-2.0");
         let annotations = image.manifest.annotations.clone().unwrap();
         assert_eq!(
             annotations["org.opencontainers.image.version"],

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod certs;
 pub mod cosign;
+pub mod daemon;
 pub mod image;
 pub mod notary;
 pub mod notation;

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
 
 use super::certs::TestCa;
+use super::daemon::Daemon;
 
 /// Passphrases the `notary` CLI reads from the environment.
 const PASSPHRASES: [(&str, &str); 4] = [
@@ -40,8 +41,8 @@ pub struct NotaryLab {
     /// PEM of the CA that signed the server certificate.
     pub ca_pem: String,
     pub dir: tempfile::TempDir,
-    server: Option<Child>,
-    signer: Option<Child>,
+    server: Daemon,
+    signer: Daemon,
     signers: Vec<LabSigner>,
 }
 
@@ -104,18 +105,18 @@ impl NotaryLab {
         let mut lab = NotaryLab {
             url,
             ca_pem,
-            signer: None,
-            server: None,
+            signer: Daemon::default(),
+            server: Daemon::default(),
             signers: Vec::new(),
             dir,
         };
-        lab.signer = Some(lab.spawn("notary-signer", "signer.json"));
+        lab.signer = Daemon::new(lab.spawn("notary-signer", "signer.json"));
         // The server's health check polls the signer only periodically, so
         // wait for the signer itself before starting the server.
         lab.wait_until("notary-signer listening", || {
             std::net::TcpStream::connect(("127.0.0.1", signer_port)).is_ok()
         });
-        lab.server = Some(lab.spawn("notary-server", "server.json"));
+        lab.server = Daemon::new(lab.spawn("notary-server", "server.json"));
         lab.wait_healthy();
         lab
     }
@@ -285,23 +286,7 @@ impl NotaryLab {
 
     /// Kills notary-server (the signer stays), e.g. to test an unreachable server.
     pub fn stop_server(&mut self) {
-        if let Some(mut child) = self.server.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for NotaryLab {
-    fn drop(&mut self) {
-        for child in [self.server.take(), self.signer.take()]
-            .into_iter()
-            .flatten()
-        {
-            let mut child = child;
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.server.stop();
     }
 }
 

@@ -7,15 +7,17 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use super::daemon::Daemon;
 
 const BINARY: &str = "redis-server";
 pub const PASSWORD: &str = "imagegate-test-password";
 
 pub struct Redis {
     pub port: u16,
-    child: Option<Child>,
+    child: Daemon,
     dir: tempfile::TempDir,
 }
 
@@ -32,7 +34,7 @@ impl Redis {
             .port();
         let mut redis = Redis {
             port,
-            child: None,
+            child: Daemon::default(),
             dir: tempfile::tempdir().expect("temp dir"),
         };
         redis.spawn();
@@ -62,7 +64,7 @@ impl Redis {
             .stderr(log)
             .spawn()
             .expect("spawn redis-server");
-        self.child = Some(child);
+        self.child = Daemon::new(child);
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.command(&["PING"]).as_deref() != Some("+PONG") {
             assert!(
@@ -79,10 +81,7 @@ impl Redis {
     }
 
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.stop();
     }
 
     /// Starts again on the same port, empty (no persistence): the outage
@@ -170,11 +169,5 @@ impl Redis {
                 line.trim_end().to_string()
             })
             .collect()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

@@ -7,10 +7,11 @@ use oci_client::secrets::RegistryAuth;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::certs;
+use super::daemon::Daemon;
 
 const BINARY: &str = "docker-registry";
 
@@ -35,7 +36,7 @@ pub struct Registry {
     /// The CA file (TLS variant only).
     pub ca_path: Option<PathBuf>,
     config: PathBuf,
-    child: Option<Child>,
+    child: Daemon,
     dir: tempfile::TempDir,
 }
 
@@ -107,7 +108,7 @@ impl Registry {
             ca_pem,
             ca_path,
             config: config_path,
-            child: None,
+            child: Daemon::default(),
             dir,
         };
         registry.spawn();
@@ -129,7 +130,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("spawn docker-registry");
-        self.child = Some(child);
+        self.child = Daemon::new(child);
         self.wait_ready();
     }
 
@@ -139,11 +140,7 @@ impl Registry {
             if self.answers() {
                 return;
             }
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
+            if let Some(status) = self.child.exited() {
                 panic!(
                     "docker-registry exited with {status} before listening on {}:\n{}",
                     self.addr,
@@ -200,10 +197,7 @@ impl Registry {
 
     /// Kills the registry; the port stops answering (the "registry down" case).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.child.stop();
     }
 
     /// Starts it again on the same port with the same storage.
@@ -245,11 +239,5 @@ impl Registry {
             });
         }
         oci_client::Client::try_from(config).expect("oci client")
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        self.stop();
     }
 }

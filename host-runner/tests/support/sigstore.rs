@@ -284,20 +284,18 @@ impl FakeSigstore {
             params
                 .custom_extensions
                 .push(raw(GITHUB_REPOSITORY_OID, repo));
-            params
-                .custom_extensions
-                .push(der_text(RUNNER_ENVIRONMENT_OID, "github-hosted"));
-            params.custom_extensions.push(der_text(
-                SOURCE_REPOSITORY_URI_OID,
-                &format!("https://github.com/{repo}"),
-            ));
-            params
-                .custom_extensions
-                .push(der_text(SOURCE_REPOSITORY_REF_OID, "refs/heads/main"));
-            params.custom_extensions.push(der_text(
-                SOURCE_REPOSITORY_OWNER_URI_OID,
-                &format!("https://github.com/{owner}"),
-            ));
+            let (repo_uri, owner_uri) = (
+                format!("https://github.com/{repo}"),
+                format!("https://github.com/{owner}"),
+            );
+            for (oid, text) in [
+                (RUNNER_ENVIRONMENT_OID, "github-hosted"),
+                (SOURCE_REPOSITORY_URI_OID, &repo_uri),
+                (SOURCE_REPOSITORY_REF_OID, "refs/heads/main"),
+                (SOURCE_REPOSITORY_OWNER_URI_OID, &owner_uri),
+            ] {
+                params.custom_extensions.push(der_text(oid, text));
+            }
         }
         let key = KeyPair::generate().expect("leaf key");
         // The CT log signs the certificate without its SCT extension (the

@@ -810,18 +810,22 @@ fn attestation_conditions_choose_among_verified_statements() {
 }
 
 #[test]
-fn attestations_on_policy_server_fail_closed_naming_the_capability() {
+fn imagegate_checks_on_policy_server_fail_closed_naming_the_capability() {
     let host = ScriptedHost::policy_server(|_, _, _| Err("unexpected".into()));
-    let r = run(
-        attestation_settings(json!([{"path": "predicate", "op": "exists"}])),
-        &pod(&["ghcr.io/corp/app:1.0"]),
-        &host,
-    );
-    assert!(
-        msg(&r).contains("this host does not have the capability imagegate/v1/check_attestation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
-        "{}",
-        msg(&r)
-    );
+    for (settings, operation) in [
+        (
+            attestation_settings(json!([{"path": "predicate", "op": "exists"}])),
+            "check_attestation",
+        ),
+        (notation_settings(Value::Null), "check_notation"),
+    ] {
+        let r = run(settings, &pod(&["ghcr.io/corp/app:1.0"]), &host);
+        let expected = format!(
+            "this host does not have the capability imagegate/v1/{operation} (it answered \"unknown namespace: imagegate\"); \
+             Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"
+        );
+        assert!(msg(&r).contains(&expected), "{}", msg(&r));
+    }
 }
 
 #[test]
@@ -1267,21 +1271,6 @@ fn notation_checks_fail_when_nothing_verified_or_no_statement_verifies() {
         msg(&r)
     );
     assert!(host.calls().is_empty());
-}
-
-#[test]
-fn notation_on_policy_server_fails_closed_naming_the_capability() {
-    let host = ScriptedHost::policy_server(|_, _, _| Err("unexpected".into()));
-    let r = run(
-        notation_settings(Value::Null),
-        &pod(&["ghcr.io/corp/app:1.0"]),
-        &host,
-    );
-    assert!(
-        msg(&r).contains("this host does not have the capability imagegate/v1/check_notation (it answered \"unknown namespace: imagegate\"); Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"),
-        "{}",
-        msg(&r)
-    );
 }
 
 #[test]
