@@ -33,19 +33,17 @@ host-runner:
 	$(CARGO) build --locked -p imagegate
 
 # The demo's host: no registries, Notary, sigstore or serve (cargo features
-# `live` and `serve` off), in cargo profile `demo` (Cargo.toml), so a fresh
-# machine reaches its first decision fast.
+# `live` and `serve` off), so a fresh machine reaches its first decision fast.
 DEMO_FEATURES := --no-default-features
-DEMO_IMAGEGATE := $(TARGET_DIR)/demo/imagegate
 host-runner-demo:
-	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES) --profile demo
+	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES)
 
 demo: policy.wasm host-runner-demo
 	@echo "--- settings: examples/settings.yaml"
 	@cat examples/settings.yaml
 	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json
 	@echo "--- decision:"
-	@$(DEMO_IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
+	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 # The CLI on PATH (~/.cargo/bin), every feature.
 install:
