@@ -124,6 +124,11 @@ impl Decision {
 
 /// One `imagegate run` (or `bench`) of the module: settings and request are
 /// written into `dir` (as a fixture's settings.yaml / request.yaml).
+/// The evaluation deadline of these runs: far above policy-server's 2 s, as
+/// a debug host verifying live on a loaded 2-core machine can take longer,
+/// and no test here is about the deadline.
+const DEADLINE: &str = "30s";
+
 struct Run {
     dir: PathBuf,
     settings: Value,
@@ -170,6 +175,7 @@ impl Run {
             .arg(self.dir.join("settings.yaml"))
             .arg("--request-path")
             .arg(self.dir.join("request.yaml"))
+            .args(["--timeout", DEADLINE])
             .args(&self.flags);
         command
     }
@@ -190,6 +196,8 @@ impl Run {
             self.dir.join("settings.yaml").display().to_string(),
             "--request-path".into(),
             self.dir.join("request.yaml").display().to_string(),
+            "--timeout".into(),
+            DEADLINE.into(),
         ];
         argv.extend(self.flags.iter().cloned());
         <Cli as clap::Parser>::parse_from(argv).eval
@@ -1078,14 +1086,16 @@ fn record(run: &Run, description: &str, pinned: Option<&str>, needles: &[&str]) 
 }
 
 /// The recorded fixtures, as `imagegate test` finds them in `fixtures/`.
-const RECORDED: [&str; 8] = [
+const RECORDED: [&str; 10] = [
     "recorded-accept-cosign-signed-pinned",
     "recorded-accept-cosign-v3-bundle-pinned",
     "recorded-accept-notary-signed-pinned",
+    "recorded-accept-notation-jws-pinned",
     "recorded-deny-cosign-registry-down",
     "recorded-deny-cosign-unsigned",
     "recorded-deny-cosign-wrong-key",
     "recorded-deny-notary-other-signer",
+    "recorded-deny-notation-cose-untrusted-root",
     "recorded-deny-slsa-attestation-condition",
 ];
 
@@ -1109,14 +1119,14 @@ async fn record_set(out: &Path) -> Option<()> {
     );
     push(&registry, "demo/unsigned", "unsigned").await;
     record(
-        &cosign(RECORDED[4], &registry.image("demo/unsigned", "1.0"), &registry),
+        &cosign(RECORDED[5], &registry.image("demo/unsigned", "1.0"), &registry),
         "Recorded from a live run: an image without cosign signatures is denied, naming the rule, the key and the cause.",
         None,
         &[COSIGN_FAILED, "no verified signature for"],
     );
     let (image, _) = signed(&registry, "demo/wrongkey", &other, &SignOptions::default()).await;
     record(
-        &cosign(RECORDED[5], &image, &registry),
+        &cosign(RECORDED[6], &image, &registry),
         "Recorded from a live run: an image signed with another key than the rule's is denied.",
         None,
         &[
@@ -1143,7 +1153,7 @@ async fn record_set(out: &Path) -> Option<()> {
     record(
         &Run::against(
             &registry,
-            &out.join(RECORDED[7]),
+            &out.join(RECORDED[9]),
             &image,
             rule_settings(&registry, json!([slsa_check(&key)])),
         ),
@@ -1152,11 +1162,51 @@ async fn record_set(out: &Path) -> Option<()> {
         &["verified, but no attestation satisfies the conditions", "predicate.runDetails.builder.id equals"],
     );
 
+    // Notation, as `notation sign` pushes it on a registry without the
+    // referrers API: a JWS envelope by the trusted signer, a COSE one by a
+    // signer of another root.
+    let (release, stranger) = (
+        NotationSigner::new("release"),
+        NotationSigner::new("stranger"),
+    );
+    let notation_signed = |repo: &'static str, envelope: &'static str| {
+        let (registry, release, stranger) = (&registry, &release, &stranger);
+        async move {
+            let digest = push(registry, repo, repo).await;
+            let subject = Subject::of(registry, repo, &digest).await;
+            let signature = match envelope {
+                notation_lab::JWS => release.jws(&subject, &Claims::default()),
+                _ => stranger.cose(&subject, &Claims::default()),
+            };
+            notation_lab::push(registry, repo, &subject, envelope, signature).await;
+            (registry.image(repo, "1.0"), digest)
+        }
+    };
+    let trusted = rule_settings(&registry, notation_check(&release, "release", json!({})));
+    let (image, digest) = notation_signed("demo/notation-jws", notation_lab::JWS).await;
+    record(
+        &Run::against(&registry, &out.join(RECORDED[3]), &image, trusted.clone()),
+        "Recorded from a live run: a Notation JWS signature (found through the referrers tag) by a certificate of the trusted root with the trusted identity; allowed and pinned.",
+        Some(&format!("{image}@{digest}")),
+        &[],
+    );
+    let (image, _) = notation_signed("demo/notation-cose", notation_lab::COSE).await;
+    record(
+        &Run::against(&registry, &out.join(RECORDED[8]), &image, trusted),
+        "Recorded from a live run: a Notation COSE signature by a certificate of another root than the trust store's; denied, naming the trust policy, the path and why.",
+        None,
+        &[
+            "notation trust policy \"inline\": no verified signature for",
+            "referrers-tag: 1 entries",
+            "rejected: authenticity: no certificate of the signing chain of",
+        ],
+    );
+
     let mut down = Registry::start(Variant::Plain);
     let (image, _) = signed(&down, "demo/down", &key, &SignOptions::default()).await;
     down.stop();
     record(
-        &cosign(RECORDED[3], &image, &down),
+        &cosign(RECORDED[4], &image, &down),
         "Recorded from a live run: the registry is down, so the signature cannot be checked and the image is denied, saying why.",
         None,
         &[COSIGN_FAILED, "Cannot fetch manifest of", "Connection refused"],
@@ -1180,7 +1230,7 @@ async fn record_set(out: &Path) -> Option<()> {
         &[],
     );
     record(
-        &run(RECORDED[6], "3.0"),
+        &run(RECORDED[7], "3.0"),
         "Recorded from a live run: the tag is signed by alice only while the rule wants jenkins; denied, naming the signer asked for.",
         None,
         &[NOTARY_FAILED, "targets/jenkins"],
@@ -1266,7 +1316,7 @@ async fn recording_again_gives_sessions_of_the_committed_shape() {
         .expect("spawn imagegate test");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        output.status.success() && stdout.contains("8 passed, 0 failed"),
+        output.status.success() && stdout.contains("10 passed, 0 failed"),
         "replay of the new recording: {stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );

@@ -844,3 +844,129 @@ fn payload_escapes_like_go() {
         "{text}"
     );
 }
+
+/// The registry requests `check` makes, from the registry's access log. The
+/// registry logs a request once it has answered it: wait for `expected`
+/// lines (a later extra one fails the next count, or the final total).
+async fn requests_of<T>(
+    registry: &Registry,
+    expected: usize,
+    check: impl std::future::Future<Output = T>,
+) -> (T, Vec<String>) {
+    let before = registry.requests().len();
+    let answer = check.await;
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while registry.requests().len() < before + expected && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    (answer, registry.requests()[before..].to_vec())
+}
+
+#[tokio::test]
+async fn one_cosign_key_check_costs_four_registry_requests() {
+    if !registry::available() {
+        return;
+    }
+    let registry = Registry::start_logged(Variant::Plain);
+    let key = CosignKey::generate();
+    let options = SignOptions::default();
+    let (first, first_digest) = signed_image(&registry, "demo/count1", &key, &options).await;
+    let (second, second_digest) = signed_image(&registry, "demo/count2", &key, &options).await;
+    let oci = oci_for(&registry);
+    let sequence = |repo: &str, digest: &str, tag: Option<&str>| {
+        let sig = format!("{}.sig", digest.replace(':', "-"));
+        let blob = |_: ()| format!("GET /v2/{repo}/blobs/");
+        let mut s: Vec<String> = tag
+            .map(|t| format!("HEAD /v2/{repo}/manifests/{t}"))
+            .into_iter()
+            .collect();
+        s.push(format!("GET /v2/{repo}/manifests/{sig}"));
+        s.push(blob(()));
+        s.push(format!("GET /v2/{repo}/referrers/{digest}"));
+        s
+    };
+    // Blob digests vary with the signature: compare up to `/blobs/`.
+    let shape = |requests: Vec<String>| -> Vec<String> {
+        requests
+            .into_iter()
+            .map(|r| match r.find("/blobs/") {
+                Some(i) => r[..i + "/blobs/".len()].to_string(),
+                None => r,
+            })
+            .collect()
+    };
+
+    // A new process: the first check pays no ping either.
+    let (answer, requests) =
+        requests_of(&registry, 4, oci.verify(&pubkey(&first, &[&key], &[]))).await;
+    assert_eq!(answer, Ok(trusted(&first_digest)));
+    assert_eq!(
+        shape(requests),
+        sequence("demo/count1", &first_digest, Some("1.0")),
+        "resolve, .sig manifest, its layer, referrers: nothing twice, no /v2/ ping"
+    );
+    // Another image in the same process: the same four.
+    let (answer, requests) =
+        requests_of(&registry, 4, oci.verify(&pubkey(&second, &[&key], &[]))).await;
+    assert_eq!(answer, Ok(trusted(&second_digest)));
+    assert_eq!(
+        shape(requests),
+        sequence("demo/count2", &second_digest, Some("1.0"))
+    );
+    // Pinned to the digest (as the cache asks): no resolution.
+    let pinned = format!("{}/demo/count2@{second_digest}", registry.addr);
+    let (answer, requests) =
+        requests_of(&registry, 3, oci.verify(&pubkey(&pinned, &[&key], &[]))).await;
+    assert_eq!(answer, Ok(trusted(&second_digest)));
+    assert_eq!(
+        shape(requests),
+        sequence("demo/count2", &second_digest, None)
+    );
+    // An unsigned image: resolve, the missing .sig tag, referrers.
+    let unsigned_digest = Image::single("count3", Format::Oci)
+        .push(&registry, "demo/count3", "1.0")
+        .await;
+    let unsigned = registry.image("demo/count3", "1.0");
+    let (answer, requests) =
+        requests_of(&registry, 3, oci.verify(&pubkey(&unsigned, &[&key], &[]))).await;
+    assert!(answer.is_err(), "{answer:?}");
+    let mut expected = sequence("demo/count3", &unsigned_digest, Some("1.0"));
+    expected.remove(2);
+    assert_eq!(shape(requests), expected);
+}
+
+/// Keyless checks keep sigstore's cosign client (only it checks certificates
+/// against its Fulcio pool): their count is pinned too, so that a regression
+/// (or an improvement) shows.
+#[tokio::test]
+async fn one_keyless_check_costs_sigstores_registry_requests() {
+    if !registry::available() {
+        return;
+    }
+    let registry = Registry::start_logged(Variant::Plain);
+    let fake = FakeSigstore::new();
+    let repo = "demo/keylesscount";
+    let digest = Image::single(repo, Format::Oci)
+        .push(&registry, repo, "1.0")
+        .await;
+    let issuer = "https://accounts.example.com";
+    let leaf = fake.keyless_certificate(Identity::Email("dev@example.com"), issuer, None);
+    keyless_signed(&registry, repo, &digest, &fake, leaf, true).await;
+    let oci = oci_with_trust(&registry, &fake);
+    let request = SigstoreVerifyRequest::SigstoreKeylessVerify {
+        image: registry.image(repo, "1.0"),
+        keyless: vec![KeylessInfo {
+            issuer: issuer.into(),
+            subject: "dev@example.com".into(),
+        }],
+        annotations: None,
+    };
+    let (answer, requests) = requests_of(&registry, KEYLESS_REQUESTS, oci.verify(&request)).await;
+    assert_eq!(answer, Ok(trusted(&digest)));
+    assert_eq!(requests.len(), KEYLESS_REQUESTS, "{requests:#?}");
+}
+
+/// Our HEAD, then sigstore's 15: a `/v2/` ping before each of its requests,
+/// its own HEAD, the `.sig` manifest twice, config and layer, the referrers
+/// API and oci-client's referrers-tag fallback.
+const KEYLESS_REQUESTS: usize = 16;

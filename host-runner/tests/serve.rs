@@ -393,6 +393,17 @@ async fn settings_reload_applies_valid_files_and_keeps_the_old_ones_otherwise() 
         .unwrap()
         .contains("registry frozen"));
 
+    // An empty file (as a non-atomic rewrite leaves it for a moment) is
+    // refused: `{}` would admit every image.
+    std::fs::write(&settings, "# nothing yet\n").unwrap();
+    wait_for(
+        &client,
+        format!("{url}/metrics"),
+        "imagegate_settings_reloads_total{result=\"refused\"} 2",
+    )
+    .await;
+    assert_eq!(decide().await["allowed"], false);
+
     // Back to the first settings: applied again.
     std::fs::copy(data("settings.yaml"), &settings).unwrap();
     wait_for(&client, format!("{url}/readyz"), "generation 3").await;
@@ -412,6 +423,19 @@ fn invalid_startup_settings_and_tls_files_are_refused() {
         &invalid,
     ]);
     assert!(err.contains("not valid") && err.contains("relase"), "{err}");
+    let empty = tls.dir.path().join("empty.yaml");
+    std::fs::write(&empty, "\n").unwrap();
+    let err = serve_lab::start_error(&[
+        "--insecure-http",
+        "--policy",
+        &policy,
+        "--settings-path",
+        &empty.display().to_string(),
+    ]);
+    assert!(
+        err.contains("are empty; every image would be admitted"),
+        "{err}"
+    );
 
     // A TLS "key" that is a certificate is refused, naming the file.
     let cert = tls.cert.display().to_string();

@@ -465,3 +465,169 @@ async fn notary_trust_on_first_use_is_shared_through_redis_and_survives_restarts
     let restarted = serve(&forged, &["--notary-cache-dir", &state]);
     assert!(!lab.decide(&restarted, &image).await.0);
 }
+
+/// A verification valid for less than the TTL (a certificate that expires
+/// within it) is kept in Redis no longer than its `valid_until`, as in
+/// memory: Redis' own expiry (PTTL) says so. A plain answer keeps the TTL.
+#[test]
+fn a_shared_entry_expires_no_later_than_the_answers_valid_until() {
+    use imagegate::capabilities::cache::{CacheConfig, CapabilityCache};
+    use imagegate::capabilities::Request;
+    use imagegate_policy::wire::{ImageVerifyResponse, SignatureVerifyRequest, Verified};
+    if !redis::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let config = CacheConfig {
+        shared: Some(SharedConfig {
+            redis: RedisConfig::parse(&redis.url()).unwrap(),
+            hmac_key: vec![7; 32],
+            timeout: Duration::from_secs(5),
+        }),
+        ..CacheConfig::default()
+    };
+    let cache = CapabilityCache::new(config, rt.handle().clone()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    // The Redis expiry in ms of the entry made for `image` answered with `verified`.
+    let pttl = |image: &str, verified: Verified| -> i64 {
+        let request = Request::VerifySignature(SignatureVerifyRequest {
+            image: format!("127.0.0.1:5000/{image}@sha256:{}", "a".repeat(64)),
+            platforms: Default::default(),
+            identities: vec![],
+            annotations: None,
+        });
+        let answer = serde_json::to_vec(&ImageVerifyResponse {
+            digest: format!("sha256:{}", "a".repeat(64)),
+            verified: vec![verified],
+            trace: vec![],
+        })
+        .unwrap();
+        let before = redis.keys("*");
+        cache.answer(&request, &|_| Ok(answer.clone())).unwrap();
+        // Written in the background: wait for the new key.
+        let key = wait_until(|| redis.keys("*").into_iter().find(|k| !before.contains(k)));
+        let reply = redis.command(&["PTTL", &key]).unwrap();
+        reply.trim_start_matches(':').parse().unwrap()
+    };
+    let soon = pttl(
+        "demo/soon",
+        Verified {
+            valid_until: Some(now + 10),
+            ..Verified::default()
+        },
+    );
+    assert!(soon > 0 && soon <= 10_000, "PTTL {soon} ms, valid for 10 s");
+    let plain = pttl("demo/plain", Verified::default());
+    assert!(
+        plain > 10_000 && plain <= 60_000,
+        "PTTL {plain} ms, TTL 60 s"
+    );
+}
+
+/// `probe` until it answers (at most 10 s, then the test fails).
+fn wait_until<T>(probe: impl Fn() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "nothing within 10 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Notation answers (`imagegate/v1/check_notation`) under the cache's rules:
+/// kept, bound to the digest (a moved tag is checked again), and never
+/// longer than the signature's expiry: with `--cache-ttl 120m`, the shared
+/// entry of a signature expiring in 30 minutes lives at most 30 minutes,
+/// one without expiry the whole TTL (Redis's own expiry, read with PTTL:
+/// no clock in the test).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notation_answers_are_cached_digest_bound_and_no_longer_than_their_expiry() {
+    use support::notation::{self, Claims, NotationSigner, Subject};
+    let Some(lab) = Lab::new().await else { return };
+    let redis = Redis::start();
+    let signer = NotationSigner::new("release");
+    let expiry = chrono::Utc::now().timestamp() + 30 * 60;
+    for (repo, expiry) in [
+        ("notation/expiring", Some(expiry)),
+        ("notation/lasting", None),
+    ] {
+        let digest = Image::single(repo, Format::Oci)
+            .push(&lab.registry, repo, "1.0")
+            .await;
+        let subject = Subject::of(&lab.registry, repo, &digest).await;
+        let claims = Claims {
+            expiry,
+            ..Claims::default()
+        };
+        let envelope = signer.jws(&subject, &claims);
+        notation::push(&lab.registry, repo, &subject, notation::JWS, envelope).await;
+    }
+    let settings = lab.tls.dir.path().join("notation.json");
+    let rule = json!({"rules": [{"name": "signed", "images": [format!("{}/**", lab.registry.addr)],
+        "verify": {"anyOf": [{"notation": {"trustStores": {"ca:lab": signer.root_pem},
+            "trustedIdentities": ["x509.subject: C=US, ST=WA, O=imagegate lab, CN=release"]}}]}}]});
+    std::fs::write(&settings, rule.to_string()).unwrap();
+    let url = redis.url();
+    let server = lab.tls.start(&[
+        "--settings-path",
+        &settings.display().to_string(),
+        "--insecure-registry",
+        &lab.registry.addr,
+        "--allowed-host-capabilities",
+        "oci/*,imagegate/*",
+        "--cache",
+        &url,
+        "--cache-hmac-key-file",
+        &lab.hmac_key,
+        "--cache-ttl",
+        "120m",
+        "--digest-cache-ttl",
+        "off",
+    ]);
+    let hits = "imagegate_capability_cache_hits_total";
+
+    // Kept: the second decision is a hit.
+    let expiring = lab.image("notation/expiring");
+    for _ in 0..2 {
+        let (allowed, why) = lab.decide(&server, &expiring).await;
+        assert!(allowed, "{why}");
+    }
+    assert_eq!(lab.metric(&server, hits).await, 1);
+    let first = wait_for_keys(&redis, "imagegate:v1:cache:*", 1).remove(0);
+    assert!(lab.decide(&server, &lab.image("notation/lasting")).await.0);
+    let second = wait_for_keys(&redis, "imagegate:v1:cache:*", 2)
+        .into_iter()
+        .find(|k| *k != first)
+        .unwrap();
+    let seconds_left = |key: &str| {
+        let reply = redis.command(&["PTTL", key]).unwrap();
+        reply.trim_start_matches(':').parse::<i64>().unwrap() / 1000
+    };
+    // No later than the expiry, and not much earlier (the TTL is not simply
+    // cut short for every Notation answer).
+    let (left, cap) = (seconds_left(&first), 30 * 60);
+    assert!(
+        left <= cap && left > cap - 300,
+        "{left} s left, expiry in {cap} s"
+    );
+    let left = seconds_left(&second);
+    assert!(
+        left > cap && left <= 120 * 60,
+        "{left} s left without expiry"
+    );
+
+    // Bound to the digest: the tag moved to an unsigned image is denied.
+    Image::single("moved", Format::Oci)
+        .push(&lab.registry, "notation/expiring", "1.0")
+        .await;
+    let (allowed, why) = lab.decide(&server, &expiring).await;
+    assert!(!allowed, "a moved tag hit the entry of its old digest");
+    assert!(why.contains("no verified signature for"), "{why}");
+    assert_eq!(lab.metric(&server, hits).await, 1);
+}

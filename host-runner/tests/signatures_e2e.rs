@@ -636,9 +636,9 @@ fn discovery_round_trips_are_counted() {
 
 /// On a registry with the referrers API (the lab's front over the same
 /// registry, one referrer per page): the API comes first with every page,
-/// the referrers tag is read only when no API candidate verified (and what
-/// the API already offered is not opened again), and discovery costs the
-/// manifest, the API's pages and, only when unsatisfied, the tags.
+/// the referrers tag is never read (a registry with the API keeps none), and
+/// discovery costs the manifest, the API's pages and, only when unsatisfied,
+/// the legacy tag.
 #[test]
 fn the_referrers_api_comes_first_with_every_page() {
     let Some(lab) = Lab::start(false) else { return };
@@ -713,8 +713,8 @@ fn the_referrers_api_comes_first_with_every_page() {
         "2 discovery round trips and 1 per extra page, then 2 per candidate"
     );
 
-    // No API candidate verifies: the tag is read too, its entries already
-    // tried are not opened again, then the legacy tag.
+    // No API candidate verifies: the tag is not read (a registry with the
+    // API keeps none), only the legacy tag: 3 discovery round trips.
     let before = front.requests().len();
     let third = CosignKey::generate();
     let none = signature(&live, &image, vec![key(&third)], &[], Platforms::Index);
@@ -726,7 +726,7 @@ fn the_referrers_api_comes_first_with_every_page() {
     );
     assert_eq!(
         p[1],
-        "referrers-tag: 2 entries, 2 already tried through the referrers API"
+        "referrers-tag: not read (the registry has the referrers API)"
     );
     assert_eq!(
         p[2],
@@ -744,17 +744,17 @@ fn the_referrers_api_comes_first_with_every_page() {
             "GET /v2/demo/api/manifests/1.0".to_string(),
             referrers.clone(),
             format!("{referrers}?page=1"),
-            format!("GET /v2/demo/api/manifests/{tag}"),
             format!("GET /v2/demo/api/manifests/{tag}.sig"),
         ]
         .iter()
         .collect::<Vec<_>>(),
-        "the tag after an API without a verifying candidate, then the legacy tag"
+        "the legacy tag after an API without a verifying candidate, never the referrers tag"
     );
     assert_eq!(requests.len(), discovery.len() + 4, "{requests:#?}");
 
     // An image nothing refers to: the API answers an empty index.
     let bare = lab.push("demo/api-bare");
+    let before = front.requests().len();
     let none = signature(
         &live,
         &front.image("demo/api-bare", "1.0"),
@@ -762,10 +762,27 @@ fn the_referrers_api_comes_first_with_every_page() {
         &[],
         Platforms::Index,
     );
+    assert!(none.verified.is_empty(), "{none:#?}");
     let p = paths(&none);
     assert_eq!(p[0], "referrers-api: 0 entries (1 page)");
     assert_eq!(
         p[1],
-        format!("referrers-tag: no tag {}", bare.replace(':', "-"))
+        "referrers-tag: not read (the registry has the referrers API)"
+    );
+    assert_eq!(
+        p[2],
+        format!("cosign-sig-tag: no tag {}.sig", bare.replace(':', "-"))
+    );
+    assert_eq!(
+        front.requests()[before..],
+        [
+            "GET /v2/demo/api-bare/manifests/1.0".to_string(),
+            format!("GET /v2/demo/api-bare/referrers/{bare}"),
+            format!(
+                "GET /v2/demo/api-bare/manifests/{}.sig",
+                bare.replace(':', "-")
+            ),
+        ],
+        "issue 14's target: 3 round trips on a registry with the referrers API"
     );
 }

@@ -7,8 +7,11 @@
 //! attestation manifests skipped), the paths are tried in order
 //! ([`oci::discovery`]):
 //! 1. the referrers API;
-//! 2. the referrers tag `sha256-<hex>`, when the API is absent (404) or
-//!    answered without a candidate that verified;
+//! 2. the referrers tag `sha256-<hex>`, only when the API is absent (404)
+//!    or failed: a registry with the API keeps no tag (the distribution
+//!    spec; oras-go, go-containerregistry and so cosign and notation read
+//!    the tag only then), and reading it anyway costs a round trip on every
+//!    image nothing verifies (issue 14: 3 with the API, 4 without);
 //! 3. the legacy tag (`.sig` for signatures, `.att` for attestations), when
 //!    nothing verified yet.
 //!
@@ -300,13 +303,10 @@ impl Signatures {
         let mut steps = Vec::new();
         let mut verified = Vec::new();
         let mut answered = false;
-        // What the API offered is not opened again from the tag.
-        let mut tried = Vec::new();
 
-        let api_found_none = match disc.referrers_api(subject).await {
+        let api_answered = match disc.referrers_api(subject).await {
             Ok(Api::Entries(entries, pages)) => {
                 answered = true;
-                tried = entries.iter().map(|e| e.digest.clone()).collect();
                 let mut step = step(
                     Path::ReferrersApi,
                     format!(
@@ -328,7 +328,7 @@ impl Signatures {
                 )
                 .await;
                 steps.push(step);
-                verified.is_empty()
+                true
             }
             Ok(Api::Absent(text)) => {
                 answered = true;
@@ -336,27 +336,28 @@ impl Signatures {
                     Path::ReferrersApi,
                     format!("no referrers API ({text})"),
                 ));
-                true
+                false
             }
             Err(e) => {
                 steps.push(step(Path::ReferrersApi, format!("error: {e}")));
-                true
+                false
             }
         };
-        if api_found_none {
+        if !verified.is_empty() {
+            steps.push(step(
+                Path::ReferrersTag,
+                "not needed (a candidate verified)".to_string(),
+            ));
+        } else if api_answered {
+            steps.push(step(
+                Path::ReferrersTag,
+                "not read (the registry has the referrers API)".to_string(),
+            ));
+        } else {
             match disc.referrers_tag(subject).await {
-                Ok(Ok(mut entries)) => {
+                Ok(Ok(entries)) => {
                     answered = true;
-                    let total = entries.len();
-                    entries.retain(|e| !tried.contains(&e.digest));
-                    let mut found = format!("{total} entries");
-                    if entries.len() < total {
-                        found.push_str(&format!(
-                            ", {} already tried through the referrers API",
-                            total - entries.len()
-                        ));
-                    }
-                    let mut step = step(Path::ReferrersTag, found);
+                    let mut step = step(Path::ReferrersTag, format!("{} entries", entries.len()));
                     self.candidates(
                         disc,
                         described,
@@ -377,11 +378,6 @@ impl Signatures {
                 }
                 Err(e) => steps.push(step(Path::ReferrersTag, format!("error: {e}"))),
             }
-        } else {
-            steps.push(step(
-                Path::ReferrersTag,
-                "not needed (a candidate verified)".to_string(),
-            ));
         }
         if let Some((suffix, path)) = ask.legacy() {
             if !verified.is_empty() {

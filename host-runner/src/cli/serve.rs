@@ -68,7 +68,8 @@ pub struct Args {
     pub queue_timeout: Timeout,
 
     /// How often the settings, certificate and key files are checked for
-    /// changes (`off` = never).
+    /// changes (`off` = never). New settings apply once two checks in a row
+    /// read the same content: never a file caught mid-write.
     #[arg(long, default_value = "1s", value_parser = parse_timeout)]
     pub reload_interval: Timeout,
 

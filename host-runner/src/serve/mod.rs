@@ -139,6 +139,10 @@ struct State {
     /// The settings file content last looked at (applied or refused), so a
     /// refused file is reported once, not at every check.
     last_seen: Mutex<Option<Vec<u8>>>,
+    /// New content read once: applied only when the next check reads the
+    /// same, so a file caught mid-write (truncated: fewer rules, or none) is
+    /// never applied.
+    pending: Mutex<Option<Vec<u8>>>,
     slots: Arc<Semaphore>,
     max_concurrency: u32,
     queue_timeout: Duration,
@@ -243,6 +247,12 @@ impl State {
             if last.as_deref() == Some(bytes.as_slice()) {
                 return;
             }
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.as_deref() != Some(bytes.as_slice()) {
+                *pending = Some(bytes);
+                return;
+            }
+            *pending = None;
             *last = Some(bytes.clone());
         }
         let generation = self.current().generation;
@@ -288,6 +298,16 @@ impl State {
     fn check_settings(&self, path: &Path, bytes: &[u8]) -> anyhow::Result<Map<String, Value>> {
         let text = std::str::from_utf8(bytes)
             .with_context(|| format!("settings {} are not UTF-8", path.display()))?;
+        let blank = |l: &str| l.trim().is_empty() || l.trim_start().starts_with('#');
+        if text.lines().all(blank) {
+            // `{}` would admit every image: an empty file is a mistake or a
+            // file caught while it is rewritten, never settings to apply.
+            anyhow::bail!(
+                "settings {} are empty; every image would be admitted (run with --allow-empty-settings, \
+                 without --settings-path, to try the server without settings)",
+                path.display()
+            );
+        }
         let settings = admission::parse_settings(text)
             .with_context(|| format!("in settings {}", path.display()))?;
         let mut policy = &self.policy;
@@ -383,6 +403,7 @@ impl Server {
             settings: RwLock::new(Arc::new(Loaded::new(Map::new(), 1))),
             settings_path: config.settings_path.clone(),
             last_seen: Mutex::new(None),
+            pending: Mutex::new(None),
             slots: Arc::new(Semaphore::new(config.max_concurrency as usize)),
             max_concurrency: config.max_concurrency,
             queue_timeout: config.queue_timeout,

@@ -327,6 +327,13 @@ pub(crate) fn is_attestation_manifest(entry: &Descriptor) -> bool {
         == Some("attestation-manifest")
 }
 
+/// The layers of an image manifest (none for an index).
+pub(crate) fn layers_of(manifest: &Manifest) -> Result<Vec<Descriptor>, String> {
+    let doc: ManifestDoc = serde_json::from_slice(&manifest.bytes)
+        .map_err(|e| format!("manifest {}: {e}", manifest.digest))?;
+    Ok(doc.layers)
+}
+
 /// The entries of an index manifest, `None` for an image manifest.
 pub(crate) fn index_children(manifest: &Manifest) -> Result<Option<Vec<Descriptor>>, String> {
     let doc: ManifestDoc = serde_json::from_slice(&manifest.bytes)

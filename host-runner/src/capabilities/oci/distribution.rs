@@ -179,6 +179,28 @@ impl Distribution {
         Ok(Manifest { bytes, digest })
     }
 
+    /// The digest a tag resolves to: one HEAD (`Docker-Content-Digest`), or
+    /// a GET of the manifest when the registry does not send that header.
+    pub(crate) async fn digest(
+        &self,
+        repo: &Repo,
+        reference: &str,
+        accept: &[&str],
+    ) -> Result<String, Failure> {
+        let what = format!("manifest {}:{reference}", repo.name());
+        let url = self.url(repo, &format!("manifests/{reference}"));
+        let response = self.send(repo, Method::HEAD, &url, accept, &what).await?;
+        let header = response
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .filter(|d| d.starts_with("sha256:"));
+        match header {
+            Some(digest) => Ok(digest.to_string()),
+            None => Ok(self.manifest(repo, reference, accept).await?.digest),
+        }
+    }
+
     /// The referrers API, every page (at most `max_pages`); `NotFound` when
     /// the registry has no such API (404).
     pub(crate) async fn referrers(

@@ -11,11 +11,18 @@
 //! * Every error names the image and the cause (authentication, TLS, refused
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
+//! * Signatures of a key or certificate check are read by the host's own
+//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest);
+//!   keyless checks, and images the referrers API lists anything for, go
+//!   through sigstore's cosign client, which alone can check certificates
+//!   against its Fulcio pool and read v0.3 bundles into layers.
+//!
 //! No caching here: the dispatcher caches successful answers.
 
 pub(crate) mod discovery;
 pub(crate) mod distribution;
 pub(crate) mod image;
+pub(crate) mod sig_layers;
 pub(crate) mod verify;
 
 use super::{lock, Failure};
@@ -30,7 +37,11 @@ use sigstore::registry::{Auth, OciReference};
 use sigstore::trust::ManualTrustRoot;
 
 use super::sigstore::TrustRoot;
-use std::collections::HashMap;
+use discovery::Discovery;
+use distribution::Distribution;
+use sig_layers::Fetched;
+use sigstore::crypto::CosignVerificationKey;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -50,6 +61,11 @@ pub struct OciConfig {
 pub struct Oci {
     access: RegistryAccess,
     trust_root: ManualTrustRoot<'static>,
+    /// Reads cosign signatures without oci-client's per-request pings: one
+    /// connection pool, authentication learnt once per repository and kept
+    /// until the token expires.
+    dist: Distribution,
+    rekor_keys: BTreeMap<String, CosignVerificationKey>,
     /// One client set per credential: oci-client stores the first credential
     /// it sees for a registry and keeps it, so images of one registry with
     /// different credentials need different clients.
@@ -80,6 +96,8 @@ impl Oci {
         let access = RegistryAccess::new(&config.registry)?;
         let trust_root = TrustRoot::load(config.sigstore_trust_config.as_deref())?.manual();
         let oci = Oci {
+            dist: Distribution::new(&access)?,
+            rekor_keys: sig_layers::rekor_keys(&trust_root.rekor_keys),
             access,
             trust_root,
             clients: Mutex::new(HashMap::new()),
@@ -224,22 +242,43 @@ impl Oci {
     /// registry that cannot be reached is not.
     pub async fn verify(&self, req: &SigstoreVerifyRequest) -> Result<VerifyResponse, Failure> {
         let requirements = verify::requirements(req).map_err(Failure::definite)?;
-        let (image, credential, clients) = self.prepare(req.image())?;
-        let auth = registry_auth(credential.as_ref());
+        let image = Image::parse(req.image())?;
+        let repo = Distribution::repo(&image, &self.access)?;
         // A pinned reference (the cache pins tags to the digest it resolved)
         // needs no second lookup.
         let digest = match image.reference.digest() {
             Some(digest) => digest.to_string(),
-            None => clients
-                .oci
-                .fetch_manifest_digest(&image.reference, &auth)
-                .await
-                .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?,
+            None => {
+                let tag = image.reference.tag().unwrap_or("latest");
+                self.dist
+                    .digest(&repo, tag, MANIFEST_MEDIA_TYPES)
+                    .await
+                    .map_err(|f| format!("Cannot fetch manifest of {}: {}", image.name, f.text()))?
+            }
         };
         // Look signatures up for that digest, not the tag again.
-        let layers = self
-            .signature_layers(&clients, &Auth::from(&auth), &image, &digest)
-            .await?;
+        let discovery = Discovery {
+            dist: &self.dist,
+            repo: &repo,
+        };
+        let fetched = if requirements.iter().any(verify::Requirement::needs_fulcio) {
+            Fetched::Referrers
+        } else {
+            sig_layers::fetch(&discovery, &digest, &self.rekor_keys)
+                .await
+                .map_err(|e| format!("Cannot fetch signatures of {} ({digest}): {e}", image.name))?
+        };
+        let layers = match fetched {
+            Fetched::Layers(layers) => layers,
+            Fetched::Referrers => {
+                let clients = self
+                    .clients_for(repo.credential.as_ref())
+                    .map_err(|e| format!("Cannot reach registry of {}: {e:#}", image.name))?;
+                let auth = registry_auth(repo.credential.as_ref());
+                self.signature_layers(&clients, &Auth::from(&auth), &image, &digest)
+                    .await?
+            }
+        };
         if layers.is_empty() {
             return Err(Failure::definite(format!(
                 "no signatures found for image: {} (no cosign signature for {digest})",

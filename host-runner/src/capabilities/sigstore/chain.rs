@@ -124,23 +124,43 @@ pub(crate) fn fulcio(
         }
         let (anchors, mut intermediates) = split(ca)?;
         intermediates.extend(carried.iter().cloned());
-        let mut issuer = None;
-        for t in times {
-            match x509::verify_chain(
-                &leaf,
-                &intermediates,
-                &anchors,
-                at(*t),
-                Purpose::CodeSigning,
-            ) {
-                Ok(path) => issuer = path.get(1).cloned(),
-                Err(e) => {
-                    reasons.push(format!("{}: {e}", ca.name));
-                    issuer = None;
-                    break;
+        // The path's signatures do not depend on the time: they are checked
+        // once, at the first time; at the others only the path's validity
+        // periods are (a path that does not fit them is refused, even if
+        // another one would: stricter, never looser).
+        let Some((first, later)) = times.split_first() else {
+            continue;
+        };
+        let path = x509::verify_chain(
+            &leaf,
+            &intermediates,
+            &anchors,
+            at(*first),
+            Purpose::CodeSigning,
+        )
+        .and_then(|path| {
+            for t in later {
+                for cert in &path {
+                    // Worded as verify_chain words it at that time.
+                    cert.valid_at(at(*t)).map_err(|_| {
+                        format!(
+                            "certificate {:?} does not chain to a trusted certificate at {}: \
+                             a certificate in the path is outside its validity period",
+                            leaf.subject_text(),
+                            rfc3339(*t)
+                        )
+                    })?;
                 }
             }
-        }
+            Ok(path)
+        });
+        let issuer = match path {
+            Ok(path) => path.get(1).cloned(),
+            Err(e) => {
+                reasons.push(format!("{}: {e}", ca.name));
+                None
+            }
+        };
         if let Some(issuer) = issuer {
             return issuer
                 .parsed()
