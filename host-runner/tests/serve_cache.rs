@@ -599,9 +599,10 @@ async fn notation_answers_are_cached_digest_bound_and_no_longer_than_their_expir
         assert!(allowed, "{why}");
     }
     assert_eq!(lab.metric(&server, hits).await, 1);
-    let first = wait_for_keys(&redis, "imagegate:v1:cache:*", 1).remove(0);
+    let first = redis.wait_for_keys("imagegate:v1:cache:*", 1).remove(0);
     assert!(lab.decide(&server, &lab.image("notation/lasting")).await.0);
-    let second = wait_for_keys(&redis, "imagegate:v1:cache:*", 2)
+    let second = redis
+        .wait_for_keys("imagegate:v1:cache:*", 2)
         .into_iter()
         .find(|k| *k != first)
         .unwrap();
