@@ -103,6 +103,9 @@ fn a_directory_of_manifests_is_checked_image_by_image() {
         ]
     );
     assert_eq!(v["skipped"][0]["file"], "manifests/helm/values.yaml");
+    // A Namespace lives in no namespace.
+    assert_eq!(v["objects"][8]["name"], "payments");
+    assert_eq!(v["objects"][8].get("namespace"), None);
 
     // Reasons and forms come from the module's verdicts.
     let image = |object: usize, image: usize| &v["objects"][object]["images"][image];
@@ -179,6 +182,27 @@ fn all_admitted_exits_0_and_text_is_grouped_by_object() {
          rule \"official\"\n\
          manifests/helm/values.yaml: document 1 skipped: not a Kubernetes object (no apiVersion and kind)\n\
          imagegate check: 2 objects, 1 image: 1 allowed; 1 document skipped (not Kubernetes objects)\n"
+    );
+}
+
+/// Objects without a namespace are named without one; the others in
+/// theirs.
+#[test]
+fn a_namespace_is_named_alone() {
+    let out = check(&[
+        "manifests/kustomize/build.yaml",
+        "-s",
+        "settings.yaml",
+        "-o",
+        "text",
+    ]);
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.starts_with(
+            "manifests/kustomize/build.yaml:1: Namespace payments\n  no images\n\
+             manifests/kustomize/build.yaml:8: ConfigMap payments/prod-payments-config-5k2b7g8m4c\n"
+        ),
+        "{stdout}"
     );
 }
 

@@ -415,6 +415,85 @@ async fn cosign_failures_are_denied_saying_why() {
     assert!(decision.patch.is_empty(), "already pinned: {decision:?}");
 }
 
+/// `imagegate check --online` verifies against the registry what offline
+/// it cannot: a signed image admitted and pinned (exit 0), the same
+/// manifests "not verified offline" without `--online` (exit 1), and an
+/// unsigned image denied online for its missing signature (exit 1).
+#[tokio::test]
+async fn check_online_verifies_what_offline_cannot() {
+    let registry = registry_or_skip!(Variant::Plain);
+    let key = CosignKey::generate();
+    let (image, digest) = signed(&registry, "demo/checked", &key, &SignOptions::default()).await;
+    push(&registry, "demo/unsigned", "unsigned").await;
+    let unsigned = registry.image("demo/unsigned", "1.0");
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.yaml");
+    let yaml = serde_yaml_ng::to_string(&cosign_settings(&registry, &key, None)).unwrap();
+    std::fs::write(&settings, yaml).unwrap();
+    let manifests = |name: &str, image: &str| {
+        let path = dir.path().join(format!("{name}.yaml"));
+        let text = format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web, namespace: shop}}\n\
+             spec:\n  selector: {{matchLabels: {{app: web}}}}\n  template:\n    \
+             metadata: {{labels: {{app: web}}}}\n    spec: {{containers: [{{name: web, image: \"{image}\"}}]}}\n\
+             ---\napiVersion: v1\nkind: Pod\nmetadata: {{name: job, namespace: shop}}\n\
+             spec: {{containers: [{{name: app, image: \"{image}\"}}]}}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let check = |path: &Path, online: bool| {
+        let output = Command::new(env!("CARGO_BIN_EXE_imagegate"))
+            .arg("check")
+            .arg(path)
+            .arg("--policy")
+            .arg(policy())
+            .arg("--settings-path")
+            .arg(&settings)
+            .args(["--output", "json"])
+            .args(online.then_some("--online"))
+            .args(registry_flags(&registry))
+            .output()
+            .expect("spawn imagegate check");
+        let report: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+        let images: Vec<Value> = report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|o| o["images"].as_array().unwrap().clone())
+            .collect();
+        (output.status.code(), images)
+    };
+    let statuses = |images: &[Value]| -> Vec<String> {
+        images
+            .iter()
+            .map(|i| i["status"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let signed_manifests = manifests("signed", &image);
+    let (code, images) = check(&signed_manifests, true);
+    assert_eq!(statuses(&images), ["allowed", "allowed"], "{images:?}");
+    assert_eq!(code, Some(0));
+    assert_eq!(images[1]["pinned"], format!("{image}@{digest}"));
+    assert_eq!(images[1]["checks"][0]["digest"], digest);
+
+    let (code, images) = check(&signed_manifests, false);
+    assert_eq!(
+        statuses(&images),
+        ["not-verified-offline", "not-verified-offline"],
+        "{images:?}"
+    );
+    assert_eq!(code, Some(1));
+
+    let (code, images) = check(&manifests("unsigned", &unsigned), true);
+    assert_eq!(statuses(&images), ["denied", "denied"], "{images:?}");
+    assert_eq!(code, Some(1));
+    let error = images[0]["checks"][0]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no verified signature for"), "{images:?}");
+}
+
 #[tokio::test]
 async fn cosign_multi_arch_index_is_pinned_to_the_index_digest() {
     let registry = registry_or_skip!(Variant::Plain);

@@ -722,6 +722,105 @@ async fn pinning_goes_through_the_mutating_webhook_then_validates() {
     assert!(again["response"].get("patch").is_none(), "{again}");
 }
 
+/// `--cache`: the replicas share verifications through a real
+/// redis-server; its password and the HMAC key are in the `<name>-cache`
+/// Secret, mounted read-only, never in the arguments. serve started as the
+/// Deployment runs it admits a signed image and writes the verification to
+/// Redis: it logged in with the password file and has the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_cache_from_a_secret() {
+    use support::redis::{self, Redis, PASSWORD};
+    if !support::registry::available() || !redis::available() {
+        return;
+    }
+    let redis = Redis::start();
+    let registry = support::registry::Registry::start(support::registry::Variant::Plain);
+    let digest = support::image::Image::single("cached", support::image::Format::Oci)
+        .push(&registry, "shop/app", "1.0")
+        .await;
+    let key = support::cosign::CosignKey::generate();
+    let options = support::cosign::SignOptions::default();
+    support::cosign::sign(&registry, "shop/app", &digest, &key, &options).await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("settings.yaml");
+    let rules = json!({
+        "keys": {"release": {"cosign": key.public_pem()}},
+        "rules": [{"name": "signed", "images": [format!("{}/**", registry.addr)],
+                   "verify": {"anyOf": [{"cosign": {"keys": ["release"]}}]}}]
+    });
+    std::fs::write(&settings, rules.to_string()).unwrap();
+    let hmac_key = "c2hhcmVkIGJ5IGV2ZXJ5IHJlcGxpY2Egb2YgaW1hZ2VnYXRl\n";
+    let key_file = dir.path().join("hmac-key");
+    std::fs::write(&key_file, hmac_key).unwrap();
+    let password_file = dir.path().join("password");
+    std::fs::write(&password_file, format!("{PASSWORD}\n")).unwrap();
+    let url = format!("redis://127.0.0.1:{}/0", redis.port);
+    let (file, objects) = scaffold_webhook(
+        dir.path(),
+        &[
+            "-s",
+            settings.to_str().unwrap(),
+            "--namespace",
+            "gate",
+            "--cache",
+            &url,
+            "--cache-hmac-key-file",
+            key_file.to_str().unwrap(),
+            "--cache-password-file",
+            password_file.to_str().unwrap(),
+        ],
+    );
+    assert_schemas(&file, &[]);
+    assert_semantics(&objects, "gate", &[], false);
+    let (ca, _, _) = assert_certificates(&objects, "gate");
+
+    let secret = named(&objects, "Secret", "imagegate-cache");
+    assert_eq!(unb64(&secret["data"]["hmac-key"]), hmac_key);
+    assert_eq!(unb64(&secret["data"]["password"]), format!("{PASSWORD}\n"));
+    let deployment = one(&objects, "Deployment");
+    assert!(!deployment.to_string().contains(PASSWORD));
+    let pod = &deployment["spec"]["template"];
+    assert!(pod["metadata"]["annotations"]["imagegate.dev/cache-sha256"].is_string());
+    let container = &pod["spec"]["containers"][0];
+    let serve = parse_serve(&strings(&container["args"]));
+    assert_eq!(serve.live.cache.as_deref(), Some(url.as_str()));
+    let mount = container["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "cache")
+        .unwrap();
+    assert_eq!(mount["readOnly"], true);
+    let mounted = Path::new(mount["mountPath"].as_str().unwrap());
+    for file in [
+        &serve.live.cache_hmac_key_file,
+        &serve.live.cache_password_file,
+    ] {
+        assert_eq!(file.as_deref().and_then(Path::parent), Some(mounted));
+    }
+    assert!(pod["spec"]["volumes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!({"name": "cache", "secret": {"secretName": "imagegate-cache"}})));
+
+    let server = start_like_the_deployment(
+        &objects,
+        dir.path(),
+        &["--insecure-registry", &registry.addr],
+    );
+    let client = api_server_client(&ca, "imagegate.gate.svc", server.addr());
+    let validate = webhook_url(
+        &objects,
+        "ValidatingWebhookConfiguration",
+        server.addr().port(),
+    );
+    let image = registry.image("shop/app", "1.0");
+    let review = imagegate_policy::testing::Request::pod(&[&image]).review();
+    let admitted = post(&client, &validate, &review).await;
+    assert_eq!(admitted["response"]["allowed"], true, "{admitted}");
+    redis.wait_for_keys("imagegate:v1:cache:*", 1);
+}
+
 #[test]
 fn cert_manager_sources_and_notary() {
     let dir = tempfile::tempdir().unwrap();

@@ -129,23 +129,6 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
-/// Polls until `redis` holds `n` keys matching `pattern` (the cache writes
-/// in the background).
-fn wait_for_keys(redis: &Redis, pattern: &str, n: usize) -> Vec<String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let keys = redis.keys(pattern);
-        if keys.len() >= n {
-            return keys;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "redis never held {n} keys {pattern}: {keys:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forged_redis_entry_for_an_unsigned_image_does_not_admit_it() {
     let Some(lab) = Lab::new().await else { return };
@@ -155,13 +138,14 @@ async fn a_forged_redis_entry_for_an_unsigned_image_does_not_admit_it() {
     // attacker can overwrite.
     let first = lab.serve_shared(&redis, &["--negative-cache-ttl", "60s"]);
     assert!(lab.decide(&first, &signed).await.0);
-    let signed_key = wait_for_keys(&redis, "imagegate:v1:cache:*", 1).remove(0);
+    let signed_key = redis.wait_for_keys("imagegate:v1:cache:*", 1).remove(0);
     let (allowed, why) = lab.decide(&first, &unsigned).await;
     assert!(
         !allowed && why.contains("no verified signature for"),
         "{why}"
     );
-    let unsigned_key = wait_for_keys(&redis, "imagegate:v1:cache:*", 2)
+    let unsigned_key = redis
+        .wait_for_keys("imagegate:v1:cache:*", 2)
         .into_iter()
         .find(|k| *k != signed_key)
         .unwrap();
@@ -462,7 +446,7 @@ async fn notary_trust_on_first_use_is_shared_through_redis_and_survives_restarts
         &[&shared[..], &["--notary-cache-dir", &state]].concat(),
     );
     assert!(lab.decide(&one, &image).await.0);
-    wait_for_keys(&redis, "imagegate:v1:notary:*", 1);
+    redis.wait_for_keys("imagegate:v1:notary:*", 1);
     drop(one);
 
     // Replica 2, new pod, no directory: the impostor's root is not signed by
@@ -619,9 +603,10 @@ async fn notation_answers_are_cached_digest_bound_and_no_longer_than_their_expir
         assert!(allowed, "{why}");
     }
     assert_eq!(lab.metric(&server, hits).await, 1);
-    let first = wait_for_keys(&redis, "imagegate:v1:cache:*", 1).remove(0);
+    let first = redis.wait_for_keys("imagegate:v1:cache:*", 1).remove(0);
     assert!(lab.decide(&server, &lab.image("notation/lasting")).await.0);
-    let second = wait_for_keys(&redis, "imagegate:v1:cache:*", 2)
+    let second = redis
+        .wait_for_keys("imagegate:v1:cache:*", 2)
         .into_iter()
         .find(|k| *k != first)
         .unwrap();

@@ -104,7 +104,9 @@ pub struct ObjectResult {
     pub line: Option<usize>,
     pub api_version: String,
     pub kind: String,
-    pub namespace: String,
+    /// `None` for the kinds without one (a Namespace, a ClusterRole...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
     pub name: String,
     pub allowed: bool,
     /// The rejection message, as the API server would return it.
@@ -116,9 +118,18 @@ pub struct ObjectResult {
 }
 
 impl ObjectResult {
-    /// `Deployment shop/web`.
+    /// `shop/web`, or `payments` for a Namespace (or any object without a
+    /// namespace).
+    pub fn qualified_name(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("{namespace}/{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// `Deployment shop/web`, `Namespace payments`.
     pub fn title(&self) -> String {
-        format!("{} {}/{}", self.kind, self.namespace, self.name)
+        format!("{} {}", self.kind, self.qualified_name())
     }
 
     /// Rejected for a reason no image row carries (an unreadable workload,
@@ -213,12 +224,7 @@ fn check_one(
         line: manifest.start().map(|p| p.line),
         api_version: text("/apiVersion"),
         kind: text("/kind"),
-        namespace: manifest
-            .object
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or(&requester.namespace)
-            .to_string(),
+        namespace: admission::object_namespace(&manifest.object, requester),
         name: match text("/metadata/name") {
             name if name.is_empty() => text("/metadata/generateName"),
             name => name,

@@ -133,7 +133,7 @@ fn result(
         "locations": [{
             "physicalLocation": physical,
             "logicalLocations": [{
-                "fullyQualifiedName": format!("{}/{}/{}", object.kind, object.namespace, object.name),
+                "fullyQualifiedName": format!("{}/{}", object.kind, object.qualified_name()),
                 "kind": "resource",
             }],
         }],

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 
 use crate::capabilities::kubernetes::{self, KubeContext};
+use crate::capabilities::shared::SharedConfig;
 use crate::cli::args::{parse_timeout, Timeout};
 use crate::deploy::certs::{self, Certificates};
 use crate::deploy::imagepolicy;
@@ -21,7 +22,7 @@ use crate::packaging::metadata::Metadata;
 pub enum Command {
     /// Namespace, Deployment, Service, certificates and webhook configurations
     /// that run `imagegate serve` as an admission webhook (kubectl apply -f).
-    Webhook(WebhookArgs),
+    Webhook(Box<WebhookArgs>),
     /// kube-apiserver's AdmissionConfiguration and kubeconfig for its
     /// ImagePolicyWebhook plugin (alpha) pointed at `imagegate serve`.
     Imagepolicywebhook(ImagePolicyWebhookArgs),
@@ -65,10 +66,26 @@ pub struct WebhookArgs {
     pub ca_bundle: Option<PathBuf>,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas: u32,
+    /// Share verification answers between the replicas through Redis:
+    /// `redis://host:port/db`, `rediss://` for TLS. Without the password:
+    /// it is in the Deployment's arguments (see --cache-password-file).
+    #[arg(long, value_name = "URL", requires = "cache_hmac_key_file")]
+    pub cache: Option<String>,
+    /// Key authenticating the shared entries (at least 32 bytes), stored in
+    /// the Secret `<name>-cache`, mounted read-only.
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_hmac_key_file: Option<PathBuf>,
+    /// The Redis password, stored in the same Secret.
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_password_file: Option<PathBuf>,
+    /// CA certificates (PEM) trusted for `rediss://`, stored in the same
+    /// Secret (default: the public roots).
+    #[arg(long, value_name = "PEM", requires = "cache")]
+    pub cache_ca: Option<PathBuf>,
     /// serve's evaluation deadline; the webhook timeout is derived from it.
     #[arg(long, default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Timeout,
-    /// Output file (mode 0600 when it holds a private key); default: stdout.
+    /// Output file (mode 0600 when it holds a private or HMAC key); default: stdout.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }
@@ -124,6 +141,31 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
+    let shared_cache = match (&args.cache, &args.cache_hmac_key_file) {
+        (Some(url), Some(key)) => {
+            // Validated as serve validates it; stored as serve reads it.
+            SharedConfig::read_key(key)?;
+            let read = |path: &Path, what: &str| {
+                std::fs::read(path)
+                    .with_context(|| format!("cannot read {what} {}", path.display()))
+            };
+            Some(webhook::SharedCache {
+                url: url.clone(),
+                hmac_key: read(key, "HMAC key file")?,
+                password: args
+                    .cache_password_file
+                    .as_deref()
+                    .map(|p| read(p, "Redis password file"))
+                    .transpose()?,
+                ca: args
+                    .cache_ca
+                    .as_deref()
+                    .map(|p| read(p, "Redis CA").map(|b| String::from_utf8_lossy(&b).into_owned()))
+                    .transpose()?,
+            })
+        }
+        _ => None,
+    };
     let Some(timeout) = args.timeout.0 else {
         bail!("--timeout off: the API server gives a webhook at most 30 s");
     };
@@ -137,6 +179,7 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         replicas: args.replicas,
         timeout,
         cert_source: args.certificates,
+        shared_cache,
     };
     let certificates = match args.certificates {
         CertSource::Generate => Some(certs::generate(
@@ -157,7 +200,9 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         yaml.push_str("---\n");
         yaml.push_str(&serde_yaml_ng::to_string(object)?);
     }
-    write_output(args.output.as_deref(), &yaml, certificates.is_some())?;
+    // A private key, or the cache's HMAC key.
+    let has_secret = certificates.is_some() || args.cache.is_some();
+    write_output(args.output.as_deref(), &yaml, has_secret)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -191,6 +236,7 @@ fn run_imagepolicywebhook(args: &ImagePolicyWebhookArgs) -> Result<ExitCode> {
         timeout: crate::runtime::DEFAULT_TIMEOUT,
         context: None,
         notary_cache_dir: None,
+        shared_cache: None,
     };
     let mut notes = vec![
         "# ImagePolicyWebhook is alpha and proposed for deprecation (kubernetes/kubernetes#131953);".to_string(),
@@ -302,7 +348,7 @@ fn write_output(path: Option<&Path>, text: &str, has_key: bool) -> Result<()> {
         None => {
             if has_key {
                 eprintln!(
-                    "note: the output holds a private key: write it to a file (-o, mode 0600), not to a log"
+                    "note: the output holds a secret key: write it to a file (-o, mode 0600), not to a log"
                 );
             }
             std::io::stdout().lock().write_all(text.as_bytes())?;

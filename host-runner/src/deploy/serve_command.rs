@@ -36,6 +36,20 @@ pub struct ServeCommand {
     pub context: Option<PathBuf>,
     /// Notary trust-on-first-use state (`--notary-cache-dir`).
     pub notary_cache_dir: Option<PathBuf>,
+    /// The Redis cache shared by the replicas (`--cache`...).
+    pub shared_cache: Option<SharedCacheFlags>,
+}
+
+/// serve's `--cache URL`, with the files it reads its secrets from.
+#[derive(Debug, Clone)]
+pub struct SharedCacheFlags {
+    /// Without a password: the Deployment's args are readable by anyone who
+    /// can read Deployments.
+    pub url: String,
+    pub hmac_key_file: PathBuf,
+    pub password_file: Option<PathBuf>,
+    /// CA certificates trusted for `rediss://` (`--cache-ca`).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ServeCommand {
@@ -77,6 +91,20 @@ impl ServeCommand {
         if let Some(dir) = &self.notary_cache_dir {
             args.extend(["--notary-cache-dir".into(), path(dir)]);
         }
+        if let Some(cache) = &self.shared_cache {
+            args.extend([
+                "--cache".into(),
+                cache.url.clone(),
+                "--cache-hmac-key-file".into(),
+                path(&cache.hmac_key_file),
+            ]);
+            if let Some(file) = &cache.password_file {
+                args.extend(["--cache-password-file".into(), path(file)]);
+            }
+            if let Some(file) = &cache.ca_file {
+                args.extend(["--cache-ca".into(), path(file)]);
+            }
+        }
         args
     }
 
@@ -108,6 +136,12 @@ mod tests {
             timeout: Duration::from_millis(2500),
             context: Some("/etc/imagegate/context".into()),
             notary_cache_dir: Some("/var/cache/imagegate/notary".into()),
+            shared_cache: Some(SharedCacheFlags {
+                url: "rediss://redis.gate.svc:6380/1".into(),
+                hmac_key_file: "/etc/imagegate/cache/hmac-key".into(),
+                password_file: Some("/etc/imagegate/cache/password".into()),
+                ca_file: Some("/etc/imagegate/cache/ca.crt".into()),
+            }),
         };
         let args = command.args();
         assert_eq!(args[0], "serve");
@@ -131,6 +165,14 @@ mod tests {
         assert!(parsed.policy_args.allow_context_aware);
         assert_eq!(parsed.live.context, command.context);
         assert_eq!(parsed.live.notary_cache_dir, command.notary_cache_dir);
+        let cache = command.shared_cache.as_ref().unwrap();
+        assert_eq!(parsed.live.cache.as_ref(), Some(&cache.url));
+        assert_eq!(
+            parsed.live.cache_hmac_key_file.as_ref(),
+            Some(&cache.hmac_key_file)
+        );
+        assert_eq!(parsed.live.cache_password_file, cache.password_file);
+        assert_eq!(parsed.live.cache_ca, cache.ca_file);
         assert_eq!(command.worst_case(), Duration::from_millis(3500));
     }
 }

@@ -18,6 +18,9 @@
 //!   None`, a `timeoutSeconds` above serve's own worst case, the metadata's
 //!   rules, and a namespaceSelector that never sends imagegate's namespace
 //!   (no lock-out) or the settings' exact `exemptNamespaces`.
+//! * With `--cache`, the Redis cache the replicas share: its HMAC key (and
+//!   the Redis password and CA, when given) in a Secret mounted read-only,
+//!   the URL, without a password, in serve's arguments.
 //! * Certificates: generated here (a Secret and the `caBundle`), or
 //!   cert-manager objects (a self-signed CA issuer, a serving Certificate,
 //!   and `cert-manager.io/inject-ca-from` on the webhook configurations).
@@ -36,7 +39,8 @@ use imagegate_policy::settings::Policy;
 
 use super::certs::Certificates;
 use super::image;
-use super::serve_command::{ServeCommand, MAX_CONCURRENCY, MEMORY_LIMIT_MIB};
+use super::serve_command::{ServeCommand, SharedCacheFlags, MAX_CONCURRENCY, MEMORY_LIMIT_MIB};
+use crate::capabilities::shared::redis::RedisConfig;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::is_dns_label;
 
@@ -47,6 +51,7 @@ const CONTEXT_DIR: &str = "/etc/imagegate/context";
 const CA_DIR: &str = "/etc/imagegate/ca";
 const CA_FILE: &str = "ca-certificates.crt";
 const NOTARY_DIR: &str = "/var/cache/imagegate/notary";
+const CACHE_DIR: &str = "/etc/imagegate/cache";
 /// What the API server adds to serve's worst case: TLS and the round trip.
 const NETWORK_MARGIN: Duration = Duration::from_secs(2);
 /// A Secret or ConfigMap holds at most 1 MiB.
@@ -78,6 +83,58 @@ pub struct Options {
     /// serve's evaluation deadline.
     pub timeout: Duration,
     pub cert_source: CertSource,
+    pub shared_cache: Option<SharedCache>,
+}
+
+/// The Redis cache the replicas share (serve's `--cache`).
+pub struct SharedCache {
+    /// `redis://host:port/db` or `rediss://`, without a password.
+    pub url: String,
+    /// The key file's content, as serve reads it.
+    pub hmac_key: Vec<u8>,
+    /// The password file's content.
+    pub password: Option<Vec<u8>>,
+    /// CA certificates (PEM) trusted for `rediss://`.
+    pub ca: Option<String>,
+}
+
+impl SharedCache {
+    /// The Secret's files, base64-encoded, and serve's flags reading them.
+    fn secret(&self) -> Result<(BTreeMap<String, String>, SharedCacheFlags)> {
+        let redis = RedisConfig::parse(&self.url)?;
+        if redis.password.is_some() {
+            bail!(
+                "--cache {}: give the password with --cache-password-file (it goes into a Secret),                  not in the URL, which is in the Deployment's arguments",
+                redis.display()
+            );
+        }
+        if self.ca.is_some() && !redis.tls {
+            bail!("--cache-ca is for rediss:// URLs");
+        }
+        if self
+            .ca
+            .as_ref()
+            .is_some_and(|ca| !ca.contains("-----BEGIN CERTIFICATE-----"))
+        {
+            bail!("--cache-ca holds no PEM certificate");
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let file = |name: &str| PathBuf::from(CACHE_DIR).join(name);
+        let mut data = BTreeMap::from([("hmac-key".to_string(), b64.encode(&self.hmac_key))]);
+        if let Some(password) = &self.password {
+            data.insert("password".into(), b64.encode(password));
+        }
+        if let Some(ca) = &self.ca {
+            data.insert("ca.crt".into(), b64.encode(ca));
+        }
+        let flags = SharedCacheFlags {
+            url: self.url.clone(),
+            hmac_key_file: file("hmac-key"),
+            password_file: self.password.as_ref().map(|_| file("password")),
+            ca_file: self.ca.as_ref().map(|_| file("ca.crt")),
+        };
+        Ok((data, flags))
+    }
 }
 
 /// The DNS names the API server uses for the Service.
@@ -124,6 +181,11 @@ pub fn manifests(
     if !needs.reads_cluster && !options.context.is_empty() {
         bail!("--context is only used by settings with `sources`");
     }
+    let shared_cache = options
+        .shared_cache
+        .as_ref()
+        .map(SharedCache::secret)
+        .transpose()?;
     let command = ServeCommand {
         addr: format!("0.0.0.0:{}", image::PORT),
         settings: PathBuf::from(SETTINGS_DIR).join(SETTINGS_FILE),
@@ -132,6 +194,7 @@ pub fn manifests(
         timeout: options.timeout,
         context: needs.reads_cluster.then(|| CONTEXT_DIR.into()),
         notary_cache_dir: (!needs.imagegate_host.is_empty()).then(|| NOTARY_DIR.into()),
+        shared_cache: shared_cache.as_ref().map(|(_, flags)| flags.clone()),
     };
     let timeout_seconds = (command.worst_case() + NETWORK_MARGIN).as_secs_f64().ceil() as u64;
     if timeout_seconds > 30 {
@@ -197,6 +260,14 @@ pub fn manifests(
         );
         objects.push(json!({"apiVersion": "v1", "kind": "ConfigMap",
             "metadata": meta(&format!("{name}-ca-bundle")), "data": {CA_FILE: bundle}}));
+    }
+    if let Some((data, _)) = &shared_cache {
+        // serve reads the key and password at start: new ones roll the pods.
+        pod_annotations.insert("imagegate.dev/cache-sha256".into(), json!(checksum(data)));
+        objects.push(
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+            "metadata": meta(&format!("{name}-cache")), "data": data}),
+        );
     }
     let ca_bundle = match (options.cert_source, certificates) {
         (CertSource::Generate, Some(c)) => {
@@ -308,6 +379,10 @@ fn deployment(
     if !needs.imagegate_host.is_empty() {
         volumes.push(json!({"name": "notary", "emptyDir": {"sizeLimit": "64Mi"}}));
         mounts.push(json!({"name": "notary", "mountPath": NOTARY_DIR}));
+    }
+    if options.shared_cache.is_some() {
+        volumes.push(json!({"name": "cache", "secret": {"secretName": format!("{name}-cache")}}));
+        mounts.push(json!({"name": "cache", "mountPath": CACHE_DIR, "readOnly": true}));
     }
     let mut env = vec![];
     if options.ca_bundle.is_some() {
@@ -438,6 +513,7 @@ mod tests {
             replicas: 2,
             timeout: Duration::from_secs(2),
             cert_source: CertSource::CertManager,
+            shared_cache: None,
         }
     }
 
@@ -509,6 +585,44 @@ mod tests {
             err.contains("--ca-bundle holds no PEM certificate"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_shared_cache_keeps_its_secrets_out_of_the_arguments() {
+        let m = metadata();
+        let with = |url: &str, ca: Option<&str>| {
+            let mut o = options("{}");
+            o.shared_cache = Some(SharedCache {
+                url: url.into(),
+                hmac_key: b"k".repeat(32),
+                password: None,
+                ca: ca.map(str::to_string),
+            });
+            manifests(&m, &o, None).map_err(|e| format!("{e:#}"))
+        };
+        let objects = with("redis://redis.gate.svc:6379/0", None).unwrap();
+        let secret = objects
+            .iter()
+            .find(|o| o["metadata"]["name"] == "imagegate-cache")
+            .unwrap();
+        assert_eq!(
+            secret["data"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .collect::<Vec<_>>(),
+            ["hmac-key"]
+        );
+        let err = with("redis://:hunter2@redis.gate.svc:6379/0", None).unwrap_err();
+        assert!(err.contains("--cache-password-file"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let err = with("redis://redis.gate.svc", Some(pem)).unwrap_err();
+        assert!(err.contains("for rediss:// URLs"), "{err}");
+        let err = with("rediss://redis.gate.svc", Some("no")).unwrap_err();
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let err = with("http://redis.gate.svc", None).unwrap_err();
+        assert!(err.contains("use redis:// or rediss://"), "{err}");
     }
 
     #[test]

@@ -207,10 +207,99 @@ impl Default for Requester {
     }
 }
 
+/// The built-in kinds without a namespace (`kubectl api-resources
+/// --namespaced=false`), by API group. Any other kind (a custom resource
+/// among them) is taken as namespaced: without the cluster's discovery
+/// there is no telling.
+const CLUSTER_SCOPED: &[(&str, &[&str])] = &[
+    (
+        "",
+        &["ComponentStatus", "Namespace", "Node", "PersistentVolume"],
+    ),
+    (
+        "admissionregistration.k8s.io",
+        &[
+            "MutatingAdmissionPolicy",
+            "MutatingAdmissionPolicyBinding",
+            "MutatingWebhookConfiguration",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingWebhookConfiguration",
+        ],
+    ),
+    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
+    ("apiregistration.k8s.io", &["APIService"]),
+    (
+        "authentication.k8s.io",
+        &["SelfSubjectReview", "TokenReview"],
+    ),
+    (
+        "authorization.k8s.io",
+        &[
+            "SelfSubjectAccessReview",
+            "SelfSubjectRulesReview",
+            "SubjectAccessReview",
+        ],
+    ),
+    (
+        "certificates.k8s.io",
+        &["CertificateSigningRequest", "ClusterTrustBundle"],
+    ),
+    (
+        "flowcontrol.apiserver.k8s.io",
+        &["FlowSchema", "PriorityLevelConfiguration"],
+    ),
+    (
+        "networking.k8s.io",
+        &["IngressClass", "IPAddress", "ServiceCIDR"],
+    ),
+    ("node.k8s.io", &["RuntimeClass"]),
+    (
+        "rbac.authorization.k8s.io",
+        &["ClusterRole", "ClusterRoleBinding"],
+    ),
+    ("resource.k8s.io", &["DeviceClass", "ResourceSlice"]),
+    ("scheduling.k8s.io", &["PriorityClass"]),
+    (
+        "storage.k8s.io",
+        &[
+            "CSIDriver",
+            "CSINode",
+            "StorageClass",
+            "VolumeAttachment",
+            "VolumeAttributesClass",
+        ],
+    ),
+    ("storagemigration.k8s.io", &["StorageVersionMigration"]),
+];
+
+/// The namespace `object` lives in: `None` for the kinds that have none
+/// (a Namespace itself, a ClusterRole...), else `metadata.namespace` or the
+/// requester's default, as `kubectl apply` fills it in.
+pub fn object_namespace(object: &Value, requester: &Requester) -> Option<String> {
+    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
+    let group = text("/apiVersion")
+        .and_then(|v| v.split_once('/'))
+        .map_or("", |(group, _)| group);
+    let kind = text("/kind").unwrap_or_default();
+    let cluster_scoped = CLUSTER_SCOPED
+        .iter()
+        .any(|(g, kinds)| *g == group && kinds.contains(&kind));
+    if cluster_scoped {
+        return None;
+    }
+    Some(
+        text("/metadata/namespace")
+            .unwrap_or(&requester.namespace)
+            .to_string(),
+    )
+}
+
 /// The CREATE the API server sends for `object` (a Kubernetes object with
 /// `apiVersion` and `kind`): group, version and kind from the object, the
-/// resource guessed from the kind as kubectl does, the namespace from
-/// `metadata.namespace` or the requester's default, `CreateOptions`.
+/// resource guessed from the kind as kubectl does, the namespace of
+/// [`object_namespace`] (for a Namespace, its own name: kube-apiserver's
+/// create handler sets it so), `CreateOptions`.
 pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
     let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
     let api_version = text("/apiVersion").context("the object has no `apiVersion`")?;
@@ -221,7 +310,10 @@ pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<Ad
         Some((group, version)) => (group.to_string(), version.to_string()),
         None => (String::new(), api_version.to_string()),
     };
-    let namespace = text("/metadata/namespace").unwrap_or(&requester.namespace);
+    let namespace = match (group.as_str(), kind.as_str()) {
+        ("", "Namespace") => text("/metadata/name").map(str::to_string),
+        _ => object_namespace(&object, requester),
+    };
     let gvk = GroupVersionKind {
         group: group.clone(),
         version: version.clone(),
@@ -235,7 +327,7 @@ pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<Ad
     Ok(AdmissionRequest {
         uid: "imagegate-create".to_string(),
         name: text("/metadata/name").map(str::to_string),
-        namespace: Some(namespace.to_string()),
+        namespace,
         request_kind: Some(gvk.clone()),
         request_resource: Some(RawJson::to_raw(&resource).context("cannot encode the resource")?),
         kind: gvk,
@@ -494,6 +586,44 @@ mod tests {
 
     fn resp(v: Value) -> ValidationResponse {
         serde_json::from_value(v).unwrap()
+    }
+
+    /// A Namespace's CREATE carries its own name as namespace (as
+    /// kube-apiserver's create handler sets it), other cluster-scoped
+    /// objects none, namespaced ones theirs or the requester's.
+    #[test]
+    fn create_requests_have_the_namespace_the_api_server_gives() {
+        let requester = Requester::default();
+        let namespace_of = |object: Value| {
+            let request = create_request(object.clone(), &requester).unwrap();
+            (request.namespace, object_namespace(&object, &requester))
+        };
+        let some = |s: &str| Some(s.to_string());
+        assert_eq!(
+            namespace_of(
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}})
+            ),
+            (some("payments"), None)
+        );
+        assert_eq!(
+            namespace_of(
+                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+                                "metadata": {"name": "reader", "namespace": "ignored"}})
+            ),
+            (None, None)
+        );
+        assert_eq!(
+            namespace_of(
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})
+            ),
+            (some("default"), some("default"))
+        );
+        // The group counts: a custom kind named Node is namespaced.
+        assert_eq!(
+            namespace_of(json!({"apiVersion": "example.com/v1", "kind": "Node",
+                                "metadata": {"name": "n", "namespace": "lab"}})),
+            (some("lab"), some("lab"))
+        );
     }
 
     #[test]

@@ -125,6 +125,23 @@ impl Redis {
         Some(line)
     }
 
+    /// Polls until Redis holds `n` keys matching `pattern` (the cache
+    /// writes in the background).
+    pub fn wait_for_keys(&self, pattern: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let keys = self.keys(pattern);
+            if keys.len() >= n {
+                return keys;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis never held {n} keys {pattern}: {keys:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Every key matching `pattern`.
     pub fn keys(&self, pattern: &str) -> Vec<String> {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
