@@ -23,7 +23,6 @@ use serde_json::{Map, Value};
 
 use crate::capabilities::Capabilities;
 use crate::cli::args::EvalArgs;
-use crate::packaging::artifact;
 use crate::runtime::admission::{self, AdmissionRequest, AdmissionResponse};
 use crate::runtime::{Invoke, Policy, RuntimeConfig};
 
@@ -280,7 +279,7 @@ fn counting_policy(
     config: &RuntimeConfig,
     capabilities: &Arc<Capabilities>,
 ) -> anyhow::Result<Policy> {
-    let wasm = artifact::read_module(path, &args.eval.live.registry.config()?)?;
+    let wasm = args.eval.live.registry.read_module(path)?;
     let config = RuntimeConfig {
         count_instructions: true,
         ..config.clone()
