@@ -783,7 +783,7 @@ async fn a_shared_cache_from_a_secret() {
     assert!(pod["metadata"]["annotations"]["imagegate.dev/cache-sha256"].is_string());
     let container = &pod["spec"]["containers"][0];
     let serve = parse_serve(&strings(&container["args"]));
-    assert_eq!(serve.live.cache.as_deref(), Some(url.as_str()));
+    assert_eq!(serve.live.shared.cache.as_deref(), Some(url.as_str()));
     let mount = container["volumeMounts"]
         .as_array()
         .unwrap()
@@ -793,8 +793,8 @@ async fn a_shared_cache_from_a_secret() {
     assert_eq!(mount["readOnly"], true);
     let mounted = Path::new(mount["mountPath"].as_str().unwrap());
     for file in [
-        &serve.live.cache_hmac_key_file,
-        &serve.live.cache_password_file,
+        &serve.live.shared.cache_hmac_key_file,
+        &serve.live.shared.cache_password_file,
     ] {
         assert_eq!(file.as_deref().and_then(Path::parent), Some(mounted));
     }

@@ -69,18 +69,15 @@ struct SignatureVerificationSettings {
 
 impl NotationSettings {
     fn read(value: &Value, at: &str) -> Result<Self, String> {
-        let map = fields(
-            value,
-            at,
-            &[
-                "trustStores",
-                "trustPolicy",
-                "signatureVerification",
-                "trustedIdentities",
-                "userMetadata",
-                "platforms",
-            ],
-        )?;
+        const FIELDS: &[&str] = &[
+            "trustStores",
+            "trustPolicy",
+            "signatureVerification",
+            "trustedIdentities",
+            "userMetadata",
+            "platforms",
+        ];
+        let map = fields(value, at, FIELDS)?;
         Ok(NotationSettings {
             trust_stores: string_map(map, "trustStores", at)?
                 .ok_or_else(|| format!("{at}.trustStores: at least one trust store is required"))?,
@@ -123,17 +120,14 @@ impl DocumentSettings {
 
 impl StatementSettings {
     fn read(value: &Value, at: &str) -> Result<Self, String> {
-        let map = fields(
-            value,
-            at,
-            &[
-                "name",
-                "registryScopes",
-                "signatureVerification",
-                "trustStores",
-                "trustedIdentities",
-            ],
-        )?;
+        const FIELDS: &[&str] = &[
+            "name",
+            "registryScopes",
+            "signatureVerification",
+            "trustStores",
+            "trustedIdentities",
+        ];
+        let map = fields(value, at, FIELDS)?;
         let verification = map
             .get("signatureVerification")
             .ok_or_else(|| format!("{at}.signatureVerification: a level is required"))?;

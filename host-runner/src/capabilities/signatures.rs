@@ -176,13 +176,9 @@ impl Signatures {
         request: &SignatureVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
         let signers = Signer::compile(&request.identities)?;
-        self.run(
-            &request.image,
-            request.platforms,
-            &signers,
-            &Ask::Signature { request, oci },
-        )
-        .await
+        let ask = Ask::Signature { request, oci };
+        self.run(&request.image, request.platforms, &signers, &ask)
+            .await
     }
 
     /// `imagegate/v1/check_notation`.
@@ -191,16 +187,11 @@ impl Signatures {
         request: &NotationVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
         let trust = Trust::new(&request.policy)?;
-        self.run(
-            &request.image,
-            request.platforms,
-            &[],
-            &Ask::Notation {
-                trust: &trust,
-                request,
-            },
-        )
-        .await
+        let ask = Ask::Notation {
+            trust: &trust,
+            request,
+        };
+        self.run(&request.image, request.platforms, &[], &ask).await
     }
 
     /// `imagegate/v1/check_attestation`.
@@ -212,15 +203,11 @@ impl Signatures {
             return Err("predicate_type: must not be empty".to_string());
         }
         let signers = Signer::compile(&request.identities)?;
-        self.run(
-            &request.image,
-            request.platforms,
-            &signers,
-            &Ask::Attestation {
-                predicate_type: &request.predicate_type,
-            },
-        )
-        .await
+        let ask = Ask::Attestation {
+            predicate_type: &request.predicate_type,
+        };
+        self.run(&request.image, request.platforms, &signers, &ask)
+            .await
     }
 
     async fn run(
@@ -303,6 +290,13 @@ impl Signatures {
         let mut steps = Vec::new();
         let mut verified = Vec::new();
         let mut answered = false;
+        // Opens one path's referrers.
+        let open = async |entries, path, step: &mut TraceStep, verified: &mut Vec<Verified>| {
+            self.candidates(
+                disc, described, entries, path, signers, ask, now, step, verified,
+            )
+            .await
+        };
 
         let api_answered = match disc.referrers_api(subject).await {
             Ok(Api::Entries(entries, pages)) => {
@@ -315,18 +309,7 @@ impl Signatures {
                         if pages == 1 { "" } else { "s" }
                     ),
                 );
-                self.candidates(
-                    disc,
-                    described,
-                    entries,
-                    Path::ReferrersApi,
-                    signers,
-                    ask,
-                    now,
-                    &mut step,
-                    &mut verified,
-                )
-                .await;
+                open(entries, Path::ReferrersApi, &mut step, &mut verified).await;
                 steps.push(step);
                 true
             }
@@ -358,18 +341,7 @@ impl Signatures {
                 Ok(Ok(entries)) => {
                     answered = true;
                     let mut step = step(Path::ReferrersTag, format!("{} entries", entries.len()));
-                    self.candidates(
-                        disc,
-                        described,
-                        entries,
-                        Path::ReferrersTag,
-                        signers,
-                        ask,
-                        now,
-                        &mut step,
-                        &mut verified,
-                    )
-                    .await;
+                    open(entries, Path::ReferrersTag, &mut step, &mut verified).await;
                     steps.push(step);
                 }
                 Ok(Err(none)) => {
@@ -499,9 +471,14 @@ impl Signatures {
                             trace.verdict = "skipped: not a Notation signature".to_string()
                         }
                         (Found::Bundle { json, .. }, Some(expect)) => {
-                            trace.verdict = match bundle::verify(
-                                &json, subject, expect, signers, &self.root, now,
-                            ) {
+                            let expected = bundle::Expected {
+                                subject,
+                                expect,
+                                signers,
+                                root: &self.root,
+                                now,
+                            };
+                            trace.verdict = match bundle::verify(&json, expected) {
                                 Ok(outcome) => {
                                     let line = verified_line(&outcome);
                                     verified.push(entry_of(
@@ -615,18 +592,15 @@ impl Signatures {
         let Some(expect) = ask.expect() else {
             return;
         };
+        let expected = bundle::Expected {
+            subject,
+            expect,
+            signers,
+            root: &self.root,
+            now,
+        };
         for (i, layer) in layers.into_iter().enumerate() {
-            let verdict = layer.and_then(|l| {
-                legacy::verify(
-                    &l.bytes,
-                    &l.annotations,
-                    subject,
-                    expect,
-                    signers,
-                    &self.root,
-                    now,
-                )
-            });
+            let verdict = layer.and_then(|l| legacy::verify(&l.bytes, &l.annotations, expected));
             step.candidates.push(CandidateTrace {
                 manifest: manifest.to_string(),
                 kind: format!("cosign attestation layer {i}"),

@@ -11,7 +11,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::capabilities::kubernetes::{self, KubeContext};
 use crate::capabilities::shared::SharedConfig;
-use crate::cli::args::{parse_timeout, Timeout};
+use crate::cli::args::{parse_timeout, SharedCacheArgs, Timeout};
 use crate::deploy::certs::{self, Certificates};
 use crate::deploy::imagepolicy;
 use crate::deploy::serve_command::ServeCommand;
@@ -66,22 +66,11 @@ pub struct WebhookArgs {
     pub ca_bundle: Option<PathBuf>,
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas: u32,
-    /// Share verification answers between the replicas through Redis:
-    /// `redis://host:port/db`, `rediss://` for TLS. Without the password:
-    /// it is in the Deployment's arguments (see --cache-password-file).
-    #[arg(long, value_name = "URL", requires = "cache_hmac_key_file")]
-    pub cache: Option<String>,
-    /// Key authenticating the shared entries (at least 32 bytes), stored in
-    /// the Secret `<name>-cache`, mounted read-only.
-    #[arg(long, value_name = "FILE", requires = "cache")]
-    pub cache_hmac_key_file: Option<PathBuf>,
-    /// The Redis password, stored in the same Secret.
-    #[arg(long, value_name = "FILE", requires = "cache")]
-    pub cache_password_file: Option<PathBuf>,
-    /// CA certificates (PEM) trusted for `rediss://`, stored in the same
-    /// Secret (default: the public roots).
-    #[arg(long, value_name = "PEM", requires = "cache")]
-    pub cache_ca: Option<PathBuf>,
+    /// The shared cache serve uses (`--cache` without a password: it would
+    /// be in the Deployment's arguments). Key, password and CA go into the
+    /// Secret `<name>-cache`, mounted read-only.
+    #[command(flatten)]
+    pub shared: SharedCacheArgs,
     /// serve's evaluation deadline; the webhook timeout is derived from it.
     #[arg(long, default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Timeout,
@@ -141,7 +130,7 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         ),
         None => None,
     };
-    let shared_cache = match (&args.cache, &args.cache_hmac_key_file) {
+    let shared_cache = match (&args.shared.cache, &args.shared.cache_hmac_key_file) {
         (Some(url), Some(key)) => {
             // Validated as serve validates it; stored as serve reads it.
             SharedConfig::read_key(key)?;
@@ -153,11 +142,13 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
                 url: url.clone(),
                 hmac_key: read(key, "HMAC key file")?,
                 password: args
+                    .shared
                     .cache_password_file
                     .as_deref()
                     .map(|p| read(p, "Redis password file"))
                     .transpose()?,
                 ca: args
+                    .shared
                     .cache_ca
                     .as_deref()
                     .map(|p| read(p, "Redis CA").map(|b| String::from_utf8_lossy(&b).into_owned()))
@@ -201,7 +192,7 @@ fn run_webhook(args: &WebhookArgs) -> Result<ExitCode> {
         yaml.push_str(&serde_yaml_ng::to_string(object)?);
     }
     // A private key, or the cache's HMAC key.
-    let has_secret = certificates.is_some() || args.cache.is_some();
+    let has_secret = certificates.is_some() || args.shared.cache.is_some();
     write_output(args.output.as_deref(), &yaml, has_secret)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -130,7 +130,7 @@ fn start_with(args: &Args, signals: bool) -> anyhow::Result<Server> {
     let capabilities = args.policy_args.capabilities(&wasm, false, backend)?;
     if args.replay_host_capabilities_interactions.is_none()
         && args.live.notary_cache_dir.is_none()
-        && args.live.cache.is_none()
+        && args.live.shared.cache.is_none()
     {
         eprintln!(
             "imagegate serve: Notary trust state is kept in memory only: every restart is a new trust on first use; \

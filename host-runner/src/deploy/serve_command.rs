@@ -166,13 +166,13 @@ mod tests {
         assert_eq!(parsed.live.context, command.context);
         assert_eq!(parsed.live.notary_cache_dir, command.notary_cache_dir);
         let cache = command.shared_cache.as_ref().unwrap();
-        assert_eq!(parsed.live.cache.as_ref(), Some(&cache.url));
+        assert_eq!(parsed.live.shared.cache.as_ref(), Some(&cache.url));
         assert_eq!(
-            parsed.live.cache_hmac_key_file.as_ref(),
+            parsed.live.shared.cache_hmac_key_file.as_ref(),
             Some(&cache.hmac_key_file)
         );
-        assert_eq!(parsed.live.cache_password_file, cache.password_file);
-        assert_eq!(parsed.live.cache_ca, cache.ca_file);
+        assert_eq!(parsed.live.shared.cache_password_file, cache.password_file);
+        assert_eq!(parsed.live.shared.cache_ca, cache.ca_file);
         assert_eq!(command.worst_case(), Duration::from_millis(3500));
     }
 }

@@ -20,10 +20,10 @@
 use sigstore_protobuf_specs::dev::sigstore::bundle::v1::{bundle, verification_material, Bundle};
 
 use super::chain;
-use super::dsse::{self, Evidence, Material};
+use super::dsse::{self, Evidence, Material, SignedBy};
 use super::fulcio::Claims;
 use super::signer::Signer;
-use super::statement::{self, Expect};
+use super::statement::{self, Expect, Statement};
 use super::tlog::{self, Required, Signed};
 use super::trust_root::{rfc3339, TrustRoot};
 
@@ -46,6 +46,38 @@ pub(crate) struct Outcome {
     pub(crate) valid_until: Option<i64>,
 }
 
+impl Outcome {
+    /// The outcome of a DSSE signature by `who` over `statement`, once the
+    /// signer's evidence holds at the verified times (or now): the end of
+    /// both bundle and legacy-layer verification.
+    pub(crate) fn conclude(
+        material: &Material,
+        who: SignedBy,
+        mut evidence: Evidence,
+        statement: Statement,
+        format: String,
+        expected: Expected<'_>,
+    ) -> Result<Outcome, String> {
+        let valid_until = dsse::conclude(
+            material,
+            &who,
+            expected.signers,
+            &mut evidence,
+            expected.root,
+            expected.now,
+        )?;
+        Ok(Outcome {
+            identity: who.identity,
+            format,
+            signer: dsse::signer_name(&who),
+            evidence: evidence.lines,
+            statement: statement.json,
+            claims: who.claims,
+            valid_until,
+        })
+    }
+}
+
 /// The bundle media types and their versions (0.1 needs a SET, 0.2 and
 /// later an inclusion proof).
 fn version(media_type: &str) -> Result<u8, String> {
@@ -58,15 +90,20 @@ fn version(media_type: &str) -> Result<u8, String> {
     })
 }
 
-/// Verifies a bundle (JSON) for the manifest `subject` (`sha256:<hex>`).
-pub(crate) fn verify(
-    json: &[u8],
-    subject: &str,
-    expect: Expect<'_>,
-    signers: &[Signer],
-    root: &TrustRoot,
-    now: i64,
-) -> Result<Outcome, String> {
+/// What evidence is verified against: the manifest it must name
+/// (`sha256:<hex>`), the statement expected, who may have signed, the trust
+/// root, and when (Unix seconds).
+#[derive(Clone, Copy)]
+pub(crate) struct Expected<'a> {
+    pub subject: &'a str,
+    pub expect: Expect<'a>,
+    pub signers: &'a [Signer],
+    pub root: &'a TrustRoot,
+    pub now: i64,
+}
+
+/// Verifies a bundle (JSON).
+pub(crate) fn verify(json: &[u8], expected: Expected<'_>) -> Result<Outcome, String> {
     let bundle: Bundle =
         serde_json::from_slice(json).map_err(|e| format!("not a sigstore bundle: {e}"))?;
     let version = version(&bundle.media_type)?;
@@ -81,7 +118,7 @@ pub(crate) fn verify(
     let dsse_signature = statement::only_signature(&envelope.payload_type, &envelope.signatures)?;
     let signature = dsse_signature.sig.as_slice();
     let pae = statement::pae(&envelope.payload_type, &envelope.payload);
-    let statement = statement::check(&envelope.payload, subject, expect)?;
+    let statement = statement::check(&envelope.payload, expected.subject, expected.expect)?;
     let material = bundle
         .verification_material
         .ok_or("the bundle has no verification material")?;
@@ -105,7 +142,7 @@ pub(crate) fn verify(
         Some(verification_material::Content::PublicKey(_)) => Material::Key,
         None => return Err("the bundle names no certificate and no key".to_string()),
     };
-    let who = dsse::signer(&signer_material, signature, &pae, signers)?;
+    let who = dsse::signer(&signer_material, signature, &pae, expected.signers)?;
 
     // Everything the bundle carries must verify.
     let mut evidence = Evidence::default();
@@ -115,7 +152,7 @@ pub(crate) fn verify(
         .flat_map(|d| &d.rfc3161_timestamps)
         .enumerate()
     {
-        let t = chain::timestamp(&ts.signed_timestamp, signature, root)
+        let t = chain::timestamp(&ts.signed_timestamp, signature, expected.root)
             .map_err(|e| format!("RFC 3161 timestamp {i}: {e}"))?;
         evidence
             .lines
@@ -134,7 +171,7 @@ pub(crate) fn verify(
         proof: version >= 2,
     };
     for (i, entry) in material.tlog_entries.iter().enumerate() {
-        let verified = tlog::verify(entry, &signed, root, required, &tsa_times)
+        let verified = tlog::verify(entry, &signed, expected.root, required, &tsa_times)
             .map_err(|e| format!("tlog entry {i}: {e}"))?;
         evidence
             .lines
@@ -142,14 +179,6 @@ pub(crate) fn verify(
         evidence.times.extend(verified.time);
         evidence.log_entries += 1;
     }
-    let valid_until = dsse::conclude(&signer_material, &who, signers, &mut evidence, root, now)?;
-    Ok(Outcome {
-        identity: who.identity,
-        format: format!("sigstore-bundle-v0.{version}"),
-        signer: dsse::signer_name(&who),
-        evidence: evidence.lines,
-        statement: statement.json,
-        claims: who.claims,
-        valid_until,
-    })
+    let format = format!("sigstore-bundle-v0.{version}");
+    Outcome::conclude(&signer_material, who, evidence, statement, format, expected)
 }

@@ -14,12 +14,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::bundle::Outcome;
+use super::bundle::{Expected, Outcome};
 use super::dsse::{self, Evidence, Material};
-use super::signer::Signer;
-use super::statement::{self, Expect};
+use super::statement;
 use super::tlog::{self, Signed};
-use super::trust_root::{rfc3339, TrustRoot};
+use super::trust_root::rfc3339;
 use crate::capabilities::x509::Certificate;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -57,15 +56,11 @@ struct RekorPayload {
     log_id: String,
 }
 
-/// Verifies one attestation layer for the manifest `subject`.
+/// Verifies one attestation layer and its annotations.
 pub(crate) fn verify(
     layer: &[u8],
     annotations: &BTreeMap<String, String>,
-    subject: &str,
-    expect: Expect<'_>,
-    signers: &[Signer],
-    root: &TrustRoot,
-    now: i64,
+    expected: Expected<'_>,
 ) -> Result<Outcome, String> {
     let envelope: Envelope =
         serde_json::from_slice(layer).map_err(|e| format!("not a DSSE envelope: {e}"))?;
@@ -77,7 +72,7 @@ pub(crate) fn verify(
         .decode(&one.sig)
         .map_err(|_| "the DSSE signature is not base64")?;
     let pae = statement::pae(&envelope.payload_type, &payload);
-    let statement = statement::check(&payload, subject, expect)?;
+    let statement = statement::check(&payload, expected.subject, expected.expect)?;
     let material = match annotations
         .get(CERTIFICATE_ANNOTATION)
         .filter(|c| !c.is_empty())
@@ -101,17 +96,17 @@ pub(crate) fn verify(
         },
         None => Material::Key,
     };
-    let who = dsse::signer(&material, &signature, &pae, signers)?;
+    let who = dsse::signer(&material, &signature, &pae, expected.signers)?;
     let mut evidence = Evidence::default();
     if let Some(bundle) = annotations.get(BUNDLE_ANNOTATION) {
         let bundle: RekorBundle = serde_json::from_str(bundle)
             .map_err(|e| format!("the Rekor bundle annotation: {e}"))?;
         let p = &bundle.payload;
         let log_id = hex::decode(&p.log_id).map_err(|_| "the Rekor bundle's logID is not hex")?;
-        let log = root.tlog(&log_id).ok_or_else(|| {
+        let log = expected.root.tlog(&log_id).ok_or_else(|| {
             format!(
                 "the Rekor bundle's log {} is not in {}",
-                p.log_id, root.source
+                p.log_id, expected.root.source
             )
         })?;
         let body = B64
@@ -142,16 +137,8 @@ pub(crate) fn verify(
             .lines
             .push(format!("tlog {} #{}", log.name, p.log_index));
     }
-    let valid_until = dsse::conclude(&material, &who, signers, &mut evidence, root, now)?;
-    Ok(Outcome {
-        identity: who.identity,
-        format: "cosign-attestation-layer".to_string(),
-        signer: dsse::signer_name(&who),
-        evidence: evidence.lines,
-        statement: statement.json,
-        claims: who.claims,
-        valid_until,
-    })
+    let format = "cosign-attestation-layer".to_string();
+    Outcome::conclude(&material, who, evidence, statement, format, expected)
 }
 
 fn pem_certificates(text: &str, annotation: &str) -> Result<Vec<Certificate>, String> {

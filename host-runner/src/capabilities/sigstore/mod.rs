@@ -47,7 +47,14 @@ pub fn verify_signature_bundle(
 ) -> Result<Vec<String>, String> {
     let signers = signer::Signer::compile(identities)?;
     let expect = statement::Expect::Signature { annotations: None };
-    Ok(bundle::verify(json, subject, expect, &signers, root, now)?.evidence)
+    let expected = bundle::Expected {
+        subject,
+        expect,
+        signers: &signers,
+        root,
+        now,
+    };
+    Ok(bundle::verify(json, expected)?.evidence)
 }
 
 #[cfg(test)]

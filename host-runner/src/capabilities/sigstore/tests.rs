@@ -61,14 +61,15 @@ fn verify(
     who: &[SignerIdentity],
     root: &TrustRoot,
 ) -> Result<Outcome, String> {
-    bundle::verify(
-        json.to_string().as_bytes(),
+    let signers = signers(who);
+    let expected = bundle::Expected {
         subject,
         expect,
-        &signers(who),
+        signers: &signers,
         root,
-        NOW,
-    )
+        now: NOW,
+    };
+    bundle::verify(json.to_string().as_bytes(), expected)
 }
 
 fn kubewarden() -> Value {
@@ -649,15 +650,15 @@ fn legacy_attestation_layers() {
         pem: key.public_key_pem(),
     }];
     let run = |layer: &str, annotations: &BTreeMap<String, String>, who: &[SignerIdentity]| {
-        super::legacy::verify(
-            layer.as_bytes(),
-            annotations,
-            KUBEWARDEN,
+        let (signers, root) = (signers(who), public_good());
+        let expected = bundle::Expected {
+            subject: KUBEWARDEN,
             expect,
-            &signers(who),
-            &public_good(),
-            NOW,
-        )
+            signers: &signers,
+            root: &root,
+            now: NOW,
+        };
+        super::legacy::verify(layer.as_bytes(), annotations, expected)
     };
     let none = BTreeMap::new();
     let o = run(&layer(&statement(hex), &key), &none, &mine).unwrap();

@@ -117,6 +117,32 @@ impl PublishArgs {
 
 /// The live capability backend (registries, Notary, DNS, Kubernetes from a
 /// directory): `run`, `bench` and `serve` build it from these flags.
+/// Where replicas share verification answers and Notary trust state: the
+/// Redis server and the key authenticating its entries (serve's flags, and
+/// scaffold's for the Deployment it writes).
+#[derive(Args, Debug, Clone, Default)]
+pub struct SharedCacheArgs {
+    /// Share verification answers and Notary trust state between replicas
+    /// through Redis: `redis://[user:password@]host:port/db`, `rediss://` for
+    /// TLS. Default: this process only. Needs --cache-hmac-key-file.
+    #[arg(long, value_name = "URL", requires = "cache_hmac_key_file")]
+    pub cache: Option<String>,
+
+    /// Key authenticating every shared entry (HMAC-SHA256; at least 32
+    /// bytes, e.g. a Secret of `head -c 32 /dev/urandom | base64`). The same
+    /// file on every replica.
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_hmac_key_file: Option<PathBuf>,
+
+    /// Redis password from a file (instead of the URL).
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_password_file: Option<PathBuf>,
+
+    /// CA certificates (PEM) trusted for `rediss://` (default: public roots).
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_ca: Option<PathBuf>,
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct LiveArgs {
     /// Directory of Kubernetes manifests answering `kubernetes/*`.
@@ -138,25 +164,8 @@ pub struct LiveArgs {
     #[arg(long, conflicts_with = "cache")]
     pub disable_cache: bool,
 
-    /// Share verification answers and Notary trust state between replicas
-    /// through Redis: `redis://[user:password@]host:port/db`, `rediss://` for
-    /// TLS. Default: this process only. Needs --cache-hmac-key-file.
-    #[arg(long, value_name = "URL", requires = "cache_hmac_key_file")]
-    pub cache: Option<String>,
-
-    /// Key authenticating every shared entry (HMAC-SHA256; at least 32
-    /// bytes, e.g. a Secret of `head -c 32 /dev/urandom | base64`). The same
-    /// file on every replica.
-    #[arg(long, value_name = "FILE", requires = "cache")]
-    pub cache_hmac_key_file: Option<PathBuf>,
-
-    /// Redis password from a file (instead of the URL).
-    #[arg(long, value_name = "FILE", requires = "cache")]
-    pub cache_password_file: Option<PathBuf>,
-
-    /// CA certificates (PEM) trusted for `rediss://` (default: public roots).
-    #[arg(long, value_name = "FILE", requires = "cache")]
-    pub cache_ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub shared: SharedCacheArgs,
 
     /// Longest wait for one Redis exchange; slower is a miss and a live check.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
@@ -209,16 +218,16 @@ impl LiveArgs {
         if self.disable_cache {
             return Ok(None);
         }
-        let shared = match (&self.cache, &self.cache_hmac_key_file) {
+        let shared = match (&self.shared.cache, &self.shared.cache_hmac_key_file) {
             (Some(url), Some(key)) => {
                 let mut redis = RedisConfig::parse(url)?;
-                if let Some(path) = &self.cache_password_file {
+                if let Some(path) = &self.shared.cache_password_file {
                     let password = std::fs::read_to_string(path).with_context(|| {
                         format!("cannot read Redis password file {}", path.display())
                     })?;
                     redis.password = Some(password.trim_end_matches(['\r', '\n']).to_string());
                 }
-                redis.ca = self.cache_ca.clone();
+                redis.ca = self.shared.cache_ca.clone();
                 Some(SharedConfig {
                     redis,
                     hmac_key: SharedConfig::read_key(key)?,

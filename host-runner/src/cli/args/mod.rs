@@ -16,7 +16,7 @@ mod live;
 mod live;
 pub use live::{LiveArgs, RegistryArgs};
 #[cfg(feature = "live")]
-pub use live::{Output, PublishArgs};
+pub use live::{Output, PublishArgs, SharedCacheArgs};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
