@@ -210,6 +210,24 @@ impl Signatures {
             .await
     }
 
+    /// What one manifest's evidence is checked against, with this host's
+    /// trust root.
+    fn expected<'a>(
+        &'a self,
+        subject: &'a str,
+        expect: Expect<'a>,
+        signers: &'a [Signer],
+        now: i64,
+    ) -> bundle::Expected<'a> {
+        bundle::Expected {
+            subject,
+            expect,
+            signers,
+            root: &self.root,
+            now,
+        }
+    }
+
     async fn run(
         &self,
         image: &str,
@@ -471,13 +489,7 @@ impl Signatures {
                             trace.verdict = "skipped: not a Notation signature".to_string()
                         }
                         (Found::Bundle { json, .. }, Some(expect)) => {
-                            let expected = bundle::Expected {
-                                subject,
-                                expect,
-                                signers,
-                                root: &self.root,
-                                now,
-                            };
+                            let expected = self.expected(subject, expect, signers, now);
                             trace.verdict = match bundle::verify(&json, expected) {
                                 Ok(outcome) => {
                                     let line = verified_line(&outcome);
@@ -592,13 +604,7 @@ impl Signatures {
         let Some(expect) = ask.expect() else {
             return;
         };
-        let expected = bundle::Expected {
-            subject,
-            expect,
-            signers,
-            root: &self.root,
-            now,
-        };
+        let expected = self.expected(subject, expect, signers, now);
         for (i, layer) in layers.into_iter().enumerate() {
             let verdict = layer.and_then(|l| legacy::verify(&l.bytes, &l.annotations, expected));
             step.candidates.push(CandidateTrace {
