@@ -474,36 +474,19 @@ impl Signatures {
                     trace.kind = found.kind();
                     match (found, ask.expect()) {
                         (Found::Notation { layer }, None) => {
-                            trace.verdict = match self
+                            let result = self
                                 .notation(disc, described, &layer, &entry.digest, path, ask, now)
-                                .await
-                            {
-                                Ok((line, entry)) => {
-                                    verified.push(entry);
-                                    line
-                                }
-                                Err(e) => format!("rejected: {e}"),
-                            };
+                                .await;
+                            trace.verdict = verdict(result, verified);
                         }
                         (_, None) => {
                             trace.verdict = "skipped: not a Notation signature".to_string()
                         }
                         (Found::Bundle { json, .. }, Some(expect)) => {
                             let expected = self.expected(subject, expect, signers, now);
-                            trace.verdict = match bundle::verify(&json, expected) {
-                                Ok(outcome) => {
-                                    let line = verified_line(&outcome);
-                                    verified.push(entry_of(
-                                        outcome,
-                                        subject,
-                                        path,
-                                        &entry.digest,
-                                        ask,
-                                    ));
-                                    line
-                                }
-                                Err(e) => format!("rejected: {e}"),
-                            };
+                            let result = bundle::verify(&json, expected)
+                                .map(|o| accepted(o, subject, path, &entry.digest, ask));
+                            trace.verdict = verdict(result, verified);
                         }
                         (Found::Dsse(layers), Some(_)) => {
                             step.candidates.push(trace);
@@ -606,18 +589,13 @@ impl Signatures {
         };
         let expected = self.expected(subject, expect, signers, now);
         for (i, layer) in layers.into_iter().enumerate() {
-            let verdict = layer.and_then(|l| legacy::verify(&l.bytes, &l.annotations, expected));
+            let result = layer
+                .and_then(|l| legacy::verify(&l.bytes, &l.annotations, expected))
+                .map(|o| accepted(o, subject, path, manifest, ask));
             step.candidates.push(CandidateTrace {
                 manifest: manifest.to_string(),
                 kind: format!("cosign attestation layer {i}"),
-                verdict: match verdict {
-                    Ok(outcome) => {
-                        let line = verified_line(&outcome);
-                        verified.push(entry_of(outcome, subject, path, manifest, ask));
-                        line
-                    }
-                    Err(e) => format!("rejected: {e}"),
-                },
+                verdict: verdict(result, verified),
             });
         }
     }
@@ -631,23 +609,32 @@ fn step(path: Path, result: String) -> TraceStep {
     }
 }
 
-fn verified_line(outcome: &Outcome) -> String {
-    let mut line = format!("verified: {}, {}", outcome.format, outcome.signer);
-    if !outcome.evidence.is_empty() {
-        line.push_str(&format!(" ({})", outcome.evidence.join(", ")));
+/// A candidate's trace verdict: its line once verified (and its entry in
+/// `verified`), or why it was rejected.
+fn verdict(result: Result<(String, Verified), String>, verified: &mut Vec<Verified>) -> String {
+    match result {
+        Ok((line, entry)) => {
+            verified.push(entry);
+            line
+        }
+        Err(e) => format!("rejected: {e}"),
     }
-    line
 }
 
-fn entry_of(
+/// A verified bundle or attestation layer: its trace line and its entry.
+fn accepted(
     outcome: Outcome,
     subject: &str,
     path: Path,
     manifest: &str,
     ask: &Ask<'_>,
-) -> Verified {
+) -> (String, Verified) {
+    let mut line = format!("verified: {}, {}", outcome.format, outcome.signer);
+    if !outcome.evidence.is_empty() {
+        line.push_str(&format!(" ({})", outcome.evidence.join(", ")));
+    }
     let attestation = matches!(ask, Ask::Attestation { .. });
-    Verified {
+    let entry = Verified {
         subject: subject.to_string(),
         identity: Some(outcome.identity),
         format: outcome.format,
@@ -657,7 +644,8 @@ fn entry_of(
         valid_until: outcome.valid_until,
         statement: attestation.then_some(outcome.statement),
         certificate: if attestation { outcome.claims } else { None },
-    }
+    };
+    (line, entry)
 }
 
 /// A `.sig` tag exists: the existing sigstore-crate path verifies it, once
