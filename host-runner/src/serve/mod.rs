@@ -129,6 +129,18 @@ impl HostCallbacks for Metered {
     }
 }
 
+/// The settings file contents the reloads have read.
+#[derive(Default)]
+struct Seen {
+    /// Last looked at (applied or refused), so a refused file is reported
+    /// once, not at every check.
+    decided: Option<Vec<u8>>,
+    /// New content read once: applied only when the next check reads the
+    /// same, so a file caught mid-write (truncated: fewer rules, or none) is
+    /// never applied.
+    pending: Option<Vec<u8>>,
+}
+
 /// Everything a request handler needs.
 struct State {
     policy: Policy,
@@ -136,13 +148,8 @@ struct State {
     metrics: Arc<Metrics>,
     settings: RwLock<Arc<Loaded>>,
     settings_path: Option<PathBuf>,
-    /// The settings file content last looked at (applied or refused), so a
-    /// refused file is reported once, not at every check.
-    last_seen: Mutex<Option<Vec<u8>>>,
-    /// New content read once: applied only when the next check reads the
-    /// same, so a file caught mid-write (truncated: fewer rules, or none) is
-    /// never applied.
-    pending: Mutex<Option<Vec<u8>>>,
+    /// What the settings file held at the last checks.
+    seen: Mutex<Seen>,
     slots: Arc<Semaphore>,
     max_concurrency: u32,
     queue_timeout: Duration,
@@ -230,30 +237,29 @@ impl State {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) => {
-                let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-                if last.is_some() {
+                let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+                if seen.decided.is_some() {
                     eprintln!(
                         "imagegate serve: cannot read settings {}: {e}; keeping the settings in use",
                         path.display()
                     );
-                    *last = None;
+                    seen.decided = None;
                     self.metrics.reload(false, self.current().generation);
                 }
                 return;
             }
         };
         {
-            let mut last = self.last_seen.lock().unwrap_or_else(|p| p.into_inner());
-            if last.as_deref() == Some(bytes.as_slice()) {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.decided.as_deref() == Some(bytes.as_slice()) {
                 return;
             }
-            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
-            if pending.as_deref() != Some(bytes.as_slice()) {
-                *pending = Some(bytes);
+            if seen.pending.as_deref() != Some(bytes.as_slice()) {
+                seen.pending = Some(bytes);
                 return;
             }
-            *pending = None;
-            *last = Some(bytes.clone());
+            seen.pending = None;
+            seen.decided = Some(bytes.clone());
         }
         let generation = self.current().generation;
         match self.check_settings(path, &bytes) {
@@ -402,8 +408,7 @@ impl Server {
             metrics,
             settings: RwLock::new(Arc::new(Loaded::new(Map::new(), 1))),
             settings_path: config.settings_path.clone(),
-            last_seen: Mutex::new(None),
-            pending: Mutex::new(None),
+            seen: Mutex::default(),
             slots: Arc::new(Semaphore::new(config.max_concurrency as usize)),
             max_concurrency: config.max_concurrency,
             queue_timeout: config.queue_timeout,
@@ -419,7 +424,7 @@ impl Server {
             let settings = state.check_settings(path, &bytes)?;
             *state.settings.write().unwrap_or_else(|p| p.into_inner()) =
                 Arc::new(Loaded::new(settings, 1));
-            *state.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes);
+            state.seen.lock().unwrap_or_else(|p| p.into_inner()).decided = Some(bytes);
         }
         state.metrics.set_generation(1);
 
