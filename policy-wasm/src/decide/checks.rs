@@ -502,16 +502,27 @@ impl<'a> Calls<'a> {
         operation: &'static str,
         payload: &impl serde::Serialize,
     ) -> Result<T, String> {
+        let answer = self.answer(namespace, operation, serde_json::to_vec(payload))?;
+        serde_json::from_slice(&answer).map_err(|e| malformed_answer(namespace, operation, e))
+    }
+
+    /// What [`Calls::call`] does for every answer type, once in the module
+    /// rather than once per type: the memo and the host's errors.
+    fn answer(
+        &self,
+        namespace: &'static str,
+        operation: &'static str,
+        payload: serde_json::Result<Vec<u8>>,
+    ) -> Result<Vec<u8>, String> {
         if namespace == "imagegate" {
             if let Some(e) = self.imagegate_unknown.borrow().clone() {
                 return Err(e);
             }
         }
-        let payload =
-            serde_json::to_vec(payload).map_err(|e| format!("cannot encode the host call: {e}"))?;
+        let payload = payload.map_err(|e| format!("cannot encode the host call: {e}"))?;
         let key = (namespace, operation, payload);
         let cached = self.memo.borrow().get(&key).cloned();
-        let answer = match cached {
+        match cached {
             Some(answer) => answer,
             None => {
                 let answer = self.host.call(namespace, operation, &key.2);
@@ -524,10 +535,7 @@ impl<'a> Calls<'a> {
                 answer
             }
         }
-        .map_err(|e| not_on_this_host(namespace, operation, e))?;
-        serde_json::from_slice(&answer).map_err(|e| {
-            format!("malformed answer from host capability {namespace}/{operation}: {e}")
-        })
+        .map_err(|e| not_on_this_host(namespace, operation, e))
     }
 
     /// `oci/v2/verify`; returns the verified digest.
@@ -590,6 +598,11 @@ impl<'a> Calls<'a> {
         let resp: ManifestDigestResponse = self.call("oci", "v1/manifest_digest", &image)?;
         host_digest(resp.digest)
     }
+}
+
+/// An answer that does not read as the type asked for.
+fn malformed_answer(namespace: &str, operation: &str, e: serde_json::Error) -> String {
+    format!("malformed answer from host capability {namespace}/{operation}: {e}")
 }
 
 /// policy-server's answer to a capability it does not have (`unknown
