@@ -575,22 +575,35 @@ pub(crate) fn read_fields<'a>(
                 complete &= read(i, r, errors)?;
             }
             found => {
-                r.peek().map_err(|e| errors.syntax(e))?;
-                let text = match found {
-                    Some(_) => format!("duplicate field `{key}`"),
-                    None => format!(
-                        "unknown field `{key}`, expected {}",
-                        one_of(fields.iter().map(|f| json_name(f)))
-                    ),
-                };
-                // Reported at its object, ordered by the field.
-                errors.push_ordered(at, None, Some(r.pos()), false, text);
-                r.skip(Skip::Value).map_err(|e| errors.syntax(e))?;
+                unexpected_field(r, errors, fields, at, &key, found.is_some())?;
                 complete = false;
             }
         }
     }
     Ok(Some(complete))
+}
+
+/// A repeated or unknown field of the object at `at`: reported and skipped.
+/// Out of [`read_fields`], which has a copy per schema struct.
+fn unexpected_field(
+    r: &mut Reader<'_>,
+    errors: &mut Errors,
+    fields: &[&str],
+    at: usize,
+    key: &str,
+    repeated: bool,
+) -> Result<(), Syntax> {
+    r.peek().map_err(|e| errors.syntax(e))?;
+    let text = match repeated {
+        true => format!("duplicate field `{key}`"),
+        false => format!(
+            "unknown field `{key}`, expected {}",
+            one_of(fields.iter().map(|f| json_name(f)))
+        ),
+    };
+    // Reported at its object, ordered by the field.
+    errors.push_ordered(at, None, Some(r.pos()), false, text);
+    r.skip(Skip::Value).map_err(|e| errors.syntax(e))
 }
 
 /// Reads one field's value into its slot: `Ok(false)` when it had errors.
