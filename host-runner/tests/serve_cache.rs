@@ -513,7 +513,10 @@ fn a_shared_entry_expires_no_later_than_the_answers_valid_until() {
         let before = redis.keys("*");
         cache.answer(&request, &|_| Ok(answer.clone())).unwrap();
         // Written in the background: wait for the new key.
-        let key = wait_until(|| redis.keys("*").into_iter().find(|k| !before.contains(k)));
+        let key = support::wait_until(Duration::from_secs(10), || {
+            redis.keys("*").into_iter().find(|k| !before.contains(k))
+        })
+        .expect("no new key in redis within 10 s");
         let reply = redis.command(&["PTTL", &key]).unwrap();
         reply.trim_start_matches(':').parse().unwrap()
     };
@@ -530,18 +533,6 @@ fn a_shared_entry_expires_no_later_than_the_answers_valid_until() {
         plain > 10_000 && plain <= 60_000,
         "PTTL {plain} ms, TTL 60 s"
     );
-}
-
-/// `probe` until it answers (at most 10 s, then the test fails).
-fn wait_until<T>(probe: impl Fn() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(found) = probe() {
-            return found;
-        }
-        assert!(Instant::now() < deadline, "nothing within 10 s");
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Notation answers (`imagegate/v1/check_notation`) under the cache's rules:

@@ -19,6 +19,7 @@ pub mod registry;
 pub mod sigstore;
 
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// Whether every binary runs (`arg` makes it print and exit). Tests skip
 /// loudly when not, except under `make test` (`IMAGEGATE_E2E_REQUIRED`),
@@ -42,4 +43,21 @@ pub fn installed(binaries: &[&str], arg: &str, package: &str) -> bool {
         );
     }
     found
+}
+
+/// Polls `probe` every 20 ms until it returns something, for at most
+/// `within`: `None` if it never did (the caller fails the test and says
+/// what it waited for). The lab's one loop for servers coming up and
+/// background writes landing.
+pub fn wait_until<T>(within: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(found) = probe() {
+            return Some(found);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -12,7 +12,7 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcgen::{CertificateParams, DnType, KeyPair, PKCS_RSA_SHA256};
 
@@ -145,15 +145,12 @@ impl NotaryLab {
     }
 
     fn wait_until(&self, what: &str, ready: impl Fn() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready() {
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; logs: {}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let done = super::wait_until(Duration::from_secs(20), || ready().then_some(()));
+        assert!(
+            done.is_some(),
+            "timed out waiting for {what}; logs: {}",
+            self.logs()
+        );
     }
 
     /// Both servers' logs (for failure messages).

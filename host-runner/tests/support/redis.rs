@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::daemon::Daemon;
 
@@ -65,15 +65,10 @@ impl Redis {
             .spawn()
             .expect("spawn redis-server");
         self.child = Daemon::new(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.command(&["PING"]).as_deref() != Some("+PONG") {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server not ready: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let ready = super::wait_until(Duration::from_secs(20), || {
+            (self.command(&["PING"]).as_deref() == Some("+PONG")).then_some(())
+        });
+        assert!(ready.is_some(), "redis-server not ready: {}", self.log());
     }
 
     pub fn log(&self) -> String {
@@ -128,18 +123,13 @@ impl Redis {
     /// Polls until Redis holds `n` keys matching `pattern` (the cache
     /// writes in the background).
     pub fn wait_for_keys(&self, pattern: &str, n: usize) -> Vec<String> {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        super::wait_until(Duration::from_secs(20), || {
+            Some(self.keys(pattern)).filter(|keys| keys.len() >= n)
+        })
+        .unwrap_or_else(|| {
             let keys = self.keys(pattern);
-            if keys.len() >= n {
-                return keys;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "redis never held {n} keys {pattern}: {keys:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            panic!("redis never held {n} keys {pattern}: {keys:?}")
+        })
     }
 
     /// Every key matching `pattern`.

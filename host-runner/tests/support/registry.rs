@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::certs;
 use super::daemon::Daemon;
@@ -135,10 +135,9 @@ impl Registry {
     }
 
     fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
+        let ready = super::wait_until(Duration::from_secs(20), || {
             if self.answers() {
-                return;
+                return Some(());
             }
             if let Some(status) = self.child.exited() {
                 panic!(
@@ -147,14 +146,14 @@ impl Registry {
                     self.log()
                 );
             }
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry on {} not ready:\n{}",
-                self.addr,
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            None
+        });
+        assert!(
+            ready.is_some(),
+            "docker-registry on {} not ready:\n{}",
+            self.addr,
+            self.log()
+        );
     }
 
     /// `/v2/` answers with an HTTP status (plain variants) or the TLS port
