@@ -90,6 +90,7 @@
 
 #![deny(missing_docs)]
 
+pub mod capability;
 mod conditions;
 pub mod decide;
 pub mod dn;

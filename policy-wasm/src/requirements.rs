@@ -9,16 +9,8 @@
 //! (`imagegate convert`). `sources` count for what the objects they read
 //! can turn into: tmax policies become Notary checks that pin.
 
+use crate::capability::{CHECK_ATTESTATION, CHECK_NOTATION, NOTARY_SIGNED_DIGEST};
 use crate::settings::{Check, OnDigestMismatch, PinDigest, Policy, Verify};
-
-/// imagegate's own Notary v1 capability; Kubewarden's policy-server answers
-/// `unknown namespace: notary`.
-pub const NOTARY_VERIFY: &str = "notary/v1/signed_digest";
-/// imagegate's Notation check; policy-server answers `unknown namespace: imagegate`.
-pub const NOTATION_VERIFY: &str = "imagegate/v1/check_notation";
-/// imagegate's attestation check (signatures fall back to `oci/v2/verify`,
-/// attestations cannot).
-pub const ATTESTATION_VERIFY: &str = "imagegate/v1/check_attestation";
 
 /// See the [module docs](self).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -69,11 +61,11 @@ impl Policy {
                 Some(Verify::AnyOf(checks) | Verify::AllOf(checks)) => checks.as_slice(),
                 None => &[],
             };
-            for capability in [NOTARY_VERIFY, NOTATION_VERIFY, ATTESTATION_VERIFY] {
+            for capability in [NOTARY_SIGNED_DIGEST, CHECK_NOTATION, CHECK_ATTESTATION] {
                 let calls = |c: &Check| match c {
-                    Check::Notary { .. } => capability == NOTARY_VERIFY,
-                    Check::Notation(_) => capability == NOTATION_VERIFY,
-                    Check::Attestation { .. } => capability == ATTESTATION_VERIFY,
+                    Check::Notary { .. } => capability == NOTARY_SIGNED_DIGEST,
+                    Check::Notation(_) => capability == CHECK_NOTATION,
+                    Check::Attestation { .. } => capability == CHECK_ATTESTATION,
                     Check::Signature { .. } => false,
                 };
                 if checks.iter().any(calls) {
@@ -90,7 +82,7 @@ impl Policy {
                 // tmax's signCheck names a Notary server and pins what it verified.
                 needs.mutates = true;
                 needs.imagegate_host.push(HostOnly {
-                    capability: NOTARY_VERIFY,
+                    capability: NOTARY_SIGNED_DIGEST,
                     at: "sources.tmax (RegistrySecurityPolicies that name a Notary server)"
                         .to_string(),
                 });
@@ -122,7 +114,7 @@ mod tests {
         assert_eq!(
             n.imagegate_host,
             vec![HostOnly {
-                capability: NOTARY_VERIFY,
+                capability: NOTARY_SIGNED_DIGEST,
                 at: r#"rules[1] "b""#.into()
             }]
         );

@@ -6,25 +6,7 @@
 use std::collections::BTreeSet;
 
 use anyhow::bail;
-
-/// Every capability path a policy may use (`<namespace>/<operation>`).
-pub const KNOWN_CAPABILITIES: &[&str] = &[
-    "oci/v1/verify",
-    "oci/v2/verify",
-    "oci/v1/manifest_digest",
-    "oci/v1/oci_manifest",
-    "oci/v1/oci_manifest_config",
-    "net/v1/dns_lookup_host",
-    "crypto/v1/is_certificate_trusted",
-    "kubernetes/list_resources_by_namespace",
-    "kubernetes/list_resources_all",
-    "kubernetes/get_resource",
-    "kubernetes/can_i",
-    "notary/v1/signed_digest",
-    "imagegate/v1/check_signature",
-    "imagegate/v1/check_attestation",
-    "imagegate/v1/check_notation",
-];
+use imagegate_policy::capability;
 
 /// `--allowed-host-capabilities`: `*`, `<prefix>/*` or exact paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,16 +33,16 @@ impl CapabilityAllowList {
             let valid = if p == "*" {
                 true
             } else if let Some(prefix) = p.strip_suffix("/*") {
-                KNOWN_CAPABILITIES
+                capability::ALL
                     .iter()
                     .any(|k| k.starts_with(&format!("{prefix}/")))
             } else {
-                KNOWN_CAPABILITIES.contains(&p.as_str())
+                capability::ALL.contains(&p.as_str())
             };
             if !valid {
                 bail!(
                     "invalid host capability pattern '{p}': expected '*', '<prefix>/*' or one of {}",
-                    KNOWN_CAPABILITIES.join(", ")
+                    capability::ALL.join(", ")
                 );
             }
         }

@@ -15,7 +15,7 @@
 //! they are the pieces the signature verifiers share.
 //!
 //! A new capability: a [`Request`] variant and its line in
-//! [`request::parse`] and [`gating::KNOWN_CAPABILITIES`], its kwctl session
+//! [`request::parse`] and [`imagegate_policy::capability`], its kwctl session
 //! form in `runtime::session`, and its answer in [`live`] (in a module of its
 //! own when it is more than a call).
 

@@ -7,6 +7,7 @@
 //! read like kwctl's; the session file shape of a request
 //! (`!SigstorePubKeyVerify ...`) is [`crate::runtime::session`]'s business.
 
+use imagegate_policy::capability;
 use imagegate_policy::wire::{
     AttestationVerifyRequest, GetResourceRequest, ListResourcesRequest, NotaryVerifyRequest,
     NotationVerifyRequest, SignatureVerifyRequest, SigstoreVerifyRequest,
@@ -155,44 +156,47 @@ fn json<T: serde::de::DeserializeOwned>(payload: &[u8]) -> Result<T, String> {
 
 /// Parses a guest call into a request, with policy-evaluator's errors.
 pub fn parse(namespace: &str, operation: &str, payload: &[u8]) -> Result<Request, String> {
-    Ok(match (namespace, operation) {
-        ("oci", "v1/verify") => Request::Sigstore(sigstore_v1(payload)?),
-        ("oci", "v2/verify") => Request::Sigstore(json(payload)?),
-        ("oci", "v1/manifest_digest") => Request::OciManifestDigest {
+    // Matched by path; no namespace has a `/` (`oci/v1` + `verify` is unknown).
+    if namespace.contains('/') {
+        return Err(format!("unknown namespace: {namespace}"));
+    }
+    Ok(match format!("{namespace}/{operation}").as_str() {
+        capability::OCI_VERIFY_V1 => Request::Sigstore(sigstore_v1(payload)?),
+        capability::OCI_VERIFY_V2 => Request::Sigstore(json(payload)?),
+        capability::OCI_MANIFEST_DIGEST => Request::OciManifestDigest {
             image: json(payload)?,
         },
-        ("oci", "v1/oci_manifest") => Request::OciManifest {
+        capability::OCI_MANIFEST => Request::OciManifest {
             image: json(payload)?,
         },
-        ("oci", "v1/oci_manifest_config") => Request::OciManifestAndConfig {
+        capability::OCI_MANIFEST_CONFIG => Request::OciManifestAndConfig {
             image: json(payload)?,
         },
-        ("net", "v1/dns_lookup_host") => Request::DNSLookupHost {
+        capability::DNS_LOOKUP_HOST => Request::DNSLookupHost {
             host: json(payload)?,
         },
-        ("crypto", "v1/is_certificate_trusted") => {
-            Request::CryptoIsCertificateTrusted(json(payload)?)
-        }
-        ("kubernetes", "list_resources_by_namespace") => {
+        capability::CERTIFICATE_TRUSTED => Request::CryptoIsCertificateTrusted(json(payload)?),
+        capability::KUBERNETES_LIST_IN_NAMESPACE => {
             let r: ListResourcesRequest = json(payload)?;
             if r.namespace.is_none() {
                 return Err("missing field `namespace`".to_string());
             }
             Request::KubernetesListResources(r)
         }
-        ("kubernetes", "list_resources_all") => {
-            Request::KubernetesListResources(ListResourcesRequest {
-                namespace: None,
-                ..json(payload)?
-            })
-        }
-        ("kubernetes", "get_resource") => Request::KubernetesGetResource(json(payload)?),
-        ("kubernetes", "can_i") => Request::KubernetesCanI(json(payload)?),
-        ("notary", "v1/signed_digest") => Request::NotaryVerify(json(payload)?),
-        ("imagegate", "v1/check_signature") => Request::VerifySignature(json(payload)?),
-        ("imagegate", "v1/check_attestation") => Request::VerifyAttestation(json(payload)?),
-        ("imagegate", "v1/check_notation") => Request::VerifyNotation(json(payload)?),
-        ("oci" | "net" | "crypto" | "kubernetes" | "notary" | "imagegate", _) => {
+        capability::KUBERNETES_LIST_ALL => Request::KubernetesListResources(ListResourcesRequest {
+            namespace: None,
+            ..json(payload)?
+        }),
+        capability::KUBERNETES_GET => Request::KubernetesGetResource(json(payload)?),
+        capability::KUBERNETES_CAN_I => Request::KubernetesCanI(json(payload)?),
+        capability::NOTARY_SIGNED_DIGEST => Request::NotaryVerify(json(payload)?),
+        capability::CHECK_SIGNATURE => Request::VerifySignature(json(payload)?),
+        capability::CHECK_ATTESTATION => Request::VerifyAttestation(json(payload)?),
+        capability::CHECK_NOTATION => Request::VerifyNotation(json(payload)?),
+        _ if capability::ALL
+            .iter()
+            .any(|path| capability::split(path).0 == namespace) =>
+        {
             return Err(format!("unknown operation: {operation}"))
         }
         _ => return Err(format!("unknown namespace: {namespace}")),

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use wasm_encoder::{CustomSection, Section};
 
-use crate::capabilities::gating::KNOWN_CAPABILITIES;
 use crate::packaging::metadata::{
     keys, ExecutionMode, Metadata, ProtocolVersion, METADATA_SECTION,
 };
 use crate::runtime::{HostCall, HostCallbacks, Invoke, Policy, RuntimeConfig};
+use imagegate_policy::capability;
 
 /// `module` with `metadata` embedded. `ask_protocol` obtains the protocol
 /// version from the module (kubewarden-wapc modules only).
@@ -96,7 +96,7 @@ pub fn detected_capabilities(module: &[u8]) -> Result<BTreeSet<String>> {
             .enumerate()
             .any(|(i, w)| w == needle && at(i))
     };
-    let kubewarden = KNOWN_CAPABILITIES
+    let kubewarden = capability::ALL
         .iter()
         .filter(|c| !c.starts_with("notary/") && !c.starts_with("imagegate/"));
     let operations: Vec<(&str, &str)> = kubewarden

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::capabilities::cache::CacheStats;
-use crate::capabilities::gating::KNOWN_CAPABILITIES;
+use imagegate_policy::capability;
 
 /// Upper bounds (seconds) of the latency histogram buckets: from a cached
 /// decision (~1 ms with a fresh instance) to a slow registry near the
@@ -203,7 +203,7 @@ impl Metrics {
     /// capability tree are counted as `other` (labels stay bounded).
     pub fn capability_call(&self, namespace: &str, operation: &str, ok: bool) {
         let path = format!("{namespace}/{operation}");
-        let label = KNOWN_CAPABILITIES
+        let label = capability::ALL
             .iter()
             .find(|k| **k == path)
             .copied()

@@ -4,6 +4,7 @@
 //! digest is a failed check whose text names the check and the cause (fail
 //! closed). Each call is made at most once per request ([`Calls`]).
 
+use crate::capability;
 use crate::conditions::{Condition, Facts};
 use crate::host::Host;
 use crate::pattern::FastHash;
@@ -484,8 +485,8 @@ pub(super) struct Calls<'a> {
     imagegate_unknown: RefCell<Option<String>>,
 }
 
-/// namespace, operation, payload.
-type CallKey = (&'static str, &'static str, Vec<u8>);
+/// capability path, payload.
+type CallKey = (&'static str, Vec<u8>);
 
 impl<'a> Calls<'a> {
     pub(super) fn new(host: &'a dyn Host) -> Self {
@@ -496,36 +497,36 @@ impl<'a> Calls<'a> {
         }
     }
 
+    /// Calls the `capability` (a [`crate::capability`] path).
     fn call<T: DeserializeOwned>(
         &self,
-        namespace: &'static str,
-        operation: &'static str,
+        capability: &'static str,
         payload: &impl serde::Serialize,
     ) -> Result<T, String> {
-        let answer = self.answer(namespace, operation, serde_json::to_vec(payload))?;
-        serde_json::from_slice(&answer).map_err(|e| malformed_answer(namespace, operation, e))
+        let answer = self.answer(capability, serde_json::to_vec(payload))?;
+        serde_json::from_slice(&answer).map_err(|e| malformed_answer(capability, e))
     }
 
     /// What [`Calls::call`] does for every answer type, once in the module
     /// rather than once per type: the memo and the host's errors.
     fn answer(
         &self,
-        namespace: &'static str,
-        operation: &'static str,
+        capability: &'static str,
         payload: serde_json::Result<Vec<u8>>,
     ) -> Result<Vec<u8>, String> {
+        let (namespace, operation) = capability::split(capability);
         if namespace == "imagegate" {
             if let Some(e) = self.imagegate_unknown.borrow().clone() {
                 return Err(e);
             }
         }
         let payload = payload.map_err(|e| format!("cannot encode the host call: {e}"))?;
-        let key = (namespace, operation, payload);
+        let key = (capability, payload);
         let cached = self.memo.borrow().get(&key).cloned();
         match cached {
             Some(answer) => answer,
             None => {
-                let answer = self.host.call(namespace, operation, &key.2);
+                let answer = self.host.call(namespace, operation, &key.1);
                 if let Err(e) = &answer {
                     if namespace == "imagegate" && unknown_to_host(e) {
                         *self.imagegate_unknown.borrow_mut() = Some(e.clone());
@@ -535,12 +536,12 @@ impl<'a> Calls<'a> {
                 answer
             }
         }
-        .map_err(|e| not_on_this_host(namespace, operation, e))
+        .map_err(|e| not_on_this_host(capability, e))
     }
 
     /// `oci/v2/verify`; returns the verified digest.
     fn sigstore(&self, req: &SigstoreVerifyRequest) -> Result<String, String> {
-        let resp: VerifyResponse = self.call("oci", "v2/verify", req)?;
+        let resp: VerifyResponse = self.call(capability::OCI_VERIFY_V2, req)?;
         if !resp.is_trusted {
             return Err("the host answered is_trusted: false".to_string());
         }
@@ -552,12 +553,12 @@ impl<'a> Calls<'a> {
         &self,
         req: &SignatureVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/check_signature", req)
+        self.call(capability::CHECK_SIGNATURE, req)
     }
 
     /// `imagegate/v1/check_notation`.
     fn verify_notation(&self, req: &NotationVerifyRequest) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/check_notation", req)
+        self.call(capability::CHECK_NOTATION, req)
     }
 
     /// `imagegate/v1/check_attestation`.
@@ -565,12 +566,12 @@ impl<'a> Calls<'a> {
         &self,
         req: &AttestationVerifyRequest,
     ) -> Result<ImageVerifyResponse, String> {
-        self.call("imagegate", "v1/check_attestation", req)
+        self.call(capability::CHECK_ATTESTATION, req)
     }
 
     /// `notary/v1/signed_digest`: a trusted answer with a well-formed digest.
     fn notary(&self, req: &NotaryVerifyRequest) -> Result<NotaryVerifyResponse, String> {
-        let mut resp: NotaryVerifyResponse = self.call("notary", "v1/signed_digest", req)?;
+        let mut resp: NotaryVerifyResponse = self.call(capability::NOTARY_SIGNED_DIGEST, req)?;
         if !resp.is_trusted {
             return Err("the host answered is_trusted: false".to_string());
         }
@@ -584,7 +585,7 @@ impl<'a> Calls<'a> {
         &self,
         image: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-        let resp: ManifestConfigResponse = self.call("oci", "v1/oci_manifest_config", &image)?;
+        let resp: ManifestConfigResponse = self.call(capability::OCI_MANIFEST_CONFIG, &image)?;
         Ok(resp
             .config
             .pointer("/config/Labels")
@@ -595,23 +596,23 @@ impl<'a> Calls<'a> {
 
     /// `oci/v1/manifest_digest`: the digest the image resolves to now.
     fn manifest_digest(&self, image: &str) -> Result<String, String> {
-        let resp: ManifestDigestResponse = self.call("oci", "v1/manifest_digest", &image)?;
+        let resp: ManifestDigestResponse = self.call(capability::OCI_MANIFEST_DIGEST, &image)?;
         host_digest(resp.digest)
     }
 }
 
 /// An answer that does not read as the type asked for.
-fn malformed_answer(namespace: &str, operation: &str, e: serde_json::Error) -> String {
-    format!("malformed answer from host capability {namespace}/{operation}: {e}")
+fn malformed_answer(capability: &str, e: serde_json::Error) -> String {
+    format!("malformed answer from host capability {capability}: {e}")
 }
 
 /// policy-server's answer to a capability it does not have (`unknown
 /// namespace: notary`, `unknown operation: ...`, which waPC prefixes with
 /// `Callback evaluation failure: `) says what runs it instead.
-fn not_on_this_host(namespace: &str, operation: &str, error: String) -> String {
+fn not_on_this_host(capability: &str, error: String) -> String {
     if error.contains("unknown namespace: ") || error.contains("unknown operation: ") {
         format!(
-            "this host does not have the capability {namespace}/{operation} (it answered {error:?}); \
+            "this host does not have the capability {capability} (it answered {error:?}); \
              Kubewarden's policy-server lacks it, imagegate's own host answers it: run the policy with `imagegate serve`"
         )
     } else {

@@ -7,6 +7,7 @@
 //! ClusterRegistrySecurityPolicy, signing.apps.tanzu.vmware.com/v1beta1 ClusterImagePolicy.
 
 use super::{str_at, tanzu, tmax, Converted};
+use crate::capability;
 use crate::host::Host;
 use crate::settings::{Policy, SourcedSettings};
 use crate::wire::{GetResourceRequest, ListResourcesRequest};
@@ -113,10 +114,12 @@ fn get(
     );
     let payload = serde_json::to_vec(&req)
         .map_err(|e| format!("cannot encode the request for {what}: {e}"))?;
-    match host.call("kubernetes", "get_resource", &payload) {
+    let path = capability::KUBERNETES_GET;
+    let (host_namespace, operation) = capability::split(path);
+    match host.call(host_namespace, operation, &payload) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
-            .map_err(|e| format!("malformed {what} from kubernetes/get_resource: {e}")),
+            .map_err(|e| format!("malformed {what} from {path}: {e}")),
         Err(e) if is_not_found(&e) => Ok(None),
         Err(e) => Err(format!("cannot read {what}: {e}")),
     }
@@ -137,18 +140,18 @@ fn list(
         field_selector: None,
         field_masks: None,
     };
-    let op = if namespace.is_some() {
-        "list_resources_by_namespace"
-    } else {
-        "list_resources_all"
+    let path = match namespace {
+        Some(_) => capability::KUBERNETES_LIST_IN_NAMESPACE,
+        None => capability::KUBERNETES_LIST_ALL,
     };
     let payload = serde_json::to_vec(&req)
         .map_err(|e| format!("cannot encode the {kind} list request: {e}"))?;
+    let (host_namespace, operation) = capability::split(path);
     let bytes = host
-        .call("kubernetes", op, &payload)
+        .call(host_namespace, operation, &payload)
         .map_err(|e| format!("cannot list {kind}: {e}"))?;
     let list: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("malformed {kind} list from kubernetes/{op}: {e}"))?;
+        .map_err(|e| format!("malformed {kind} list from {path}: {e}"))?;
     Ok(list
         .get("items")
         .and_then(Value::as_array)
