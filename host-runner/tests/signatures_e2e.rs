@@ -626,6 +626,58 @@ fn discovery_round_trips_are_counted() {
         ],
         "4 discovery round trips with the tag fallback"
     );
+    // A legacy `.sig` signature, checked for two identities (the first one
+    // not the signer): the search's `.sig` manifest is handed to the check
+    // and its layer read once, not once per identity.
+    let legacy = lab.push("demo/legacy-counted");
+    lab.rt.block_on(cosign::sign(
+        &lab.registry,
+        "demo/legacy-counted",
+        &legacy,
+        &release,
+        &SignOptions::default(),
+    ));
+    let before = lab.registry.requests().len();
+    let answer = signature(
+        &live,
+        &lab.image("demo/legacy-counted"),
+        vec![key(&CosignKey::generate()), key(&release)],
+        &[],
+        Platforms::Index,
+    );
+    assert_eq!(
+        answer
+            .verified
+            .iter()
+            .map(|v| (v.format.as_str(), v.identity))
+            .collect::<Vec<_>>(),
+        [("cosign-sig", Some(1))],
+        "{answer:#?}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while lab.registry.requests().len() < before + 5 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    let requests: Vec<String> = lab.registry.requests()[before..]
+        .iter()
+        .map(|r| match r.find("/blobs/") {
+            // The layer's digest varies with the signature.
+            Some(i) => r[..i + "/blobs/".len()].to_string(),
+            None => r.clone(),
+        })
+        .collect();
+    eprintln!("signed by a legacy .sig, by tag: {requests:#?}");
+    assert_eq!(
+        requests,
+        [
+            "GET /v2/demo/legacy-counted/manifests/1.0".to_string(),
+            format!("GET /v2/demo/legacy-counted/referrers/{legacy}"),
+            format!("GET /v2/demo/legacy-counted/manifests/{}", tag(&legacy)),
+            format!("GET /v2/demo/legacy-counted/manifests/{}.sig", tag(&legacy)),
+            "GET /v2/demo/legacy-counted/blobs/".to_string(),
+        ],
+        "4 discovery round trips with the tag fallback, then the .sig layer once"
+    );
     let by_digest = format!("{}/demo/uncounted@{unsigned}", lab.registry.addr);
     let (_, requests) = measure(&by_digest, 3);
     assert_eq!(requests.len(), 3, "a digest needs no lookup: {requests:#?}");
