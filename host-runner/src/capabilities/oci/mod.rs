@@ -159,15 +159,29 @@ impl Oci {
         format!("Cannot fetch manifest of {}: {cause}{hint}", image.name)
     }
 
-    /// `oci/v1/manifest_digest`: the digest the reference resolves to.
+    /// `oci/v1/manifest_digest`: the digest the reference resolves to (one
+    /// HEAD, without oci-client's `/v2/` ping before it).
     pub async fn manifest_digest(&self, image: &str) -> Result<ManifestDigestResponse, String> {
-        let (image, credential, clients) = self.prepare(image)?;
-        let digest = clients
-            .oci
-            .fetch_manifest_digest(&image.reference, &registry_auth(credential.as_ref()))
-            .await
-            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
+        let image = Image::parse(image)?;
+        let repo = Distribution::repo(&image, &self.access)?;
+        let reference = image.reference.digest().or(image.reference.tag());
+        let digest = self
+            .digest_of(&image, &repo, reference.unwrap_or("latest"))
+            .await?;
         Ok(ManifestDigestResponse { digest })
+    }
+
+    /// The digest `reference` (a tag or digest) of `image` resolves to.
+    async fn digest_of(
+        &self,
+        image: &Image,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<String, String> {
+        self.dist
+            .digest(repo, reference, MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(|f| format!("Cannot fetch manifest of {}: {}", image.name, f.text()))
     }
 
     /// `oci/v1/oci_manifest`: the manifest or index exactly as the registry serves it.
@@ -221,10 +235,7 @@ impl Oci {
             Some(digest) => digest.to_string(),
             None => {
                 let tag = image.reference.tag().unwrap_or("latest");
-                self.dist
-                    .digest(&repo, tag, MANIFEST_MEDIA_TYPES)
-                    .await
-                    .map_err(|f| format!("Cannot fetch manifest of {}: {}", image.name, f.text()))?
+                self.digest_of(&image, &repo, tag).await?
             }
         };
         // Look signatures up for that digest, not the tag again.
