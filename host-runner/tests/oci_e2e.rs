@@ -348,7 +348,7 @@ async fn auth_registry_with_and_without_credentials() {
     assert_error(
         anonymous.manifest_digest(&image).await,
         &image,
-        &["Not authorized"],
+        &["401 Unauthorized", "no credentials configured"],
     );
 
     // docker config.json
@@ -392,7 +392,7 @@ async fn auth_registry_with_and_without_credentials() {
     assert_eq!(per_image.verify(&request).await, Ok(trusted(&digest)));
     let other = registry.image("team-b/app", "1.0");
     let result = per_image.manifest_digest(&other).await;
-    assert_error(result, &other, &["Not authorized", "were rejected"]);
+    assert_error(result, &other, &["401 Unauthorized", "were rejected"]);
 }
 
 #[tokio::test]
@@ -933,6 +933,11 @@ async fn one_cosign_key_check_costs_four_registry_requests() {
     let mut expected = sequence("demo/count3", &unsigned_digest, Some("1.0"));
     expected.remove(2);
     assert_eq!(shape(requests), expected);
+
+    // `oci/v1/manifest_digest` (what a Notary check asks): one HEAD, no ping.
+    let (answer, requests) = requests_of(&registry, 1, oci.manifest_digest(&second)).await;
+    assert_eq!(answer.map(|r| r.digest), Ok(second_digest.clone()));
+    assert_eq!(requests, ["HEAD /v2/demo/count2/manifests/1.0"]);
 }
 
 /// Keyless checks keep sigstore's cosign client (only it checks certificates

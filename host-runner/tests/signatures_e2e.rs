@@ -86,6 +86,17 @@ impl Lab {
             .block_on(Image::single(repo, Format::Oci).push(&self.registry, repo, "1.0"))
     }
 
+    /// Signs `repo@digest` with `key` as cosign before v3 did (`.sig` tag).
+    fn sign_legacy(&self, repo: &str, digest: &str, key: &CosignKey) {
+        self.rt.block_on(cosign::sign(
+            &self.registry,
+            repo,
+            digest,
+            key,
+            &SignOptions::default(),
+        ));
+    }
+
     fn image(&self, repo: &str) -> String {
         self.registry.image(repo, "1.0")
     }
@@ -364,13 +375,7 @@ fn legacy_signatures_and_attestations_still_count() {
     let live = lab.live(true);
     let release = CosignKey::generate();
     let digest = lab.push("demo/legacy");
-    lab.rt.block_on(cosign::sign(
-        &lab.registry,
-        "demo/legacy",
-        &digest,
-        &release,
-        &SignOptions::default(),
-    ));
+    lab.sign_legacy("demo/legacy", &digest, &release);
     let image = lab.image("demo/legacy");
     let sig = signature(
         &live,
@@ -566,9 +571,9 @@ fn discovery_round_trips_are_counted() {
     let unsigned = lab.push("demo/uncounted");
     // The registry logs a request once it has answered it: wait for as
     // many lines as expected (a later extra one shows in the next count).
-    let measure = |image: &str, expected: usize| {
+    let measure_for = |image: &str, identities: Vec<SignerIdentity>, expected: usize| {
         let before = lab.registry.requests().len();
-        let answer = signature(&live, image, vec![key(&release)], &[], Platforms::Index);
+        let answer = signature(&live, image, identities, &[], Platforms::Index);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         while lab.registry.requests().len() < before + expected
             && std::time::Instant::now() < deadline
@@ -577,6 +582,7 @@ fn discovery_round_trips_are_counted() {
         }
         (answer, lab.registry.requests()[before..].to_vec())
     };
+    let measure = |image: &str, expected: usize| measure_for(image, vec![key(&release)], expected);
     let tag = |d: &str| d.replace(':', "-");
     let (answer, requests) = measure(&lab.image("demo/counted"), 5);
     assert_eq!(answer.verified.len(), 1);
@@ -625,6 +631,45 @@ fn discovery_round_trips_are_counted() {
             format!("GET /v2/demo/uncounted/manifests/{}.sig", tag(&unsigned)),
         ],
         "4 discovery round trips with the tag fallback"
+    );
+    // A legacy `.sig` signature, checked for two identities (the first one
+    // not the signer): the search's `.sig` manifest is handed to the check
+    // and its layer read once, not once per identity.
+    let legacy = lab.push("demo/legacy-counted");
+    lab.sign_legacy("demo/legacy-counted", &legacy, &release);
+    let (answer, requests) = measure_for(
+        &lab.image("demo/legacy-counted"),
+        vec![key(&CosignKey::generate()), key(&release)],
+        5,
+    );
+    assert_eq!(
+        answer
+            .verified
+            .iter()
+            .map(|v| (v.format.as_str(), v.identity))
+            .collect::<Vec<_>>(),
+        [("cosign-sig", Some(1))],
+        "{answer:#?}"
+    );
+    // The layer's digest varies with the signature.
+    let requests: Vec<String> = requests
+        .iter()
+        .map(|r| match r.find("/blobs/") {
+            Some(i) => r[..i + "/blobs/".len()].to_string(),
+            None => r.clone(),
+        })
+        .collect();
+    eprintln!("signed by a legacy .sig, by tag: {requests:#?}");
+    assert_eq!(
+        requests,
+        [
+            "GET /v2/demo/legacy-counted/manifests/1.0".to_string(),
+            format!("GET /v2/demo/legacy-counted/referrers/{legacy}"),
+            format!("GET /v2/demo/legacy-counted/manifests/{}", tag(&legacy)),
+            format!("GET /v2/demo/legacy-counted/manifests/{}.sig", tag(&legacy)),
+            "GET /v2/demo/legacy-counted/blobs/".to_string(),
+        ],
+        "4 discovery round trips with the tag fallback, then the .sig layer once"
     );
     let by_digest = format!("{}/demo/uncounted@{unsigned}", lab.registry.addr);
     let (_, requests) = measure(&by_digest, 3);

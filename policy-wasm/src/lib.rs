@@ -92,6 +92,7 @@
 
 pub mod capability;
 mod conditions;
+pub mod create;
 pub mod decide;
 pub mod dn;
 mod glob;

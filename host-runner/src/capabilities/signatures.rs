@@ -16,9 +16,11 @@
 //!    nothing verified yet.
 //!
 //! Candidates are verified by [`sigstore::bundle`] (bundles),
-//! [`sigstore::legacy`] (cosign attestation layers) and, for `.sig`, by the
-//! existing `oci/v2/verify` path ([`Oci::verify`]), once per identity, so the
-//! legacy semantics (identity and annotations on one layer) stay in one place.
+//! [`sigstore::legacy`] (cosign attestation layers) and, for `.sig`, by
+//! `oci/v2/verify`'s checks ([`Oci::sig_manifest`]) on the `.sig` manifest
+//! this search fetched, its layers read once for every identity, so the
+//! legacy semantics (identity and annotations on one layer) stay in one place
+//! and a `.sig` signature costs one request per layer beyond the search.
 //!
 //! "Nothing verified" is an answer: `verified` is empty and the trace says
 //! what each path found. Errors are for what the host cannot work on: a bad
@@ -34,7 +36,7 @@ use imagegate_policy::wire::{
 
 use super::notation::{self, Trust};
 use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
-use super::oci::distribution::{Distribution, Repo};
+use super::oci::distribution::{Distribution, Manifest};
 use super::oci::image::Image;
 use super::oci::Oci;
 use super::sigstore::bundle::{self, Outcome};
@@ -276,9 +278,8 @@ impl Signatures {
             ..ImageVerifyResponse::default()
         };
         for subject in subjects {
-            let (trace, verified, answered) = self
-                .subject(&disc, &repo, &subject, signers, ask, now)
-                .await;
+            let (trace, verified, answered) =
+                self.subject(&disc, &subject, signers, ask, now).await;
             if !answered && verified.is_empty() {
                 return Err(format!(
                     "Cannot look up signatures of {} ({}): {}",
@@ -298,7 +299,6 @@ impl Signatures {
     async fn subject(
         &self,
         disc: &Discovery<'_>,
-        repo: &Repo,
         described: &Descriptor,
         signers: &[Signer],
         ask: &Ask<'_>,
@@ -394,7 +394,7 @@ impl Signatures {
                         match ask {
                             Ask::Signature { request, oci } => {
                                 let (candidate, ok) =
-                                    legacy_sig(oci, repo, subject, request, &manifest.digest).await;
+                                    legacy_sig(oci, disc, subject, request, &manifest).await;
                                 step.candidates.push(candidate);
                                 verified.extend(ok);
                             }
@@ -648,19 +648,21 @@ fn accepted(
     (line, entry)
 }
 
-/// A `.sig` tag exists: the existing sigstore-crate path verifies it, once
-/// per identity until one passes.
+/// A `.sig` tag exists: `oci/v2/verify`'s checks judge its layers (read
+/// once, not once per identity), identity by identity until one passes.
 async fn legacy_sig(
     oci: &Oci,
-    repo: &Repo,
+    disc: &Discovery<'_>,
     subject: &str,
     request: &SignatureVerifyRequest,
-    manifest: &str,
+    sig: &Manifest,
 ) -> (CandidateTrace, Option<Verified>) {
-    let image = format!("{}@{subject}", repo.name());
+    let image = format!("{}@{subject}", disc.repo.name());
+    let manifest = sig.digest.as_str();
+    let layers = oci.sig_manifest(disc, subject, sig);
     let mut reasons = Vec::new();
     for (i, identity) in request.identities.iter().enumerate() {
-        match oci
+        match layers
             .verify(&identity.legacy_request(image.clone(), request.annotations.clone()))
             .await
         {

@@ -20,6 +20,11 @@ impl Daemon {
         }
     }
 
+    /// Its process id while running (for CPU accounting in the load test).
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(Child::id)
+    }
+
     /// How it ended, if it already has (e.g. it failed to start).
     pub fn exited(&mut self) -> Option<ExitStatus> {
         self.0.as_mut()?.try_wait().ok().flatten()

@@ -153,6 +153,14 @@ impl NotaryLab {
         );
     }
 
+    /// The process ids of notary-server and notary-signer while they run.
+    pub fn pids(&self) -> Vec<u32> {
+        [&self.server, &self.signer]
+            .iter()
+            .filter_map(|d| d.pid())
+            .collect()
+    }
+
     /// Both servers' logs (for failure messages).
     pub fn logs(&self) -> String {
         ["notary-signer", "notary-server"]

@@ -194,6 +194,11 @@ impl Registry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// The registry's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.pid()
+    }
+
     /// Kills the registry; the port stops answering (the "registry down" case).
     pub fn stop(&mut self) {
         self.child.stop();

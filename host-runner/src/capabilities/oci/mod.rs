@@ -12,7 +12,9 @@
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
 //! * Signatures of a key or certificate check are read by the host's own
-//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest);
+//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest;
+//!   `imagegate/v1/check_signature` hands over the `.sig` manifest its search
+//!   fetched, [`SigManifest`], so only the layers are read);
 //!   keyless checks, and images the referrers API lists anything for, go
 //!   through sigstore's cosign client, which alone can check certificates
 //!   against its Fulcio pool and read v0.3 bundles into layers.
@@ -38,12 +40,13 @@ use sigstore::trust::ManualTrustRoot;
 
 use super::sigstore::TrustRoot;
 use discovery::Discovery;
-use distribution::Distribution;
+use distribution::{Distribution, Manifest, Repo};
 use sig_layers::Fetched;
 use sigstore::crypto::CosignVerificationKey;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use tokio::sync::OnceCell;
 
 /// How the host reaches registries and what it trusts.
 #[derive(Debug, Clone, Default)]
@@ -131,38 +134,6 @@ impl Oci {
             .context("building the cosign client")
     }
 
-    /// The trusted signature layers of `image` at `digest`, with a pooled
-    /// cosign client.
-    async fn signature_layers(
-        &self,
-        clients: &Clients,
-        auth: &Auth,
-        image: &Image,
-        digest: &str,
-    ) -> Result<Vec<SignatureLayer>, String> {
-        let idle = lock(&clients.cosign).pop();
-        let mut cosign = match idle {
-            Some(c) => c,
-            None => self
-                .cosign_client()
-                .map_err(|e| format!("Cannot verify {}: {e:#}", image.name))?,
-        };
-        let reference = OciReference::with_digest(
-            image.reference.registry().to_string(),
-            image.reference.repository().to_string(),
-            digest.to_string(),
-        );
-        let layers = cosign.trusted_signature_layers(auth, &reference).await;
-        lock(&clients.cosign).push(cosign);
-        layers.map_err(|e| {
-            format!(
-                "Cannot fetch signatures of {} ({digest}): {}",
-                image.name,
-                error_chain(&e)
-            )
-        })
-    }
-
     /// How registries are reached (shared with the other registry readers).
     pub(crate) fn access(&self) -> &RegistryAccess {
         &self.access
@@ -188,15 +159,29 @@ impl Oci {
         format!("Cannot fetch manifest of {}: {cause}{hint}", image.name)
     }
 
-    /// `oci/v1/manifest_digest`: the digest the reference resolves to.
+    /// `oci/v1/manifest_digest`: the digest the reference resolves to (one
+    /// HEAD, without oci-client's `/v2/` ping before it).
     pub async fn manifest_digest(&self, image: &str) -> Result<ManifestDigestResponse, String> {
-        let (image, credential, clients) = self.prepare(image)?;
-        let digest = clients
-            .oci
-            .fetch_manifest_digest(&image.reference, &registry_auth(credential.as_ref()))
-            .await
-            .map_err(|e| Self::fetch_error(&image, credential.as_ref(), &e))?;
+        let image = Image::parse(image)?;
+        let repo = Distribution::repo(&image, &self.access)?;
+        let reference = image.reference.digest().or(image.reference.tag());
+        let digest = self
+            .digest_of(&image, &repo, reference.unwrap_or("latest"))
+            .await?;
         Ok(ManifestDigestResponse { digest })
+    }
+
+    /// The digest `reference` (a tag or digest) of `image` resolves to.
+    async fn digest_of(
+        &self,
+        image: &Image,
+        repo: &Repo,
+        reference: &str,
+    ) -> Result<String, String> {
+        self.dist
+            .digest(repo, reference, MANIFEST_MEDIA_TYPES)
+            .await
+            .map_err(|f| format!("Cannot fetch manifest of {}: {}", image.name, f.text()))
     }
 
     /// `oci/v1/oci_manifest`: the manifest or index exactly as the registry serves it.
@@ -250,10 +235,7 @@ impl Oci {
             Some(digest) => digest.to_string(),
             None => {
                 let tag = image.reference.tag().unwrap_or("latest");
-                self.dist
-                    .digest(&repo, tag, MANIFEST_MEDIA_TYPES)
-                    .await
-                    .map_err(|f| format!("Cannot fetch manifest of {}: {}", image.name, f.text()))?
+                self.digest_of(&image, &repo, tag).await?
             }
         };
         // Look signatures up for that digest, not the tag again.
@@ -270,47 +252,152 @@ impl Oci {
         };
         let layers = match fetched {
             Fetched::Layers(layers) => layers,
-            Fetched::Referrers => {
-                let clients = self
-                    .clients_for(repo.credential.as_ref())
-                    .map_err(|e| format!("Cannot reach registry of {}: {e:#}", image.name))?;
-                let auth = registry_auth(repo.credential.as_ref());
-                self.signature_layers(&clients, &Auth::from(&auth), &image, &digest)
-                    .await?
-            }
+            Fetched::Referrers => self.sigstore_layers(&repo, &image, &digest).await?,
         };
-        if layers.is_empty() {
-            return Err(Failure::definite(format!(
-                "no signatures found for image: {} (no cosign signature for {digest})",
-                image.name
-            )));
-        }
-        let unsatisfied: Vec<&verify::Requirement> = requirements
-            .iter()
-            .filter(|r| !layers.iter().any(|l| r.is_satisfied_by(l)))
-            .collect();
-        if unsatisfied.is_empty() {
-            return Ok(VerifyResponse {
-                is_trusted: true,
-                digest,
-            });
-        }
-        let mut message = format!(
-            "Image verification failed: missing signatures for {} ({digest}, {} signature(s) found)\n\
-             The following constraints were not satisfied:\n",
-            image.name,
-            layers.len()
-        );
-        for r in &unsatisfied {
-            message.push_str(&r.describe());
-        }
-        if unsatisfied.iter().any(|r| r.needs_rekor_bundle())
-            && layers.iter().all(|l| l.bundle.is_none())
-        {
-            message.push_str(
-                "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
-            );
-        }
-        Err(Failure::definite(message.trim_end().to_string()))
+        judge(&requirements, &image, &digest, &layers)
     }
+
+    /// The trusted signature layers of `image` at `digest` as sigstore's
+    /// cosign client reads them (`.sig` and referrers, certificates chained
+    /// to its Fulcio pool), with a pooled client.
+    async fn sigstore_layers(
+        &self,
+        repo: &Repo,
+        image: &Image,
+        digest: &str,
+    ) -> Result<Vec<SignatureLayer>, String> {
+        let clients = self
+            .clients_for(repo.credential.as_ref())
+            .map_err(|e| format!("Cannot reach registry of {}: {e:#}", image.name))?;
+        let auth = Auth::from(&registry_auth(repo.credential.as_ref()));
+        let idle = lock(&clients.cosign).pop();
+        let mut cosign = match idle {
+            Some(c) => c,
+            None => self
+                .cosign_client()
+                .map_err(|e| format!("Cannot verify {}: {e:#}", image.name))?,
+        };
+        let reference = OciReference::with_digest(
+            image.reference.registry().to_string(),
+            image.reference.repository().to_string(),
+            digest.to_string(),
+        );
+        let layers = cosign.trusted_signature_layers(&auth, &reference).await;
+        lock(&clients.cosign).push(cosign);
+        layers.map_err(|e| {
+            format!(
+                "Cannot fetch signatures of {} ({digest}): {}",
+                image.name,
+                error_chain(&e)
+            )
+        })
+    }
+
+    /// The `.sig` manifest of `repo@digest` that `discovery` already fetched,
+    /// to check identities against one by one ([`SigManifest::verify`]).
+    pub(crate) fn sig_manifest<'a>(
+        &'a self,
+        discovery: &'a Discovery<'a>,
+        digest: &'a str,
+        manifest: &'a Manifest,
+    ) -> SigManifest<'a> {
+        SigManifest {
+            oci: self,
+            discovery,
+            digest,
+            manifest,
+            own: OnceCell::new(),
+            sigstore: OnceCell::new(),
+        }
+    }
+}
+
+/// A `.sig` manifest the caller already fetched (`imagegate/v1/check_signature`'s
+/// search): each identity is checked as `oci/v2/verify` checks it, and the
+/// layers are read at most once per reader, not once per identity. The
+/// caller's search judged the referrers itself, so only `.sig` layers count.
+pub(crate) struct SigManifest<'a> {
+    oci: &'a Oci,
+    discovery: &'a Discovery<'a>,
+    digest: &'a str,
+    manifest: &'a Manifest,
+    /// Read by [`sig_layers`] (keys, certificates).
+    own: OnceCell<Result<Vec<SignatureLayer>, String>>,
+    /// Read by sigstore's client (identities that need its Fulcio pool).
+    sigstore: OnceCell<Result<Vec<SignatureLayer>, String>>,
+}
+
+impl SigManifest<'_> {
+    /// `req` (an `oci/v2/verify` request for this image) against these layers.
+    pub(crate) async fn verify(
+        &self,
+        req: &SigstoreVerifyRequest,
+    ) -> Result<VerifyResponse, Failure> {
+        let requirements = verify::requirements(req).map_err(Failure::definite)?;
+        let image = Image::parse(req.image())?;
+        let (oci, digest) = (self.oci, self.digest);
+        let layers = if requirements.iter().any(verify::Requirement::needs_fulcio) {
+            let repo = self.discovery.repo;
+            self.sigstore
+                .get_or_init(|| oci.sigstore_layers(repo, &image, digest))
+                .await
+        } else {
+            self.own
+                .get_or_init(|| async {
+                    sig_layers::read(self.discovery, self.manifest, digest, &oci.rekor_keys)
+                        .await
+                        .map_err(|e| {
+                            format!("Cannot fetch signatures of {} ({digest}): {e}", image.name)
+                        })
+                })
+                .await
+        };
+        match layers {
+            Ok(layers) => judge(&requirements, &image, digest, layers),
+            Err(e) => Err(Failure::from(e.clone())),
+        }
+    }
+}
+
+/// Whether trusted `layers` of `image` at `digest` satisfy every requirement:
+/// `oci/v2/verify`'s answer, or why not.
+fn judge(
+    requirements: &[verify::Requirement],
+    image: &Image,
+    digest: &str,
+    layers: &[SignatureLayer],
+) -> Result<VerifyResponse, Failure> {
+    if layers.is_empty() {
+        return Err(Failure::definite(format!(
+            "no signatures found for image: {} (no cosign signature for {digest})",
+            image.name
+        )));
+    }
+    let unsatisfied: Vec<&verify::Requirement> = requirements
+        .iter()
+        .filter(|r| !layers.iter().any(|l| r.is_satisfied_by(l)))
+        .collect();
+    if unsatisfied.is_empty() {
+        return Ok(VerifyResponse {
+            is_trusted: true,
+            digest: digest.to_string(),
+        });
+    }
+    let mut message = format!(
+        "Image verification failed: missing signatures for {} ({digest}, {} signature(s) found)\n\
+             The following constraints were not satisfied:\n",
+        image.name,
+        layers.len()
+    );
+    for r in &unsatisfied {
+        message.push_str(&r.describe());
+    }
+    if unsatisfied.iter().any(|r| r.needs_rekor_bundle())
+        && layers.iter().all(|l| l.bundle.is_none())
+    {
+        message.push_str(
+            "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
+        );
+    }
+    Err(Failure::definite(message.trim_end().to_string()))
 }

@@ -29,6 +29,7 @@ use sigstore::cosign::SignatureLayer;
 use sigstore::crypto::CosignVerificationKey;
 
 use super::discovery::{self, Api, Discovery};
+use super::distribution::Manifest;
 use crate::capabilities::sigstore::legacy::BUNDLE_ANNOTATION;
 
 const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
@@ -59,27 +60,40 @@ pub(crate) async fn fetch(
     digest: &str,
     rekor_keys: &BTreeMap<String, CosignVerificationKey>,
 ) -> Result<Fetched, String> {
-    let mut layers = Vec::new();
-    if let Some(manifest) = discovery.legacy(digest, "sig").await? {
-        let descriptors = discovery::layers_of(&manifest)?;
-        if descriptors.iter().all(|d| d.media_type == SIMPLE_SIGNING) {
-            for descriptor in &descriptors {
-                let bytes = discovery.layer(descriptor).await?;
-                layers.extend(layer(
-                    bytes,
-                    &descriptor.digest,
-                    &descriptor.annotations,
-                    digest,
-                    rekor_keys,
-                ));
-            }
-        }
-    }
+    let layers = match discovery.legacy(digest, "sig").await? {
+        Some(manifest) => read(discovery, &manifest, digest, rekor_keys).await?,
+        None => Vec::new(),
+    };
     // sigstore ignores a referrers API that fails; so does this.
     match discovery.referrers_api(digest).await {
         Ok(Api::Entries(entries, _)) if !entries.is_empty() => Ok(Fetched::Referrers),
         _ => Ok(Fetched::Layers(layers)),
     }
+}
+
+/// The layers of `digest`'s `.sig` manifest, already fetched: one blob
+/// request per layer.
+pub(crate) async fn read(
+    discovery: &Discovery<'_>,
+    manifest: &Manifest,
+    digest: &str,
+    rekor_keys: &BTreeMap<String, CosignVerificationKey>,
+) -> Result<Vec<SignatureLayer>, String> {
+    let descriptors = discovery::layers_of(manifest)?;
+    let mut layers = Vec::new();
+    if descriptors.iter().all(|d| d.media_type == SIMPLE_SIGNING) {
+        for descriptor in &descriptors {
+            let bytes = discovery.layer(descriptor).await?;
+            layers.extend(layer(
+                bytes,
+                &descriptor.digest,
+                &descriptor.annotations,
+                digest,
+                rekor_keys,
+            ));
+        }
+    }
+    Ok(layers)
 }
 
 /// One layer (bytes already digest-checked), or `None` where sigstore would
