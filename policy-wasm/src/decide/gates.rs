@@ -13,6 +13,7 @@ use std::ops::ControlFlow;
 
 /// The images the request asks to run, or its decision when it runs none
 /// (accepted) or its object cannot be read (denied, fail closed).
+///
 /// `spec`: what the payload's reader read of the object ([`workload::read_spec`]).
 pub(super) fn images(
     req: &AdmissionRequest,
