@@ -32,13 +32,18 @@ policy.wasm: deps-build
 host-runner:
 	$(CARGO) build --locked -p imagegate
 
-# The demo's host: no registries, Notary, sigstore or serve (cargo features
-# `live` and `serve` off), so a fresh machine reaches its first decision fast.
+# The demo's host: no registries, Notary, sigstore, serve or compilation
+# cache (every cargo feature off), so a fresh machine reaches its first
+# decision fast.
 DEMO_FEATURES := --no-default-features
 host-runner-demo:
 	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES)
 
-demo: policy.wasm host-runner-demo
+# The module and the demo's host build side by side (`-j`): cargo locks each
+# profile's directory on its own, and the module's one-unit LTO step would
+# otherwise leave the other cores idle.
+demo:
+	@$(MAKE) --no-print-directory -j policy.wasm host-runner-demo
 	@echo "--- settings: examples/settings.yaml"
 	@cat examples/settings.yaml
 	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json

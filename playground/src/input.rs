@@ -3,10 +3,11 @@
 //!
 //! YAML parsing lives here, not in the policy module, which stays small.
 
+use imagegate_policy::create::{create_request, object_namespace, Requester};
 use imagegate_policy::settings::Policy;
 use imagegate_policy::wire::AdmissionRequest;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 /// One settings error, as the page shows it next to the settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -58,6 +59,14 @@ fn settings_error(line: &str) -> SettingsError {
     }
 }
 
+/// Who sends the playground's CREATEs: an authenticated user, in `default`
+/// when the object names no namespace.
+fn playground_user() -> Requester {
+    let mut requester = Requester::default();
+    requester.user.username = Some("playground-user".to_string());
+    requester
+}
+
 /// Workload YAML -> the AdmissionRequest the engine decides. Accepts an
 /// AdmissionReview, a bare AdmissionRequest, or a Kubernetes object (Pod,
 /// Deployment, CronJob, ...), which becomes a CREATE by a playground user.
@@ -78,56 +87,32 @@ pub fn workload(text: &str) -> Result<AdmissionRequest, String> {
     } else if value.get("operation").is_some() && value.get("object").is_some() {
         value
     } else {
-        object_request(value)?
+        return create_request(value, &playground_user());
     };
     serde_json::from_value(request).map_err(|e| format!("invalid AdmissionRequest: {e}"))
-}
-
-/// A CREATE of `object` in its own namespace (`default` when it has none).
-fn object_request(object: Value) -> Result<Value, String> {
-    let kind = object
-        .get("kind")
-        .and_then(Value::as_str)
-        .ok_or("the workload has no `kind`")?
-        .to_string();
-    let api_version = object
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .ok_or("the workload has no `apiVersion`")?;
-    let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-    let metadata = object.get("metadata");
-    let field = |name: &str| {
-        metadata
-            .and_then(|m| m.get(name))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let namespace = field("namespace").unwrap_or_else(|| "default".to_string());
-    Ok(json!({
-        "uid": "playground",
-        "kind": {"group": group, "version": version, "kind": kind},
-        "resource": {"group": group, "version": version, "resource": format!("{}s", kind.to_ascii_lowercase())},
-        "name": field("name"),
-        "namespace": namespace,
-        "operation": "CREATE",
-        "userInfo": {"username": "playground-user", "groups": ["system:authenticated"]},
-        "object": object,
-    }))
 }
 
 /// The object as the table names it: `Deployment shop/web` (kind,
 /// namespace/name; the name alone for cluster-scoped objects).
 pub fn object_name(req: &AdmissionRequest) -> String {
+    let object: Option<Value> = req
+        .object
+        .as_ref()
+        .and_then(|raw| serde_json::from_str(raw.get()).ok());
     let name = req.name.clone().or_else(|| {
-        let object: Value = serde_json::from_str(req.object.as_ref()?.get()).ok()?;
         object
+            .as_ref()?
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .map(str::to_string)
     });
     let name = name.unwrap_or_else(|| "(unnamed)".to_string());
+    // A Namespace's CREATE carries its own name as namespace: not shown twice.
+    let cluster_scoped = object
+        .as_ref()
+        .is_some_and(|o| object_namespace(o, &Requester::default()).is_none());
     match req.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("{} {ns}/{name}", req.kind.kind),
+        Some(ns) if !ns.is_empty() && !cluster_scoped => format!("{} {ns}/{name}", req.kind.kind),
         _ => format!("{} {name}", req.kind.kind),
     }
 }
@@ -185,5 +170,23 @@ mod tests {
         assert_eq!(object_name(&req), "Pod x/p");
         assert!(workload("[1]").is_err());
         assert!(workload("metadata: {}").unwrap_err().contains("kind"));
+        // As the API server sends them: a Namespace in itself, a ClusterRole in none.
+        let ns = workload("apiVersion: v1\nkind: Namespace\nmetadata: {name: payments}\n").unwrap();
+        assert_eq!(ns.namespace.as_deref(), Some("payments"));
+        assert_eq!(object_name(&ns), "Namespace payments");
+        let role =
+            "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata: {name: r}\n";
+        let role = workload(role).unwrap();
+        assert_eq!(
+            (role.namespace, role.resource.resource.as_str()),
+            (None, "clusterroles")
+        );
+        assert_eq!(
+            req.user_info.username.as_deref(),
+            None,
+            "the review's own requester"
+        );
+        let pod = workload(pod).unwrap();
+        assert_eq!(pod.user_info.username.as_deref(), Some("playground-user"));
     }
 }

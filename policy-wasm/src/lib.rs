@@ -91,6 +91,7 @@
 #![deny(missing_docs)]
 
 mod conditions;
+pub mod create;
 pub mod decide;
 pub mod dn;
 mod glob;

@@ -10,14 +10,15 @@ use std::path::Path;
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use imagegate_policy::wire::{
-    ExplainedResponse, GroupVersionKind, GroupVersionResource, ImageReport, RawJson,
-    SettingsValidationResponse, UserInfo, ValidationResponse,
+    ExplainedResponse, ImageReport, SettingsValidationResponse, ValidationResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{CallError, Invoke};
 
+/// The CREATE of a bare object is built as the playground builds it.
+pub use imagegate_policy::create::{create_request, object_namespace, Requester};
 /// The request is the guest's type; what the host reads differently is
 /// [`request_from_value`]'s business.
 pub use imagegate_policy::wire::AdmissionRequest;
@@ -176,190 +177,12 @@ pub fn parse_request(text: &str, requester: &Requester) -> anyhow::Result<Admiss
             .cloned()
             .context("AdmissionReview has no `request`")?,
         // An AdmissionRequest's `kind` is a group/version/kind map.
-        Some(_) => return create_request(value, requester),
+        Some(_) => return create_request(value, requester).map_err(anyhow::Error::msg),
         None => value,
     };
     request_from_value(value)
         .map_err(anyhow::Error::msg)
         .context("invalid AdmissionRequest")
-}
-
-/// Who sends the CREATE requests made from bare objects, and the namespace
-/// of objects that name none (`imagegate run` and `check`: `--namespace`,
-/// `--user`, `--group`).
-#[derive(Debug, Clone)]
-pub struct Requester {
-    pub namespace: String,
-    pub user: UserInfo,
-}
-
-impl Default for Requester {
-    /// `default` namespace; an anonymous user with the group every
-    /// authenticated requester has.
-    fn default() -> Self {
-        Requester {
-            namespace: "default".to_string(),
-            user: UserInfo {
-                groups: vec!["system:authenticated".to_string()],
-                ..Default::default()
-            },
-        }
-    }
-}
-
-/// The built-in kinds without a namespace (`kubectl api-resources
-/// --namespaced=false`), by API group. Any other kind (a custom resource
-/// among them) is taken as namespaced: without the cluster's discovery
-/// there is no telling.
-const CLUSTER_SCOPED: &[(&str, &[&str])] = &[
-    (
-        "",
-        &["ComponentStatus", "Namespace", "Node", "PersistentVolume"],
-    ),
-    (
-        "admissionregistration.k8s.io",
-        &[
-            "MutatingAdmissionPolicy",
-            "MutatingAdmissionPolicyBinding",
-            "MutatingWebhookConfiguration",
-            "ValidatingAdmissionPolicy",
-            "ValidatingAdmissionPolicyBinding",
-            "ValidatingWebhookConfiguration",
-        ],
-    ),
-    ("apiextensions.k8s.io", &["CustomResourceDefinition"]),
-    ("apiregistration.k8s.io", &["APIService"]),
-    (
-        "authentication.k8s.io",
-        &["SelfSubjectReview", "TokenReview"],
-    ),
-    (
-        "authorization.k8s.io",
-        &[
-            "SelfSubjectAccessReview",
-            "SelfSubjectRulesReview",
-            "SubjectAccessReview",
-        ],
-    ),
-    (
-        "certificates.k8s.io",
-        &["CertificateSigningRequest", "ClusterTrustBundle"],
-    ),
-    (
-        "flowcontrol.apiserver.k8s.io",
-        &["FlowSchema", "PriorityLevelConfiguration"],
-    ),
-    (
-        "networking.k8s.io",
-        &["IngressClass", "IPAddress", "ServiceCIDR"],
-    ),
-    ("node.k8s.io", &["RuntimeClass"]),
-    (
-        "rbac.authorization.k8s.io",
-        &["ClusterRole", "ClusterRoleBinding"],
-    ),
-    ("resource.k8s.io", &["DeviceClass", "ResourceSlice"]),
-    ("scheduling.k8s.io", &["PriorityClass"]),
-    (
-        "storage.k8s.io",
-        &[
-            "CSIDriver",
-            "CSINode",
-            "StorageClass",
-            "VolumeAttachment",
-            "VolumeAttributesClass",
-        ],
-    ),
-    ("storagemigration.k8s.io", &["StorageVersionMigration"]),
-];
-
-/// The namespace `object` lives in: `None` for the kinds that have none
-/// (a Namespace itself, a ClusterRole...), else `metadata.namespace` or the
-/// requester's default, as `kubectl apply` fills it in.
-pub fn object_namespace(object: &Value, requester: &Requester) -> Option<String> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-    let group = text("/apiVersion")
-        .and_then(|v| v.split_once('/'))
-        .map_or("", |(group, _)| group);
-    let kind = text("/kind").unwrap_or_default();
-    let cluster_scoped = CLUSTER_SCOPED
-        .iter()
-        .any(|(g, kinds)| *g == group && kinds.contains(&kind));
-    if cluster_scoped {
-        return None;
-    }
-    Some(
-        text("/metadata/namespace")
-            .unwrap_or(&requester.namespace)
-            .to_string(),
-    )
-}
-
-/// The CREATE the API server sends for `object` (a Kubernetes object with
-/// `apiVersion` and `kind`): group, version and kind from the object, the
-/// resource guessed from the kind as kubectl does, the namespace of
-/// [`object_namespace`] (for a Namespace, its own name: kube-apiserver's
-/// create handler sets it so), `CreateOptions`.
-pub fn create_request(object: Value, requester: &Requester) -> anyhow::Result<AdmissionRequest> {
-    let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
-    let api_version = text("/apiVersion").context("the object has no `apiVersion`")?;
-    let kind = text("/kind")
-        .context("the object has no `kind`")?
-        .to_string();
-    let (group, version) = match api_version.split_once('/') {
-        Some((group, version)) => (group.to_string(), version.to_string()),
-        None => (String::new(), api_version.to_string()),
-    };
-    let namespace = match (group.as_str(), kind.as_str()) {
-        ("", "Namespace") => text("/metadata/name").map(str::to_string),
-        _ => object_namespace(&object, requester),
-    };
-    let gvk = GroupVersionKind {
-        group: group.clone(),
-        version: version.clone(),
-        kind: kind.clone(),
-    };
-    let resource = GroupVersionResource {
-        group,
-        version,
-        resource: resource_of(&kind),
-    };
-    Ok(AdmissionRequest {
-        uid: "imagegate-create".to_string(),
-        name: text("/metadata/name").map(str::to_string),
-        namespace,
-        request_kind: Some(gvk.clone()),
-        request_resource: Some(RawJson::to_raw(&resource).context("cannot encode the resource")?),
-        kind: gvk,
-        resource,
-        operation: "CREATE".to_string(),
-        user_info: requester.user.clone(),
-        dry_run: Some(false),
-        options: Some(
-            RawJson::to_raw(
-                &serde_json::json!({"apiVersion": "meta.k8s.io/v1", "kind": "CreateOptions"}),
-            )
-            .context("cannot encode the options")?,
-        ),
-        object: Some(RawJson::to_raw(&object).context("cannot encode the object")?),
-        ..Default::default()
-    })
-}
-
-/// The resource name of a kind, as kubectl guesses it
-/// (`meta.UnsafeGuessKindToResource`): lower case, plural.
-fn resource_of(kind: &str) -> String {
-    let kind = kind.to_ascii_lowercase();
-    if kind.ends_with('s') || kind.ends_with("ch") || kind.ends_with('x') || kind.ends_with("sh") {
-        format!("{kind}es")
-    } else if let Some(stem) = kind
-        .strip_suffix('y')
-        .filter(|s| !s.ends_with(['a', 'e', 'i', 'o', 'u']))
-    {
-        format!("{stem}ies")
-    } else {
-        format!("{kind}s")
-    }
 }
 
 /// `-r PATH`, `-` = stdin.
@@ -586,44 +409,6 @@ mod tests {
 
     fn resp(v: Value) -> ValidationResponse {
         serde_json::from_value(v).unwrap()
-    }
-
-    /// A Namespace's CREATE carries its own name as namespace (as
-    /// kube-apiserver's create handler sets it), other cluster-scoped
-    /// objects none, namespaced ones theirs or the requester's.
-    #[test]
-    fn create_requests_have_the_namespace_the_api_server_gives() {
-        let requester = Requester::default();
-        let namespace_of = |object: Value| {
-            let request = create_request(object.clone(), &requester).unwrap();
-            (request.namespace, object_namespace(&object, &requester))
-        };
-        let some = |s: &str| Some(s.to_string());
-        assert_eq!(
-            namespace_of(
-                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "payments"}})
-            ),
-            (some("payments"), None)
-        );
-        assert_eq!(
-            namespace_of(
-                json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-                                "metadata": {"name": "reader", "namespace": "ignored"}})
-            ),
-            (None, None)
-        );
-        assert_eq!(
-            namespace_of(
-                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}})
-            ),
-            (some("default"), some("default"))
-        );
-        // The group counts: a custom kind named Node is namespaced.
-        assert_eq!(
-            namespace_of(json!({"apiVersion": "example.com/v1", "kind": "Node",
-                                "metadata": {"name": "n", "namespace": "lab"}})),
-            (some("lab"), some("lab"))
-        );
     }
 
     #[test]

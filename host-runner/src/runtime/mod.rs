@@ -13,6 +13,7 @@
 
 pub mod admission;
 pub mod session;
+mod wasi;
 
 use std::fmt;
 use std::path::Path;
@@ -26,8 +27,6 @@ use wasmtime::{
     Caller, Config, Engine, Extern, InstancePre, Linker, Memory, Module, ResourceLimiter, Store,
     StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
 };
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::WasiCtxBuilder;
 
 /// Default evaluation deadline, as policy-server's `--policy-timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -74,7 +73,8 @@ pub struct RuntimeConfig {
     /// `None` disables the deadline (like `kwctl run`).
     pub timeout: Option<Duration>,
     pub memory_limit: usize,
-    /// Use wasmtime's on-disk compilation cache.
+    /// Use wasmtime's on-disk compilation cache (a host built without the
+    /// `cache` feature, like the demo's, has none and compiles every time).
     pub compilation_cache: bool,
     /// Count the wasm instructions the guest executes (wasmtime fuel):
     /// `imagegate bench --instructions`. Slows the guest down; off elsewhere.
@@ -121,9 +121,8 @@ pub trait Invoke {
     fn invoke(&mut self, operation: &str, payload: &[u8]) -> Result<Vec<u8>, CallError>;
 }
 
-/// Per-store state: WASI, limits and the waPC exchange buffers.
+/// Per-store state: limits and the waPC exchange buffers.
 struct HostState {
-    wasi: WasiP1Ctx,
     limits: GuestLimits,
     invocation: Option<(String, Vec<u8>)>,
     guest_response: Option<Vec<u8>>,
@@ -261,6 +260,7 @@ impl Policy {
         let mut wconfig = Config::new();
         wconfig.epoch_interruption(true);
         wconfig.consume_fuel(config.count_instructions);
+        #[cfg(feature = "cache")]
         if config.compilation_cache {
             match wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
                 Ok(cache) => {
@@ -282,11 +282,7 @@ impl Policy {
         }
         let has_start = module.get_export("_start").is_some();
         let mut linker: Linker<HostState> = Linker::new(&engine);
-        wt(wasmtime_wasi::p1::add_to_linker_sync(
-            &mut linker,
-            |s: &mut HostState| &mut s.wasi,
-        ))
-        .context("cannot link WASI preview1")?;
+        wt(wasi::add_to_linker(&mut linker, &module)).context("cannot link WASI preview1")?;
         wt(add_wapc_to_linker(&mut linker)).context("cannot link the waPC host")?;
         let pre = wt(linker.instantiate_pre(&module))
             .context("the policy module imports functions the waPC host does not provide")?;
@@ -344,9 +340,7 @@ impl Policy {
                 .map_err(|e| CallError::Init(format!("{e:#}")))?;
             if let Err(e) = start.call(&mut store, ()) {
                 // A WASI `proc_exit(0)` from `_start` is a normal exit.
-                let clean_exit = e
-                    .downcast_ref::<wasmtime_wasi::I32Exit>()
-                    .is_some_and(|x| x.0 == 0);
+                let clean_exit = e.downcast_ref::<wasi::Exit>().is_some_and(|x| x.0 == 0);
                 if !clean_exit {
                     return Err(classify(e, CallError::Init));
                 }
@@ -368,9 +362,6 @@ impl Policy {
 
     fn new_store(&self) -> Store<HostState> {
         let state = HostState {
-            // Deliberately empty: no stdio (the guest must not write to our
-            // stdout), no args, env, preopens or sockets.
-            wasi: WasiCtxBuilder::new().build_p1(),
             limits: GuestLimits::new(self.config.memory_limit),
             invocation: None,
             guest_response: None,
