@@ -623,7 +623,8 @@ pub(crate) fn lookup<'a, T>(
     Ok(found)
 }
 
-fn lookup_in<'a, T>(
+/// [`lookup`] from where `r` is, leaving what follows the value unread.
+pub(crate) fn lookup_in<'a, T>(
     r: &mut Reader<'a>,
     path: &[&str],
     skip: Skip,

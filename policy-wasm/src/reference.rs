@@ -292,7 +292,12 @@ pub(crate) fn check_characters(text: &str) -> Result<(), ParseError> {
 /// an image nor a pattern can have one; without this the scheme reads as a
 /// host and `//` as a port (`port "" must be a number`).
 pub(crate) fn without_scheme(text: &str) -> Option<&str> {
-    let (scheme, rest) = text.split_once("://")?;
+    // The first `://`, found a byte at a time: `split_once("://")` builds a
+    // substring searcher per call (2% of a pattern's cost in the module).
+    let bytes = text.as_bytes();
+    let colon =
+        (0..bytes.len()).find(|&i| bytes[i] == b':' && bytes[i + 1..].starts_with(b"//"))?;
+    let (scheme, rest) = (&text[..colon], &text[colon + 3..]);
     let mut bytes = scheme.bytes();
     let first = bytes.next()?;
     (first.is_ascii_alphabetic()

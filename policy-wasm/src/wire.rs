@@ -7,6 +7,7 @@
 //! types to answer those calls, so guest and host cannot drift apart.
 
 use crate::json::{self, Kind, Reader, Skip};
+use crate::workload::{self, Spec};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -43,7 +44,7 @@ impl<'a> ValidationRequest<'a> {
     /// else, invalid payloads included, goes through serde_json, whose error
     /// is returned.
     pub fn from_slice(payload: &'a [u8]) -> Result<ValidationRequest<'a>, String> {
-        read(payload, None, false).map(|(vr, _)| vr)
+        read(payload, None, false).map(|(vr, ..)| vr)
     }
 }
 
@@ -65,11 +66,14 @@ pub(crate) enum SettingsText {
 /// text, they are compared, not scanned again. With `lazy`, settings that
 /// end the payload (as policy-evaluator writes it) are not scanned either:
 /// whoever reads them checks them ([`SettingsText::Unchecked`]).
+///
+/// Also what was read of the object's pod spec on the way
+/// ([`workload::read_spec`]), when the object was read in place.
 pub(crate) fn read<'a>(
     payload: &'a [u8],
     known: Option<&str>,
     lazy: bool,
-) -> Result<(ValidationRequest<'a>, SettingsText), String> {
+) -> Result<(ValidationRequest<'a>, SettingsText, Option<Spec>), String> {
     let fast = std::str::from_utf8(payload)
         .ok()
         .and_then(|text| read_validation_request(text, known, lazy));
@@ -85,6 +89,7 @@ pub(crate) fn read<'a>(
             Ok((
                 vr,
                 [SettingsText::Checked, SettingsText::Known][same as usize],
+                None,
             ))
         }
     }
@@ -819,16 +824,17 @@ fn read_validation_request<'a>(
     text: &'a str,
     known: Option<&str>,
     lazy: bool,
-) -> Option<(ValidationRequest<'a>, SettingsText)> {
+) -> Option<(ValidationRequest<'a>, SettingsText, Option<Spec>)> {
     let mut r = Reader::new(text);
     let mut request = None;
+    let mut spec = None;
     let mut settings = None;
     let mut explain = None;
     let mut state = SettingsText::Checked;
     let mut entries = r.object().ok()?;
     while let Some(key) = r.key(&mut entries).ok()? {
         match &*key {
-            "request" if request.is_none() => request = Some(admission_request(&mut r)?),
+            "request" if request.is_none() => request = Some(admission_request(&mut r, &mut spec)?),
             "settings" if settings.is_none() => {
                 settings = Some(match r.peek().ok()? {
                     Kind::Null => r.null().ok().map(|()| None)?,
@@ -850,7 +856,7 @@ fn read_validation_request<'a>(
         settings: settings.flatten(),
         imagegate_explain: explain.unwrap_or(false),
     };
-    Some((vr, state))
+    Some((vr, state, spec))
 }
 
 /// The settings' text: `known` is compared, not scanned (a whole JSON value
@@ -983,7 +989,9 @@ fn user_info(r: &mut Reader<'_>) -> Option<UserInfo> {
     Some(user)
 }
 
-fn admission_request(r: &mut Reader<'_>) -> Option<AdmissionRequest> {
+/// The request; `spec` is what was read of its object's pod spec, when
+/// `kind` came before `object` (as policy-evaluator writes them).
+fn admission_request(r: &mut Reader<'_>, spec: &mut Option<Spec>) -> Option<AdmissionRequest> {
     let mut req = AdmissionRequest::default();
     fields(r, |key, r| {
         Some(Some(match key {
@@ -1032,7 +1040,14 @@ fn admission_request(r: &mut Reader<'_>) -> Option<AdmissionRequest> {
                 10
             }
             "object" => {
-                req.object = optional(r, raw)?;
+                req.object = optional(r, |r| {
+                    let start = r.pos();
+                    *spec = workload::read_spec(r, &req.kind);
+                    match spec {
+                        Some(_) => Some(RawJson(r.text()[start..r.pos()].into())),
+                        None => raw(r),
+                    }
+                })?;
                 11
             }
             "oldObject" => {
@@ -1092,6 +1107,8 @@ mod tests {
             let slow: ValidationRequest = serde_json::from_str(&text).unwrap();
             assert_eq!(fast.0, slow);
             assert_eq!(fast.1, SettingsText::Checked);
+            // The pod spec was read on the way (`kind` comes before `object`).
+            assert!(fast.2.is_some(), "{text}");
             // Settings that end the payload are taken, not scanned.
             let lazy = read_validation_request(&text, None, true).unwrap();
             assert_eq!((&lazy.0, lazy.1), (&slow, SettingsText::Unchecked));
@@ -1106,7 +1123,7 @@ mod tests {
     fn lazy_settings_are_the_rest_of_the_payload_and_checked_by_their_reader() {
         let request = Request::pod(&["nginx"]).into_json();
         let last = payload(&request, &json!({"rules": []}));
-        let (vr, state) = read(last.as_bytes(), None, true).unwrap();
+        let (vr, state, _) = read(last.as_bytes(), None, true).unwrap();
         assert_eq!(
             (vr.settings, state),
             (Some(r#"{"rules":[]}"#), SettingsText::Unchecked)
@@ -1118,7 +1135,7 @@ mod tests {
             r#"{{"settings":{{"rules":[]}},"request":{}}}"#,
             serde_json::to_string(&request).unwrap()
         );
-        let (vr, state) = read(first.as_bytes(), None, true).unwrap();
+        let (vr, state, _) = read(first.as_bytes(), None, true).unwrap();
         assert_eq!(
             (vr.settings, state),
             (Some(r#"{"rules":[]}"#), SettingsText::Checked)
@@ -1128,13 +1145,13 @@ mod tests {
             r#""settings":{"rules":[]},"x":1"#,
             1,
         );
-        let (vr, state) = read(middle.as_bytes(), None, true).unwrap();
+        let (vr, state, _) = read(middle.as_bytes(), None, true).unwrap();
         assert_eq!(
             (vr.settings, state),
             (Some(r#"{"rules":[]},"x":1"#), SettingsText::Unchecked)
         );
         assert!(crate::settings::Policy::from_json(vr.settings.unwrap()).is_err());
-        let (vr, state) = read(middle.as_bytes(), None, false).unwrap();
+        let (vr, state, _) = read(middle.as_bytes(), None, false).unwrap();
         assert_eq!(
             (vr.settings, state),
             (Some(r#"{"rules":[]}"#), SettingsText::Checked)

@@ -6,7 +6,7 @@
 //! in the original JSON (no typed round-trip that could drop fields).
 
 use crate::json::{self, Kind, Reader, Skip};
-use crate::wire::{AdmissionRequest, RawJson};
+use crate::wire::{AdmissionRequest, GroupVersionKind, RawJson};
 use serde_json::Value;
 
 /// One image found in the object: a container's, or an image volume's.
@@ -75,7 +75,13 @@ fn pod_spec_pointer(group: &str, kind: &str) -> Option<&'static str> {
 /// read for `name` and `image`, everything else passed over. Like a full
 /// parse of the spec, a repeated key counts with its last value, and the
 /// spec must be valid as a whole.
-pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, String> {
+///
+/// `spec`: what [`read_spec`] read of this very object, when the payload
+/// reader passed it there (then it is not read a second time).
+pub(crate) fn find_images(
+    req: &AdmissionRequest,
+    spec: Option<Spec>,
+) -> Result<Option<Vec<ImageSite>>, String> {
     let Some(spec_ptr) = pod_spec_pointer(&req.kind.group, &req.kind.kind) else {
         return Ok(None);
     };
@@ -90,15 +96,15 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
         .object
         .as_ref()
         .ok_or_else(|| cannot("the request has no object".to_string()))?;
-    let mut path = [""; 5];
-    let depth = spec_ptr
-        .split('/')
-        .skip(1)
-        .zip(&mut path)
-        .map(|(p, slot)| *slot = p)
-        .count();
-    let lists = json::lookup(object.get(), &path[..depth], Skip::Raw, &mut read_lists)
-        .map_err(|e| cannot(format!("malformed object: {e}")))?
+    let found = match spec {
+        Some(Spec(found)) => found,
+        None => {
+            let (path, depth) = spec_path(spec_ptr);
+            json::lookup(object.get(), &path[..depth], Skip::Raw, &mut read_lists)
+                .map_err(|e| cannot(format!("malformed object: {e}")))?
+        }
+    };
+    let lists = found
         .ok_or_else(|| cannot(format!("{} is missing", dotted(spec_ptr))))?
         .ok_or_else(|| cannot(format!("{} is not an object", dotted(spec_ptr))))?;
     let mut sites = Vec::new();
@@ -147,6 +153,39 @@ pub fn find_images(req: &AdmissionRequest) -> Result<Option<Vec<ImageSite>>, Str
         }
     }
     Ok(Some(sites))
+}
+
+/// The keys of a pod spec pointer (`/spec/template/spec`: `spec`,
+/// `template`, `spec`), and how many.
+fn spec_path(spec_ptr: &'static str) -> ([&'static str; 5], usize) {
+    let mut path = [""; 5];
+    let depth = spec_ptr
+        .split('/')
+        .skip(1)
+        .zip(&mut path)
+        .map(|(p, slot)| *slot = p)
+        .count();
+    (path, depth)
+}
+
+/// What an object holds at its pod spec, read by [`read_spec`].
+pub(crate) struct Spec(Option<Option<[Option<List>; 4]>>);
+
+/// Reads the object `r` is at for the pod spec of `kind`, as
+/// [`find_images`] reads it, so that the payload's reader passes over the
+/// object once. `None` (nothing read) when `kind` carries no pod spec or
+/// the object does not read so: then the payload's reader passes over it
+/// as any value, and [`find_images`] reads it again to say why.
+pub(crate) fn read_spec(r: &mut Reader<'_>, kind: &GroupVersionKind) -> Option<Spec> {
+    let spec_ptr = pod_spec_pointer(&kind.group, &kind.kind)?;
+    r.peek().ok()?;
+    // A reader of its own: error offsets and nesting depth count from the
+    // object, as when `find_images` reads the object's text.
+    let mut object = Reader::new(&r.text()[r.pos()..]);
+    let (path, depth) = spec_path(spec_ptr);
+    let found = json::lookup_in(&mut object, &path[..depth], Skip::Raw, &mut read_lists).ok()?;
+    r.advance(object.pos());
+    Some(Spec(found))
 }
 
 /// `i` in decimal (without the formatting machinery: once per container
@@ -411,7 +450,9 @@ mod tests {
             ),
         ];
         for (group, kind, object, base) in cases {
-            let sites = find_images(&req(group, kind, object)).unwrap().unwrap();
+            let sites = find_images(&req(group, kind, object), None)
+                .unwrap()
+                .unwrap();
             let pointers: Vec<_> = sites.iter().map(|s| s.pointer.clone()).collect();
             assert_eq!(
                 pointers,
@@ -436,12 +477,15 @@ mod tests {
     fn kinds_are_recognized_by_group_too() {
         let object = json!({"spec":{"template":{"spec": pod_spec()}}});
         assert_eq!(
-            find_images(&req("example.com", "Deployment", object.clone())).unwrap(),
+            find_images(&req("example.com", "Deployment", object.clone()), None).unwrap(),
             None
         );
-        assert_eq!(find_images(&req("", "ConfigMap", json!({}))).unwrap(), None);
         assert_eq!(
-            find_images(&req("extensions", "Deployment", object)).unwrap(),
+            find_images(&req("", "ConfigMap", json!({})), None).unwrap(),
+            None
+        );
+        assert_eq!(
+            find_images(&req("extensions", "Deployment", object), None).unwrap(),
             None
         );
     }
@@ -450,7 +494,7 @@ mod tests {
     fn ephemeral_subresource_checks_all_but_mutates_only_ephemeral() {
         let mut r = req("", "Pod", json!({"spec": pod_spec()}));
         r.sub_resource = Some("ephemeralcontainers".into());
-        let sites = find_images(&r).unwrap().unwrap();
+        let sites = find_images(&r, None).unwrap().unwrap();
         assert_eq!(sites.len(), 4);
         let mutable: Vec<_> = sites.iter().map(|s| (s.list, s.mutable)).collect();
         assert_eq!(
@@ -463,7 +507,7 @@ mod tests {
             ]
         );
         r.sub_resource = Some("status".into());
-        assert_eq!(find_images(&r).unwrap(), None);
+        assert_eq!(find_images(&r, None).unwrap(), None);
     }
 
     #[test]
@@ -473,7 +517,7 @@ mod tests {
             "EphemeralContainers",
             json!({"ephemeralContainers":[{"name":"d","image":"alpine"}]}),
         );
-        let sites = find_images(&r).unwrap().unwrap();
+        let sites = find_images(&r, None).unwrap().unwrap();
         assert_eq!(sites[0].pointer, "/ephemeralContainers/0/image");
     }
 
@@ -481,18 +525,18 @@ mod tests {
     fn unreadable_objects_are_errors_that_say_why() {
         let mut r = req("", "Pod", json!({"metadata":{"name":"p"}}));
         assert_eq!(
-            find_images(&r).unwrap_err(),
+            find_images(&r, None).unwrap_err(),
             r#"cannot read Pod "p": spec is missing"#
         );
         r.object = None;
-        assert!(find_images(&r).unwrap_err().contains("has no object"));
+        assert!(find_images(&r, None).unwrap_err().contains("has no object"));
         let r = req(
             "apps",
             "Deployment",
             json!({"metadata":{"name":"d"},"spec":{"template":{"spec":{"containers":{"a":1}}}}}),
         );
         assert_eq!(
-            find_images(&r).unwrap_err(),
+            find_images(&r, None).unwrap_err(),
             r#"cannot read Deployment "d": spec.template.spec.containers is not a list"#
         );
         let r = req(
@@ -500,7 +544,7 @@ mod tests {
             "Pod",
             json!({"spec":{"containers":[{"name":"a","image":5}]}}),
         );
-        assert!(find_images(&r)
+        assert!(find_images(&r, None)
             .unwrap_err()
             .ends_with("spec.containers[0] has no image string"));
     }
@@ -524,14 +568,15 @@ mod tests {
                 "spec.volumes[0] is an image volume without a reference string",
             ),
         ] {
-            let e = find_images(&pod(volumes)).unwrap_err();
+            let e = find_images(&pod(volumes), None).unwrap_err();
             assert!(e.ends_with(error), "{e}");
         }
         // Other volume types, a null image and no name are fine.
-        let sites = find_images(&pod(
-            json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
-            {"image":{"reference":""}}]),
-        ))
+        let sites = find_images(
+            &pod(json!([{"name":"e","emptyDir":{}},{"name":"n","image":null},
+            {"image":{"reference":""}}])),
+            None,
+        )
         .unwrap()
         .unwrap();
         assert_eq!(sites.len(), 1);
@@ -544,7 +589,7 @@ mod tests {
     #[test]
     fn pod_without_containers_has_no_images() {
         let r = req("", "Pod", json!({"spec":{}}));
-        assert_eq!(find_images(&r).unwrap(), Some(vec![]));
+        assert_eq!(find_images(&r, None).unwrap(), Some(vec![]));
     }
 
     #[test]
@@ -565,7 +610,7 @@ mod tests {
             r.object = Some(RawJson(
                 format!(r#"{{"metadata":{{"name":"p"}},"spec":{spec}}}"#).into(),
             ));
-            find_images(&r)
+            find_images(&r, None)
         };
         // A repeated key counts with its last value, at every level.
         let sites = pod(r#"{"containers":[{"name":"a","image":"x"}],"containers":[{"image":"y","name":"b","image":"z"}]}"#)
@@ -610,7 +655,7 @@ mod tests {
         r.object = Some(RawJson(
             r#"{"metadata":{"x":"\ud800","y":1e999},"spec":{"containers":[{"image":"a"}]}}"#.into(),
         ));
-        assert_eq!(find_images(&r).unwrap().unwrap().len(), 1);
+        assert_eq!(find_images(&r, None).unwrap().unwrap().len(), 1);
     }
 
     #[test]
@@ -627,5 +672,55 @@ mod tests {
             json!({"spec":{"containers":[{"name":"a","image":"nginx@sha256:00","x-unknown":1}]}})
         );
         assert!(set_image(&mut obj, "/spec/containers/1/image", "x".into()).is_err());
+    }
+
+    /// The payload's reader reads the pod spec in passing; what it read
+    /// finds exactly what reading the object again finds, errors included
+    /// (then it read nothing and the object is read again).
+    #[test]
+    fn the_spec_read_in_passing_finds_what_a_second_read_finds() {
+        // Nested as deep as a value may be (127 levels), and one deeper.
+        let nested = |n: usize| {
+            format!(
+                r#"{{"spec":{{"containers":[{{"image":"a","x":{}1{}}}]}}}}"#,
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let (deepest, deep) = (nested(123), nested(124));
+        let objects = [
+            r#"{"metadata":{"name":"p"},"spec":{"initContainers":[{"name":"i","image":"busybox"}],
+                "containers":[{"name":"a","image":"nginx:1"},{"image":"ghcr.io/a/b"}],
+                "volumes":[{"name":"m","image":{"reference":"quay.io/m:1"}},{"name":"e","emptyDir":{}}]}}"#,
+            r#"{"spec":{"containers":[{"name":"a","image":"x","l":"\ud800"}]}}"#,
+            r#"{"l":"\ud800","spec":{"containers":[{"name":"a","image":"x"}]}}"#,
+            r#"{"spec":[]}"#,
+            r#"{"metadata":{}}"#,
+            r#"{"spec":{"containers":{}}}"#,
+            r#"{"spec":{"containers":[7]}}"#,
+            r#"{"spec":{"containers":[{"image":"a"}]},"spec":{"containers":[{"image":"b"}]}}"#,
+            &deepest,
+            &deep,
+        ];
+        for (kind, text) in [("Pod", objects.as_slice()), ("ConfigMap", &objects[..1])]
+            .into_iter()
+            .flat_map(|(kind, texts)| texts.iter().map(move |t| (kind, *t)))
+        {
+            let mut req = req("", kind, json!({}));
+            req.object = Some(RawJson(text.into()));
+            let mut r = Reader::new(text);
+            let spec = read_spec(&mut r, &req.kind);
+            if spec.is_some() {
+                assert_eq!(r.pos(), text.len(), "{text}");
+            }
+            // Read in passing unless the spec itself does not read.
+            let unreadable = text.contains(r#""l":"\ud800"}"#) || text == deep;
+            assert_eq!(spec.is_some(), kind == "Pod" && !unreadable, "{text}");
+            assert_eq!(
+                find_images(&req, spec),
+                find_images(&req, None),
+                "{kind} {text}"
+            );
+        }
     }
 }

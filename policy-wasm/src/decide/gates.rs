@@ -13,11 +13,16 @@ use std::ops::ControlFlow;
 
 /// The images the request asks to run, or its decision when it runs none
 /// (accepted) or its object cannot be read (denied, fail closed).
-pub(super) fn images(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, Vec<ImageSite>> {
+///
+/// `spec`: what the payload's reader read of the object ([`workload::read_spec`]).
+pub(super) fn images(
+    req: &AdmissionRequest,
+    spec: Option<workload::Spec>,
+) -> ControlFlow<ValidationResponse, Vec<ImageSite>> {
     if matches!(req.operation.as_str(), "DELETE" | "CONNECT") {
         return ControlFlow::Break(response::accept(Notes::default()));
     }
-    match workload::find_images(req) {
+    match workload::find_images(req, spec) {
         Ok(Some(sites)) => ControlFlow::Continue(sites),
         Ok(None) => ControlFlow::Break(response::accept(Notes::default())),
         Err(reason) => {

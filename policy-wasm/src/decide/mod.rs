@@ -31,7 +31,7 @@ use crate::host::Host;
 use crate::reference::{ParseError, Reference};
 use crate::settings::Policy;
 use crate::wire::{AdmissionRequest, ImageReport, ValidationResponse};
-use crate::workload::{self, ImageSite};
+use crate::workload::{self, ImageSite, Spec};
 use std::ops::ControlFlow;
 
 /// Decides one admission request.
@@ -99,15 +99,17 @@ pub(crate) type Image = (ImageSite, Result<Reference, ParseError>);
 /// first gate): found before the policy is compiled, which may then keep
 /// only what these images need.
 pub(crate) fn sites(req: &AdmissionRequest) -> ControlFlow<ValidationResponse, Vec<Image>> {
-    sites_with(req, &mut |image| Reference::parse(image))
+    sites_with(req, None, &mut |image| Reference::parse(image))
 }
 
-/// [`sites`], with references from `parse`.
+/// [`sites`], with what the payload's reader read of the object (`spec`)
+/// and references from `parse`.
 pub(crate) fn sites_with(
     req: &AdmissionRequest,
+    spec: Option<Spec>,
     parse: &mut dyn FnMut(&str) -> Result<Reference, ParseError>,
 ) -> ControlFlow<ValidationResponse, Vec<Image>> {
-    gates::images(req).map_continue(|sites| {
+    gates::images(req, spec).map_continue(|sites| {
         sites
             .into_iter()
             .map(|site| {
