@@ -36,8 +36,9 @@ host-runner:
 # cache (every cargo feature off), so a fresh machine reaches its first
 # decision fast.
 DEMO_FEATURES := --no-default-features
+DEMO_IMAGEGATE := $(TARGET_DIR)/demo/imagegate
 host-runner-demo:
-	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES)
+	$(CARGO) build --locked -p imagegate $(DEMO_FEATURES) --profile demo
 
 # The module and the demo's host build side by side (`-j`): cargo locks each
 # profile's directory on its own, and the module's one-unit LTO step would
@@ -48,7 +49,7 @@ demo:
 	@cat examples/settings.yaml
 	@echo "--- request: examples/pod.json, images:"; sed -n 's/.*"image": *"\([^"]*\)".*/    \1/p' examples/pod.json
 	@echo "--- decision:"
-	@$(IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
+	@$(DEMO_IMAGEGATE) run --policy policy.wasm --settings-path examples/settings.yaml --request-path examples/pod.json
 
 # The CLI on PATH (~/.cargo/bin), every feature.
 install:
