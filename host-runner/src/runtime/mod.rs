@@ -73,8 +73,7 @@ pub struct RuntimeConfig {
     /// `None` disables the deadline (like `kwctl run`).
     pub timeout: Option<Duration>,
     pub memory_limit: usize,
-    /// Use wasmtime's on-disk compilation cache (a host built without the
-    /// `cache` feature, like the demo's, has none and compiles every time).
+    /// Use wasmtime's on-disk compilation cache.
     pub compilation_cache: bool,
     /// Count the wasm instructions the guest executes (wasmtime fuel):
     /// `imagegate bench --instructions`. Slows the guest down; off elsewhere.
@@ -260,7 +259,6 @@ impl Policy {
         let mut wconfig = Config::new();
         wconfig.epoch_interruption(true);
         wconfig.consume_fuel(config.count_instructions);
-        #[cfg(feature = "cache")]
         if config.compilation_cache {
             match wasmtime::Cache::new(wasmtime::CacheConfig::new()) {
                 Ok(cache) => {
