@@ -22,6 +22,7 @@ use imagegate_policy::decide;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use simulated::{Answer, SimulatedHost};
+#[cfg(target_arch = "wasm32")]
 use wasm_bindgen::prelude::wasm_bindgen;
 
 /// Everything the page holds, and what a share link carries.
@@ -40,7 +41,7 @@ pub struct State {
 }
 
 /// Entry point for the page: the [`report`] of a JSON [`State`] (never throws).
-#[wasm_bindgen]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 pub fn evaluate(state: &str) -> String {
     match serde_json::from_str::<State>(state) {
         Ok(state) => report(&state),
@@ -50,7 +51,7 @@ pub fn evaluate(state: &str) -> String {
 }
 
 /// The gallery as JSON (see `gallery.rs`).
-#[wasm_bindgen]
+#[cfg_attr(target_arch = "wasm32", wasm_bindgen)]
 pub fn gallery() -> String {
     gallery::JSON.to_string()
 }
