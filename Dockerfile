@@ -32,4 +32,4 @@ EXPOSE 8443
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 USER 65532:65532
 ENTRYPOINT ["/imagegate"]
-CMD ["serve", "--policy", "/policy.wasm", "--addr", "0.0.0.0:8443", "--disable-wasmtime-cache"]
+CMD ["serve", "--policy", "/policy.wasm", "--settings-path", "/etc/imagegate/settings/settings.yaml", "--addr", "0.0.0.0:8443", "--disable-wasmtime-cache"]

@@ -33,14 +33,20 @@ fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Starts the extracted binary's `serve` with only `env`; returns the
-/// child and its first stderr line.
+/// Where, below the image's root, `scaffold webhook`'s Deployment mounts the
+/// settings (the image's default command reads them there).
+const SETTINGS: &str = "etc/imagegate/settings/settings.yaml";
+
+/// Starts the extracted binary's `serve` with only `env` and the settings
+/// at [`SETTINGS`]; returns the child and its first stderr line.
 fn start_serve(root: &Path, env: &[(&str, &Path)]) -> (std::process::Child, String) {
     let mut command = Command::new(root.join("imagegate"));
     command
         .env_clear()
         .args(["serve", "--policy"])
         .arg(root.join("policy.wasm"))
+        .arg("--settings-path")
+        .arg(root.join(SETTINGS))
         .args([
             "--addr",
             "127.0.0.1:0",
@@ -129,6 +135,8 @@ async fn the_image_pushes_pulls_and_runs() {
             "serve",
             "--policy",
             "/policy.wasm",
+            "--settings-path",
+            "/etc/imagegate/settings/settings.yaml",
             "--addr",
             "0.0.0.0:8443",
             "--disable-wasmtime-cache"
@@ -160,6 +168,9 @@ async fn the_image_pushes_pulls_and_runs() {
         .unpack(root.path())
         .unwrap();
     let root = root.path();
+    // What the settings ConfigMap's mount would put there.
+    std::fs::create_dir_all(root.join(SETTINGS).parent().unwrap()).unwrap();
+    std::fs::write(root.join(SETTINGS), "rules: []\n").unwrap();
     assert_eq!(
         std::fs::read(root.join("policy.wasm")).unwrap(),
         std::fs::read(&policy).unwrap()

@@ -71,12 +71,21 @@ pub struct Image {
 }
 
 /// The image's `Entrypoint` + `Cmd`; the Deployment `imagegate scaffold
-/// webhook` writes replaces `Cmd` with its own `args`.
+/// webhook` writes replaces `Cmd` with its own `args`. The settings are
+/// read where that Deployment mounts them: serve never starts without
+/// settings, so an image run without them says which file is missing.
 pub fn default_command() -> (Vec<String>, Vec<String>) {
+    let settings = format!(
+        "{}/{}",
+        super::webhook::SETTINGS_DIR,
+        super::webhook::SETTINGS_FILE
+    );
     let cmd = [
         "serve",
         "--policy",
         POLICY_PATH,
+        "--settings-path",
+        &settings,
         "--addr",
         &format!("0.0.0.0:{PORT}"),
         "--disable-wasmtime-cache",

@@ -44,8 +44,10 @@ use crate::capabilities::shared::redis::RedisConfig;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::is_dns_label;
 
-const SETTINGS_DIR: &str = "/etc/imagegate/settings";
-const SETTINGS_FILE: &str = "settings.yaml";
+/// Where the Deployment mounts the settings ConfigMap; the image's default
+/// command reads them there too.
+pub(super) const SETTINGS_DIR: &str = "/etc/imagegate/settings";
+pub(super) const SETTINGS_FILE: &str = "settings.yaml";
 const TLS_DIR: &str = "/etc/imagegate/tls";
 const CONTEXT_DIR: &str = "/etc/imagegate/context";
 const CA_DIR: &str = "/etc/imagegate/ca";
