@@ -38,7 +38,8 @@ fn text(b: &[u8]) -> String {
 const SETTINGS: &str = "etc/imagegate/settings/settings.yaml";
 
 /// Starts the extracted binary's `serve` with only `env` and the settings
-/// at [`SETTINGS`]; returns the child and its first stderr line.
+/// at [`SETTINGS`]; returns the child and its stderr up to the line that
+/// says where it listens.
 fn start_serve(root: &Path, env: &[(&str, &Path)]) -> (std::process::Child, String) {
     let mut command = Command::new(root.join("imagegate"));
     command
@@ -61,8 +62,10 @@ fn start_serve(root: &Path, env: &[(&str, &Path)]) -> (std::process::Child, Stri
     }
     let mut child = command.spawn().unwrap();
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    // Up to the line that says where it listens (warnings may come first),
+    // or all of it when serve exits.
     let mut line = String::new();
-    stderr.read_line(&mut line).unwrap();
+    while !line.contains("http://") && stderr.read_line(&mut line).unwrap() > 0 {}
     // Keep draining: serve must never see a closed stderr.
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (child, line)
