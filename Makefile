@@ -36,7 +36,7 @@ host-runner:
 # (playground/examples/demo.rs), built side by side with the module (`-j`:
 # cargo locks each profile's directory on its own). The host that runs the
 # module, `imagegate` (wasmtime, Cranelift), takes 8 minutes to build on a
-# fresh 2-core machine even with `--no-default-features`; `make install` builds
+# fresh 2-core machine; `make install` builds
 # it, and the README shows the same request through the module.
 DEMO := $(TARGET_DIR)/debug/examples/demo
 demo-engine:
@@ -57,7 +57,6 @@ fmt:
 	$(CARGO) fmt --all -- --check
 lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --locked -p imagegate --no-default-features --lib --bins -- -D warnings
 unit:
 	$(CARGO) test --locked --workspace --lib --bins
 # The binary as the integration tests build it (dev-dependencies unified):

@@ -6,12 +6,6 @@
 //! [`runtime`] (the wasmtime waPC host) with its [`capabilities`], which use
 //! [`registry`] to reach registries; [`packaging`], [`serve`] and [`deploy`]
 //! sit beside them and are driven by their verbs.
-//!
-//! Cargo features, at module boundaries only: `live` (the live host
-//! capabilities, [`registry`] access, `registry://` policies, push and pull)
-//! and `serve` ([`serve`] and [`deploy`]), both default. Without them (`make
-//! demo`) the host runs, checks, tests and packages policies with recorded or
-//! no capabilities.
 
 /// The verbs, one file each, and the flags they share.
 pub mod cli;
@@ -30,8 +24,7 @@ pub mod capabilities;
 pub mod check;
 
 /// How the host reaches OCI registries: one configuration for capabilities,
-/// `registry://` policies, push and pull (cargo feature `live`).
-#[cfg(feature = "live")]
+/// `registry://` policies, push and pull.
 pub mod registry;
 
 /// Where a value is in a YAML text (line and column by path), for messages
@@ -42,13 +35,9 @@ pub mod positions;
 /// scaffolded policy resource, and the policy's OCI artifact.
 pub mod packaging;
 
-/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics
-/// (cargo feature `serve`).
-#[cfg(feature = "serve")]
+/// `imagegate serve`: HTTPS admission webhook, ImageReview backend, metrics.
 pub mod serve;
 
 /// Running `imagegate serve` without Kubewarden: the container image, the
-/// webhook manifests, ImagePolicyWebhook configuration, certificates
-/// (cargo feature `serve`).
-#[cfg(feature = "serve")]
+/// webhook manifests, ImagePolicyWebhook configuration, certificates.
 pub mod deploy;

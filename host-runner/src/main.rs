@@ -38,16 +38,12 @@ enum Command {
     /// webhook`, `scaffold imagepolicywebhook`) what runs `imagegate serve` without Kubewarden.
     Scaffold(cli::scaffold::Args),
     /// Publish the annotated module to an OCI registry (like `kwctl push`).
-    #[cfg(feature = "live")]
     Push(cli::push::Args),
     /// Download a policy module from an OCI registry.
-    #[cfg(feature = "live")]
     Pull(cli::pull::Args),
     /// Build the container image of `imagegate serve` (static binary + annotated module) and push it.
-    #[cfg(feature = "serve")]
     Image(cli::image::Args),
     /// Serve the policy over HTTPS: AdmissionReview at /validate (never patches) and /mutate, ImageReview at /imagereview.
-    #[cfg(feature = "serve")]
     Serve(cli::serve::Args),
 }
 
@@ -62,13 +58,9 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Artifacthub(args) => cli::artifacthub::run(&args),
         Command::Scaffold(args) => cli::scaffold::run(&args),
-        #[cfg(feature = "live")]
         Command::Push(args) => cli::push::run(&args),
-        #[cfg(feature = "live")]
         Command::Pull(args) => cli::pull::run(&args),
-        #[cfg(feature = "serve")]
         Command::Image(args) => cli::image::run(&args),
-        #[cfg(feature = "serve")]
         Command::Serve(args) => cli::serve::run(&args),
     };
     result.unwrap_or_else(|e| {

@@ -19,35 +19,20 @@
 //! form in `runtime::session`, and its answer in [`live`] (in a module of its
 //! own when it is more than a call).
 
-#[cfg(feature = "live")]
-pub mod cache;
-/// Without `live` there is no cache, only its counters.
-#[cfg(not(feature = "live"))]
-#[path = "cache/stats.rs"]
 pub mod cache;
 pub mod canonical;
-#[cfg(feature = "live")]
 pub mod crypto;
 pub mod gating;
 pub mod kubernetes;
-#[cfg(feature = "live")]
 pub mod live;
-#[cfg(feature = "live")]
 pub mod notary;
-#[cfg(feature = "live")]
 pub mod notation;
-#[cfg(feature = "live")]
 pub mod oci;
 pub mod request;
-#[cfg(feature = "live")]
 pub mod shared;
-#[cfg(feature = "live")]
 pub mod signatures;
-#[cfg(feature = "live")]
 pub mod sigstore;
-#[cfg(feature = "live")]
 pub mod timestamp;
-#[cfg(feature = "live")]
 pub mod x509;
 
 use std::sync::{Arc, Mutex, MutexGuard};

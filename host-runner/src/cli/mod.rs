@@ -8,17 +8,12 @@ pub mod artifacthub;
 pub mod bench;
 pub mod check;
 pub mod convert;
-#[cfg(feature = "serve")]
 pub mod image;
 pub mod inspect;
-#[cfg(feature = "live")]
 pub mod pull;
-#[cfg(feature = "live")]
 pub mod push;
 pub mod run;
 pub mod scaffold;
-#[cfg(feature = "serve")]
 pub mod scaffold_webhook;
-#[cfg(feature = "serve")]
 pub mod serve;
 pub mod test;

@@ -17,7 +17,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::capabilities::gating::CapabilityAllowList;
 use crate::capabilities::{Capabilities, Offline};
-#[cfg(feature = "serve")]
 use crate::cli::scaffold_webhook;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::{manifest, parse_settings, Kind, Target};
@@ -27,7 +26,6 @@ use crate::runtime::{admission, Policy, RuntimeConfig};
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct Args {
     /// What runs `imagegate serve` without Kubewarden.
-    #[cfg(feature = "serve")]
     #[command(subcommand)]
     pub without_kubewarden: Option<scaffold_webhook::Command>,
     /// Where the cluster gets the policy: registry://host/repo:tag (or @sha256:...), https://, file://.
@@ -66,7 +64,6 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<ExitCode> {
-    #[cfg(feature = "serve")]
     if let Some(command) = &args.without_kubewarden {
         return scaffold_webhook::run(command);
     }

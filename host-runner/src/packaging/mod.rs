@@ -2,10 +2,9 @@
 //! the module's `io.kubewarden.metadata` section, read in one place),
 //! embedding it ([`annotate`]), the Artifact Hub files ([`artifacthub`],
 //! [`questions`]), the policy resource ([`scaffold`]) and the OCI artifact
-//! pushed and pulled (`artifact`, cargo feature `live`).
+//! pushed and pulled (`artifact`).
 
 pub mod annotate;
-#[cfg(feature = "live")]
 pub mod artifact;
 pub mod artifacthub;
 pub mod metadata;

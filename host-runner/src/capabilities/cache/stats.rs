@@ -28,7 +28,6 @@ impl CacheStats {
         self.misses.load(Ordering::Relaxed)
     }
 
-    #[cfg_attr(not(feature = "live"), allow(dead_code))] // only the cache bumps
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -1,5 +1,5 @@
 //! Registry access and the live capability backend, from the flags every
-//! verb that talks to a registry shares (cargo feature `live`).
+//! verb that talks to a registry shares.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

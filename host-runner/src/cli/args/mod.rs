@@ -4,19 +4,10 @@
 //! the requester of CREATEs made from objects ([`RequesterArgs`]) and the
 //! inputs of one evaluation ([`EvalArgs`], `run` and `bench`).
 //!
-//! Registry access and the live backend are the `live` feature's
-//! (`live.rs`); a host built without it has the same two types, with no
-//! flags, reading modules from files only and answering no capability
-//! (`without_live.rs`): the verbs do not know the difference.
+//! Registry access and the live backend are in `live.rs`.
 
-#[cfg(feature = "live")]
 mod live;
-#[cfg(not(feature = "live"))]
-#[path = "without_live.rs"]
-mod live;
-pub use live::{LiveArgs, RegistryArgs};
-#[cfg(feature = "live")]
-pub use live::{Output, PublishArgs, SharedCacheArgs};
+pub use live::{LiveArgs, Output, PublishArgs, RegistryArgs, SharedCacheArgs};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
