@@ -75,11 +75,7 @@ pub struct Image {
 /// read where that Deployment mounts them: serve never starts without
 /// settings, so an image run without them says which file is missing.
 pub fn default_command() -> (Vec<String>, Vec<String>) {
-    let settings = format!(
-        "{}/{}",
-        super::webhook::SETTINGS_DIR,
-        super::webhook::SETTINGS_FILE
-    );
+    let settings = super::webhook::settings_path().display().to_string();
     let cmd = [
         "serve",
         "--policy",

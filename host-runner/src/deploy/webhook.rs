@@ -44,16 +44,21 @@ use crate::capabilities::shared::redis::RedisConfig;
 use crate::packaging::metadata::Metadata;
 use crate::packaging::scaffold::is_dns_label;
 
-/// Where the Deployment mounts the settings ConfigMap; the image's default
-/// command reads them there too.
-pub(super) const SETTINGS_DIR: &str = "/etc/imagegate/settings";
-pub(super) const SETTINGS_FILE: &str = "settings.yaml";
+/// Where the Deployment mounts the settings ConfigMap.
+const SETTINGS_DIR: &str = "/etc/imagegate/settings";
+const SETTINGS_FILE: &str = "settings.yaml";
 const TLS_DIR: &str = "/etc/imagegate/tls";
 const CONTEXT_DIR: &str = "/etc/imagegate/context";
 const CA_DIR: &str = "/etc/imagegate/ca";
 const CA_FILE: &str = "ca-certificates.crt";
 const NOTARY_DIR: &str = "/var/cache/imagegate/notary";
 const CACHE_DIR: &str = "/etc/imagegate/cache";
+/// The settings file in the Deployment's pods; the image's default command
+/// reads it there too.
+pub(super) fn settings_path() -> PathBuf {
+    PathBuf::from(SETTINGS_DIR).join(SETTINGS_FILE)
+}
+
 /// What the API server adds to serve's worst case: TLS and the round trip.
 const NETWORK_MARGIN: Duration = Duration::from_secs(2);
 /// A Secret or ConfigMap holds at most 1 MiB.
@@ -190,7 +195,7 @@ pub fn manifests(
         .transpose()?;
     let command = ServeCommand {
         addr: format!("0.0.0.0:{}", image::PORT),
-        settings: PathBuf::from(SETTINGS_DIR).join(SETTINGS_FILE),
+        settings: settings_path(),
         tls_cert: PathBuf::from(TLS_DIR).join("tls.crt"),
         tls_key: PathBuf::from(TLS_DIR).join("tls.key"),
         timeout: options.timeout,
