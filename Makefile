@@ -59,6 +59,7 @@ lint:
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 unit:
 	$(CARGO) test --locked --workspace --lib --bins
+	$(CARGO) test --locked --workspace --doc
 # The binary as the integration tests build it (dev-dependencies unified):
 # `make test` then compiles the dependency graph once, not twice.
 host-runner-for-tests:

@@ -4,8 +4,9 @@
 //!
 //! policy-server makes a fresh instance for every request, so an instance's
 //! first `validate` is usually its only one: it compiles just what its
-//! request needs ([`Scope::Images`]: every rule checked, only the patterns
-//! its images match indexed). A reused instance (`kwctl bench`, `imagegate
+//! request needs ([`Scope::Images`]: the rules and patterns its images may
+//! reach are read, checked and indexed, the others passed over; the host
+//! validated the settings before). A reused instance (`kwctl bench`, `imagegate
 //! serve --reuse`) compiles the whole policy on its next call and keeps it
 //! with the settings text, which later calls compare (not parse) against
 //! theirs: byte for byte, so a policy is reused for exactly its settings.

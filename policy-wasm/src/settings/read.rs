@@ -109,7 +109,7 @@ impl Errors {
         }
     }
 
-    fn syntax(&mut self, e: json::Error) -> Syntax {
+    pub(crate) fn syntax(&mut self, e: json::Error) -> Syntax {
         self.at(e.at, format!("invalid JSON: {}", e.what));
         Syntax
     }

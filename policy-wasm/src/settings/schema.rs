@@ -6,9 +6,11 @@
 //! Strings are [`Text`]: borrowed from the settings JSON, with their offset
 //! so that an error about them names their path.
 
-use super::read::{read_word, schema, Errors, FromJson, Got, Map, Raw, Read, Text};
+use super::read::{
+    is_field, read_word, schema, Errors, FromJson, Got, Map, Raw, Read, Syntax, Text,
+};
 use super::{PinDigest, DEFAULT_BREAK_GLASS_ANNOTATION};
-use crate::json::{Kind, Reader};
+use crate::json::{self, Kind, Reader, Skip};
 use crate::wire::Platforms;
 use std::borrow::Cow;
 
@@ -20,7 +22,7 @@ schema! {
         unmatched: Option<Unmatched>,
         break_glass: Option<BreakGlassSettings<'a>>,
         keys: Map<'a, KeySettings<'a>>,
-        rules: Vec<RuleSettings<'a>>,
+        rules: Rules<'a>,
         /// Text for images no rule matches; `{image}` is the image as written.
         unmatched_message: Option<Text<'a>>,
         /// Other tools' objects read at request time (see `sources::context`).
@@ -217,6 +219,149 @@ impl<'a> FromJson<'a> for PinDigest {
                 _ => Ok(Got::Invalid),
             },
             _ => errors.invalid_type(r, EXPECTED),
+        }
+    }
+}
+
+/// `rules`, each read only as far as telling whether a request can need it
+/// (its [`Outline`]); `settings::compile` reads whole the rules it needs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Rules<'a>(pub(crate) Vec<RuleText<'a>>);
+
+/// One rule as found in `rules`.
+#[derive(Debug, Clone)]
+pub(crate) struct RuleText<'a> {
+    /// At the rule's value.
+    reader: Reader<'a>,
+    /// What decides a request the rule's images do not reach; `None` when
+    /// the rule is not written plainly enough to tell (it is then read whole).
+    pub(crate) outline: Option<Outline<'a>>,
+}
+
+/// A rule's name, action and patterns, found without reading the rest: an
+/// object whose `name` is a string, `action` absent or a word, `images`
+/// absent or a list of strings without escapes, and without `imageRegex`.
+#[derive(Debug, Clone)]
+pub(crate) struct Outline<'a> {
+    pub(crate) name: Text<'a>,
+    pub(crate) action: Action,
+    /// At the `images` list.
+    images: Option<Reader<'a>>,
+}
+
+impl<'a> RuleText<'a> {
+    /// The whole rule, with its errors.
+    pub(crate) fn read(&self, errors: &mut Errors) -> Read<RuleSettings<'a>> {
+        RuleSettings::read(&mut self.reader.clone(), errors)
+    }
+}
+
+impl<'a> Outline<'a> {
+    /// The patterns of `images`, as written (they have no escapes).
+    pub(crate) fn images(&self) -> impl Iterator<Item = &'a str> {
+        let mut r = self.images.clone();
+        let mut entries = r.as_mut().and_then(|r| r.array().ok());
+        std::iter::from_fn(move || {
+            let r = r.as_mut()?;
+            match r.item(entries.as_mut()?) {
+                Ok(true) => r.raw_string(Skip::Value).ok().map(|(text, _)| text),
+                _ => None,
+            }
+        })
+    }
+
+    /// Reads the rule at `r` (passing over it) as far as its outline.
+    fn read(r: &mut Reader<'a>) -> Result<Option<Outline<'a>>, json::Error> {
+        if r.peek()? != Kind::Object {
+            r.skip(Skip::Value)?;
+            return Ok(None);
+        }
+        let mut plain = true;
+        let (mut name, mut action, mut images) = (None, None, None);
+        let mut entries = r.object()?;
+        while let Some(key) = r.key(&mut entries)? {
+            let kind = r.peek()?;
+            let at = r.pos();
+            if is_field(&key, "name") && name.is_none() && kind == Kind::String {
+                name = Some(Text {
+                    text: r.string()?,
+                    at,
+                });
+            } else if is_field(&key, "action") && action.is_none() && kind == Kind::String {
+                action = match &*r.string()? {
+                    "allow" => Some(Action::Allow),
+                    "deny" => Some(Action::Deny),
+                    _ => {
+                        plain = false;
+                        None
+                    }
+                };
+            } else if is_field(&key, "images") && images.is_none() && kind == Kind::Array {
+                images = Some(r.clone());
+                let mut list = r.array()?;
+                while r.item(&mut list)? {
+                    plain &= r.peek()? == Kind::String && !r.raw_string(Skip::Value)?.1;
+                    if !plain {
+                        r.skip(Skip::Value)?;
+                    }
+                }
+            } else {
+                // Another field, or one of those not written plainly (then
+                // the rule is read whole, which reports it if it is wrong).
+                plain &= !["name", "action", "images", "image_regex"]
+                    .iter()
+                    .any(|field| is_field(&key, field));
+                r.skip(Skip::Value)?;
+            }
+        }
+        Ok(match (plain, name) {
+            (true, Some(name)) => Some(Outline {
+                name,
+                action: action.unwrap_or_default(),
+                images,
+            }),
+            _ => None,
+        })
+    }
+}
+
+impl<'a> FromJson<'a> for Rules<'a> {
+    fn read(r: &mut Reader<'a>, errors: &mut Errors) -> Read<Self> {
+        if r.peek().map_err(|e| errors.syntax(e))? != Kind::Array {
+            return errors.invalid_type(r, "a list");
+        }
+        let mut rules = Vec::new();
+        let mut entries = r.array().map_err(|e| errors.syntax(e))?;
+        loop {
+            let broken = match r.item(&mut entries) {
+                Ok(false) => return Ok(Got::Value(Rules(rules))),
+                Ok(true) => {
+                    let reader = r.clone();
+                    match Outline::read(r) {
+                        Ok(outline) => {
+                            rules.push(RuleText { reader, outline });
+                            continue;
+                        }
+                        Err(e) => {
+                            rules.push(RuleText {
+                                reader,
+                                outline: None,
+                            });
+                            e
+                        }
+                    }
+                }
+                Err(e) => e,
+            };
+            // Broken JSON ends the reading. The rules before are read whole
+            // so that their errors are reported too, as when nothing is
+            // broken; the broken one reports where it breaks.
+            for rule in &rules {
+                if let Err(Syntax) = rule.read(errors) {
+                    return Err(Syntax);
+                }
+            }
+            return Err(errors.syntax(broken));
         }
     }
 }
