@@ -1385,6 +1385,46 @@ mod tests {
     }
 
     #[test]
+    fn a_fresh_instance_reads_only_the_rules_its_images_may_reach() {
+        let image = Reference::parse("ghcr.io/corp/app:1").unwrap();
+        let scoped = |json: &str| Policy::compile(json, Scope::Images(&[&image]));
+        // rules[1] is invalid and names another registry: validate_settings
+        // refuses it, a fresh instance deciding ghcr.io/corp/app passes it over.
+        let other = r#"{"rules":[{"name":"corp","images":["ghcr.io/corp/**"]},
+            {"name":"other","images":["quay.io/x/**"],"tags":{"deny":["-bad"]}}]}"#;
+        assert!(
+            err(other).starts_with("rules[1].tags.deny[0]: "),
+            "{}",
+            err(other)
+        );
+        let policy = scoped(other).unwrap();
+        assert_eq!((policy.rules.len(), policy.patterns.len()), (2, 1));
+        // What it cannot outline it reads whole, and checks: an escaped
+        // pattern, an imageRegex, a repeated field.
+        for rule in [
+            r#"{"name":"other","images":["quay.io/\u0078/**"],"tags":{"deny":["-bad"]}}"#,
+            r#"{"name":"other","imageRegex":["quay[.]io/x"],"tags":{"deny":["-bad"]}}"#,
+            r#"{"name":"other","images":["quay.io/x/**"],"images":[],"tags":{"deny":["-bad"]}}"#,
+        ] {
+            let json =
+                format!(r#"{{"rules":[{{"name":"corp","images":["ghcr.io/corp/**"]}},{rule}]}}"#);
+            assert_eq!(scoped(&json).unwrap_err(), err(&json), "{rule}");
+        }
+        // A rule its image may reach is checked.
+        let reached =
+            r#"{"rules":[{"name":"corp","images":["ghcr.io/corp/**"],"tags":{"deny":["-bad"]}}]}"#;
+        assert_eq!(scoped(reached).unwrap_err(), err(reached));
+        // Broken JSON anywhere is refused, with what the whole read reports.
+        let broken = r#"{"rules":[{"name":"a","imagez":["quay.io/x/**"]},{"name":"b","images":["quay.io/**"}]}"#;
+        assert_eq!(scoped(broken).unwrap_err(), err(broken));
+        assert!(
+            err(broken).starts_with("rules[0]: unknown field `imagez`"),
+            "{}",
+            err(broken)
+        );
+    }
+
+    #[test]
     fn trailing_garbage_is_rejected() {
         assert!(Policy::from_json("{} {}").is_err());
         assert!(Policy::from_json("[]").is_err());
