@@ -157,7 +157,7 @@ pub(crate) struct BreakGlass {
     pub(crate) groups: Vec<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Rule {
     /// Shared with every verdict the rule decides (no copy per image).
     pub(crate) name: Arc<str>,
@@ -256,19 +256,6 @@ pub(crate) enum Scope<'i> {
 }
 
 impl Scope<'_> {
-    /// Whether the pattern `text` is parsed and checked: under
-    /// [`Scope::Images`] only if it may match one of the images (see the
-    /// module docs for why the others go unchecked).
-    fn reads<'t>(
-        candidates: &Option<pattern::Candidates<'_>>,
-        text: &'t str,
-        hosts: &mut pattern::Hosts<'t>,
-    ) -> bool {
-        candidates
-            .as_ref()
-            .is_none_or(|c| pattern::may_match(text, hosts, c))
-    }
-
     fn keeps(self, parts: &Parts<'_>, text: &str) -> bool {
         match self {
             Scope::All => true,
@@ -337,6 +324,19 @@ impl Policy {
     }
 }
 
+/// Whether the pattern `text` is parsed and checked: without candidates
+/// (`Scope::All`) always, else only if it may match one of their images
+/// (see the module docs for why the others go unchecked).
+fn reads<'t>(
+    candidates: &Option<pattern::Candidates<'_>>,
+    text: &'t str,
+    hosts: &mut pattern::Hosts<'t>,
+) -> bool {
+    candidates
+        .as_ref()
+        .is_none_or(|c| pattern::may_match(text, hosts, c))
+}
+
 /// Compiles checked settings; every mistake goes to `errors` (the policy
 /// is then not used).
 fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) -> Policy {
@@ -353,7 +353,7 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
     let mut hosts = pattern::Hosts::default();
     let mut exempt_images = PatternSet::default();
     for (i, text) in s.exempt_images.iter().enumerate() {
-        if !Scope::reads(&candidates, text, &mut hosts) {
+        if !reads(&candidates, text, &mut hosts) {
             continue;
         }
         if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
@@ -416,10 +416,15 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
     let mut patterns = PatternSet::default();
     let mut regexes = Vec::new();
     let mut names: HashMap<&str, usize, FastHash> = HashMap::default();
-    let unread: Arc<str> = Arc::from("");
     for (i, (r, whole)) in read.iter().enumerate() {
         if !whole {
-            rules.push(unread_rule(r.action, unread.clone()));
+            // Read only as far as its action: none of its patterns is
+            // indexed, so it decides nothing and its name is in no message
+            // (`Arc<str>::default()` allocates nothing).
+            rules.push(Rule {
+                action: r.action,
+                ..Rule::default()
+            });
             continue;
         }
         if r.name.trim().is_empty() {
@@ -444,7 +449,7 @@ fn compile(s: &Settings<'_>, json: &str, errors: &mut Errors, scope: Scope<'_>) 
             }
         }
         for text in &r.images {
-            if !Scope::reads(&candidates, text, &mut hosts) {
+            if !reads(&candidates, text, &mut hosts) {
                 continue;
             }
             if let Some(parts) = parse_pattern(text, &mut hosts, errors) {
@@ -570,26 +575,6 @@ fn compile_rule(r: &RuleSettings<'_>, keys: &Keys<'_>, errors: &mut Errors) -> R
         on_digest_mismatch: r.on_digest_mismatch,
         labels,
         skip_on_resolution_failure: r.skip_on_resolution_failure,
-    }
-}
-
-/// A rule read only as far as its name and action: none of its patterns is
-/// indexed, so it decides nothing, and its name goes in no message.
-fn unread_rule(action: Action, name: Arc<str>) -> Rule {
-    Rule {
-        name,
-        priority: 0,
-        action,
-        mode: Mode::default(),
-        message: None,
-        tags_allow: Vec::new(),
-        tags_deny: Vec::new(),
-        require_digest: false,
-        verify: None,
-        pin_digest: PinDigest::Off,
-        on_digest_mismatch: OnDigestMismatch::default(),
-        labels: Vec::new(),
-        skip_on_resolution_failure: false,
     }
 }
 
