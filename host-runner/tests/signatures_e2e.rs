@@ -552,9 +552,29 @@ fn multi_arch_index_or_every_platform() {
     );
 }
 
-/// Discovery costs at most 3 round trips per image with the referrers API
-/// and 4 with the tag fallback (Debian's registry has only the tag schema):
-/// counted in the registry's access log.
+/// `requests` are exactly `expected` in any order (discovery's paths run
+/// concurrently) and each of `chains` in its order (a request that needs
+/// the previous one's answer is sent after it).
+fn assert_requests(requests: &[String], expected: &[String], chains: &[&[&String]], what: &str) {
+    let (mut got, mut want) = (requests.to_vec(), expected.to_vec());
+    got.sort();
+    want.sort();
+    assert_eq!(got, want, "{what}: {requests:#?}");
+    for chain in chains {
+        let at = |r: &String| requests.iter().position(|x| x == r).unwrap();
+        let positions: Vec<usize> = chain.iter().map(|r| at(r)).collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "{what}: {chain:?} out of order in {requests:#?}"
+        );
+    }
+}
+
+/// Discovery costs at most 3 round trips per image (the manifest, then the
+/// referrers and the legacy tag together, then a candidate's layer), and
+/// one request less once the registry is known to lack the referrers API
+/// (Debian's registry has only the tag schema): counted in the registry's
+/// access log.
 #[test]
 fn discovery_round_trips_are_counted() {
     let Some(lab) = Lab::start(true) else { return };
@@ -584,7 +604,7 @@ fn discovery_round_trips_are_counted() {
     };
     let measure = |image: &str, expected: usize| measure_for(image, vec![key(&release)], expected);
     let tag = |d: &str| d.replace(':', "-");
-    let (answer, requests) = measure(&lab.image("demo/counted"), 5);
+    let (answer, requests) = measure(&lab.image("demo/counted"), 6);
     assert_eq!(answer.verified.len(), 1);
     let bundle_blob = {
         let manifest: serde_json::Value = serde_json::from_slice(&lab.rt.block_on(async {
@@ -609,28 +629,38 @@ fn discovery_round_trips_are_counted() {
             .to_string()
     };
     eprintln!("signed by a bundle, by tag: {requests:#?}");
-    assert_eq!(
-        requests,
-        [
-            "GET /v2/demo/counted/manifests/1.0".to_string(),
-            format!("GET /v2/demo/counted/referrers/{signed}"),
-            format!("GET /v2/demo/counted/manifests/{}", tag(&signed)),
-            format!("GET /v2/demo/counted/manifests/{referrer}"),
-            format!("GET /v2/demo/counted/blobs/{bundle_blob}"),
+    let resolve = "GET /v2/demo/counted/manifests/1.0".to_string();
+    let api = format!("GET /v2/demo/counted/referrers/{signed}");
+    let referrers_tag = format!("GET /v2/demo/counted/manifests/{}", tag(&signed));
+    let candidate = format!("GET /v2/demo/counted/manifests/{referrer}");
+    let blob = format!("GET /v2/demo/counted/blobs/{bundle_blob}");
+    let sig = format!("GET /v2/demo/counted/manifests/{}.sig", tag(&signed));
+    assert_requests(
+        &requests,
+        &[
+            resolve.clone(),
+            api.clone(),
+            referrers_tag.clone(),
+            candidate.clone(),
+            blob.clone(),
+            sig.clone(),
         ],
-        "3 discovery round trips, then 2 for the candidate"
+        &[
+            &[&resolve, &api, &referrers_tag, &candidate, &blob],
+            &[&resolve, &sig],
+        ],
+        "the first check on a registry asks for its referrers API; the .sig tag is read alongside",
     );
-    let (_, requests) = measure(&lab.image("demo/uncounted"), 4);
+    let (_, requests) = measure(&lab.image("demo/uncounted"), 3);
     eprintln!("unsigned, by tag: {requests:#?}");
-    assert_eq!(
-        requests,
-        [
-            "GET /v2/demo/uncounted/manifests/1.0".to_string(),
-            format!("GET /v2/demo/uncounted/referrers/{unsigned}"),
-            format!("GET /v2/demo/uncounted/manifests/{}", tag(&unsigned)),
-            format!("GET /v2/demo/uncounted/manifests/{}.sig", tag(&unsigned)),
-        ],
-        "4 discovery round trips with the tag fallback"
+    let resolve = "GET /v2/demo/uncounted/manifests/1.0".to_string();
+    let referrers_tag = format!("GET /v2/demo/uncounted/manifests/{}", tag(&unsigned));
+    let sig = format!("GET /v2/demo/uncounted/manifests/{}.sig", tag(&unsigned));
+    assert_requests(
+        &requests,
+        &[resolve.clone(), referrers_tag.clone(), sig.clone()],
+        &[&[&resolve, &referrers_tag], &[&resolve, &sig]],
+        "the missing API is remembered: 2 round trips, 3 requests",
     );
     // A legacy `.sig` signature, checked for two identities (the first one
     // not the signer): the search's `.sig` manifest is handed to the check
@@ -640,7 +670,7 @@ fn discovery_round_trips_are_counted() {
     let (answer, requests) = measure_for(
         &lab.image("demo/legacy-counted"),
         vec![key(&CosignKey::generate()), key(&release)],
-        5,
+        4,
     );
     assert_eq!(
         answer
@@ -660,23 +690,27 @@ fn discovery_round_trips_are_counted() {
         })
         .collect();
     eprintln!("signed by a legacy .sig, by tag: {requests:#?}");
-    assert_eq!(
-        requests,
-        [
-            "GET /v2/demo/legacy-counted/manifests/1.0".to_string(),
-            format!("GET /v2/demo/legacy-counted/referrers/{legacy}"),
-            format!("GET /v2/demo/legacy-counted/manifests/{}", tag(&legacy)),
-            format!("GET /v2/demo/legacy-counted/manifests/{}.sig", tag(&legacy)),
-            "GET /v2/demo/legacy-counted/blobs/".to_string(),
+    let resolve = "GET /v2/demo/legacy-counted/manifests/1.0".to_string();
+    let referrers_tag = format!("GET /v2/demo/legacy-counted/manifests/{}", tag(&legacy));
+    let sig = format!("GET /v2/demo/legacy-counted/manifests/{}.sig", tag(&legacy));
+    let layer = "GET /v2/demo/legacy-counted/blobs/".to_string();
+    assert_requests(
+        &requests,
+        &[
+            resolve.clone(),
+            referrers_tag.clone(),
+            sig.clone(),
+            layer.clone(),
         ],
-        "4 discovery round trips with the tag fallback, then the .sig layer once"
+        &[&[&resolve, &referrers_tag], &[&resolve, &sig, &layer]],
+        "3 round trips: the manifest, the two tags together, the .sig layer once",
     );
     let by_digest = format!("{}/demo/uncounted@{unsigned}", lab.registry.addr);
-    let (_, requests) = measure(&by_digest, 3);
-    assert_eq!(requests.len(), 3, "a digest needs no lookup: {requests:#?}");
+    let (_, requests) = measure(&by_digest, 2);
+    assert_eq!(requests.len(), 2, "a digest needs no lookup: {requests:#?}");
     // The next count starts clean: no late request of the last one.
-    let (_, requests) = measure(&by_digest, 3);
-    assert_eq!(requests.len(), 3, "{requests:#?}");
+    let (_, requests) = measure(&by_digest, 2);
+    assert_eq!(requests.len(), 2, "{requests:#?}");
 }
 
 /// On a registry with the referrers API (the lab's front over the same
@@ -744,18 +778,39 @@ fn the_referrers_api_comes_first_with_every_page() {
     assert_eq!(p[1], "referrers-tag: not needed (a candidate verified)");
     assert_eq!(p[2], "cosign-sig-tag: not needed (a candidate verified)");
     let referrers = format!("GET /v2/demo/api/referrers/{digest}");
-    assert_eq!(
-        front.requests(),
+    let page = format!("{referrers}?page=1");
+    let resolve = "GET /v2/demo/api/manifests/1.0".to_string();
+    let sig = format!(
+        "GET /v2/demo/api/manifests/{}.sig",
+        digest.replace(':', "-")
+    );
+    let opened = [rejected.clone(), accepted.clone()].map(|r| {
         [
-            "GET /v2/demo/api/manifests/1.0".to_string(),
-            referrers.clone(),
-            format!("{referrers}?page=1"),
-            format!("GET /v2/demo/api/manifests/{rejected}"),
-            format!("GET /v2/demo/api/blobs/{}", blob(&rejected)),
-            format!("GET /v2/demo/api/manifests/{accepted}"),
-            format!("GET /v2/demo/api/blobs/{}", blob(&accepted)),
+            format!("GET /v2/demo/api/manifests/{r}"),
+            format!("GET /v2/demo/api/blobs/{}", blob(&r)),
+        ]
+    });
+    let requests = front.requests();
+    assert_requests(
+        &requests,
+        &[
+            vec![resolve.clone(), referrers.clone(), page.clone(), sig.clone()],
+            opened.concat(),
+        ]
+        .concat(),
+        &[
+            &[
+                &resolve,
+                &referrers,
+                &page,
+                &opened[0][0],
+                &opened[0][1],
+                &opened[1][0],
+                &opened[1][1],
+            ],
+            &[&resolve, &sig],
         ],
-        "2 discovery round trips and 1 per extra page, then 2 per candidate"
+        "2 discovery round trips and 1 per extra page, then 2 per candidate; the .sig tag alongside",
     );
 
     // No API candidate verifies: the tag is not read (a registry with the
@@ -779,21 +834,22 @@ fn the_referrers_api_comes_first_with_every_page() {
     );
     let tag = digest.replace(':', "-");
     let requests = front.requests()[before..].to_vec();
-    let discovery: Vec<&String> = requests
+    let discovery: Vec<String> = requests
         .iter()
         .filter(|r| !r.contains("/blobs/") && !r.contains("/manifests/sha256:"))
+        .cloned()
         .collect();
-    assert_eq!(
-        discovery,
-        [
-            "GET /v2/demo/api/manifests/1.0".to_string(),
+    let sig = format!("GET /v2/demo/api/manifests/{tag}.sig");
+    assert_requests(
+        &discovery,
+        &[
+            resolve.clone(),
             referrers.clone(),
-            format!("{referrers}?page=1"),
-            format!("GET /v2/demo/api/manifests/{tag}.sig"),
-        ]
-        .iter()
-        .collect::<Vec<_>>(),
-        "the legacy tag after an API without a verifying candidate, never the referrers tag"
+            page.clone(),
+            sig.clone(),
+        ],
+        &[&[&resolve, &referrers, &page], &[&resolve, &sig]],
+        "the legacy tag alongside the API, never the referrers tag",
     );
     assert_eq!(requests.len(), discovery.len() + 4, "{requests:#?}");
 
@@ -818,16 +874,16 @@ fn the_referrers_api_comes_first_with_every_page() {
         p[2],
         format!("cosign-sig-tag: no tag {}.sig", bare.replace(':', "-"))
     );
-    assert_eq!(
-        front.requests()[before..],
-        [
-            "GET /v2/demo/api-bare/manifests/1.0".to_string(),
-            format!("GET /v2/demo/api-bare/referrers/{bare}"),
-            format!(
-                "GET /v2/demo/api-bare/manifests/{}.sig",
-                bare.replace(':', "-")
-            ),
-        ],
-        "issue 14's target: 3 round trips on a registry with the referrers API"
+    let resolve = "GET /v2/demo/api-bare/manifests/1.0".to_string();
+    let api = format!("GET /v2/demo/api-bare/referrers/{bare}");
+    let sig = format!(
+        "GET /v2/demo/api-bare/manifests/{}.sig",
+        bare.replace(':', "-")
+    );
+    assert_requests(
+        &front.requests()[before..],
+        &[resolve.clone(), api.clone(), sig.clone()],
+        &[&[&resolve, &api], &[&resolve, &sig]],
+        "2 round trips, 3 requests on a registry with the referrers API",
     );
 }

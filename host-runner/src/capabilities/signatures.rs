@@ -12,8 +12,12 @@
 //!    spec; oras-go, go-containerregistry and so cosign and notation read
 //!    the tag only then), and reading it anyway costs a round trip on every
 //!    image nothing verifies (issue 14: 3 with the API, 4 without);
-//! 3. the legacy tag (`.sig` for signatures, `.att` for attestations), when
-//!    nothing verified yet.
+//! 3. the legacy tag (`.sig` for signatures, `.att` for attestations),
+//!    used when nothing verified on 1 and 2; it is read concurrently with
+//!    them, so a legacy signature costs the round trips of its own path
+//!    only (one check: the manifest, then {referrers, `.sig`}, then the
+//!    `.sig` layer). A registry whose API answered 404 is not asked again
+//!    for a few minutes ([`Distribution`]'s memory).
 //!
 //! Candidates are verified by [`sigstore::bundle`] (bundles),
 //! [`sigstore::legacy`] (cosign attestation layers) and, for `.sig`, by
@@ -36,7 +40,7 @@ use imagegate_policy::wire::{
 
 use super::notation::{self, Trust};
 use super::oci::discovery::{self, Api, Descriptor, Discovery, Found, Path, MAX_REFERRERS};
-use super::oci::distribution::{Distribution, Manifest};
+use super::oci::distribution::{Distribution, Manifest, NO_API_TTL};
 use super::oci::image::Image;
 use super::oci::Oci;
 use super::sigstore::bundle::{self, Outcome};
@@ -294,8 +298,13 @@ impl Signatures {
         Ok(response)
     }
 
-    /// Every path for one manifest digest. `answered`: some path got an
-    /// answer from the registry (not only errors).
+    /// Every path for one manifest digest. The referrers (API, then tag) and
+    /// the legacy tag are searched concurrently, so neither waits for the
+    /// other's round trips; the legacy tag's answer counts only when the
+    /// referrers verified nothing, as if it had been read after them (for a
+    /// bundle-signed image its fetch is one request more, never a longer
+    /// wait). `answered`: some path got an answer from the registry (not
+    /// only errors).
     async fn subject(
         &self,
         disc: &Discovery<'_>,
@@ -304,6 +313,43 @@ impl Signatures {
         ask: &Ask<'_>,
         now: i64,
     ) -> (SubjectTrace, Vec<Verified>, bool) {
+        let subject = described.digest.as_str();
+        let ((mut steps, mut verified, mut answered), legacy) = tokio::join!(
+            self.referrers(disc, described, signers, ask, now),
+            self.legacy(disc, subject, signers, ask, now),
+        );
+        if let Some((legacy_step, found, legacy_answered)) = legacy {
+            if verified.is_empty() {
+                answered |= legacy_answered;
+                verified.extend(found);
+                steps.push(legacy_step);
+            } else {
+                steps.push(step(
+                    legacy_step.path,
+                    "not needed (a candidate verified)".to_string(),
+                ));
+            }
+        }
+        (
+            SubjectTrace {
+                subject: subject.to_string(),
+                paths: steps.iter().map(TraceStep::line).collect(),
+            },
+            verified,
+            answered,
+        )
+    }
+
+    /// The referrers API, then (when it is absent or failed) the referrers
+    /// tag: their trace lines, what verified, whether either answered.
+    async fn referrers(
+        &self,
+        disc: &Discovery<'_>,
+        described: &Descriptor,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> (Vec<TraceStep>, Vec<Verified>, bool) {
         let subject = described.digest.as_str();
         let mut steps = Vec::new();
         let mut verified = Vec::new();
@@ -339,6 +385,16 @@ impl Signatures {
                 ));
                 false
             }
+            Ok(Api::KnownAbsent) => {
+                steps.push(step(
+                    Path::ReferrersApi,
+                    format!(
+                        "not asked: the registry answered 404 within the last {} s",
+                        NO_API_TTL.as_secs()
+                    ),
+                ));
+                false
+            }
             Err(e) => {
                 steps.push(step(Path::ReferrersApi, format!("error: {e}")));
                 false
@@ -369,65 +425,60 @@ impl Signatures {
                 Err(e) => steps.push(step(Path::ReferrersTag, format!("error: {e}"))),
             }
         }
-        if let Some((suffix, path)) = ask.legacy() {
-            if !verified.is_empty() {
-                steps.push(step(path, "not needed (a candidate verified)".to_string()));
-            } else {
-                match disc.legacy(subject, suffix).await {
-                    Ok(None) => {
-                        answered = true;
-                        steps.push(step(
-                            path,
-                            format!("no tag {}.{suffix}", discovery::tag_of(subject)),
-                        ));
-                    }
-                    Ok(Some(manifest)) => {
-                        answered = true;
-                        let mut step = step(
-                            path,
-                            format!(
-                                "tag {}.{suffix}: manifest {}",
-                                discovery::tag_of(subject),
-                                manifest.digest
-                            ),
-                        );
-                        match ask {
-                            Ask::Signature { request, oci } => {
-                                let (candidate, ok) =
-                                    legacy_sig(oci, disc, subject, request, &manifest).await;
-                                step.candidates.push(candidate);
-                                verified.extend(ok);
-                            }
-                            Ask::Notation { .. } => {}
-                            Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
-                                Ok(layers) => self.layers(
-                                    &manifest.digest,
-                                    layers,
-                                    path,
-                                    subject,
-                                    signers,
-                                    ask,
-                                    now,
-                                    &mut step,
-                                    &mut verified,
-                                ),
-                                Err(e) => step.result.push_str(&format!(": {e}")),
-                            },
-                        }
-                        steps.push(step);
-                    }
-                    Err(e) => steps.push(step(path, format!("error: {e}"))),
-                }
+        (steps, verified, answered)
+    }
+
+    /// cosign's legacy tag (`.sig`, `.att`) when the ask has one: its trace
+    /// line, what verified, whether it answered.
+    async fn legacy(
+        &self,
+        disc: &Discovery<'_>,
+        subject: &str,
+        signers: &[Signer],
+        ask: &Ask<'_>,
+        now: i64,
+    ) -> Option<(TraceStep, Vec<Verified>, bool)> {
+        let (suffix, path) = ask.legacy()?;
+        let mut verified = Vec::new();
+        let manifest = match disc.legacy(subject, suffix).await {
+            Ok(None) => {
+                let none = format!("no tag {}.{suffix}", discovery::tag_of(subject));
+                return Some((step(path, none), verified, true));
             }
-        }
-        (
-            SubjectTrace {
-                subject: subject.to_string(),
-                paths: steps.iter().map(TraceStep::line).collect(),
+            Ok(Some(manifest)) => manifest,
+            Err(e) => return Some((step(path, format!("error: {e}")), verified, false)),
+        };
+        let mut step = step(
+            path,
+            format!(
+                "tag {}.{suffix}: manifest {}",
+                discovery::tag_of(subject),
+                manifest.digest
+            ),
+        );
+        match ask {
+            Ask::Signature { request, oci } => {
+                let (candidate, ok) = legacy_sig(oci, disc, subject, request, &manifest).await;
+                step.candidates.push(candidate);
+                verified.extend(ok);
+            }
+            Ask::Notation { .. } => {}
+            Ask::Attestation { .. } => match disc.att_layers(&manifest).await {
+                Ok(layers) => self.layers(
+                    &manifest.digest,
+                    layers,
+                    path,
+                    subject,
+                    signers,
+                    ask,
+                    now,
+                    &mut step,
+                    &mut verified,
+                ),
+                Err(e) => step.result.push_str(&format!(": {e}")),
             },
-            verified,
-            answered,
-        )
+        }
+        Some((step, verified, true))
     }
 
     /// Opens and verifies the referrers of one path, likely ones first.

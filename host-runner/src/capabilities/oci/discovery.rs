@@ -127,6 +127,9 @@ impl Found {
 pub(crate) enum Api {
     /// 404: the registry has no referrers API.
     Absent(String),
+    /// Not asked: the registry answered 404 within the last minutes
+    /// ([`super::distribution::NO_API_TTL`]).
+    KnownAbsent,
     /// The entries, in order, and how many pages.
     Entries(Vec<Descriptor>, usize),
 }
@@ -150,8 +153,12 @@ fn index_entries(bytes: &[u8], what: &str) -> Result<Vec<Descriptor>, String> {
 }
 
 impl Discovery<'_> {
-    /// `GET /v2/<repo>/referrers/<digest>` with every page.
+    /// `GET /v2/<repo>/referrers/<digest>` with every page, unless the
+    /// registry is known to lack the API.
     pub(crate) async fn referrers_api(&self, digest: &str) -> Result<Api, String> {
+        if self.dist.lacks_referrers_api(self.repo) {
+            return Ok(Api::KnownAbsent);
+        }
         match self.dist.referrers(self.repo, digest, MAX_PAGES).await {
             Ok(pages) => {
                 let mut entries = Vec::new();

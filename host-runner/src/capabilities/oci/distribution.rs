@@ -15,12 +15,21 @@
 //!   token from the realm (with the credential, if any) for the repository's
 //!   pull scope. The outcome is cached per (registry, repository, credential)
 //!   until the token expires; a 401 with a cached header is retried once with
-//!   a fresh one. No lock is held across a round trip.
+//!   a fresh one. No lock is held across a registry round trip; requests to
+//!   one repository that meet the same 401 at once learn it once (one token
+//!   fetch between them).
+//! * A registry that answered the referrers API with 404 has no such API
+//!   (the distribution spec forbids a 404 from one that has it): that is
+//!   remembered per registry host for [`NO_API_TTL`], so discovery reads the
+//!   referrers tag without asking again (one request less per image). A
+//!   wrong memory can only hide referrers, never verify one.
 //! * Limits: manifests and indexes 4 MiB, blobs what the caller allows,
-//!   checked against the descriptor before the request and while reading.
+//!   checked against the descriptor before the request and while reading;
+//!   at most [`MAX_REMEMBERED`] learnt headers and API absences (images come
+//!   from requests, so the maps must not grow with them).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -37,6 +46,13 @@ use crate::registry::{Credential, RegistryAccess};
 /// Manifests and indexes larger than this are refused (the distribution
 /// spec's suggested limit).
 pub(crate) const MAX_MANIFEST: usize = 4 << 20;
+
+/// How long a registry's missing referrers API is remembered: long enough
+/// to spare a round trip on every image, short enough that a registry
+/// upgraded to the API is asked again within minutes.
+pub(crate) const NO_API_TTL: Duration = Duration::from_secs(300);
+/// Entries kept in each memory (learnt headers, absent APIs).
+const MAX_REMEMBERED: usize = 4096;
 
 /// OCI index media type (referrers answers and the referrers tag).
 pub(crate) const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -109,6 +125,10 @@ pub(crate) struct Distribution {
     client: reqwest::Client,
     protocol: ClientProtocol,
     learnt: Mutex<HashMap<AuthKey, Learnt>>,
+    /// Held while a key's authentication is being learnt ([`Distribution::learn`]).
+    learning: Mutex<HashMap<AuthKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Registry hosts whose referrers API answered 404, and when.
+    no_api: Mutex<HashMap<String, Instant>>,
 }
 
 impl Distribution {
@@ -130,6 +150,8 @@ impl Distribution {
             client,
             protocol: config.protocol.clone(),
             learnt: Mutex::new(HashMap::new()),
+            learning: Mutex::new(HashMap::new()),
+            no_api: Mutex::new(HashMap::new()),
         })
     }
 
@@ -201,8 +223,23 @@ impl Distribution {
         }
     }
 
+    /// Whether `repo`'s registry answered the referrers API with 404 within
+    /// [`NO_API_TTL`].
+    pub(crate) fn lacks_referrers_api(&self, repo: &Repo) -> bool {
+        let mut no_api = lock(&self.no_api);
+        match no_api.get(&repo.host) {
+            Some(at) if at.elapsed() < NO_API_TTL => true,
+            Some(_) => {
+                no_api.remove(&repo.host);
+                false
+            }
+            None => false,
+        }
+    }
+
     /// The referrers API, every page (at most `max_pages`); `NotFound` when
-    /// the registry has no such API (404).
+    /// the registry has no such API (404), which is remembered
+    /// ([`Distribution::lacks_referrers_api`]).
     pub(crate) async fn referrers(
         &self,
         repo: &Repo,
@@ -213,9 +250,18 @@ impl Distribution {
         let mut pages = Vec::new();
         let mut url = self.url(repo, &format!("referrers/{digest}"));
         loop {
-            let response = self
+            let response = match self
                 .send(repo, Method::GET, &url, &[OCI_INDEX], &what)
-                .await?;
+                .await
+            {
+                Err(Failure::NotFound(text)) if pages.is_empty() => {
+                    let mut no_api = lock(&self.no_api);
+                    make_room(&mut no_api, |at| at.elapsed() < NO_API_TTL);
+                    no_api.insert(repo.host.clone(), Instant::now());
+                    return Err(Failure::NotFound(text));
+                }
+                other => other?,
+            };
             let next = next_link(&response, &url);
             pages.push(read(response, MAX_MANIFEST, &what).await?);
             match next {
@@ -298,8 +344,9 @@ impl Distribution {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_string();
-        let learnt = self.authenticate(repo, &challenge, what).await?;
-        lock(&self.learnt).insert(key, learnt.clone());
+        let learnt = self
+            .learn(&key, repo, known.as_ref(), &challenge, what)
+            .await?;
         let response = self
             .request(method, url, accept, Some(&learnt.header), what)
             .await?;
@@ -324,15 +371,48 @@ impl Distribution {
         if let Some(Credential::Bearer { token }) = &repo.credential {
             return HeaderValue::from_str(&format!("Bearer {token}")).ok();
         }
+        self.learnt(key).map(|l| l.header)
+    }
+
+    /// What was learnt for `key`, unless expired.
+    fn learnt(&self, key: &AuthKey) -> Option<Learnt> {
         let mut learnt = lock(&self.learnt);
         match learnt.get(key) {
-            Some(l) if l.until.is_none_or(|u| Instant::now() < u) => Some(l.header.clone()),
+            Some(l) if l.until.is_none_or(|u| Instant::now() < u) => Some(l.clone()),
             Some(_) => {
                 learnt.remove(key);
                 None
             }
             None => None,
         }
+    }
+
+    /// Learns `key`'s authentication from a 401 `challenge` to a request
+    /// sent with `sent`. One request per key learns at a time: concurrent
+    /// requests refused alike (a check's paths are asked together) wait and
+    /// use what the first learnt, so one evaluation fetches one token.
+    async fn learn(
+        &self,
+        key: &AuthKey,
+        repo: &Repo,
+        sent: Option<&HeaderValue>,
+        challenge: &str,
+        what: &str,
+    ) -> Result<Learnt, Failure> {
+        let gate = {
+            let mut learning = lock(&self.learning);
+            make_room(&mut learning, |g| Arc::strong_count(g) > 1);
+            learning.entry(key.clone()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        if let Some(l) = self.learnt(key).filter(|l| Some(&l.header) != sent) {
+            return Ok(l);
+        }
+        let learnt = self.authenticate(repo, challenge, what).await?;
+        let mut known = lock(&self.learnt);
+        make_room(&mut known, |l| l.until.is_none_or(|u| Instant::now() < u));
+        known.insert(key.clone(), learnt.clone());
+        Ok(learnt)
     }
 
     async fn request(
@@ -565,6 +645,18 @@ fn cause(error: &reqwest::Error) -> String {
     super::image::error_chain(error)
 }
 
+/// Before an insert: drops entries no longer `live` when the map is full,
+/// and everything if that is not enough (a full map of live entries means
+/// requests are naming registries faster than they expire).
+fn make_room<K, V>(map: &mut HashMap<K, V>, live: impl Fn(&V) -> bool) {
+    if map.len() >= MAX_REMEMBERED {
+        map.retain(|_, v| live(v));
+        if map.len() >= MAX_REMEMBERED {
+            map.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -601,5 +693,22 @@ mod tests {
         assert_eq!(registry_error(b"404 page not found"), "");
         assert_eq!(token_expiry(br#"{"token":"t","expires_in":300}"#), 300);
         assert_eq!(token_expiry(br#"{"token":"t"}"#), 60);
+    }
+
+    #[test]
+    fn memories_stay_bounded_and_keep_live_entries() {
+        let mut map: HashMap<usize, bool> = (0..MAX_REMEMBERED).map(|i| (i, i == 7)).collect();
+        make_room(&mut map, |live| *live);
+        assert_eq!(
+            map.into_keys().collect::<Vec<_>>(),
+            [7],
+            "expired ones go first"
+        );
+        let mut map: HashMap<usize, bool> = (0..MAX_REMEMBERED).map(|i| (i, true)).collect();
+        make_room(&mut map, |live| *live);
+        assert!(map.is_empty(), "all live: cleared rather than grown");
+        let mut map: HashMap<usize, bool> = (0..10).map(|i| (i, false)).collect();
+        make_room(&mut map, |live| *live);
+        assert_eq!(map.len(), 10, "below the bound nothing is dropped");
     }
 }

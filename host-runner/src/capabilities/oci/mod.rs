@@ -12,7 +12,8 @@
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
 //! * Signatures of a key or certificate check are read by the host's own
-//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest;
+//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest,
+//!   one less once the registry is known to lack the referrers API;
 //!   `imagegate/v1/check_signature` hands over the `.sig` manifest its search
 //!   fetched, [`SigManifest`], so only the layers are read);
 //!   keyless checks, and images the referrers API lists anything for, go

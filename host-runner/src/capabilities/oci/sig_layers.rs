@@ -5,7 +5,9 @@
 //! oci-client, which pings `/v2/` before every request to a registry that
 //! sends no challenge, HEADs a digest that is already pinned and reads the
 //! `.sig` manifest twice: 17 requests for one check where 4 do (resolve, the
-//! `.sig` manifest, its layer, the referrers API).
+//! `.sig` manifest, its layer, the referrers API; 3 once the registry is
+//! known to lack that API), in 3 round trips (the API is asked alongside
+//! the `.sig` path).
 //!
 //! A layer is accepted as sigstore's `SignatureLayer::new` accepts it (which
 //! sigstore does not export): simple-signing media type, digest checked,
@@ -53,19 +55,24 @@ pub(crate) fn rekor_keys(
         .collect()
 }
 
-/// The `.sig` layers of `digest`, then the referrers API. Errors are the
-/// registry's (transport, statuses other than 404), never "unsigned".
+/// The `.sig` layers of `digest` and, concurrently, the referrers API (not
+/// asked of a registry known to lack it). Errors are the registry's
+/// (transport, statuses other than 404), never "unsigned".
 pub(crate) async fn fetch(
     discovery: &Discovery<'_>,
     digest: &str,
     rekor_keys: &BTreeMap<String, CosignVerificationKey>,
 ) -> Result<Fetched, String> {
-    let layers = match discovery.legacy(digest, "sig").await? {
-        Some(manifest) => read(discovery, &manifest, digest, rekor_keys).await?,
-        None => Vec::new(),
+    let sig = async {
+        match discovery.legacy(digest, "sig").await? {
+            Some(manifest) => read(discovery, &manifest, digest, rekor_keys).await,
+            None => Ok(Vec::new()),
+        }
     };
+    let (layers, referrers) = tokio::join!(sig, discovery.referrers_api(digest));
+    let layers = layers?;
     // sigstore ignores a referrers API that fails; so does this.
-    match discovery.referrers_api(digest).await {
+    match referrers {
         Ok(Api::Entries(entries, _)) if !entries.is_empty() => Ok(Fetched::Referrers),
         _ => Ok(Fetched::Layers(layers)),
     }
