@@ -29,6 +29,7 @@
 //!   from requests, so the maps must not grow with them).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -118,6 +119,13 @@ struct AuthKey {
 struct Learnt {
     header: HeaderValue,
     until: Option<Instant>,
+}
+
+impl Learnt {
+    /// Not expired.
+    fn live(&self) -> bool {
+        self.until.is_none_or(|u| Instant::now() < u)
+    }
 }
 
 /// The reader.
@@ -226,15 +234,7 @@ impl Distribution {
     /// Whether `repo`'s registry answered the referrers API with 404 within
     /// [`NO_API_TTL`].
     pub(crate) fn lacks_referrers_api(&self, repo: &Repo) -> bool {
-        let mut no_api = lock(&self.no_api);
-        match no_api.get(&repo.host) {
-            Some(at) if at.elapsed() < NO_API_TTL => true,
-            Some(_) => {
-                no_api.remove(&repo.host);
-                false
-            }
-            None => false,
-        }
+        fresh(&mut lock(&self.no_api), &repo.host, api_absence_live).is_some()
     }
 
     /// The referrers API, every page (at most `max_pages`); `NotFound` when
@@ -255,9 +255,12 @@ impl Distribution {
                 .await
             {
                 Err(Failure::NotFound(text)) if pages.is_empty() => {
-                    let mut no_api = lock(&self.no_api);
-                    make_room(&mut no_api, |at| at.elapsed() < NO_API_TTL);
-                    no_api.insert(repo.host.clone(), Instant::now());
+                    remember(
+                        &mut lock(&self.no_api),
+                        repo.host.clone(),
+                        Instant::now(),
+                        api_absence_live,
+                    );
                     return Err(Failure::NotFound(text));
                 }
                 other => other?,
@@ -376,15 +379,7 @@ impl Distribution {
 
     /// What was learnt for `key`, unless expired.
     fn learnt(&self, key: &AuthKey) -> Option<Learnt> {
-        let mut learnt = lock(&self.learnt);
-        match learnt.get(key) {
-            Some(l) if l.until.is_none_or(|u| Instant::now() < u) => Some(l.clone()),
-            Some(_) => {
-                learnt.remove(key);
-                None
-            }
-            None => None,
-        }
+        fresh(&mut lock(&self.learnt), key, Learnt::live)
     }
 
     /// Learns `key`'s authentication from a 401 `challenge` to a request
@@ -409,9 +404,12 @@ impl Distribution {
             return Ok(l);
         }
         let learnt = self.authenticate(repo, challenge, what).await?;
-        let mut known = lock(&self.learnt);
-        make_room(&mut known, |l| l.until.is_none_or(|u| Instant::now() < u));
-        known.insert(key.clone(), learnt.clone());
+        remember(
+            &mut lock(&self.learnt),
+            key.clone(),
+            learnt.clone(),
+            Learnt::live,
+        );
         Ok(learnt)
     }
 
@@ -643,6 +641,33 @@ fn next_link(response: &reqwest::Response, base: &str) -> Option<String> {
 /// A reqwest error with its causes (its own text omits them).
 fn cause(error: &reqwest::Error) -> String {
     super::image::error_chain(error)
+}
+
+/// Whether a remembered API absence still holds.
+fn api_absence_live(at: &Instant) -> bool {
+    at.elapsed() < NO_API_TTL
+}
+
+/// The entry for `key` while it is `live`; one that is not is dropped.
+fn fresh<K: Eq + Hash, V: Clone>(
+    map: &mut HashMap<K, V>,
+    key: &K,
+    live: impl Fn(&V) -> bool,
+) -> Option<V> {
+    match map.get(key) {
+        Some(v) if live(v) => Some(v.clone()),
+        Some(_) => {
+            map.remove(key);
+            None
+        }
+        None => None,
+    }
+}
+
+/// Inserts into a bounded memory, making room first ([`make_room`]).
+fn remember<K: Eq + Hash, V>(map: &mut HashMap<K, V>, key: K, value: V, live: impl Fn(&V) -> bool) {
+    make_room(map, live);
+    map.insert(key, value);
 }
 
 /// Before an insert: drops entries no longer `live` when the map is full,
