@@ -17,6 +17,7 @@ use support::cosign::{payload, sign, signature_tag, CosignKey, SignOptions};
 use support::image::{Format, Image};
 use support::registry::{self, Registry, Variant};
 use support::sigstore::{FakeSigstore, Identity};
+use support::token::TokenService;
 
 /// Starts a registry, or skips the test (loudly) when the binary is missing.
 macro_rules! registry_or_skip {
@@ -986,3 +987,74 @@ async fn one_keyless_check_costs_sigstores_registry_requests() {
 /// its own HEAD, the `.sig` manifest twice, config and layer, the referrers
 /// API and oci-client's referrers-tag fallback.
 const KEYLESS_REQUESTS: usize = 16;
+
+/// A registry behind a token service (the protocol of Docker Hub, GHCR,
+/// Harbor): a repository's first 401 costs one token fetch however many
+/// requests meet it at once, and that token serves the repository's later
+/// requests; another repository fetches its own.
+#[tokio::test]
+async fn a_token_registry_costs_one_token_per_repository() {
+    if !registry::available() {
+        return;
+    }
+    let tokens = TokenService::start();
+    let registry = Registry::start_with_tokens(&tokens);
+    let key = CosignKey::generate();
+    let options = SignOptions::default();
+    let mut pinned = Vec::new();
+    for tag in ["a", "b"] {
+        let digest = Image::single(&format!("token-{tag}"), Format::Oci)
+            .push(&registry, "demo/token", tag)
+            .await;
+        sign(&registry, "demo/token", &digest, &key, &options).await;
+        pinned.push((format!("{}/demo/token@{digest}", registry.addr), digest));
+    }
+    let (other, other_digest) = signed_image(&registry, "demo/other", &key, &options).await;
+    let pushed = tokens.scopes().len();
+    let fetched = || tokens.scopes()[pushed..].to_vec();
+    let oci = oci_for(&registry);
+
+    // Two checks at once in one repository: both `.sig` requests meet the 401.
+    let (ra, rb) = (
+        pubkey(&pinned[0].0, &[&key], &[]),
+        pubkey(&pinned[1].0, &[&key], &[]),
+    );
+    let (a, b) = tokio::join!(oci.verify(&ra), oci.verify(&rb));
+    assert_eq!(a, Ok(trusted(&pinned[0].1)));
+    assert_eq!(b, Ok(trusted(&pinned[1].1)));
+    assert_eq!(
+        fetched(),
+        ["repository:demo/token:pull"],
+        "one token for both"
+    );
+    // The access log is written after each answer: wait for the lines.
+    let sig_requests = || {
+        let log = registry.requests();
+        log.iter()
+            .filter(|r| r.starts_with("GET /v2/demo/token/manifests/") && r.ends_with(".sig"))
+            .count()
+    };
+    let deadline = Instant::now() + std::time::Duration::from_secs(5);
+    while sig_requests() < 4 && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        sig_requests(),
+        4,
+        "each .sig asked twice: refused, then with the token"
+    );
+
+    // By tag, later: the token is reused.
+    let by_tag = registry.image("demo/token", "a");
+    let answer = oci.verify(&pubkey(&by_tag, &[&key], &[])).await;
+    assert_eq!(answer, Ok(trusted(&pinned[0].1)));
+    assert_eq!(fetched().len(), 1, "{:?}", fetched());
+
+    // Another repository: its own scope.
+    let answer = oci.verify(&pubkey(&other, &[&key], &[])).await;
+    assert_eq!(answer, Ok(trusted(&other_digest)));
+    assert_eq!(
+        fetched(),
+        ["repository:demo/token:pull", "repository:demo/other:pull"]
+    );
+}

@@ -10,6 +10,7 @@ pub mod bundle;
 pub mod certs;
 pub mod cosign;
 pub mod daemon;
+pub mod http;
 pub mod image;
 pub mod notary;
 pub mod notation;
@@ -17,6 +18,7 @@ pub mod redis;
 pub mod referrers;
 pub mod registry;
 pub mod sigstore;
+pub mod token;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

@@ -6,17 +6,12 @@
 //! passes every other request through unchanged. It logs what it was asked:
 //! the round trips a client made.
 
-use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Request, StatusCode};
 use serde_json::{json, Value};
-use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use tokio::sync::oneshot;
 
+use super::http::{reply, Reply, Server};
 use super::registry::Registry;
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -33,8 +28,7 @@ pub struct ReferrersFront {
     /// `127.0.0.1:<port>`, as it appears in image references.
     pub addr: String,
     log: Arc<Mutex<Vec<String>>>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 struct Shared {
@@ -47,9 +41,6 @@ struct Shared {
 impl ReferrersFront {
     /// A front for the plain-http `registry`, `page` referrers per page.
     pub fn start(registry: &Registry, page: usize) -> ReferrersFront {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr").to_string();
         let log = Arc::new(Mutex::new(Vec::new()));
         let shared = Arc::new(Shared {
             backend: format!("http://{}", registry.addr),
@@ -57,40 +48,14 @@ impl ReferrersFront {
             client: reqwest::Client::new(),
             log: log.clone(),
         });
-        let (stop, mut stopped) = oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let stream = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stopped => return,
-                    };
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let shared = shared.clone();
-                            async move { Ok::<_, Infallible>(shared.answer(req).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        let server = Server::start(move |req| {
+            let shared = shared.clone();
+            async move { shared.answer(req).await }
         });
         ReferrersFront {
-            addr,
+            addr: server.addr.clone(),
             log,
-            stop: Some(stop),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -105,29 +70,8 @@ impl ReferrersFront {
     }
 }
 
-impl Drop for ReferrersFront {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn reply(status: StatusCode, headers: &[(&str, String)], body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut response = Response::builder().status(status);
-    for (name, value) in headers {
-        response = response.header(*name, value);
-    }
-    response
-        .body(Full::new(Bytes::from(body)))
-        .expect("response")
-}
-
 impl Shared {
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn answer(&self, req: Request<Incoming>) -> Reply {
         let target = req
             .uri()
             .path_and_query()
@@ -156,7 +100,7 @@ impl Shared {
     }
 
     /// One page of the referrers of `repo@digest`, read from its tag.
-    async fn referrers(&self, repo: &str, digest: &str, page: usize) -> Response<Full<Bytes>> {
+    async fn referrers(&self, repo: &str, digest: &str, page: usize) -> Reply {
         let tag = digest.replacen(':', "-", 1);
         let index = self
             .client
@@ -191,7 +135,7 @@ impl Shared {
     }
 
     /// Any other request, to the registry and back.
-    async fn pass(&self, req: &Request<Incoming>, target: &str) -> Response<Full<Bytes>> {
+    async fn pass(&self, req: &Request<Incoming>, target: &str) -> Reply {
         let mut forward = self
             .client
             .request(req.method().clone(), format!("{}{target}", self.backend));

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::certs;
 use super::daemon::Daemon;
+use super::token::{TokenService, ISSUER, SERVICE};
 
 const BINARY: &str = "docker-registry";
 
@@ -24,6 +25,9 @@ pub enum Variant {
     Htpasswd { user: String, pass: String },
     /// https with a certificate from a CA generated for this registry.
     Tls,
+    /// Plain http with bearer-token auth from a [`TokenService`] (its realm
+    /// and root bundle).
+    Token { realm: String, root_bundle: PathBuf },
 }
 
 /// A running registry. Killed when dropped.
@@ -66,6 +70,15 @@ impl Registry {
         Registry::start_with(variant, true)
     }
 
+    /// A registry whose pulls and pushes need a token from `tokens`, with
+    /// the access log on.
+    pub fn start_with_tokens(tokens: &TokenService) -> Registry {
+        Registry::start_logged(Variant::Token {
+            realm: tokens.realm.clone(),
+            root_bundle: tokens.root_bundle.clone(),
+        })
+    }
+
     fn start_with(variant: Variant, access_log: bool) -> Registry {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
@@ -87,6 +100,13 @@ impl Registry {
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: imagegate-test\n    path: {}\n",
                     file.display()
+                ));
+            }
+            Variant::Token { realm, root_bundle } => {
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {realm}\n    service: {SERVICE}\n    \
+                     issuer: {ISSUER}\n    rootcertbundle: {}\n",
+                    root_bundle.display()
                 ));
             }
             Variant::Tls => {
@@ -224,7 +244,7 @@ impl Registry {
     pub fn auth(&self) -> RegistryAuth {
         match &self.variant {
             Variant::Htpasswd { user, pass } => RegistryAuth::Basic(user.clone(), pass.clone()),
-            Variant::Plain | Variant::Tls => RegistryAuth::Anonymous,
+            Variant::Plain | Variant::Tls | Variant::Token { .. } => RegistryAuth::Anonymous,
         }
     }
 
