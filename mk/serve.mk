@@ -36,8 +36,10 @@ playground-gallery:
 	IMAGEGATE_BLESS=1 $(CARGO) test --locked -p imagegate --test playground_gallery
 
 # LOAD_SECONDS per client count (default 10), LOAD_CLIENTS (default "8 32"),
-# LOAD_VERIFY_SECONDS per verification case (default 5). The verification
-# benchmark runs the release server as its own process (IMAGEGATE_BIN).
+# LOAD_VERIFY_SECONDS per verification case (default 5), LOAD_LINK_DELAY_MS
+# (default 5: each direction's delay of the link to the registry in the
+# linked phase). The verification benchmark runs the release server as its
+# own process (IMAGEGATE_BIN).
 load: policy.wasm
 	$(CARGO) build --locked --release -p imagegate
 	IMAGEGATE_BIN=$(TARGET_DIR)/release/imagegate IMAGEGATE_POLICY=$(CURDIR)/policy.wasm $(CARGO) test --locked -p imagegate --test serve_load -- --ignored --nocapture --test-threads 1

@@ -14,7 +14,9 @@
 //! a cosign key, keyless (fake Fulcio/Rekor) and in Notary (notary-server),
 //! through an `imagegate serve` *process* (`$IMAGEGATE_BIN`, the release
 //! build under `make load`): uncached (`--disable-cache`) with 1 and 8
-//! clients, then cached, then answered from the shared Redis cache by fresh
+//! clients, then the cosign-key and keyless cases again with the registry
+//! behind a link that delays each direction by `LOAD_LINK_DELAY_MS` (default
+//! 5), then cached, then answered from the shared Redis cache by fresh
 //! replicas (one pass over every image). It prints p50, p99 and throughput
 //! per case and the 8-client/1-client ratio; the targets
 //! (cosign-key p50 <= 3 ms, ratio >= 4) are reported, not asserted: a
@@ -445,7 +447,32 @@ async fn signed_lab() -> SignedLab {
 impl SignedLab {
     /// `imagegate serve` over HTTPS for these images, plus `extra` flags.
     fn serve(&self, tls: &Tls, name: &str, extra: &[&str]) -> serve_lab::Process {
-        let settings = self.settings.display().to_string();
+        self.serve_at(tls, name, &self.registry.addr, &self.settings, extra)
+    }
+
+    /// [`SignedLab::serve`] with the registry reached at `link` (a
+    /// [`DelayedLink`](support::link::DelayedLink) in front of it).
+    fn serve_via(&self, tls: &Tls, name: &str, link: &str, extra: &[&str]) -> serve_lab::Process {
+        let settings = std::fs::read_to_string(&self.settings).unwrap();
+        let linked = self.dir.path().join(format!("settings-{name}.json"));
+        std::fs::write(&linked, self.via(&settings, link)).unwrap();
+        self.serve_at(tls, name, link, &linked, extra)
+    }
+
+    /// `text` with the registry's address (before a `/`) replaced by `link`.
+    fn via(&self, text: &str, link: &str) -> String {
+        text.replace(&format!("{}/", self.registry.addr), &format!("{link}/"))
+    }
+
+    fn serve_at(
+        &self,
+        tls: &Tls,
+        name: &str,
+        registry: &str,
+        settings: &std::path::Path,
+        extra: &[&str],
+    ) -> serve_lab::Process {
+        let settings = settings.display().to_string();
         let trust = self.trust_config.display().to_string();
         let notary_dir = self.dir.path().join(format!("notary-{name}"));
         let notary_dir = notary_dir.display().to_string();
@@ -453,7 +480,7 @@ impl SignedLab {
             "-s",
             &settings,
             "--insecure-registry",
-            &self.registry.addr,
+            registry,
             "--sigstore-trust-config",
             &trust,
             "--notary-cache-dir",
@@ -512,10 +539,18 @@ impl SignedLab {
     }
 
     fn mix(&self, case: &str) -> Mix {
+        self.mix_via(case, &self.registry.addr)
+    }
+
+    /// [`SignedLab::mix`] with the images named at `link`.
+    fn mix_via(&self, case: &str, link: &str) -> Mix {
         let images = &self.cases.iter().find(|(c, _)| *c == case).unwrap().1;
         images
             .iter()
-            .map(|image| ("/validate", pod_review("v", &[image], json!({})), true))
+            .map(|image| {
+                let image = self.via(image, link);
+                ("/validate", pod_review("v", &[&image], json!({})), true)
+            })
             .collect()
     }
 }
@@ -670,6 +705,23 @@ async fn verification_latency_and_scaling_uncached_cached_and_shared() {
         );
     }
     drop(server);
+
+    // The same checks over a link with a delay each way (a registry a few
+    // milliseconds away, as in a cluster): round trips rather than the lab's
+    // CPU set the pace, so 8 clients show what checking concurrently is
+    // worth. Notary is left out: its names carry the registry's address.
+    let delay_ms: u64 = env_or("LOAD_LINK_DELAY_MS", "5").parse().unwrap();
+    let link =
+        support::link::DelayedLink::start(&lab.registry.addr, Duration::from_millis(delay_ms));
+    let server = lab.serve_via(&tls, "linked", &link.addr, &["--disable-cache"]);
+    let processes = lab.processes(&server);
+    for case in ["cosign-key", "keyless"] {
+        let phase = format!("uncached {case}, registry {delay_ms} ms away each way");
+        let mix = lab.mix_via(case, &link.addr);
+        errors.extend(scaling(&server.url, &tls, &phase, &mix, seconds, &processes).await);
+    }
+    drop(server);
+    drop(link);
 
     let server = lab.serve(&tls, "cached", &[]);
     let all: Mix = lab.cases.iter().flat_map(|(c, _)| lab.mix(c)).collect();

@@ -1,7 +1,8 @@
 //! Test lab shared by the e2e tests: a real `docker-registry` on 127.0.0.1
 //! (plain, htpasswd, TLS with a generated CA), deterministic images and
 //! cosign-format signatures, all built in Rust (no Python, no files outside
-//! temp dirs), the referrers API in front of the registry, Notation signatures as
+//! temp dirs), the referrers API in front of the registry, a token service
+//! for a registry's bearer auth, a link with a delay, Notation signatures as
 //! OCI referrers, a Notary v1 lab (notary-server, notary-signer, the notary
 //! CLI), and a redis-server for the shared cache. Each test file uses what it
 //! needs.
@@ -12,6 +13,7 @@ pub mod cosign;
 pub mod daemon;
 pub mod http;
 pub mod image;
+pub mod link;
 pub mod notary;
 pub mod notation;
 pub mod redis;
