@@ -1,5 +1,6 @@
 //! A small HTTP/1.1 server on 127.0.0.1 for the lab's own services (the
-//! referrers front, the token service): its own thread and runtime, so a
+//! referrers front, the token service; [`Server::accept`] for any TCP
+//! service, the delayed link): its own thread and runtime, so a
 //! test of any flavour can hold one, stopped when dropped.
 
 use bytes::Bytes;
@@ -11,6 +12,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 /// What a handler answers.
@@ -31,10 +33,31 @@ impl Server {
         H: Fn(Request<Incoming>) -> F + Send + Sync + 'static,
         F: Future<Output = Reply> + Send + 'static,
     {
+        let handler = Arc::new(handler);
+        Server::accept(move |stream| {
+            let handler = handler.clone();
+            async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let answer = handler(req);
+                    async move { Ok::<_, Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            }
+        })
+    }
+
+    /// Hands every connection to `connection` (as a task), whatever it
+    /// speaks, on an ephemeral port.
+    pub fn accept<C, F>(connection: C) -> Server
+    where
+        C: Fn(TcpStream) -> F + Send + 'static,
+        F: Future<Output = ()> + Send + 'static,
+    {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("local addr").to_string();
-        let handler = Arc::new(handler);
         let (stop, mut stopped) = oneshot::channel();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -44,23 +67,12 @@ impl Server {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 loop {
-                    let stream = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
+                    tokio::select! {
+                        accepted = listener.accept() => if let Ok((stream, _)) = accepted {
+                            tokio::spawn(connection(stream));
                         },
                         _ = &mut stopped => return,
-                    };
-                    let handler = handler.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let answer = handler(req);
-                            async move { Ok::<_, Infallible>(answer.await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                    }
                 }
             });
         });

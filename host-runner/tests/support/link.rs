@@ -5,76 +5,44 @@
 //! written `delay` later, in order, so a round trip costs twice the delay
 //! and concurrent connections overlap as they would over a real network.
 
-use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
+
+use super::http::Server;
 use tokio::time::Instant;
 
 /// A running link. Stopped (with its connections) when dropped.
 pub struct DelayedLink {
     /// `127.0.0.1:<port>`: where to connect instead of the server.
     pub addr: String,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 impl DelayedLink {
     /// Forwards every connection to `upstream`, each direction `delay` late.
     pub fn start(upstream: &str, delay: Duration) -> DelayedLink {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let addr = listener.local_addr().expect("local addr").to_string();
         let upstream = upstream.to_string();
-        let (stop, mut stopped) = oneshot::channel();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
-                loop {
-                    let client = tokio::select! {
-                        accepted = listener.accept() => match accepted {
-                            Ok((client, _)) => client,
-                            Err(_) => continue,
-                        },
-                        _ = &mut stopped => return,
-                    };
-                    let upstream = upstream.clone();
-                    tokio::spawn(async move {
-                        let Ok(server) = TcpStream::connect(&upstream).await else {
-                            return;
-                        };
-                        let _ = (client.set_nodelay(true), server.set_nodelay(true));
-                        let (client_read, client_write) = client.into_split();
-                        let (server_read, server_write) = server.into_split();
-                        tokio::join!(
-                            carry(client_read, server_write, delay),
-                            carry(server_read, client_write, delay)
-                        );
-                    });
-                }
-            });
+        let server = Server::accept(move |client| {
+            let upstream = upstream.clone();
+            async move {
+                let Ok(server) = TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = (client.set_nodelay(true), server.set_nodelay(true));
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::join!(
+                    carry(client_read, server_write, delay),
+                    carry(server_read, client_write, delay)
+                );
+            }
         });
         DelayedLink {
-            addr,
-            stop: Some(stop),
-            thread: Some(thread),
-        }
-    }
-}
-
-impl Drop for DelayedLink {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            addr: server.addr.clone(),
+            _server: server,
         }
     }
 }
