@@ -11,14 +11,13 @@
 //! * Every error names the image and the cause (authentication, TLS, refused
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
-//! * Signatures of a key or certificate check are read by the host's own
-//!   reader ([`sig_layers`]: 4 registry requests for a tag, 3 for a digest,
-//!   one less once the registry is known to lack the referrers API;
-//!   `imagegate/v1/check_signature` hands over the `.sig` manifest its search
-//!   fetched, [`SigManifest`], so only the layers are read);
-//!   keyless checks, and images the referrers API lists anything for, go
-//!   through sigstore's cosign client, which alone can check certificates
-//!   against its Fulcio pool and read v0.3 bundles into layers.
+//! * Signatures are read by the host's own reader ([`sig_layers`]: 4
+//!   registry requests for a tag, 3 for a digest, one less once the registry
+//!   is known to lack the referrers API; `imagegate/v1/check_signature` hands
+//!   over the `.sig` manifest its search fetched, [`SigManifest`], so only
+//!   the layers are read), keyless certificates chained by the host; images
+//!   the referrers API lists anything for go through sigstore's cosign
+//!   client, which reads v0.3 bundles into layers.
 //!
 //! No caching here: the dispatcher caches successful answers.
 
@@ -42,9 +41,8 @@ use sigstore::trust::ManualTrustRoot;
 use super::sigstore::TrustRoot;
 use discovery::Discovery;
 use distribution::{Distribution, Manifest, Repo};
-use sig_layers::Fetched;
-use sigstore::crypto::CosignVerificationKey;
-use std::collections::{BTreeMap, HashMap};
+use sig_layers::{Fetched, Layers, Trust};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
@@ -69,7 +67,8 @@ pub struct Oci {
     /// connection pool, authentication learnt once per repository and kept
     /// until the token expires.
     dist: Distribution,
-    rekor_keys: BTreeMap<String, CosignVerificationKey>,
+    /// What [`sig_layers`] checks layers against.
+    trust: Trust,
     /// One client set per credential: oci-client stores the first credential
     /// it sees for a registry and keeps it, so images of one registry with
     /// different credentials need different clients.
@@ -98,12 +97,12 @@ impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
         let access = RegistryAccess::new(&config.registry)?;
-        let trust_root = TrustRoot::load(config.sigstore_trust_config.as_deref())?.manual();
+        let root = TrustRoot::load(config.sigstore_trust_config.as_deref())?;
         let oci = Oci {
             dist: Distribution::new(&access)?,
-            rekor_keys: sig_layers::rekor_keys(&trust_root.rekor_keys),
+            trust_root: root.manual(),
+            trust: Trust::new(root),
             access,
-            trust_root,
             clients: Mutex::new(HashMap::new()),
         };
         // Build the anonymous clients now so TLS / trust-root problems show at start-up.
@@ -244,23 +243,22 @@ impl Oci {
             dist: &self.dist,
             repo: &repo,
         };
-        let fetched = if requirements.iter().any(verify::Requirement::needs_fulcio) {
-            Fetched::Referrers
-        } else {
-            sig_layers::fetch(&discovery, &digest, &self.rekor_keys)
-                .await
-                .map_err(|e| format!("Cannot fetch signatures of {} ({digest}): {e}", image.name))?
-        };
+        let fetched = sig_layers::fetch(&discovery, &digest, &self.trust)
+            .await
+            .map_err(|e| format!("Cannot fetch signatures of {} ({digest}): {e}", image.name))?;
         let layers = match fetched {
             Fetched::Layers(layers) => layers,
-            Fetched::Referrers => self.sigstore_layers(&repo, &image, &digest).await?,
+            Fetched::Referrers => Layers {
+                layers: self.sigstore_layers(&repo, &image, &digest).await?,
+                ignored: Vec::new(),
+            },
         };
         judge(&requirements, &image, &digest, &layers)
     }
 
     /// The trusted signature layers of `image` at `digest` as sigstore's
-    /// cosign client reads them (`.sig` and referrers, certificates chained
-    /// to its Fulcio pool), with a pooled client.
+    /// cosign client reads them (`.sig` and referrers' v0.3 bundles,
+    /// certificates chained to its Fulcio pool), with a pooled client.
     async fn sigstore_layers(
         &self,
         repo: &Repo,
@@ -307,8 +305,7 @@ impl Oci {
             discovery,
             digest,
             manifest,
-            own: OnceCell::new(),
-            sigstore: OnceCell::new(),
+            layers: OnceCell::new(),
         }
     }
 }
@@ -322,10 +319,8 @@ pub(crate) struct SigManifest<'a> {
     discovery: &'a Discovery<'a>,
     digest: &'a str,
     manifest: &'a Manifest,
-    /// Read by [`sig_layers`] (keys, certificates).
-    own: OnceCell<Result<Vec<SignatureLayer>, String>>,
-    /// Read by sigstore's client (identities that need its Fulcio pool).
-    sigstore: OnceCell<Result<Vec<SignatureLayer>, String>>,
+    /// Read by [`sig_layers`] at the first identity.
+    layers: OnceCell<Result<Layers, String>>,
 }
 
 impl SigManifest<'_> {
@@ -337,22 +332,16 @@ impl SigManifest<'_> {
         let requirements = verify::requirements(req).map_err(Failure::definite)?;
         let image = Image::parse(req.image())?;
         let (oci, digest) = (self.oci, self.digest);
-        let layers = if requirements.iter().any(verify::Requirement::needs_fulcio) {
-            let repo = self.discovery.repo;
-            self.sigstore
-                .get_or_init(|| oci.sigstore_layers(repo, &image, digest))
-                .await
-        } else {
-            self.own
-                .get_or_init(|| async {
-                    sig_layers::read(self.discovery, self.manifest, digest, &oci.rekor_keys)
-                        .await
-                        .map_err(|e| {
-                            format!("Cannot fetch signatures of {} ({digest}): {e}", image.name)
-                        })
-                })
-                .await
-        };
+        let layers = self
+            .layers
+            .get_or_init(|| async {
+                sig_layers::read(self.discovery, self.manifest, digest, &oci.trust)
+                    .await
+                    .map_err(|e| {
+                        format!("Cannot fetch signatures of {} ({digest}): {e}", image.name)
+                    })
+            })
+            .await;
         match layers {
             Ok(layers) => judge(&requirements, &image, digest, layers),
             Err(e) => Err(Failure::from(e.clone())),
@@ -366,7 +355,7 @@ fn judge(
     requirements: &[verify::Requirement],
     image: &Image,
     digest: &str,
-    layers: &[SignatureLayer],
+    Layers { layers, ignored }: &Layers,
 ) -> Result<VerifyResponse, Failure> {
     if layers.is_empty() {
         return Err(Failure::definite(format!(
@@ -399,6 +388,9 @@ fn judge(
         message.push_str(
             "(no signature carries a Rekor bundle verified by the trust root's Rekor keys)\n",
         );
+    }
+    for why in ignored {
+        message.push_str(&format!("({why})\n"));
     }
     Err(Failure::definite(message.trim_end().to_string()))
 }

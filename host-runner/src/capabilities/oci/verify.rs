@@ -261,16 +261,8 @@ impl Requirement {
             })
     }
 
-    /// Whether this requirement can only be met by a layer with a Rekor bundle.
-    /// Keyless identities are read from certificates that sigstore chained
-    /// to its Fulcio pool: only layers built by sigstore's client carry them.
-    pub(crate) fn needs_fulcio(&self) -> bool {
-        matches!(
-            self.identity,
-            Identity::Keyless { .. } | Identity::GithubActions { .. }
-        )
-    }
-
+    /// Whether this requirement can only be met by a layer with a Rekor
+    /// bundle (a certificate check's `requireRekorBundle`).
     pub(crate) fn needs_rekor_bundle(&self) -> bool {
         self.description.get("requireRekorBundle") == Some(&YamlValue::Bool(true))
     }

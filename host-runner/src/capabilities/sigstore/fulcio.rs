@@ -18,7 +18,7 @@ use x509_cert::Certificate;
 use crate::capabilities::oci::verify::{github_repository, GITHUB_ACTIONS_ISSUER};
 
 /// Fulcio's extension arc.
-const FULCIO_ARC: &str = "1.3.6.1.4.1.57264.1.";
+pub(crate) const FULCIO_ARC: &str = "1.3.6.1.4.1.57264.1.";
 /// The SAN otherName type Fulcio uses for usernames.
 const USERNAME_OID: &str = "1.3.6.1.4.1.57264.1.7";
 

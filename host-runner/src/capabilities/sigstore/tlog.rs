@@ -5,8 +5,9 @@
 //! * The body must describe this signature (sigstore-go's rules, not
 //!   sigstore-rs'): `dsse 0.0.1` (payload hash, the signature, the signer's
 //!   certificate or key), `intoto 0.0.2` (payload hash, the signature
-//!   base64-encoded twice, the signer), `hashedrekord 0.0.2` (Rekor v2: the
-//!   digest of the PAE, the signature, the signer). The `envelopeHash` of
+//!   base64-encoded twice, the signer), `hashedrekord 0.0.1` (cosign's `.sig`
+//!   layers: the payload hash, the signature, the signer), `hashedrekord
+//!   0.0.2` (Rekor v2: the digest of the PAE, the signature, the signer). The `envelopeHash` of
 //!   `dsse` bodies is not compared: it hashes the envelope JSON as the signing
 //!   client submitted it, which the bundle cannot reproduce (real cosign and
 //!   GitHub attestations would be rejected).
@@ -239,6 +240,11 @@ pub(crate) fn check_body(body: &[u8], signed: &Signed<'_>) -> Result<(String, St
             };
             signature_matches(one.get("sig"), signed, 2)?;
             verifier_matches(one.get("publicKey"), signed)?;
+        }
+        ("hashedrekord", "0.0.1") => {
+            payload_hash(&body, "/spec/data/hash", signed)?;
+            signature_matches(body.pointer("/spec/signature/content"), signed, 1)?;
+            verifier_matches(body.pointer("/spec/signature/publicKey/content"), signed)?;
         }
         ("hashedrekord", "0.0.2") => {
             let spec = body
