@@ -241,7 +241,9 @@ pub(crate) fn check_body(body: &[u8], signed: &Signed<'_>) -> Result<(String, St
             signature_matches(one.get("sig"), signed, 2)?;
             verifier_matches(one.get("publicKey"), signed)?;
         }
-        ("hashedrekord", "0.0.1") => {
+        // Rekor v1's entry of a signature over the payload itself (cosign's
+        // `.sig` layers), never of a DSSE envelope's, which signs the PAE.
+        ("hashedrekord", "0.0.1") if signed.pae == signed.payload => {
             payload_hash(&body, "/spec/data/hash", signed)?;
             signature_matches(body.pointer("/spec/signature/content"), signed, 1)?;
             verifier_matches(body.pointer("/spec/signature/publicKey/content"), signed)?;
