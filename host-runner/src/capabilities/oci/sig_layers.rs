@@ -4,7 +4,7 @@
 //! Why not sigstore's `trusted_signature_layers`: it goes through
 //! oci-client, which pings `/v2/` before every request to a registry that
 //! sends no challenge, HEADs a digest that is already pinned and reads the
-//! `.sig` manifest three times: 17-18 requests for one check where 4 do
+//! `.sig` manifest three times: 16 requests for one check where 4 do
 //! (resolve, the `.sig` manifest, its layer, the referrers API; 3 once the
 //! registry is known to lack that API), in 3 round trips (the API is asked
 //! alongside the `.sig` path).
