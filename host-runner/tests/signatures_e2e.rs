@@ -571,8 +571,9 @@ fn assert_requests(requests: &[String], expected: &[String], chains: &[&[&String
 }
 
 /// Discovery costs at most 3 round trips per image (the manifest, then the
-/// referrers and the legacy tag together, then a candidate's layer), and
-/// one request less once the registry is known to lack the referrers API
+/// referrers and the legacy tag together, then a candidate's layer, unless
+/// it is a cosign payload known from its digest), and one request less
+/// once the registry is known to lack the referrers API
 /// (Debian's registry has only the tag schema): counted in the registry's
 /// access log.
 #[test]
@@ -664,9 +665,20 @@ fn discovery_round_trips_are_counted() {
     );
     // A legacy `.sig` signature, checked for two identities (the first one
     // not the signer): the search's `.sig` manifest is handed to the check
-    // and its layer read once, not once per identity.
+    // and its layer read once, not once per identity. Its payload carries
+    // annotations, so its layer is not known from its digest.
     let legacy = lab.push("demo/legacy-counted");
-    lab.sign_legacy("demo/legacy-counted", &legacy, &release);
+    let annotated = SignOptions {
+        annotations: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+        ..SignOptions::default()
+    };
+    lab.rt.block_on(cosign::sign(
+        &lab.registry,
+        "demo/legacy-counted",
+        &legacy,
+        &release,
+        &annotated,
+    ));
     let (answer, requests) = measure_for(
         &lab.image("demo/legacy-counted"),
         vec![key(&CosignKey::generate()), key(&release)],
@@ -704,6 +716,21 @@ fn discovery_round_trips_are_counted() {
         ],
         &[&[&resolve, &referrers_tag], &[&resolve, &sig, &layer]],
         "3 round trips: the manifest, the two tags together, the .sig layer once",
+    );
+    // Without annotations the layer is cosign's payload for this digest,
+    // known from its digest: 2 round trips.
+    let plain = lab.push("demo/plain-counted");
+    lab.sign_legacy("demo/plain-counted", &plain, &release);
+    let (answer, requests) = measure(&lab.image("demo/plain-counted"), 3);
+    assert_eq!(answer.verified.len(), 1, "{answer:#?}");
+    let resolve = "GET /v2/demo/plain-counted/manifests/1.0".to_string();
+    let referrers_tag = format!("GET /v2/demo/plain-counted/manifests/{}", tag(&plain));
+    let sig = format!("GET /v2/demo/plain-counted/manifests/{}.sig", tag(&plain));
+    assert_requests(
+        &requests,
+        &[resolve.clone(), referrers_tag.clone(), sig.clone()],
+        &[&[&resolve, &referrers_tag], &[&resolve, &sig]],
+        "2 round trips: the manifest, the two tags together; no layer",
     );
     let by_digest = format!("{}/demo/uncounted@{unsigned}", lab.registry.addr);
     let (_, requests) = measure(&by_digest, 2);

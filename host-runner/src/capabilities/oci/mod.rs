@@ -11,11 +11,12 @@
 //! * Every error names the image and the cause (authentication, TLS, refused
 //!   connection), e.g. `Cannot fetch manifest of 127.0.0.1:5000/a:1: ...`.
 //!
-//! * Signatures are read by the host's own reader ([`sig_layers`]: 4
-//!   registry requests for a tag, 3 for a digest, one less once the registry
-//!   is known to lack the referrers API; `imagegate/v1/check_signature` hands
-//!   over the `.sig` manifest its search fetched, [`SigManifest`], so only
-//!   the layers are read), keyless certificates chained by the host; images
+//! * Signatures are read by the host's own reader ([`sig_layers`]: 3
+//!   registry requests for a tag, 2 for a digest, one less once the registry
+//!   is known to lack the referrers API, plus one per layer whose bytes are
+//!   not known from its digest; `imagegate/v1/check_signature` hands over the
+//!   `.sig` manifest its search fetched, [`SigManifest`], so only such layers
+//!   are read), keyless certificates chained by the host; images
 //!   the referrers API lists anything for go through sigstore's cosign
 //!   client, which reads v0.3 bundles into layers.
 //!

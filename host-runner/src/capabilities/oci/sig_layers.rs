@@ -4,10 +4,11 @@
 //! Why not sigstore's `trusted_signature_layers`: it goes through
 //! oci-client, which pings `/v2/` before every request to a registry that
 //! sends no challenge, HEADs a digest that is already pinned and reads the
-//! `.sig` manifest three times: 16 requests for one check where 4 do
-//! (resolve, the `.sig` manifest, its layer, the referrers API; 3 once the
-//! registry is known to lack that API), in 3 round trips (the API is asked
-//! alongside the `.sig` path).
+//! `.sig` manifest three times: 16 requests for one check where 3 do
+//! (resolve, the `.sig` manifest, the referrers API; 2 once the registry is
+//! known to lack that API), in 2 round trips (the API is asked alongside the
+//! `.sig` path); a layer is fetched only when its bytes are not known from
+//! its digest ([`known_payload`]: cosign's payload without annotations).
 //!
 //! A layer is accepted as sigstore's `SignatureLayer::new` accepts it (which
 //! sigstore does not export): simple-signing media type, digest checked,
@@ -29,6 +30,7 @@
 //! ([`Fetched::Referrers`]).
 
 use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
 
 use sigstore::cosign::bundle::{Bundle, SignedArtifactBundle};
@@ -38,8 +40,8 @@ use sigstore::cosign::signature_layers::{CertificateSignature, CertificateSubjec
 use sigstore::cosign::SignatureLayer;
 use sigstore::crypto::CosignVerificationKey;
 
-use super::discovery::{self, Api, Discovery};
-use super::distribution::Manifest;
+use super::discovery::{self, Api, Descriptor, Discovery};
+use super::distribution::{Manifest, Repo};
 use crate::capabilities::sigstore::fulcio::FULCIO_ARC;
 use crate::capabilities::sigstore::legacy::{BUNDLE_ANNOTATION, CERTIFICATE_ANNOTATION};
 use crate::capabilities::sigstore::tlog::{self, Signed, Verifier};
@@ -123,7 +125,10 @@ pub(crate) async fn read(
     let mut layers = Layers::default();
     if descriptors.iter().all(|d| d.media_type == SIMPLE_SIGNING) {
         for descriptor in &descriptors {
-            let bytes = discovery.layer(descriptor).await?;
+            let bytes = match known_payload(discovery.repo, digest, descriptor) {
+                Some(bytes) => bytes,
+                None => discovery.layer(descriptor).await?,
+            };
             let kept = layer(
                 bytes,
                 &descriptor.digest,
@@ -142,6 +147,36 @@ pub(crate) async fn read(
         }
     }
     Ok(layers)
+}
+
+/// A layer's bytes without fetching them, when they are what cosign writes
+/// for a signature without annotations: that payload is a function of the
+/// repository's name and the digest (Go's JSON of cosign's simple-signing
+/// struct, `optional: null`), and a layer is named by its digest, so bytes
+/// of that size and digest are the layer's, as a fetched blob would be
+/// after its digest check. Saves the last of a check's three round trips.
+/// The names tried are the repository as written and as connected to
+/// (`docker.io` is `index.docker.io`, as go-containerregistry writes it);
+/// anything else (annotations, another docker-reference, sha512) is fetched.
+fn known_payload(repo: &Repo, digest: &str, layer: &Descriptor) -> Option<Vec<u8>> {
+    let names = [repo.name(), format!("{}/{}", repo.host, repo.repository)];
+    names
+        .iter()
+        // JSON needs no escapes for these characters, so the bytes are Go's.
+        .filter(|name| {
+            name.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-:/".contains(&b))
+        })
+        .map(|name| {
+            format!(
+                r#"{{"critical":{{"identity":{{"docker-reference":"{name}"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+            )
+            .into_bytes()
+        })
+        .find(|bytes| {
+            bytes.len() as u64 == layer.size
+                && layer.digest == format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+        })
 }
 
 /// One layer (bytes already digest-checked), or `None` where sigstore would
@@ -290,7 +325,6 @@ fn verified_bundle(
 mod tests {
     use super::*;
     use crate::capabilities::sigstore::trust_root::{Log, Validity};
-    use sha2::Digest as _;
 
     const DIGEST: &str = "sha256:ae9ec4294fa57373460da70ceeddd75c1e092e852db99c9d544df036ce6f91b9";
 
@@ -336,6 +370,56 @@ mod tests {
             ctlogs: Vec::new(),
             timestamp_authorities: Vec::new(),
         })
+    }
+
+    /// Bytes cosign wrote without annotations are known without fetching;
+    /// anything else is fetched.
+    #[test]
+    fn a_payload_without_annotations_is_known_by_its_digest() {
+        let descriptor = |bytes: &[u8]| Descriptor {
+            media_type: SIMPLE_SIGNING.to_string(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
+            size: bytes.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+        };
+        let repo = |registry: &str, host: &str| Repo {
+            registry: registry.to_string(),
+            host: host.to_string(),
+            repository: "library/nginx".to_string(),
+            credential: None,
+        };
+        let hub = repo("docker.io", "index.docker.io");
+        // as cosign (go-containerregistry) names a Docker Hub repository
+        let cosign = br#"{"critical":{"identity":{"docker-reference":"index.docker.io/library/nginx"},"image":{"docker-manifest-digest":"sha256:ab"},"type":"cosign container image signature"},"optional":null}"#;
+        assert_eq!(
+            known_payload(&hub, "sha256:ab", &descriptor(cosign)).as_deref(),
+            Some(&cosign[..])
+        );
+        let written = payload("sha256:ab");
+        let local = repo("127.0.0.1:5000", "127.0.0.1:5000");
+        let local = Repo {
+            repository: "demo/app".to_string(),
+            ..local
+        };
+        assert_eq!(
+            known_payload(&local, "sha256:ab", &descriptor(&written)),
+            Some(written.clone())
+        );
+        // another digest, another repository, annotations: fetched
+        assert_eq!(
+            known_payload(&local, "sha256:cd", &descriptor(&written)),
+            None
+        );
+        assert_eq!(
+            known_payload(&hub, "sha256:ab", &descriptor(&written)),
+            None
+        );
+        let annotated = br#"{"critical":{"identity":{"docker-reference":"index.docker.io/library/nginx"},"image":{"docker-manifest-digest":"sha256:ab"},"type":"cosign container image signature"},"optional":{"creator":"OBS"}}"#;
+        assert_eq!(
+            known_payload(&hub, "sha256:ab", &descriptor(annotated)),
+            None
+        );
     }
 
     #[test]
@@ -443,7 +527,7 @@ mod tests {
             let body = serde_json::json!({
                 "apiVersion": "0.0.1", "kind": "hashedrekord",
                 "spec": {"data": {"hash": {"algorithm": "sha256",
-                                           "value": hex::encode(sha2::Sha256::digest(&payload))}},
+                                           "value": hex::encode(Sha256::digest(&payload))}},
                          "signature": {"content": signature,
                                        "publicKey": {"content": B64.encode(leaf.pem())}}}
             });
