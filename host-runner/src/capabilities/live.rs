@@ -17,7 +17,6 @@ use super::kubernetes::KubeContext;
 use super::notary::{Notary, NotaryConfig};
 use super::oci::{Oci, OciConfig};
 use super::signatures::Signatures;
-use super::sigstore::TrustRoot;
 use super::{crypto, Backend, Failure, Request};
 
 /// Configuration of the live backend (no derives beyond what the capability
@@ -69,9 +68,8 @@ impl Live {
             .transpose()
             .context("cannot set up the capability cache")?;
         let shared = cache.as_ref().and_then(CapabilityCache::shared);
-        let trust_root = TrustRoot::load(config.oci.sigstore_trust_config.as_deref())?;
         let oci = Oci::new(config.oci).context("cannot set up the OCI capabilities")?;
-        let signatures = Signatures::new(oci.access().clone(), trust_root)
+        let signatures = Signatures::new(oci.access().clone(), oci.trust_root())
             .context("cannot set up the signature capabilities")?;
         Ok(Live {
             oci,

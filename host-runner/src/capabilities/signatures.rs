@@ -31,6 +31,7 @@
 //! request, or a registry that answered no path at all (down, refusing the
 //! credentials).
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use imagegate_policy::wire::{
@@ -87,7 +88,7 @@ const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 pub struct Signatures {
     dist: Distribution,
     access: RegistryAccess,
-    root: TrustRoot,
+    root: Arc<TrustRoot>,
 }
 
 /// What is asked, with what it needs.
@@ -167,7 +168,7 @@ fn now() -> i64 {
 impl Signatures {
     /// With the registry access of every other registry call and the trust root
     /// (`--sigstore-trust-config`, else the embedded public-good one).
-    pub fn new(access: RegistryAccess, trust_root: TrustRoot) -> anyhow::Result<Signatures> {
+    pub fn new(access: RegistryAccess, trust_root: Arc<TrustRoot>) -> anyhow::Result<Signatures> {
         Ok(Signatures {
             dist: Distribution::new(&access)?,
             access,

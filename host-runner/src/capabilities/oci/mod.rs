@@ -98,7 +98,7 @@ impl Oci {
     /// Reads every file the configuration names; errors say which file and why.
     pub fn new(config: OciConfig) -> anyhow::Result<Oci> {
         let access = RegistryAccess::new(&config.registry)?;
-        let root = TrustRoot::load(config.sigstore_trust_config.as_deref())?;
+        let root = Arc::new(TrustRoot::load(config.sigstore_trust_config.as_deref())?);
         let oci = Oci {
             dist: Distribution::new(&access)?,
             trust_root: root.manual(),
@@ -138,6 +138,11 @@ impl Oci {
     /// How registries are reached (shared with the other registry readers).
     pub(crate) fn access(&self) -> &RegistryAccess {
         &self.access
+    }
+
+    /// The Sigstore trust root, loaded once (shared with the other readers).
+    pub(crate) fn trust_root(&self) -> Arc<TrustRoot> {
+        self.trust.root().clone()
     }
 
     /// Parses `image` and picks its credential and clients.

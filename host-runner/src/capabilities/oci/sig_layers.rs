@@ -32,6 +32,7 @@
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sigstore::cosign::bundle::{Bundle, SignedArtifactBundle};
 use sigstore::cosign::bundle_content::BundleContent;
@@ -73,20 +74,23 @@ pub(crate) struct Layers {
 /// parse are left out, as it does), and its Fulcio certificate authorities.
 pub(crate) struct Trust {
     rekor_keys: BTreeMap<String, CosignVerificationKey>,
-    root: TrustRoot,
+    root: Arc<TrustRoot>,
 }
 
 impl Trust {
-    pub(crate) fn new(root: TrustRoot) -> Trust {
+    pub(crate) fn new(root: Arc<TrustRoot>) -> Trust {
+        // The keys as the trust root parsed them when it was loaded.
         let rekor_keys = root
             .tlogs
             .iter()
-            .filter_map(|log| {
-                let key = CosignVerificationKey::try_from_der(&log.spki).ok()?;
-                Some((hex::encode(&log.id), key))
-            })
+            .filter_map(|log| Some((hex::encode(&log.id), log.key.as_ref().ok()?.clone())))
             .collect();
         Trust { rekor_keys, root }
+    }
+
+    /// The trust root itself, for the other readers of the host.
+    pub(crate) fn root(&self) -> &Arc<TrustRoot> {
+        &self.root
     }
 }
 
@@ -363,13 +367,13 @@ mod tests {
             })
             .into_iter()
             .collect();
-        Trust::new(TrustRoot {
+        Trust::new(Arc::new(TrustRoot {
             source: "the test root".to_string(),
             certificate_authorities: Vec::new(),
             tlogs,
             ctlogs: Vec::new(),
             timestamp_authorities: Vec::new(),
-        })
+        }))
     }
 
     /// Bytes cosign wrote without annotations are known without fetching;
