@@ -17,7 +17,7 @@ use imagegate::capabilities::{Backend, Request};
 use imagegate::registry::RegistryConfig;
 use imagegate_policy::wire::{
     AttestationVerifyRequest, ImageVerifyResponse, Platforms, SignatureVerifyRequest,
-    SignerIdentity,
+    SignerIdentity, SigstoreVerifyRequest,
 };
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -27,6 +27,7 @@ use support::image::{Format, Image};
 use support::referrers::ReferrersFront;
 use support::registry::{self, Registry, Variant};
 use support::sigstore::{FakeSigstore, Identity};
+use support::token::TokenService;
 
 const GITHUB: &str = "https://token.actions.githubusercontent.com";
 const SLSA: &str = "https://slsa.dev/provenance/v1";
@@ -738,6 +739,83 @@ fn discovery_round_trips_are_counted() {
     // The next count starts clean: no late request of the last one.
     let (_, requests) = measure(&by_digest, 2);
     assert_eq!(requests.len(), 2, "{requests:#?}");
+}
+
+/// One host, one authentication memory: `imagegate/v1/check_signature`
+/// and Kubewarden's `oci/v2/verify` read a token registry with the same
+/// reader, so the second capability reuses the token the first one
+/// fetched (they once had a reader each, and a token each).
+#[test]
+fn both_signature_capabilities_share_one_token() {
+    if !registry::available() {
+        return;
+    }
+    let tokens = TokenService::start();
+    let registry = Registry::start_with_tokens(&tokens);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let release = CosignKey::generate();
+    let mut images = Vec::new();
+    for tag in ["a", "b"] {
+        let digest = rt.block_on(async {
+            let digest = Image::single(&format!("shared-{tag}"), Format::Oci)
+                .push(&registry, "demo/shared", tag)
+                .await;
+            cosign::sign(
+                &registry,
+                "demo/shared",
+                &digest,
+                &release,
+                &SignOptions::default(),
+            )
+            .await;
+            digest
+        });
+        images.push((registry.image("demo/shared", tag), digest));
+    }
+    let pushed = tokens.scopes().len();
+    let live = Live::new(LiveConfig {
+        oci: OciConfig {
+            registry: RegistryConfig {
+                insecure_registries: vec![registry.addr.clone()],
+                ..RegistryConfig::default()
+            },
+            ..OciConfig::default()
+        },
+        cache: None,
+        ..LiveConfig::default()
+    })
+    .expect("live backend");
+
+    let answer = signature(
+        &live,
+        &images[0].0,
+        vec![key(&release)],
+        &[],
+        Platforms::Index,
+    );
+    assert_eq!(answer.verified.len(), 1, "{answer:#?}");
+    assert_eq!(
+        tokens.scopes()[pushed..],
+        ["repository:demo/shared:pull"],
+        "check_signature fetched the repository's token"
+    );
+    let verify = Request::Sigstore(SigstoreVerifyRequest::SigstorePubKeyVerify {
+        image: images[1].0.clone(),
+        pub_keys: vec![release.public_pem()],
+        annotations: None,
+    });
+    let answer: serde_json::Value =
+        serde_json::from_slice(&live.answer(&verify, None).expect("an answer")).unwrap();
+    assert_eq!(
+        answer,
+        json!({"is_trusted": true, "digest": images[1].1}),
+        "oci/v2/verify"
+    );
+    assert_eq!(
+        tokens.scopes()[pushed..],
+        ["repository:demo/shared:pull"],
+        "oci/v2/verify reused the token"
+    );
 }
 
 /// On a registry with the referrers API (the lab's front over the same

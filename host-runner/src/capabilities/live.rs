@@ -69,8 +69,7 @@ impl Live {
             .context("cannot set up the capability cache")?;
         let shared = cache.as_ref().and_then(CapabilityCache::shared);
         let oci = Oci::new(config.oci).context("cannot set up the OCI capabilities")?;
-        let signatures = Signatures::new(oci.access().clone(), oci.trust_root())
-            .context("cannot set up the signature capabilities")?;
+        let signatures = Signatures::new(&oci);
         Ok(Live {
             oci,
             signatures,

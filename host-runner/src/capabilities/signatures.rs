@@ -86,7 +86,9 @@ const PREDICATE_ANNOTATION: &str = "dev.sigstore.bundle.predicateType";
 
 /// The answering side of both capabilities.
 pub struct Signatures {
-    dist: Distribution,
+    /// The `oci/*` capabilities' reader: one connection pool and one
+    /// authentication memory per host, whichever capability asks.
+    dist: Arc<Distribution>,
     access: RegistryAccess,
     root: Arc<TrustRoot>,
 }
@@ -166,14 +168,14 @@ fn now() -> i64 {
 }
 
 impl Signatures {
-    /// With the registry access of every other registry call and the trust root
-    /// (`--sigstore-trust-config`, else the embedded public-good one).
-    pub fn new(access: RegistryAccess, trust_root: Arc<TrustRoot>) -> anyhow::Result<Signatures> {
-        Ok(Signatures {
-            dist: Distribution::new(&access)?,
-            access,
-            root: trust_root,
-        })
+    /// Reads registries as `oci` does, with its reader, registry access and
+    /// trust root (`--sigstore-trust-config`, else the embedded public-good one).
+    pub fn new(oci: &Oci) -> Signatures {
+        Signatures {
+            dist: oci.reader(),
+            access: oci.access().clone(),
+            root: oci.trust_root(),
+        }
     }
 
     /// `imagegate/v1/check_signature`.

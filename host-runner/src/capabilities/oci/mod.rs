@@ -66,8 +66,8 @@ pub struct Oci {
     trust_root: ManualTrustRoot<'static>,
     /// Reads cosign signatures without oci-client's per-request pings: one
     /// connection pool, authentication learnt once per repository and kept
-    /// until the token expires.
-    dist: Distribution,
+    /// until the token expires. Shared with [`Signatures`](super::signatures::Signatures).
+    dist: Arc<Distribution>,
     /// What [`sig_layers`] checks layers against.
     trust: Trust,
     /// One client set per credential: oci-client stores the first credential
@@ -100,7 +100,7 @@ impl Oci {
         let access = RegistryAccess::new(&config.registry)?;
         let root = Arc::new(TrustRoot::load(config.sigstore_trust_config.as_deref())?);
         let oci = Oci {
-            dist: Distribution::new(&access)?,
+            dist: Arc::new(Distribution::new(&access)?),
             trust_root: root.manual(),
             trust: Trust::new(root),
             access,
@@ -138,6 +138,12 @@ impl Oci {
     /// How registries are reached (shared with the other registry readers).
     pub(crate) fn access(&self) -> &RegistryAccess {
         &self.access
+    }
+
+    /// The registry reader (shared with the other readers, so a host learns
+    /// a registry's authentication once).
+    pub(crate) fn reader(&self) -> Arc<Distribution> {
+        self.dist.clone()
     }
 
     /// The Sigstore trust root, loaded once (shared with the other readers).
