@@ -124,6 +124,7 @@ async fn admission_reviews_readiness_and_metrics() {
         "imagegate_request_duration_seconds_count{endpoint=\"validate\"} 5",
         "imagegate_request_duration_seconds_bucket{endpoint=\"validate\",le=\"+Inf\"} 5",
         "imagegate_capability_calls_total{capability=\"imagegate/v1/check_signature\",result=\"error\"} 1",
+        "imagegate_capability_duration_seconds_count{capability=\"imagegate/v1/check_signature\"} 1",
         "imagegate_capability_cache_hits_total 0",
         // The tag's digest could not be resolved: no verification ran.
         "imagegate_digest_cache_misses_total 1",

@@ -18,7 +18,10 @@
 //! behind a link that delays each direction by `LOAD_LINK_DELAY_MS` (default
 //! 5), then cached, then answered from the shared Redis cache by fresh
 //! replicas (one pass over every image). It prints p50, p99 and throughput
-//! per case and the 8-client/1-client ratio; the targets
+//! per case, the 8-client/1-client ratio, how much of serve's time went to
+//! answering capability calls (from its `/metrics`), and for the cosign
+//! cases the registry floor: the check's registry requests from a bare
+//! client, what a check costs before imagegate does anything. The targets
 //! (cosign-key p50 <= 3 ms, ratio >= 4) are reported, not asserted: a
 //! benchmark, not a timed test. Every answer must still be correct.
 //!
@@ -645,6 +648,69 @@ impl Processes {
     }
 }
 
+/// The registry's own floor for one check: the requests a warm cosign
+/// check sends (tests/signatures_e2e.rs counts them), in its order, from a
+/// bare keep-alive HTTP client, one image after another for `seconds`:
+/// the tag's manifest, then the `.sig` tag and the referrers tag together.
+/// Its p50 is what a check costs before imagegate does anything.
+async fn registry_floor(registry: &str, images: &[String], seconds: Duration) -> Duration {
+    const ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, \
+        application/vnd.oci.image.index.v1+json, \
+        application/vnd.docker.distribution.manifest.v2+json, \
+        application/vnd.docker.distribution.manifest.list.v2+json";
+    let client = reqwest::Client::new();
+    let get = |path: String| {
+        let request = client
+            .get(format!("http://{registry}/v2/{path}"))
+            .header("accept", ACCEPT)
+            .send();
+        async move {
+            let response = request.await.expect("registry answers");
+            let digest = response
+                .headers()
+                .get("docker-content-digest")
+                .map(|d| d.to_str().unwrap().replace(':', "-"));
+            response.bytes().await.expect("registry body");
+            digest
+        }
+    };
+    let until = Instant::now() + seconds;
+    let mut latencies = Vec::new();
+    for image in images.iter().cycle() {
+        if Instant::now() >= until {
+            break;
+        }
+        let name = image.strip_prefix(&format!("{registry}/")).unwrap();
+        let (repo, tag) = name.rsplit_once(':').unwrap();
+        let started = Instant::now();
+        let digest = get(format!("{repo}/manifests/{tag}")).await.unwrap();
+        tokio::join!(
+            get(format!("{repo}/manifests/{digest}.sig")),
+            get(format!("{repo}/manifests/{digest}"))
+        );
+        latencies.push(started.elapsed());
+    }
+    let stats = Stats::from_samples(&mut latencies).unwrap();
+    Duration::from_secs_f64(stats.p50_us / 1e6)
+}
+
+/// Seconds spent answering reviews and answering capability calls so far:
+/// the sums of serve's two duration histograms.
+async fn spent(base: &str, tls: &Tls) -> (f64, f64) {
+    let (_, metrics) = serve_lab::get(&tls.client(), format!("{base}/metrics")).await;
+    let sum = |family: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(&format!("{family}_sum{{")))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum()
+    };
+    (
+        sum("imagegate_request_duration_seconds"),
+        sum("imagegate_capability_duration_seconds"),
+    )
+}
+
 /// Drives `case` with 1 and 8 clients; prints both, their ratio and the CPU
 /// each process spent per request.
 async fn scaling(
@@ -660,12 +726,20 @@ async fn scaling(
     let mut throughput = Vec::new();
     for clients in [1, 8] {
         let before = processes.cpu();
+        let (reviews, capabilities) = spent(base, tls).await;
         let started = Instant::now();
         let mut run = drive_mix(base, tls, clients, seconds, mix, ok.clone()).await;
         let elapsed = started.elapsed();
         println!(
             "load: {phase}: {clients} clients: CPU per request: {}",
             processes.per_request(&before, run.latencies.len())
+        );
+        let (reviews_after, capabilities_after) = spent(base, tls).await;
+        let per = |seconds: f64| seconds * 1000.0 / run.latencies.len().max(1) as f64;
+        println!(
+            "load: {phase}: {clients} clients: mean time per review in serve {:.2} ms, of which answering capability calls {:.2} ms",
+            per(reviews_after - reviews),
+            per(capabilities_after - capabilities)
         );
         throughput.push(report(phase, clients, elapsed, &mut run));
         errors.extend(run.errors.into_iter().map(|e| format!("{phase}: {e}")));
@@ -703,6 +777,14 @@ async fn verification_latency_and_scaling_uncached_cached_and_shared() {
             )
             .await,
         );
+        if *case != "notary" {
+            let images = &lab.cases.iter().find(|(c, _)| c == case).unwrap().1;
+            let floor = registry_floor(&lab.registry.addr, images, seconds).await;
+            println!(
+                "load: {phase}: registry floor (the check's registry requests from a bare client, 1 client): p50 {:.2} ms",
+                floor.as_secs_f64() * 1000.0
+            );
+        }
     }
     drop(server);
 

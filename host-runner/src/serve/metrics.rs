@@ -139,6 +139,7 @@ pub struct Metrics {
     latency: Mutex<BTreeMap<Endpoint, Histogram>>,
     in_flight: AtomicI64,
     capability_calls: Mutex<BTreeMap<(&'static str, bool), u64>>,
+    capability_latency: Mutex<BTreeMap<&'static str, Histogram>>,
     reloads: Mutex<BTreeMap<bool, u64>>,
     settings_generation: AtomicU64,
     open_connections: AtomicI64,
@@ -199,9 +200,10 @@ impl Metrics {
             .observe(elapsed.as_secs_f64());
     }
 
-    /// One host-capability call by the guest. Paths outside the known
-    /// capability tree are counted as `other` (labels stay bounded).
-    pub fn capability_call(&self, namespace: &str, operation: &str, ok: bool) {
+    /// One host-capability call by the guest and how long the host took to
+    /// answer it. Paths outside the known capability tree are counted as
+    /// `other` (labels stay bounded).
+    pub fn capability_call(&self, namespace: &str, operation: &str, ok: bool, elapsed: Duration) {
         let path = format!("{namespace}/{operation}");
         let label = capability::ALL
             .iter()
@@ -209,6 +211,14 @@ impl Metrics {
             .copied()
             .unwrap_or("other");
         bump(&self.capability_calls, (label, ok));
+        let mut latency = self
+            .capability_latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        latency
+            .entry(label)
+            .or_default()
+            .observe(elapsed.as_secs_f64());
     }
 
     /// A settings file change was applied (`true`) or refused (`false`).
@@ -251,38 +261,12 @@ impl Metrics {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        header(
+        histograms(
             &mut out,
             "imagegate_request_duration_seconds",
-            "histogram",
             "Time from request to answer, waiting for a slot included.",
+            latency.iter().map(|(e, h)| (("endpoint", e.label()), h)),
         );
-        for (endpoint, h) in &latency {
-            let ep = endpoint.label();
-            let mut cumulative = 0;
-            for (bound, n) in BUCKETS.iter().zip(&h.counts) {
-                cumulative += n;
-                let _ = writeln!(
-                    out,
-                    "imagegate_request_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"{bound}\"}} {cumulative}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "imagegate_request_duration_seconds_bucket{{endpoint=\"{ep}\",le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "imagegate_request_duration_seconds_sum{{endpoint=\"{ep}\"}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "imagegate_request_duration_seconds_count{{endpoint=\"{ep}\"}} {}",
-                h.count
-            );
-        }
 
         header(
             &mut out,
@@ -314,6 +298,18 @@ impl Metrics {
                 "imagegate_capability_calls_total{{capability=\"{capability}\",result=\"{result}\"}} {n}"
             );
         }
+
+        let latency = self
+            .capability_latency
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        histograms(
+            &mut out,
+            "imagegate_capability_duration_seconds",
+            "Time the host took to answer the policy's capability calls (registry, Notary and Rekor round trips, signature checks), by capability.",
+            latency.iter().map(|(c, h)| (("capability", *c), h)),
+        );
 
         if let Some(cache) = cache {
             for (name, help, value) in cache.counters() {
@@ -402,6 +398,33 @@ impl Metrics {
     }
 }
 
+/// One histogram family: a series per `(label name, label value)`.
+fn histograms<'h>(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    series: impl Iterator<Item = ((&'static str, &'static str), &'h Histogram)>,
+) {
+    header(out, name, "histogram", help);
+    for ((label, value), h) in series {
+        let mut cumulative = 0;
+        for (bound, n) in BUCKETS.iter().zip(&h.counts) {
+            cumulative += n;
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{label}=\"{value}\",le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{label}=\"{value}\",le=\"+Inf\"}} {}",
+            h.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{label}=\"{value}\"}} {}", h.sum);
+        let _ = writeln!(out, "{name}_count{{{label}=\"{value}\"}} {}", h.count);
+    }
+}
+
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
@@ -450,10 +473,23 @@ mod tests {
     #[test]
     fn unknown_capabilities_share_one_label() {
         let m = Metrics::default();
-        m.capability_call("oci", "v2/verify", false);
-        m.capability_call("evil", "x\"}", true);
-        m.capability_call("other", "y", true);
+        let ms = Duration::from_millis;
+        m.capability_call("oci", "v2/verify", false, ms(3));
+        m.capability_call("evil", "x\"}", true, ms(1));
+        m.capability_call("other", "y", true, ms(20));
         let text = m.render(None);
+        assert!(text.contains(
+            "imagegate_capability_duration_seconds_bucket{capability=\"oci/v2/verify\",le=\"0.0025\"} 0"
+        ));
+        assert!(text.contains(
+            "imagegate_capability_duration_seconds_bucket{capability=\"oci/v2/verify\",le=\"0.005\"} 1"
+        ));
+        assert!(text.contains(
+            "imagegate_capability_duration_seconds_bucket{capability=\"other\",le=\"0.001\"} 1"
+        ));
+        assert!(
+            text.contains("imagegate_capability_duration_seconds_count{capability=\"other\"} 2")
+        );
         assert!(text.contains(
             "imagegate_capability_calls_total{capability=\"oci/v2/verify\",result=\"error\"} 1"
         ));

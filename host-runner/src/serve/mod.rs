@@ -112,7 +112,7 @@ impl Loaded {
     }
 }
 
-/// Counts the guest's capability calls, then lets [`Capabilities`] answer.
+/// Counts and times the guest's capability calls, then lets [`Capabilities`] answer.
 struct Metered {
     inner: Arc<Capabilities>,
     metrics: Arc<Metrics>,
@@ -120,10 +120,15 @@ struct Metered {
 
 impl HostCallbacks for Metered {
     fn host_call(&self, call: &HostCall<'_>) -> Result<Vec<u8>, String> {
+        let started = Instant::now();
         let result = self.inner.host_call(call);
         if call.namespace != "tracing" {
-            self.metrics
-                .capability_call(call.namespace, call.operation, result.is_ok());
+            self.metrics.capability_call(
+                call.namespace,
+                call.operation,
+                result.is_ok(),
+                started.elapsed(),
+            );
         }
         result
     }
