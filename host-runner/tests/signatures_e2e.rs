@@ -66,19 +66,10 @@ impl Lab {
 
     /// [`Lab::live`] for the registry at `addr` (the registry or a front).
     fn live_at(&self, addr: &str, fake_trust: bool) -> Live {
-        Live::new(LiveConfig {
-            oci: OciConfig {
-                registry: RegistryConfig {
-                    insecure_registries: vec![addr.to_string()],
-                    ..RegistryConfig::default()
-                },
-                sigstore_trust_config: fake_trust
-                    .then(|| self.sigstore.write_trust_config(self.dir.path())),
-            },
-            cache: None,
-            ..LiveConfig::default()
-        })
-        .expect("live backend")
+        live_for(
+            addr,
+            fake_trust.then(|| self.sigstore.write_trust_config(self.dir.path())),
+        )
     }
 
     /// Pushes `repo:1.0` (one platform): its digest.
@@ -110,6 +101,23 @@ impl Lab {
             timestamp,
         )
     }
+}
+
+/// The live backend, uncached, for the plain-http registry at `addr`, with
+/// `trust_config` (else the embedded public-good root).
+fn live_for(addr: &str, trust_config: Option<std::path::PathBuf>) -> Live {
+    Live::new(LiveConfig {
+        oci: OciConfig {
+            registry: RegistryConfig {
+                insecure_registries: vec![addr.to_string()],
+                ..RegistryConfig::default()
+            },
+            sigstore_trust_config: trust_config,
+        },
+        cache: None,
+        ..LiveConfig::default()
+    })
+    .expect("live backend")
 }
 
 fn answer(live: &Live, request: Request) -> Result<ImageVerifyResponse, String> {
@@ -773,18 +781,7 @@ fn both_signature_capabilities_share_one_token() {
         images.push((registry.image("demo/shared", tag), digest));
     }
     let pushed = tokens.scopes().len();
-    let live = Live::new(LiveConfig {
-        oci: OciConfig {
-            registry: RegistryConfig {
-                insecure_registries: vec![registry.addr.clone()],
-                ..RegistryConfig::default()
-            },
-            ..OciConfig::default()
-        },
-        cache: None,
-        ..LiveConfig::default()
-    })
-    .expect("live backend");
+    let live = live_for(&registry.addr, None);
 
     let answer = signature(
         &live,

@@ -170,6 +170,11 @@ fn bump<K: Ord>(map: &Mutex<BTreeMap<K, u64>>, key: K) {
     *m.entry(key).or_default() += 1;
 }
 
+fn record<K: Ord>(map: &Mutex<BTreeMap<K, Histogram>>, key: K, elapsed: Duration) {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    m.entry(key).or_default().observe(elapsed.as_secs_f64());
+}
+
 impl Metrics {
     pub fn in_flight(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
@@ -193,11 +198,7 @@ impl Metrics {
     /// One answered review and how long it took (queueing included).
     pub fn observe(&self, endpoint: Endpoint, outcome: Outcome, elapsed: Duration) {
         bump(&self.requests, (endpoint, outcome));
-        let mut latency = self.latency.lock().unwrap_or_else(|p| p.into_inner());
-        latency
-            .entry(endpoint)
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        record(&self.latency, endpoint, elapsed);
     }
 
     /// One host-capability call by the guest and how long the host took to
@@ -211,14 +212,7 @@ impl Metrics {
             .copied()
             .unwrap_or("other");
         bump(&self.capability_calls, (label, ok));
-        let mut latency = self
-            .capability_latency
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        latency
-            .entry(label)
-            .or_default()
-            .observe(elapsed.as_secs_f64());
+        record(&self.capability_latency, label, elapsed);
     }
 
     /// A settings file change was applied (`true`) or refused (`false`).
